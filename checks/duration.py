@@ -1,0 +1,60 @@
+"""Durations as people write them in YAML: `30s`, `5m`, `1h30m`, `7d`, `2w` (or whole seconds)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated
+
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h|d|w))+$"
+
+
+def parse_duration(value: object) -> timedelta:
+    """`"1h30m"` -> 5400 s. A bare number is seconds. Raises ValueError saying what was expected."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"expected a duration of zero or more, found {value}")
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        if text and re.fullmatch(PATTERN, text):
+            return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in _PART.findall(text)))
+    raise ValueError(f"expected a duration such as 30s, 5m, 1h30m or 7d, found {value!r}")
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest exact spelling: 5400 s -> `1h30m`, 0 -> `0s`."""
+    millis = round(value.total_seconds() * 1000)
+    if millis % 1000:
+        return f"{millis}ms"
+    seconds = millis // 1000
+    if seconds == 0:
+        return "0s"
+    out = ""
+    for unit in ("w", "d", "h", "m", "s"):
+        size = int(_UNITS[unit])
+        count, seconds = divmod(seconds, size)
+        if count:
+            out += f"{count}{unit}"
+    return out
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": PATTERN, "examples": ["30s", "5m", "1h", "7d"]},
+                {"type": "number", "minimum": 0, "description": "seconds"},
+            ]
+        }
+    ),
+]

@@ -1,0 +1,54 @@
+"""`evaluate(planned, observation, scheduled_at) -> CheckResult`: pure, no I/O, no clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from checks.kinds import coverage, freshness, null_rate, schema_drift
+from checks.kinds.base import error
+from checks.observation import Observation, OfflineObservation, OnlineObservation, ProbeFailure
+from checks.plan import PlannedCheck
+from checks.result import CheckResult, Threshold
+
+Online = Callable[[PlannedCheck, OnlineObservation, datetime], CheckResult]
+Offline = Callable[[PlannedCheck, OfflineObservation, datetime], CheckResult]
+
+_ONLINE: dict[str, Online] = {
+    "freshness": freshness.online,
+    "coverage": coverage.online,
+    "null_rate": null_rate.online,
+    "schema_drift": schema_drift.online,
+}
+_OFFLINE: dict[str, Offline] = {
+    "freshness": freshness.offline,
+    "null_rate": null_rate.offline,
+    "schema_drift": schema_drift.offline,
+}
+
+
+def threshold(planned: PlannedCheck) -> Threshold:
+    check = planned.check
+    if check.kind == "freshness":
+        return freshness.threshold(check)
+    if check.kind == "coverage":
+        return coverage.threshold(check)
+    if check.kind == "null_rate":
+        return null_rate.threshold(check)
+    return schema_drift.threshold(check)
+
+
+def evaluate(
+    planned: PlannedCheck, observation: Observation, scheduled_at: datetime
+) -> CheckResult:
+    """Hold one observation against one check. A probe failure is an `error` result."""
+    if scheduled_at.tzinfo is None:
+        raise ValueError("scheduled_at must be timezone-aware")
+    if isinstance(observation, ProbeFailure):
+        return error(planned, threshold(planned), observation.reason)
+    if isinstance(observation, OnlineObservation):
+        return _ONLINE[planned.kind](planned, observation, scheduled_at)
+    evaluate_offline = _OFFLINE.get(planned.kind)
+    if evaluate_offline is None:
+        return error(planned, threshold(planned), f"{planned.kind} cannot be measured offline")
+    return evaluate_offline(planned, observation, scheduled_at)

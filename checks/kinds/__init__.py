@@ -1,0 +1,1 @@
+"""One module per check kind: its threshold, and its evaluation over an observation."""

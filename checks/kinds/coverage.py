@@ -1,0 +1,70 @@
+"""Coverage: the fraction of sampled serving requests whose required features are all present,
+non-null and not older than their max age (DESIGN.md section 3)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from types import MappingProxyType
+
+from checks.kinds.base import build, error, narrow, sample_info
+from checks.model import CoverageCheck
+from checks.observation import EntityReading, FeatureState, OnlineObservation
+from checks.plan import PlannedCheck
+from checks.result import CheckResult, CoverageDetails, Threshold
+from checks.stats import wilson
+
+REASONS = ("missing_key", "undecodable", "absent", "null", "stale")
+
+
+def threshold(check: CoverageCheck) -> Threshold:
+    return Threshold("min", check.min, check.warn, "ratio")
+
+
+def online(planned: PlannedCheck, observation: OnlineObservation, at: datetime) -> CheckResult:
+    check = narrow(planned, CoverageCheck)
+    view = planned.view
+    limit = threshold(check)
+    if observation.asked == 0:
+        return error(
+            planned, limit, f"the {observation.population} population had no entities to sample"
+        )
+    required = check.features or tuple(view.features)
+    max_age = (check.max_age or view.ttl).total_seconds()
+    uncovered = dict.fromkeys(REASONS, 0)
+    for entity in observation.entities:
+        reason = _why_uncovered(entity, required, max_age, at)
+        if reason is not None:
+            uncovered[reason] += 1
+    covered = observation.asked - sum(uncovered.values())
+    details = CoverageDetails(
+        covered=covered,
+        sampled=observation.asked,
+        interval=wilson(covered, observation.asked),
+        max_age_seconds=max_age,
+        required=tuple(required),
+        uncovered=MappingProxyType(uncovered),
+        sample=sample_info(observation),
+    )
+    return build(
+        planned, limit, covered / observation.asked, details, sample_size=observation.asked
+    )
+
+
+def _why_uncovered(
+    entity: EntityReading, required: tuple[str, ...], max_age: float, at: datetime
+) -> str | None:
+    """The first reason, in the order of REASONS, that this request would not be served well."""
+    if not entity.present:
+        return "missing_key"
+    readings = [entity.reading(name) for name in required]
+    if any(r.state is FeatureState.UNDECODABLE for r in readings):
+        return "undecodable"
+    if any(r.state is FeatureState.ABSENT for r in readings):
+        return "absent"
+    if any(r.is_null for r in readings):
+        return "null"
+    for r in readings:
+        stamp = r.event_time or entity.event_time
+        if stamp is None or (at - stamp).total_seconds() > max_age:
+            return "stale"
+    return None

@@ -1,0 +1,72 @@
+"""Null rate of one feature: online over the sampled entities found, offline over the window."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from checks.kinds.base import build, error, narrow, sample_info
+from checks.model import NullRateCheck
+from checks.observation import (
+    FeatureState,
+    NullCount,
+    OfflineObservation,
+    OnlineObservation,
+    RowCount,
+)
+from checks.plan import PlannedCheck
+from checks.result import CheckResult, NullRateDetails, Threshold
+from checks.stats import wilson
+
+
+def threshold(check: NullRateCheck) -> Threshold:
+    return Threshold("max", check.max, check.warn, "ratio")
+
+
+def online(planned: PlannedCheck, observation: OnlineObservation, at: datetime) -> CheckResult:  # noqa: ARG001
+    """Null, NaN or empty values, and features never written for an entity that exists, over the
+    sampled entities the online store has."""
+    check = narrow(planned, NullRateCheck)
+    feature = planned.feature or planned.view.name
+    limit = threshold(check)
+    present = [e for e in observation.entities if e.present]
+    if not present:
+        return error(
+            planned,
+            limit,
+            f"none of the {observation.asked} sampled entities is in the online store",
+        )
+    readings = [e.reading(feature) for e in present]
+    absent = sum(1 for r in readings if r.state is FeatureState.ABSENT)
+    nulls = sum(1 for r in readings if r.is_null) - absent
+    rows = len(readings)
+    details = NullRateDetails(
+        nulls=nulls,
+        rows=rows,
+        interval=wilson(nulls + absent, rows),
+        absent=absent,
+        sample=sample_info(observation),
+    )
+    return build(planned, limit, (nulls + absent) / rows, details, sample_size=rows)
+
+
+def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime) -> CheckResult:  # noqa: ARG001
+    """Null count / row count over the rows whose event time is in the check's window."""
+    check = narrow(planned, NullRateCheck)
+    feature = planned.feature or planned.view.name
+    limit = threshold(check)
+    window = check.window or planned.view.ttl
+    count, nulls_metric = RowCount(window), NullCount(feature, window)
+    for metric in (count, nulls_metric):
+        if metric in observation.unavailable:
+            return error(planned, limit, observation.unavailable[metric])
+    rows, nulls = observation.values.get(count), observation.values.get(nulls_metric)
+    if not isinstance(rows, int) or not isinstance(nulls, int):
+        return error(planned, limit, f"no row or null count was measured for {feature}")
+    if rows == 0:
+        return error(
+            planned, limit, f"{observation.source} has no rows in the last {window} to measure"
+        )
+    details = NullRateDetails(
+        nulls=nulls, rows=rows, interval=None, window_seconds=window.total_seconds()
+    )
+    return build(planned, limit, nulls / rows, details, sample_size=rows)

@@ -1,0 +1,83 @@
+"""Schema drift: offline columns against the declared schema; online stored features against the
+declared ones (DESIGN.md section 3)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from checks.kinds.base import build, error, narrow
+from checks.model import SchemaDriftCheck, dtype_family
+from checks.observation import FeatureState, OfflineObservation, OnlineObservation
+from checks.plan import PlannedCheck
+from checks.result import CheckResult, Retyped, SchemaDriftDetails, Threshold
+
+
+def threshold(check: SchemaDriftCheck) -> Threshold:
+    return Threshold("max", check.max, check.warn, "count")
+
+
+def expected_columns(planned: PlannedCheck) -> dict[str, str | None]:
+    """Column -> expected type family (None: any type) of the view's offline source."""
+    view = planned.view
+    out: dict[str, str | None] = {
+        key: dtype_family(view.entity_types[key]) if key in view.entity_types else None
+        for key in view.join_keys
+    }
+    out[view.timestamp] = "timestamp"
+    if view.offline is not None and view.offline.ingested_at:
+        out[view.offline.ingested_at] = "timestamp"
+    out |= {name: dtype_family(dtype) for name, dtype in view.features.items()}
+    return out
+
+
+def _count(details: SchemaDriftDetails) -> int:
+    added = len(details.added) if details.counted_added else 0
+    return added + len(details.removed) + len(details.retyped)
+
+
+def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime) -> CheckResult:  # noqa: ARG001
+    check = narrow(planned, SchemaDriftCheck)
+    limit = threshold(check)
+    if not observation.columns:
+        return error(planned, limit, f"no columns could be read for {observation.source}")
+    expected = expected_columns(planned)
+    actual = {c.name: c for c in observation.columns}
+    details = SchemaDriftDetails(
+        added=tuple(sorted(set(actual) - set(expected))),
+        removed=tuple(sorted(set(expected) - set(actual))),
+        retyped=tuple(
+            Retyped(name, family, actual[name].native_type)
+            for name, family in sorted(expected.items())
+            if name in actual and family is not None and actual[name].family != family
+        ),
+        counted_added=not check.allow_added,
+    )
+    return build(planned, limit, float(_count(details)), details)
+
+
+def online(planned: PlannedCheck, observation: OnlineObservation, at: datetime) -> CheckResult:  # noqa: ARG001
+    """Stored features nothing declares (added), and declared features absent from every
+    sampled entity that exists (removed)."""
+    check = narrow(planned, SchemaDriftCheck)
+    limit = threshold(check)
+    present = [e for e in observation.entities if e.present]
+    if not present:
+        return error(
+            planned,
+            limit,
+            f"none of the {observation.asked} sampled entities is in the online store",
+        )
+    removed = tuple(
+        sorted(
+            name
+            for name in planned.view.features
+            if all(e.reading(name).state is FeatureState.ABSENT for e in present)
+        )
+    )
+    details = SchemaDriftDetails(
+        added=tuple(sorted(observation.undeclared_fields)),
+        removed=removed,
+        retyped=(),
+        counted_added=not check.allow_added,
+    )
+    return build(planned, limit, float(_count(details)), details, len(present))

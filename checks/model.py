@@ -1,0 +1,225 @@
+"""The check-file model: feature views and the checks on them (DESIGN.md section 4).
+
+Parsed once at the edge into frozen models that refuse unknown keys; check kinds are a
+discriminated union on `kind`. Rules that span fields (a check naming an undeclared feature)
+are found by `problems_of`, so that they too can be reported at their own line.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from checks.duration import Duration
+
+Severity = Literal["P1", "P2", "P3", "P4"]
+Target = Literal["online", "offline"]
+Dtype = Literal[
+    "int", "int32", "int64", "float", "float32", "float64", "double",
+    "string", "bool", "bytes", "timestamp",
+]  # fmt: skip
+Quantile = Literal["p50", "p90", "p99", "max"]
+Population = Literal["offline", "online"]
+
+# n = z^2 p (1 - p) / e^2 with z = 1.96 (95%), p = 0.03, e = 0.01: a 3% rate within +/-1 point.
+_Z95 = 1.959963984540054
+DEFAULT_SAMPLE = math.ceil(_Z95**2 * 0.03 * 0.97 / 0.01**2)
+
+
+def dtype_family(dtype: str) -> str:
+    """The family a declared dtype belongs to: schema drift compares families, not widths."""
+    if dtype.startswith("int"):
+        return "int"
+    if dtype.startswith("float") or dtype == "double":
+        return "float"
+    return dtype
+
+
+class Strict(BaseModel):
+    """Frozen, and unknown keys are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class OnlineSource(Strict):
+    """Where and how the online store is sampled for this view."""
+
+    store: str = Field(description="Name of an online store in config.yaml.")
+    sample: int = Field(
+        DEFAULT_SAMPLE,
+        ge=1,
+        le=1_000_000,
+        description="Entities sampled per run; the default keeps a 3% rate within +/-1 point at 95%.",
+    )
+    population: Population = Field(
+        "offline",
+        description="Where sampled entity ids come from: `offline` (ids seen in the offline source "
+        "within `lookback`) or `online` (random keys of the online store).",
+    )
+    lookback: Duration = Field(
+        timedelta(days=30), description="How far back `population: offline` looks for entity ids."
+    )
+    table: str | None = Field(
+        None, description="Online table name, when it is not the store's default for this view."
+    )
+
+
+class OfflineSource(Strict):
+    """The offline table (SQL) or Parquet path of this view."""
+
+    store: str = Field(description="Name of an offline store in config.yaml.")
+    table: str | None = Field(
+        None, description="Table name, optionally `schema.table` (sql stores)."
+    )
+    path: str | None = Field(
+        None, description="File, directory or glob below the store's root (parquet stores)."
+    )
+    ingested_at: str | None = Field(None, description="Column holding the ingestion time.")
+
+    @model_validator(mode="after")
+    def _one_location(self) -> OfflineSource:
+        if (self.table is None) == (self.path is None):
+            raise ValueError("expected exactly one of `table` (sql) or `path` (parquet)")
+        return self
+
+
+class CheckBase(Strict):
+    name: str | None = Field(
+        None, description="Unique check id; derived from view and kind if unset."
+    )
+    severity: Severity = "P3"
+    labels: dict[str, str] = Field(default_factory=dict)
+    target: Target | None = Field(None, description="Measure the online or the offline store.")
+
+
+class FreshnessCheck(CheckBase):
+    """Age of the values: online per sampled entity (a quantile), offline of the newest row."""
+
+    kind: Literal["freshness"]
+    quantile: Quantile = "p99"
+    warn: Duration | None = None
+    max: Duration | None = None
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> FreshnessCheck:
+        _ordered(self.warn, self.max, "max")
+        return self
+
+
+class CoverageCheck(CheckBase):
+    """Fraction of sampled serving requests whose required features are present, non-null, fresh."""
+
+    kind: Literal["coverage"]
+    warn: Annotated[float, Field(ge=0, le=1)] | None = None
+    min: Annotated[float, Field(ge=0, le=1)] | None = None
+    features: tuple[str, ...] | None = Field(None, description="Required features; default all.")
+    max_age: Duration | None = Field(None, description="Oldest acceptable value; default the TTL.")
+
+    @field_validator("target")
+    @classmethod
+    def _online_only(cls, value: Target | None) -> Target | None:
+        if value == "offline":
+            raise ValueError("expected target `online` (coverage is measured on the online store)")
+        return value
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> CoverageCheck:
+        _ordered(self.warn, self.min, "min")
+        return self
+
+
+class NullRateCheck(CheckBase):
+    """Fraction of sampled rows (online) or rows in the window (offline) whose value is null."""
+
+    kind: Literal["null_rate"]
+    feature: str | None = Field(None, description="One feature; every declared feature if unset.")
+    warn: Annotated[float, Field(ge=0, le=1)] | None = None
+    max: Annotated[float, Field(ge=0, le=1)] | None = None
+    window: Duration | None = Field(None, description="Offline rows considered; default the TTL.")
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> NullRateCheck:
+        _ordered(self.warn, self.max, "max")
+        return self
+
+
+class SchemaDriftCheck(CheckBase):
+    """Columns added, removed or retyped against the declared schema."""
+
+    kind: Literal["schema_drift"]
+    warn: Annotated[int, Field(ge=0)] | None = None
+    max: Annotated[int, Field(ge=0)] = 0
+    allow_added: bool = Field(False, description="Do not count columns that nothing declares.")
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> SchemaDriftCheck:
+        _ordered(self.warn, self.max, "max")
+        return self
+
+
+Check = Annotated[
+    FreshnessCheck | CoverageCheck | NullRateCheck | SchemaDriftCheck,
+    Field(discriminator="kind"),
+]
+
+
+def _ordered(warn: float | timedelta | None, bound: float | timedelta | None, word: str) -> None:
+    if warn is None and bound is None:
+        raise ValueError(f"expected at least one threshold, `warn` or `{word}`, found neither")
+    if warn is None or bound is None:
+        return
+    if word == "max" and warn > bound:  # type: ignore[operator]
+        raise ValueError(f"expected `warn` at most `max`, found warn {warn} > max {bound}")
+    if word == "min" and warn < bound:  # type: ignore[operator]
+        raise ValueError(f"expected `warn` at least `min`, found warn {warn} < min {bound}")
+
+
+class FeatureView(Strict):
+    """A group of features sharing an entity key, a timestamp and a TTL."""
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+    entity: str | tuple[str, ...] = Field(description="Join key, or several for a compound key.")
+    entity_types: dict[str, Dtype] = Field(
+        default_factory=dict,
+        description="Types of the join keys; inferred from sampled ids (int64 or string) if unset.",
+    )
+    ttl: Duration
+    timestamp: str = Field(
+        "event_timestamp", description="Event-time column of the offline source."
+    )
+    features: dict[str, Dtype] = Field(min_length=1)
+    online: OnlineSource | None = None
+    offline: OfflineSource | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    checks: tuple[Check, ...] = ()
+
+    @property
+    def join_keys(self) -> tuple[str, ...]:
+        return (self.entity,) if isinstance(self.entity, str) else self.entity
+
+
+class CheckFile(Strict):
+    """One YAML file of feature views and their checks."""
+
+    feature_views: tuple[FeatureView, ...] = Field(min_length=1)
+
+
+def default_target(
+    check: FreshnessCheck | CoverageCheck | NullRateCheck | SchemaDriftCheck, view: FeatureView
+) -> Target | None:
+    """The store a check measures when it does not say: online where there is one, except
+    schema drift, which prefers the offline table. None when the view has neither."""
+    if check.target is not None:
+        return check.target
+    order: tuple[Target, ...] = (
+        ("offline", "online") if check.kind == "schema_drift" else ("online", "offline")
+    )
+    if check.kind == "coverage":
+        order = ("online",)
+    for target in order:
+        if getattr(view, target) is not None:
+            return target
+    return None

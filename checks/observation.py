@@ -1,0 +1,143 @@
+"""What a probe hands to evaluation: immutable numbers and readings, never a connection.
+
+Online probes return the sampled readings themselves (bounded by the sample size), so that
+every online check, whatever its max age or required features, is computed from one read.
+Offline probes return aggregate values keyed by the metrics that `plan.offline_metrics` asked for.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import MappingProxyType
+
+EntityValue = int | str | bytes
+FeatureValue = int | float | str | bool | bytes | datetime | None
+
+
+class FeatureState(enum.Enum):
+    """How one feature of one sampled entity was found in the online store."""
+
+    VALUE = "value"  # present and decoded
+    NULL = "null"  # present, explicitly empty
+    ABSENT = "absent"  # the entity is there but this feature was never written
+    UNDECODABLE = "undecodable"  # present, but its bytes did not decode
+
+
+@dataclass(frozen=True)
+class FeatureReading:
+    state: FeatureState
+    value: FeatureValue = None
+    event_time: datetime | None = None
+
+    @property
+    def is_null(self) -> bool:
+        """Null, NaN or absent: what a model would be served as "no value"."""
+        if self.state in (FeatureState.NULL, FeatureState.ABSENT):
+            return True
+        return isinstance(self.value, float) and math.isnan(self.value)
+
+
+ABSENT = FeatureReading(FeatureState.ABSENT)
+
+
+@dataclass(frozen=True)
+class EntityReading:
+    """One sampled entity: its key, whether the online store had it, and its features."""
+
+    key: tuple[EntityValue, ...]
+    present: bool
+    features: Mapping[str, FeatureReading] = field(default_factory=lambda: MappingProxyType({}))
+
+    def reading(self, feature: str) -> FeatureReading:
+        return self.features.get(feature, ABSENT)
+
+    @property
+    def event_time(self) -> datetime | None:
+        """The view's event time for this entity: the newest time of any of its features."""
+        times = [r.event_time for r in self.features.values() if r.event_time is not None]
+        return max(times) if times else None
+
+
+@dataclass(frozen=True)
+class OnlineObservation:
+    """A sample of one feature view read from one online store."""
+
+    store: str
+    feature_view: str
+    population: str  # "offline", "online" or "query": where the sampled keys came from
+    entities: tuple[EntityReading, ...]
+    decode_errors: int = 0  # keys or values whose bytes did not decode
+    undeclared_fields: frozenset[str] = frozenset()  # stored features nothing declares
+
+    @property
+    def asked(self) -> int:
+        return len(self.entities)
+
+    @property
+    def found(self) -> int:
+        return sum(1 for e in self.entities if e.present)
+
+
+@dataclass(frozen=True)
+class RowCount:
+    """Rows whose event time lies in (scheduled - window, scheduled]; all rows if no window."""
+
+    window: timedelta | None
+
+
+@dataclass(frozen=True)
+class NullCount:
+    """Rows with a null `column`, over the same window as `RowCount`."""
+
+    column: str
+    window: timedelta | None
+
+
+@dataclass(frozen=True)
+class MaxTimestamp:
+    """The newest value of a timestamp column."""
+
+    column: str
+
+
+OfflineMetric = RowCount | NullCount | MaxTimestamp
+MetricValue = int | float | datetime | None
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of an offline source, with its type family (int, float, string, ...)."""
+
+    name: str
+    family: str
+    native_type: str
+
+
+@dataclass(frozen=True)
+class OfflineObservation:
+    """Aggregates of one offline table for one run, and the table's columns."""
+
+    store: str
+    feature_view: str
+    source: str  # table name or Parquet path, for the report
+    columns: tuple[Column, ...]
+    values: Mapping[OfflineMetric, MetricValue]
+    unavailable: Mapping[OfflineMetric, str] = field(
+        default_factory=lambda: MappingProxyType({})
+    )  # metric -> why it could not be measured (a dropped column, say)
+
+
+@dataclass(frozen=True)
+class ProbeFailure:
+    """The probe could not measure at all; every check it feeds becomes an `error` result."""
+
+    store: str
+    feature_view: str
+    reason: str
+
+
+Observation = OnlineObservation | OfflineObservation | ProbeFailure

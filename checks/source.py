@@ -1,0 +1,288 @@
+"""YAML text to validated models, with every problem located at file, line and YAML path.
+
+`load_yaml` composes the YAML node tree itself so that it knows the line of every key and item
+and can refuse duplicate keys (plain PyYAML silently keeps the last one). `interpolate` expands
+`${VAR}` and `${VAR:-default}` from an environment that is passed in. `validate` runs a pydantic
+model and turns each of its errors into a `Problem` that says what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from checks.errors import ConfigError, Problem
+
+Path = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass(frozen=True)
+class Document:
+    """A parsed YAML document and the line of every path in it."""
+
+    source: str
+    data: object
+    lines: Mapping[Path, int] = field(default_factory=dict)
+
+    def line_of(self, path: Path) -> int:
+        """The line of the deepest existing prefix of `path` (1-based; 0 if unknown)."""
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(path[:end])
+            if line is not None:
+                return line
+        return 0
+
+    def problem(self, path: Path, message: str) -> Problem:
+        return Problem(self.source, self.line_of(path), dotted(path), message)
+
+
+def dotted(path: Path) -> str:
+    """`("feature_views", 0, "checks")` -> `feature_views[0].checks`."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def load_yaml(text: str, source: str) -> Document:
+    """Parse one YAML document; syntax errors and duplicate keys raise `ConfigError`."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return Document(source, {}, {(): 1})
+        lines: dict[Path, int] = {}
+        problems: list[Problem] = []
+        data = _convert(loader, node, (), lines, problems, source)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        what = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(
+            [Problem(source, line, "", f"YAML syntax error at column {column}: {what}")]
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError([Problem(source, 0, "", f"YAML error: {exc}")]) from exc
+    finally:
+        loader.dispose()
+    if problems:
+        raise ConfigError(problems)
+    return Document(source, data, lines)
+
+
+def _convert(
+    loader: yaml.SafeLoader,
+    node: yaml.Node,
+    path: Path,
+    lines: dict[Path, int],
+    problems: list[Problem],
+    source: str,
+) -> object:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)
+        out: dict[object, object] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, str | int) or isinstance(key, bool):
+                problems.append(
+                    Problem(source, line, dotted(path), f"expected a text key, found {key!r}")
+                )
+                continue
+            if key in out:
+                first = lines.get((*path, key), 0)
+                problems.append(
+                    Problem(
+                        source, line, dotted((*path, key)), f"duplicate key (first at line {first})"
+                    )
+                )
+                continue
+            lines[(*path, key)] = line
+            out[key] = _convert(loader, value_node, (*path, key), lines, problems, source)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [
+            _convert(loader, item, (*path, index), lines, problems, source)
+            for index, item in enumerate(node.value)
+        ]
+    return loader.construct_object(node, deep=True)
+
+
+def interpolate(doc: Document, env: Mapping[str, str]) -> Document:
+    """Expand `${VAR}` and `${VAR:-default}` in every string; an unset variable is a problem."""
+    problems: list[Problem] = []
+
+    def expand(value: object, path: Path) -> object:
+        if isinstance(value, str):
+
+            def one(match: re.Match[str]) -> str:
+                name, default = match.group(1), match.group(2)
+                found = env.get(name)
+                if found is None or (found == "" and default is not None):
+                    if default is None:
+                        problems.append(
+                            doc.problem(
+                                path,
+                                f"expected environment variable {name} to be set, found it unset",
+                            )
+                        )
+                        return ""
+                    return default
+                return found
+
+            return _VAR.sub(one, value)
+        if isinstance(value, dict):
+            return {key: expand(item, (*path, key)) for key, item in value.items()}
+        if isinstance(value, list):
+            return [expand(item, (*path, index)) for index, item in enumerate(value)]
+        return value
+
+    data = expand(doc.data, ())
+    if problems:
+        raise ConfigError(problems)
+    return Document(doc.source, data, doc.lines)
+
+
+def validate(model: type[M], doc: Document, vocabulary: Iterable[str] = ()) -> M:
+    """Validate `doc` against `model`; every error becomes a located `Problem`."""
+    try:
+        return model.model_validate(doc.data)
+    except ValidationError as exc:
+        known = sorted(set(vocabulary) | _field_names(model))
+        raise ConfigError([_problem(doc, error, known) for error in exc.errors()]) from exc
+
+
+def _field_names(model: type[BaseModel], seen: set[type[BaseModel]] | None = None) -> set[str]:
+    """Every field name reachable from `model`, for "did you mean" hints."""
+    seen = seen if seen is not None else set()
+    if model in seen:
+        return set()
+    seen.add(model)
+    names: set[str] = set()
+    for name, info in model.model_fields.items():
+        names.add(info.alias or name)
+        for sub in _models_in(info.annotation):
+            names |= _field_names(sub, seen)
+    return names
+
+
+def _models_in(annotation: object) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    out: list[type[BaseModel]] = []
+    for arg in getattr(annotation, "__args__", ()) or ():
+        out.extend(_models_in(arg))
+    for meta in getattr(annotation, "__metadata__", ()) or ():
+        out.extend(_models_in(meta))
+    origin = getattr(annotation, "__origin__", None)
+    if origin is not None and origin is not annotation:
+        out.extend(_models_in(origin))
+    return out
+
+
+def _data_path(data: object, loc: tuple[int | str, ...]) -> Path:
+    """Drop the union tags pydantic inserts into `loc`, keeping the keys that exist in the data."""
+    path: list[str | int] = []
+    node = data
+    for index, part in enumerate(loc):
+        last = index == len(loc) - 1
+        child = _child(node, part)
+        if child is not _NO_CHILD:
+            path.append(part)
+            node = child
+        elif last and isinstance(node, dict):
+            path.append(part)  # a missing key: name it
+        # anything else is a tag such as `freshness` or `function-after[...]`: skip it
+    return tuple(path)
+
+
+_NO_CHILD = object()
+
+
+def _child(node: object, part: int | str) -> object:
+    if isinstance(node, dict):
+        return node.get(part, _NO_CHILD)
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return _NO_CHILD
+
+
+def _problem(doc: Document, error: ErrorDetails, known: list[str]) -> Problem:
+    path = _data_path(doc.data, tuple(error["loc"]))
+    return doc.problem(path, _message(error, path, known))
+
+
+def _found(value: object) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing (null)"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+_EXPECTED: dict[str, str] = {
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "text",
+    "dict_type": "a mapping",
+    "list_type": "a list",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "url_parsing": "a URL",
+    "url_scheme": "a URL with a supported scheme",
+}
+
+
+def _message(error: ErrorDetails, path: Path, known: list[str]) -> str:
+    kind = error["type"]
+    found = _found(error.get("input"))
+    ctx = error.get("ctx") or {}
+    if kind == "missing":
+        return "expected this required key, found it missing"
+    if kind == "extra_forbidden":
+        key = str(path[-1]) if path else "?"
+        hint = difflib.get_close_matches(key, known, n=1)
+        return f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+    if kind == "literal_error":
+        return f"expected {ctx.get('expected', 'one of the allowed values')}, found {found}"
+    if kind == "union_tag_invalid":
+        return f"expected {ctx.get('discriminator', 'kind')} to be one of {ctx.get('expected_tags')}, found {_found(ctx.get('tag'))}"
+    if kind == "union_tag_not_found":
+        return f"expected a {ctx.get('discriminator', 'kind')!s} key, found none"
+    if kind in {"greater_than_equal", "greater_than", "less_than_equal", "less_than"}:
+        words = {
+            "greater_than_equal": ("at least", "ge"),
+            "greater_than": ("more than", "gt"),
+            "less_than_equal": ("at most", "le"),
+            "less_than": ("less than", "lt"),
+        }[kind]
+        return f"expected a number {words[0]} {ctx.get(words[1])}, found {found}"
+    if kind == "too_short":
+        return (
+            f"expected at least {ctx.get('min_length')} item(s), found {ctx.get('actual_length')}"
+        )
+    if kind == "value_error":
+        reason = str(ctx.get("error", error["msg"]))
+        return reason if reason.startswith("expected") else f"expected {reason}, found {found}"
+    if kind in _EXPECTED:
+        return f"expected {_EXPECTED[kind]}, found {found}"
+    return f"expected {error['msg'].lower()}, found {found}"
