@@ -1,0 +1,1 @@
+"""Collect: stores, probes, runs, wiring and the command line."""

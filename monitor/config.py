@@ -1,0 +1,107 @@
+"""config.yaml: stores, check files, receivers, the HTTP listener and the state database.
+
+Parsed once at the edge into frozen models that refuse unknown keys; stores are a discriminated
+union on `type`. Relative paths are resolved against the directory of config.yaml by
+`monitor.loader`, so the models below always hold what the file said.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from alerts.config import Receiver
+from checks.duration import Duration
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class _Store(Strict):
+    timezone: str = Field(
+        "UTC", description="Zone of timestamps the store keeps without one (IANA name)."
+    )
+    timeout: Duration = Field(
+        timedelta(seconds=30), description="Longest a single query or read may take."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"expected an IANA time zone such as UTC or Europe/Berlin, found {value!r}"
+            ) from exc
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class SqlStoreConfig(_Store):
+    """An offline store reached through a SQLAlchemy URL (PostgreSQL, SQLite, DuckDB, ...)."""
+
+    type: Literal["sql"]
+    url: SecretStr = Field(description="SQLAlchemy URL; put passwords in ${VARS}.")
+
+
+class ParquetStoreConfig(_Store):
+    """An offline store of Parquet files, read through DuckDB."""
+
+    type: Literal["parquet"]
+    root: str = Field(".", description="Directory that the views' `path` values are relative to.")
+
+
+class FeastSqliteStoreConfig(_Store):
+    """Feast's SQLite online store: one table per feature view named {project}_{view}."""
+
+    type: Literal["feast-sqlite"]
+    path: str = Field(description="The SQLite file (Feast's `online_store.path`).")
+    project: str = Field(description="The Feast project name.")
+
+
+StoreConfig = Annotated[
+    SqlStoreConfig | ParquetStoreConfig | FeastSqliteStoreConfig,
+    Field(discriminator="type"),
+]
+ONLINE_TYPES = frozenset({"feast-sqlite"})
+OFFLINE_TYPES = frozenset({"sql", "parquet"})
+
+
+class HttpConfig(Strict):
+    listen: str = Field("127.0.0.1:9108", pattern=r"^[^:\s]*:\d{1,5}$")
+    token: SecretStr | None = Field(
+        None, description="Bearer token for all but /metrics and health."
+    )
+
+
+class StateConfig(Strict):
+    url: str = Field("sqlite:///featmon-state.db", description="SQLAlchemy URL of the state DB.")
+    retention: Duration = Field(timedelta(days=30))
+
+
+class ReportsConfig(Strict):
+    dir: str = Field("featmon-reports", description="Where HTML reports are written.")
+    base_url: str | None = Field(None, description="Public URL of the reports, for alert links.")
+
+
+class Config(Strict):
+    """The whole of config.yaml."""
+
+    stores: dict[str, StoreConfig] = Field(min_length=1)
+    checks: str | tuple[str, ...] = Field(description="Check files: a glob, or a list of globs.")
+    receivers: dict[str, Receiver] = Field(default_factory=dict)
+    http: HttpConfig = HttpConfig()
+    state: StateConfig = StateConfig()
+    reports: ReportsConfig = ReportsConfig()
+
+    @property
+    def check_globs(self) -> tuple[str, ...]:
+        return (self.checks,) if isinstance(self.checks, str) else self.checks
