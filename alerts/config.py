@@ -3,6 +3,7 @@ a metric or an error message."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -12,7 +13,7 @@ from checks.duration import Duration
 
 class _Receiver(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    timeout: Duration = Field(default="10s", validate_default=True)  # type: ignore[assignment]
+    timeout: Duration = Field(timedelta(seconds=10), description="Longest one delivery may take.")
 
 
 class SlackReceiver(_Receiver):
