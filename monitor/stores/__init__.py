@@ -1,0 +1,1 @@
+"""One module (or package) per store backend; each is the only importer of its driver."""

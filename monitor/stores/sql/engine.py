@@ -1,0 +1,122 @@
+"""The SQLAlchemy boundary shared by the SQL stores: engines, read-only transactions with a
+statement timeout, and the translation of driver errors into featmon's own.
+
+Every store that reads through SQLAlchemy opens its engine with `open_engine` (and disposes of
+it in its `close`), runs every query inside `read_only`, and lets `read_only` translate errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from monitor.errors import ProbeTimeout, QueryFailed, SourceNotFound, StoreError, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+_NOT_FOUND = ("no such table", "unable to open database file", "does not exist", "not found", "no files found", "no such file")
+_TIMEOUT = ("statement timeout", "canceling statement", "interrupted", "interrupt")
+
+
+def open_engine(url: str, store: str, timeout: timedelta, read_only_file: bool = True) -> sa.Engine:
+    """An engine for `url`; the caller owns it and disposes of it.
+
+    SQLite and DuckDB files are opened read-only (featmon never writes to a watched store);
+    PostgreSQL gets a connect timeout. A malformed URL raises `StoreUnavailable`.
+    """
+    try:
+        parsed = sa.make_url(url)
+    except sa_exc.ArgumentError as exc:
+        raise StoreUnavailable(store, "the URL is not a valid SQLAlchemy URL") from exc
+    connect_args: dict[str, Any] = {}
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        connect_args["connect_timeout"] = max(1, int(timeout.total_seconds()))
+    elif backend == "sqlite" and parsed.database not in (None, "", ":memory:") and read_only_file:
+        parsed = parsed.set(database=f"file:{parsed.database}?mode=ro", query={"uri": "true"})
+    elif backend == "duckdb" and parsed.database not in (None, "", ":memory:") and read_only_file:
+        connect_args["read_only"] = True
+    try:
+        return sa.create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+    except (sa_exc.ArgumentError, ImportError) as exc:
+        raise StoreUnavailable(store, f"cannot create an engine for {backend}: {exc}") from exc
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password masked, for logs and messages."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa_exc.ArgumentError:
+        return "<invalid URL>"
+
+
+@contextlib.contextmanager
+def read_only(engine: sa.Engine, store: str, timeout: timedelta) -> Iterator[sa.Connection]:
+    """A connection in a read-only transaction whose statements stop after `timeout`.
+
+    Any SQLAlchemy or driver error raised inside is translated into a `StoreError` that names
+    the store; the transaction is always rolled back (nothing is ever written).
+    """
+    started = time.monotonic()
+    try:
+        with engine.connect() as conn:
+            cancel = _limit(conn, timeout)
+            try:
+                yield conn
+            finally:
+                cancel()
+                conn.rollback()
+    except StoreError:
+        raise
+    except sa_exc.SQLAlchemyError as exc:
+        raise translate(exc, store, time.monotonic() - started, timeout) from exc
+
+
+def _limit(conn: sa.Connection, timeout: timedelta) -> Callable[[], None]:
+    """Start the read-only transaction and arm the timeout; returns what disarms it."""
+    dialect = conn.dialect.name
+    millis = max(1, int(timeout.total_seconds() * 1000))
+    if dialect == "postgresql":
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {millis}")
+        return lambda: None
+    raw = conn.connection.driver_connection
+    if dialect == "sqlite":
+        conn.exec_driver_sql("PRAGMA query_only = ON")
+        deadline = time.monotonic() + timeout.total_seconds()
+        raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)  # type: ignore[union-attr]
+        return lambda: raw.set_progress_handler(None, 0)  # type: ignore[union-attr]
+    interrupt = getattr(raw, "interrupt", None)
+    if callable(interrupt):  # DuckDB: no statement timeout, so a timer interrupts the query
+        timer = threading.Timer(timeout.total_seconds(), interrupt)
+        timer.daemon = True
+        timer.start()
+        return timer.cancel
+    return lambda: None
+
+
+def translate(
+    exc: sa_exc.SQLAlchemyError, store: str, elapsed: float, timeout: timedelta
+) -> StoreError:
+    """The featmon error for a SQLAlchemy error: the first line of the driver's message, never
+    the SQL parameters or the URL."""
+    original = getattr(exc, "orig", None) or exc
+    first = (str(original).strip().splitlines() or [type(original).__name__])[0]
+    text = first.lower()
+    if any(word in text for word in _TIMEOUT) or elapsed >= timeout.total_seconds():
+        return ProbeTimeout(store, f"query stopped after {timeout.total_seconds():g}s: {first}")
+    if isinstance(exc, sa_exc.NoSuchTableError):
+        return SourceNotFound(store, f"table {exc} does not exist")
+    if any(word in text for word in _NOT_FOUND):
+        return SourceNotFound(store, first)
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.DisconnectionError):
+        return StoreUnavailable(store, first)
+    return QueryFailed(store, first)
