@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 
 EntityValue = int | str | bytes
-FeatureValue = int | float | str | bool | bytes | datetime | None
+Scalar = int | float | str | bool | bytes | datetime
+FeatureValue = Scalar | tuple[Scalar, ...] | None  # tuples: Feast list types
 
 
 class FeatureState(enum.Enum):
