@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from typing import Annotated
@@ -18,14 +19,24 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
-        if value < 0:
-            raise ValueError(f"expected a duration of zero or more, found {value}")
-        return timedelta(seconds=value)
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"expected a duration of zero or more seconds, found {value}")
+        return _seconds(value, value)
     if isinstance(value, str):
         text = value.strip().replace(" ", "")
         if text and re.fullmatch(PATTERN, text):
-            return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in _PART.findall(text)))
+            return _seconds(sum(float(n) * _UNITS[u] for n, u in _PART.findall(text)), value)
     raise ValueError(f"expected a duration such as 30s, 5m, 1h30m or 7d, found {value!r}")
+
+
+def _seconds(seconds: float, written: object) -> timedelta:
+    """A timedelta; one too long for it (`1e20`, `99999999999w`) is a mistake, not a crash."""
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(
+            f"expected a duration of at most {timedelta.max.days}d, found {written!r}"
+        ) from None
 
 
 def format_duration(value: timedelta) -> str:

@@ -22,7 +22,14 @@ from monitor.errors import ProbeTimeout, QueryFailed, SourceNotFound, StoreError
 
 log = logging.getLogger(__name__)
 
-_NOT_FOUND = ("no such table", "unable to open database file", "does not exist", "not found", "no files found", "no such file")
+_NOT_FOUND = (
+    "no such table",
+    "unable to open database file",
+    "does not exist",
+    "not found",
+    "no files found",
+    "no such file",
+)
 _TIMEOUT = ("statement timeout", "canceling statement", "interrupted", "interrupt")
 
 

@@ -1,0 +1,73 @@
+"""`build_app(loaded) -> App`: the one place that builds the object graph from a validated
+configuration. Tests build their own app; nothing here is module-level state."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from monitor.abc import OfflineStore, OnlineStore
+from monitor.config import (
+    FeastSqliteStoreConfig,
+    ParquetStoreConfig,
+    SqlStoreConfig,
+    StoreConfig,
+)
+from monitor.loader import Loaded
+from monitor.probe import Stores
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class App:
+    """A loaded configuration and the stores built from it. Closing the app closes the stores."""
+
+    loaded: Loaded
+    stores: Stores
+
+    def close(self) -> None:
+        for store in [*self.stores.online.values(), *self.stores.offline.values()]:
+            try:
+                store.close()
+            except Exception:  # closing one store must not keep the others open
+                log.exception("closing store %s failed", store.name)
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def build_app(loaded: Loaded) -> App:
+    online: dict[str, OnlineStore] = {}
+    offline: dict[str, OfflineStore] = {}
+    with contextlib.ExitStack() as cleanup:
+        for name, config in loaded.config.stores.items():
+            store = _build_store(name, config)
+            cleanup.callback(store.close)
+            if isinstance(store, OnlineStore):
+                online[name] = store
+            else:
+                offline[name] = store
+        cleanup.pop_all()  # every store built: the app owns them now
+    return App(loaded, Stores(online, offline))
+
+
+def _build_store(name: str, config: StoreConfig) -> OnlineStore | OfflineStore:
+    # Imported here so that a backend's driver loads only when a store of its type is configured.
+    if isinstance(config, FeastSqliteStoreConfig):
+        from monitor.stores.sql.feast_online import FeastSqlOnlineStore  # noqa: PLC0415
+
+        return FeastSqlOnlineStore(name, config)
+    if isinstance(config, ParquetStoreConfig):
+        from monitor.stores.sql.parquet import ParquetOfflineStore  # noqa: PLC0415
+
+        return ParquetOfflineStore(name, config)
+    if isinstance(config, SqlStoreConfig):
+        from monitor.stores.sql.offline import SqlOfflineStore  # noqa: PLC0415
+
+        return SqlOfflineStore(name, config)
+    raise TypeError(f"no store backend for {type(config).__name__}")  # pragma: no cover

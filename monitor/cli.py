@@ -1,0 +1,205 @@
+"""The `featmon` command line: validate, check, demo, schema.
+
+Exit codes follow Soda's convention: 0 all pass, 1 warnings only, 2 any failure, 3 any error
+(a probe could not measure, or the configuration is invalid). Results go to stdout; logs go to
+stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from alerts.report import render_report, write_report
+from checks.errors import ConfigError
+from checks.result import RunResult
+from monitor import demo, schema
+from monitor.app import build_app
+from monitor.format import summary_table
+from monitor.loader import Loaded, load
+from monitor.run import run_once
+
+log = logging.getLogger("featmon")
+
+EXIT_INVALID = 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _setup_logging(args.log_level, args.log_format)
+    try:
+        code: int = args.handler(args)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="featmon",
+        description="Data-quality and feature monitoring for ML feature stores.",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    parser.add_argument("--log-format", default="text", choices=["text", "json"])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser("validate", help="validate config.yaml and its check files")
+    validate.add_argument("--config", required=True, type=Path, help="path to config.yaml")
+    validate.set_defaults(handler=_validate)
+
+    check = commands.add_parser("check", help="run every check once and exit with its status")
+    check.add_argument("--config", required=True, type=Path, help="path to config.yaml")
+    _run_options(check)
+    check.set_defaults(handler=_check)
+
+    run_demo = commands.add_parser(
+        "demo", help="build a local feature store with known faults and check it"
+    )
+    run_demo.add_argument(
+        "--dir", type=Path, default=Path("featmon-demo"), help="where to build the demo store"
+    )
+    _run_options(run_demo)
+    run_demo.set_defaults(handler=_demo)
+
+    write_schema = commands.add_parser(
+        "schema", help="write the JSON Schemas of config.yaml and check files"
+    )
+    write_schema.add_argument("--out", type=Path, default=Path("schemas"), help="directory")
+    write_schema.set_defaults(handler=_schema)
+    return parser
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=["text", "json"], default="text")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        help="write the HTML report to this file (.html) or directory "
+        "(default: the reports dir of config.yaml)",
+    )
+    parser.add_argument(
+        "--now",
+        type=_moment,
+        help="the scheduled time to measure against, RFC 3339 with a zone (default: now)",
+    )
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected an RFC 3339 time such as 2026-11-26T06:00:00Z, found {text!r}"
+        ) from exc
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"expected a time with a zone (Z or +01:00), found {text!r}"
+        )
+    return moment.astimezone(UTC)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    loaded = load(args.config)
+    print(
+        f"{args.config}: valid ({len(loaded.check_files)} check files, "
+        f"{len(loaded.views)} feature views, {len(loaded.planned)} checks)"
+    )
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    loaded = load(args.config)
+    run = _run(loaded, args.now)
+    report = _write_report(run, args.report or Path(loaded.config.reports.dir))
+    _print_run(run, args.format, report)
+    return run.exit_code
+
+
+def _demo(args: argparse.Namespace) -> int:
+    directory: Path = args.dir.resolve()
+    now: datetime = args.now or datetime.now(UTC).replace(microsecond=0)
+    built = demo.build(directory, now)
+    log.info("built the demo store in %s: %s", directory, built.summary)
+    config_path = demo.example_config()
+    loaded = load(config_path, {**os.environ, "FEATMON_DEMO_DIR": str(directory)})
+    run = _run(loaded, now)
+    report = _write_report(run, args.report or Path(loaded.config.reports.dir))
+    _print_run(run, args.format, report)
+    if args.format == "text":
+        print(
+            "\nThe same checks, from the repository root:\n"
+            f"  FEATMON_DEMO_DIR={directory} featmon check "
+            f"--config config.example.yaml --now {now:%Y-%m-%dT%H:%M:%SZ}"
+        )
+    return run.exit_code
+
+
+def _schema(args: argparse.Namespace) -> int:
+    for path in schema.write(args.out):
+        print(path)
+    return 0
+
+
+def _run(loaded: Loaded, now: datetime | None) -> RunResult:
+    with build_app(loaded) as app:
+        return run_once(app, now or datetime.now(UTC))
+
+
+def _write_report(run: RunResult, target: Path) -> Path:
+    if target.suffix == ".html":
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_text(render_report(run), encoding="utf-8")
+        partial.replace(target)
+        return target
+    return write_report(run, target)
+
+
+def _print_run(run: RunResult, fmt: str, report: Path) -> None:
+    if fmt == "json":
+        print(json.dumps(run.as_json(), indent=2))
+        print(f"report: {report}", file=sys.stderr)
+        return
+    print(summary_table(run))
+    print(f"\nHTML report: {report}")
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def _setup_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""Read config.yaml and every check file it names; validate all of them together.
+
+Every problem in every file is collected and raised at once as one `ConfigError`, each located
+at file, line and YAML path. Relative paths in config.yaml are resolved against its directory.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from checks.errors import ConfigError, Problem
+from checks.model import CheckFile, FeatureView
+from checks.plan import PlannedCheck, plan_view, problems_of
+from checks.source import Document, interpolate, load_yaml, validate
+from monitor.config import (
+    OFFLINE_TYPES,
+    ONLINE_TYPES,
+    Config,
+    FeastSqliteStoreConfig,
+    ParquetStoreConfig,
+    SqlStoreConfig,
+    StoreConfig,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedView:
+    """One feature view, where it was declared, and its planned checks."""
+
+    view: FeatureView
+    file: str
+    line: int
+    planned: tuple[PlannedCheck, ...]
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A validated configuration: config.yaml and every check file."""
+
+    path: Path
+    config: Config
+    views: tuple[LoadedView, ...]
+    check_files: tuple[str, ...]
+
+    @property
+    def planned(self) -> tuple[PlannedCheck, ...]:
+        return tuple(p for v in self.views for p in v.planned)
+
+
+def load(config_path: Path | str, env: Mapping[str, str] | None = None) -> Loaded:
+    """Load and validate everything; raise `ConfigError` with every problem found."""
+    env = dict(os.environ) if env is None else env
+    path = Path(config_path)
+    config_doc = _read(path, env)
+    config = validate(Config, config_doc)
+    base = path.resolve().parent
+    config = _resolve_paths(config, base)
+    problems: list[Problem] = []
+    files = _check_files(config, config_doc, base, problems)
+    views: list[LoadedView] = []
+    seen_views: dict[str, LoadedView] = {}
+    seen_ids: dict[str, str] = {}
+    for file in files:
+        try:
+            doc = _read(file, env)
+            check_file = validate(CheckFile, doc)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        problems.extend(doc.problem(p, message) for p, message in problems_of(check_file))
+        for index, view in enumerate(check_file.feature_views):
+            view_path = ("feature_views", index)
+            loaded = LoadedView(
+                view, doc.source, doc.line_of(view_path), tuple(plan_view(view, view_path))
+            )
+            problems.extend(_store_problems(view, view_path, doc, config))
+            first = seen_views.get(view.name)
+            if first is not None:
+                problems.append(
+                    doc.problem(
+                        (*view_path, "name"),
+                        f"expected a unique view name, found {view.name!r} again "
+                        f"(first at {first.file}:{first.line})",
+                    )
+                )
+                continue
+            seen_views[view.name] = loaded
+            for planned in loaded.planned:
+                where = f"{doc.source}:{doc.line_of(planned.path)}"
+                if planned.id in seen_ids:
+                    problems.append(
+                        doc.problem(
+                            planned.path,
+                            f"expected a unique check id, found {planned.id!r} again "
+                            f"(first at {seen_ids[planned.id]}); give one a `name`",
+                        )
+                    )
+                seen_ids.setdefault(planned.id, where)
+            views.append(loaded)
+    if problems:
+        raise ConfigError(problems)
+    log.info(
+        "loaded %s: %d check files, %d feature views, %d checks",
+        path,
+        len(files),
+        len(views),
+        len(seen_ids),
+    )
+    return Loaded(path, config, tuple(views), tuple(str(f) for f in files))
+
+
+def _read(path: Path, env: Mapping[str, str]) -> Document:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError([Problem(str(path), 0, "", f"cannot read the file: {reason}")]) from exc
+    return interpolate(load_yaml(text, str(path)), env)
+
+
+def _check_files(config: Config, doc: Document, base: Path, problems: list[Problem]) -> list[Path]:
+    files: list[Path] = []
+    globs = config.check_globs
+    for index, pattern in enumerate(globs):
+        where = ("checks", index) if isinstance(config.checks, tuple) else ("checks",)
+        # glob.glob, not Path.glob: a user's pattern may be absolute.
+        found = glob.glob(pattern, root_dir=base, recursive=True)  # noqa: PTH207
+        matches = sorted(base / m for m in found if (base / m).is_file())
+        if not matches:
+            problems.append(
+                doc.problem(
+                    where,
+                    f"expected the glob to match at least one check file, found none for {pattern!r}",
+                )
+            )
+        files.extend(m for m in matches if m not in files)
+    return files
+
+
+def _store_problems(
+    view: FeatureView, view_path: tuple[str | int, ...], doc: Document, config: Config
+) -> list[Problem]:
+    """Each source must name a store of the right kind, with the right location key."""
+    out: list[Problem] = []
+    for side, kinds in (("online", ONLINE_TYPES), ("offline", OFFLINE_TYPES)):
+        source = getattr(view, side)
+        if source is None:
+            continue
+        where = (*view_path, side, "store")
+        store = config.stores.get(source.store)
+        if store is None:
+            known = sorted(n for n, s in config.stores.items() if s.type in kinds)
+            out.append(
+                doc.problem(
+                    where, f"expected one of the {side} stores {known}, found {source.store!r}"
+                )
+            )
+        elif store.type not in kinds:
+            out.append(
+                doc.problem(
+                    where, f"expected an {side} store, found {source.store!r} of type {store.type}"
+                )
+            )
+        elif side == "offline":
+            wanted = "path" if store.type == "parquet" else "table"
+            if getattr(source, wanted) is None:
+                out.append(
+                    doc.problem(
+                        (*view_path, side, wanted),
+                        f"expected `{wanted}` for the {store.type} store {source.store!r}, found none",
+                    )
+                )
+    return out
+
+
+def _resolve_paths(config: Config, base: Path) -> Config:
+    """Make store paths absolute against the config file's directory."""
+    stores = {name: _resolve_store(store, base) for name, store in config.stores.items()}
+    reports = config.reports.model_copy(update={"dir": str(_absolute(config.reports.dir, base))})
+    return config.model_copy(update={"stores": stores, "reports": reports})
+
+
+def _resolve_store(store: StoreConfig, base: Path) -> StoreConfig:
+    if isinstance(store, FeastSqliteStoreConfig):
+        return store.model_copy(update={"path": str(_absolute(store.path, base))})
+    if isinstance(store, ParquetStoreConfig):
+        return store.model_copy(update={"root": str(_absolute(store.root, base))})
+    return store.model_copy(update={"url": _absolute_file_url(store, base)})
+
+
+def _absolute(value: str, base: Path) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _absolute_file_url(store: SqlStoreConfig, base: Path) -> object:
+    """`sqlite:///rel.db` and `duckdb:///rel.duckdb` point at files relative to config.yaml."""
+    url = store.url.get_secret_value()
+    for prefix in ("sqlite:///", "duckdb:///"):
+        rest = url.removeprefix(prefix)
+        if rest != url and rest and not rest.startswith(("/", ":memory:")):
+            return type(store.url)(prefix + str(base / rest))
+    return store.url

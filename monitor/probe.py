@@ -1,0 +1,101 @@
+"""Probe one feature view at one scheduled time: sample, read, measure, evaluate.
+
+This is the per-run boundary of DESIGN.md: any failure to measure becomes a `ProbeFailure`
+observation and so an `error` result for each check it feeds; nothing passes silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from checks.evaluate import evaluate
+from checks.model import FeatureView
+from checks.observation import Observation, ProbeFailure
+from checks.plan import PlannedCheck, offline_metrics
+from checks.result import CheckResult, worst
+from monitor.abc import EntityKey, OfflineStore, OnlineStore
+from monitor.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Stores:
+    """The stores a probe may use, by name."""
+
+    online: Mapping[str, OnlineStore]
+    offline: Mapping[str, OfflineStore]
+
+
+def probe_view(
+    view: FeatureView,
+    planned: tuple[PlannedCheck, ...],
+    stores: Stores,
+    scheduled_at: datetime,
+) -> list[CheckResult]:
+    """Every planned check of `view`, measured with at most one online read and one offline query."""
+    started = time.monotonic()
+    observations: dict[str, Observation] = {}
+    if any(p.target == "offline" for p in planned) and view.offline is not None:
+        observations["offline"] = _offline(view, planned, stores, scheduled_at)
+    if any(p.target == "online" for p in planned) and view.online is not None:
+        observations["online"] = _online(view, stores, scheduled_at)
+    results = [evaluate(p, observations[p.target], scheduled_at) for p in planned]
+    log.info(
+        "probed %s: %d checks, worst %s, %.0f ms",
+        view.name,
+        len(results),
+        worst([r.status for r in results]).value,
+        (time.monotonic() - started) * 1000,
+    )
+    return results
+
+
+def _guard(store: str, view: str, measure: Callable[[], Observation]) -> Observation:
+    """Run one measurement; a store error or any other failure becomes a ProbeFailure."""
+    try:
+        return measure()
+    except StoreError as exc:
+        log.warning("probe of %s on %s failed: %s", view, store, exc)
+        return ProbeFailure(store, view, str(exc))
+    except Exception as exc:  # the per-run boundary: a bug must not blind the other views
+        log.exception("probe of %s on %s failed unexpectedly", view, store)
+        return ProbeFailure(store, view, f"internal error: {type(exc).__name__}: {exc}")
+
+
+def _offline(
+    view: FeatureView, planned: tuple[PlannedCheck, ...], stores: Stores, at: datetime
+) -> Observation:
+    assert view.offline is not None  # noqa: S101  (checked by the caller)
+    store = stores.offline[view.offline.store]
+    metrics = offline_metrics(planned)
+    return _guard(store.name, view.name, lambda: store.measure(view, metrics, at))
+
+
+def _online(view: FeatureView, stores: Stores, at: datetime) -> Observation:
+    assert view.online is not None  # noqa: S101  (checked by the caller)
+    online = view.online
+    store = stores.online[online.store]
+    population = online.population
+    if population == "offline" and view.offline is None:
+        population = "online"  # the documented fallback: random keys of the online store
+
+    def measure() -> Observation:
+        keys: list[EntityKey]
+        if population == "offline" and view.offline is not None:
+            source = stores.offline[view.offline.store]
+            try:
+                keys = source.sample_entities(view, online.sample, at - online.lookback, at)
+            except StoreError as exc:
+                raise type(exc)(
+                    exc.store, f"sampling the coverage population failed: {exc.detail}"
+                ) from exc
+        else:
+            keys = store.sample_keys(view, online.sample)
+        return store.read(view, keys, population)
+
+    return _guard(store.name, view.name, measure)
