@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from checks.duration import Duration
+from checks.duration import Duration, format_duration
 
 Severity = Literal["P1", "P2", "P3", "P4"]
 Target = Literal["online", "offline"]
@@ -82,7 +82,10 @@ class OfflineSource(Strict):
     @model_validator(mode="after")
     def _one_location(self) -> OfflineSource:
         if (self.table is None) == (self.path is None):
-            raise ValueError("expected exactly one of `table` (sql) or `path` (parquet)")
+            found = "neither" if self.table is None else "both"
+            raise ValueError(
+                f"expected exactly one of `table` (sql) or `path` (parquet), found {found}"
+            )
         return self
 
 
@@ -122,7 +125,10 @@ class CoverageCheck(CheckBase):
     @classmethod
     def _online_only(cls, value: Target | None) -> Target | None:
         if value == "offline":
-            raise ValueError("expected target `online` (coverage is measured on the online store)")
+            raise ValueError(
+                "expected target `online` (coverage is measured on the online store), "
+                "found `offline`"
+            )
         return value
 
     @model_validator(mode="after")
@@ -172,16 +178,27 @@ def _ordered(warn: float | timedelta | None, bound: float | timedelta | None, wo
     if warn is None or bound is None:
         return
     if word == "max" and warn > bound:  # type: ignore[operator]
-        raise ValueError(f"expected `warn` at most `max`, found warn {warn} > max {bound}")
+        raise ValueError(
+            f"expected `warn` at most `max`, found warn {_shown(warn)} > max {_shown(bound)}"
+        )
     if word == "min" and warn < bound:  # type: ignore[operator]
-        raise ValueError(f"expected `warn` at least `min`, found warn {warn} < min {bound}")
+        raise ValueError(
+            f"expected `warn` at least `min`, found warn {_shown(warn)} < min {_shown(bound)}"
+        )
+
+
+def _shown(value: float | timedelta) -> str:
+    """A threshold as it is written in YAML: `2h`, not `2:00:00`."""
+    return format_duration(value) if isinstance(value, timedelta) else str(value)
 
 
 class FeatureView(Strict):
     """A group of features sharing an entity key, a timestamp and a TTL."""
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-    entity: str | tuple[str, ...] = Field(description="Join key, or several for a compound key.")
+    entity: str | Annotated[tuple[str, ...], Field(min_length=1)] = Field(
+        description="Join key, or several for a compound key."
+    )
     entity_types: dict[str, Dtype] = Field(
         default_factory=dict,
         description="Types of the join keys; inferred from sampled ids (int64 or string) if unset.",

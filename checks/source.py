@@ -68,6 +68,8 @@ def load_yaml(text: str, source: str) -> Document:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
         what = exc.problem or exc.context or "invalid YAML"
+        if exc.context and exc.problem and exc.problem.startswith("but "):
+            what = f"{exc.context}, {exc.problem}"  # "expected a single document ..., but found"
         raise ConfigError(
             [Problem(source, line, "", f"YAML syntax error at column {column}: {what}")]
         ) from exc
@@ -160,7 +162,51 @@ def validate(model: type[M], doc: Document, vocabulary: Iterable[str] = ()) -> M
         return model.model_validate(doc.data)
     except ValidationError as exc:
         known = sorted(set(vocabulary) | _field_names(model))
-        raise ConfigError([_problem(doc, error, known) for error in exc.errors()]) from exc
+        errors = [error for error in exc.errors() if not _after_failed_items(error)]
+        raise ConfigError(_problems(doc, errors, known)) from exc
+
+
+def _after_failed_items(error: ErrorDetails) -> bool:
+    """Pydantic checks `min_length` of a tuple after dropping the items that failed, so one bad
+    view also reports "at least 1 item, found 0"; the items' own problems already say it all."""
+    if error["type"] != "too_short":
+        return False
+    given = error.get("input")
+    minimum = (error.get("ctx") or {}).get("min_length")
+    return (
+        isinstance(given, list | tuple | dict)
+        and isinstance(minimum, int)
+        and len(given) >= minimum
+    )
+
+
+def _problems(doc: Document, errors: list[ErrorDetails], known: list[str]) -> list[Problem]:
+    """One problem per error; the branches of a plain union (`str | tuple[str, ...]`) that fail on
+    the same value become one "expected A or B" problem, and a branch that got further into the
+    value (an item of the list) hides the branches that refused the value as a whole."""
+    located = [(error, *_data_path(doc.data, tuple(error["loc"]), error["type"])) for error in errors]
+    paths = [path for _, path, _ in located]
+    out: list[Problem] = []
+    branches: dict[Path, list[str]] = {}
+    for error, path, branch in located:
+        if not branch:
+            out.append(doc.problem(path, _message(error, path, known)))
+        elif not any(len(other) > len(path) and other[: len(path)] == path for other in paths):
+            branches.setdefault(path, []).append(_message(error, path, known))
+    for path, messages in branches.items():
+        out.extend(doc.problem(path, message) for message in _either(messages))
+    return out
+
+
+def _either(messages: list[str]) -> list[str]:
+    """`expected text, found 5` and `expected a list, found 5` -> `expected text or a list, found 5`."""
+    split = [message.rpartition(", found ") for message in messages]
+    if len(messages) < 2 or any(
+        not head.startswith("expected ") or found != split[0][2] for head, _, found in split
+    ):
+        return messages
+    wanted = " or ".join(head.removeprefix("expected ") for head, _, _ in split)
+    return [f"expected {wanted}, found {split[0][2]}"]
 
 
 def _field_names(model: type[BaseModel], seen: set[type[BaseModel]] | None = None) -> set[str]:
@@ -191,8 +237,11 @@ def _models_in(annotation: object) -> list[type[BaseModel]]:
     return out
 
 
-def _data_path(data: object, loc: tuple[int | str, ...]) -> Path:
-    """Drop the union tags pydantic inserts into `loc`, keeping the keys that exist in the data."""
+def _data_path(data: object, loc: tuple[int | str, ...], kind: str) -> tuple[Path, bool]:
+    """Drop the union tags pydantic inserts into `loc`, keeping the keys that exist in the data.
+
+    Also says whether the error is about a whole value refused by one branch of a union (its
+    `loc` ends in a tag such as `str` or `freshness`)."""
     path: list[str | int] = []
     node = data
     for index, part in enumerate(loc):
@@ -201,10 +250,16 @@ def _data_path(data: object, loc: tuple[int | str, ...]) -> Path:
         if child is not _NO_CHILD:
             path.append(part)
             node = child
-        elif last and isinstance(node, dict):
+        elif last and kind == "missing" and isinstance(node, dict):
             path.append(part)  # a missing key: name it
+        elif last:
+            return tuple(path), True
         # anything else is a tag such as `freshness` or `function-after[...]`: skip it
-    return tuple(path)
+    if kind == "union_tag_invalid" and isinstance(node, dict):
+        key = str((_ctx(node, loc) or "kind")).strip("'")
+        if key in node:
+            path.append(key)  # point at the line of the wrong `kind`, not of the item
+    return tuple(path), False
 
 
 _NO_CHILD = object()
@@ -216,11 +271,6 @@ def _child(node: object, part: int | str) -> object:
     if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
         return node[part]
     return _NO_CHILD
-
-
-def _problem(doc: Document, error: ErrorDetails, known: list[str]) -> Problem:
-    path = _data_path(doc.data, tuple(error["loc"]))
-    return doc.problem(path, _message(error, path, known))
 
 
 def _found(value: object) -> str:
