@@ -1,0 +1,195 @@
+"""Loading config.yaml and check files: every problem of every file, located, all at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from checks.errors import ConfigError
+from monitor.config import FeastSqliteStoreConfig, ParquetStoreConfig, SqlStoreConfig
+from monitor.loader import load
+
+CONFIG = """\
+stores:
+  online: {type: feast-sqlite, path: data/online.db, project: shop}
+  lake: {type: parquet, root: lake}
+  warehouse: {type: sql, url: "sqlite:///wh.db"}
+checks: checks/*.yaml
+"""
+
+VIEW = """\
+feature_views:
+  - name: {name}
+    entity: user_id
+    ttl: 1d
+    features: {{spend: float, visits: int64}}
+    online: {{store: online}}
+    offline: {{store: lake, path: users.parquet}}
+    checks:
+      - {{kind: freshness, max: 1h}}
+      - {{kind: null_rate, max: 0.1}}
+"""
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root / "config.yaml"
+
+
+def problems(root: Path, files: dict[str, str], env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load(write(root, files), env or {})
+    return [str(p).replace(str(root) + "/", "") for p in caught.value.problems]
+
+
+def test_a_valid_config_plans_every_check(tmp_path: Path) -> None:
+    """Two checks, one expanded per feature: three planned checks with derived ids."""
+    loaded = load(write(tmp_path, {"config.yaml": CONFIG, "checks/a.yaml": VIEW.format(name="users")}), {})
+    assert [p.id for p in loaded.planned] == [
+        "users.freshness@online",
+        "users.null_rate.spend@online",
+        "users.null_rate.visits@online",
+    ]
+
+
+def test_relative_store_paths_resolve_against_the_config_directory(tmp_path: Path) -> None:
+    """Paths are relative to config.yaml, not to the working directory."""
+    loaded = load(write(tmp_path, {"config.yaml": CONFIG, "checks/a.yaml": VIEW.format(name="u")}), {})
+    stores = loaded.config.stores
+    online, lake, warehouse = stores["online"], stores["lake"], stores["warehouse"]
+    assert isinstance(online, FeastSqliteStoreConfig)
+    assert isinstance(lake, ParquetStoreConfig)
+    assert isinstance(warehouse, SqlStoreConfig)
+    assert online.path == str(tmp_path / "data" / "online.db")
+    assert lake.root == str(tmp_path / "lake")
+    assert warehouse.url.get_secret_value() == f"sqlite:///{tmp_path / 'wh.db'}"
+
+
+def test_problems_of_several_files_are_reported_together(tmp_path: Path) -> None:
+    """A typo in config.yaml's checks is not needed to see the check files' own problems."""
+    bad_view = VIEW.format(name="users").replace("max: 1h", "max: 1 hour").replace(
+        "kind: null_rate", "kind: null_rat"
+    )
+    found = problems(
+        tmp_path,
+        {
+            "config.yaml": CONFIG,
+            "checks/a.yaml": bad_view,
+            "checks/b.yaml": "feature_views:\n  - name: x\n    entity: id\n    ttl: 1d\n"
+            "    features: {a: float}\n    colour: red\n",
+        },
+    )
+    assert found == [
+        "checks/a.yaml:9: feature_views[0].checks[0].max: expected a duration such as 30s, 5m, "
+        "1h30m or 7d, found '1 hour'",
+        "checks/a.yaml:10: feature_views[0].checks[1].kind: expected 'kind' to be one of "
+        "'freshness', 'coverage', 'null_rate', 'schema_drift', found 'null_rat'",
+        "checks/b.yaml:6: feature_views[0].colour: unknown key 'colour'",
+    ]
+
+
+def test_a_store_that_does_not_exist_is_named_with_the_choices(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        {
+            "config.yaml": CONFIG,
+            "checks/a.yaml": VIEW.format(name="u").replace("{store: online}", "{store: onlnie}"),
+        },
+    )
+    assert found == [
+        "checks/a.yaml:6: feature_views[0].online.store: expected one of the online stores "
+        "['online'], found 'onlnie'"
+    ]
+
+
+def test_an_offline_store_used_online_is_refused(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        {
+            "config.yaml": CONFIG,
+            "checks/a.yaml": VIEW.format(name="u").replace("{store: online}", "{store: lake}"),
+        },
+    )
+    assert found == [
+        "checks/a.yaml:6: feature_views[0].online.store: expected an online store, "
+        "found 'lake' of type parquet"
+    ]
+
+
+def test_a_sql_store_needs_a_table_not_a_path(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        {
+            "config.yaml": CONFIG,
+            "checks/a.yaml": VIEW.format(name="u").replace("store: lake", "store: warehouse"),
+        },
+    )
+    assert found == [
+        "checks/a.yaml:7: feature_views[0].offline.table: expected `table` for the sql store "
+        "'warehouse', found none"
+    ]
+
+
+def test_a_view_name_used_twice_points_at_the_first(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        {
+            "config.yaml": CONFIG,
+            "checks/a.yaml": VIEW.format(name="users"),
+            "checks/b.yaml": VIEW.format(name="users"),
+        },
+    )
+    assert found == [
+        "checks/b.yaml:2: feature_views[0].name: expected a unique view name, found 'users' "
+        "again (first at checks/a.yaml:2)"
+    ]
+
+
+def test_two_checks_with_the_same_id_must_be_named(tmp_path: Path) -> None:
+    view = VIEW.format(name="u") + "      - {kind: freshness, max: 2h}\n"
+    found = problems(tmp_path, {"config.yaml": CONFIG, "checks/a.yaml": view})
+    assert len(found) == 1
+    assert found[0].startswith("checks/a.yaml:11: feature_views[0].checks[2]: expected a unique check id")
+    assert "give one a `name`" in found[0]
+
+
+def test_a_glob_that_matches_nothing_is_a_problem(tmp_path: Path) -> None:
+    found = problems(tmp_path, {"config.yaml": CONFIG})
+    assert found == [
+        "config.yaml:5: checks: expected the glob to match at least one check file, "
+        "found none for 'checks/*.yaml'"
+    ]
+
+
+def test_an_unset_variable_is_a_problem_and_a_default_is_used(tmp_path: Path) -> None:
+    config = CONFIG.replace(
+        "online: {type: feast-sqlite, path: data/online.db, project: shop}",
+        "online:\n    type: feast-sqlite\n    path: data/online.db\n    project: ${FEAST_PROJECT}",
+    ).replace("root: lake", 'root: "${LAKE:-lake}"')
+    found = problems(tmp_path, {"config.yaml": config, "checks/a.yaml": VIEW.format(name="u")})
+    assert found == [
+        "config.yaml:5: stores.online.project: expected environment variable FEAST_PROJECT "
+        "to be set, found it unset"
+    ]
+    loaded = load(tmp_path / "config.yaml", {"FEAST_PROJECT": "shop"})
+    lake = loaded.config.stores["lake"]
+    assert isinstance(lake, ParquetStoreConfig)
+    assert lake.root == str(tmp_path / "lake")
+
+
+def test_a_secret_in_an_invalid_config_is_not_repeated_in_the_error(tmp_path: Path) -> None:
+    """The URL holds a password: a wrong type elsewhere must not print it."""
+    config = CONFIG.replace('url: "sqlite:///wh.db"', 'url: "postgresql://u:${PW}@db/x", timeout: soon')
+    found = problems(tmp_path, {"config.yaml": config}, {"PW": "hunter2"})
+    assert all("hunter2" not in line for line in found)
+    assert any("stores.warehouse.timeout" in line for line in found)
+
+
+def test_a_missing_config_file_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path / "nope.yaml", {})
+    assert str(caught.value.problems[0]) == f"{tmp_path}/nope.yaml: cannot read the file: No such file or directory"
