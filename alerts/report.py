@@ -19,6 +19,7 @@ import re
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 
@@ -150,6 +151,12 @@ def _non_finite(value: float) -> str:
     return "∞" if value > 0 else "-∞"
 
 
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC, to the second, or to the millisecond when the time has a fraction."""
+    precision = "milliseconds" if moment.microsecond else "seconds"
+    return moment.astimezone(UTC).isoformat(timespec=precision).replace("+00:00", "Z")
+
+
 def details_kind(details: object) -> str:
     """Which block of `details.html.j2` shows these details; `other` shows their JSON fields."""
     if isinstance(details, FreshnessDetails):
@@ -223,11 +230,12 @@ def environment() -> Environment:
         keep_trailing_newline=True,
     )
     env.filters |= {
-        "value": format_value,
-        "seconds": format_seconds,
-        "ratio": format_ratio,
+        "in_unit": format_value,
+        "duration": format_seconds,
+        "percent": format_ratio,
         "count": format_count,
         "rfc3339": rfc3339,
+        "time": format_time,
         "details_kind": details_kind,
         "population": population_label,
     }
@@ -244,7 +252,7 @@ def render_report(run: RunResult, title: str = "featmon report") -> str:
         counts=_by_status(run.results),
         sections=view_sections(run.results),
         severities=severity_rows(run.results),
-        duration=(run.finished_at - run.started_at).total_seconds(),
+        elapsed=(run.finished_at - run.started_at).total_seconds(),
     )
 
 
