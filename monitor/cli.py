@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from alerts.report import render_report, write_report
+from alerts.report import write_report, write_report_file
 from checks.errors import ConfigError
 from checks.result import RunResult
 from monitor import demo, schema
@@ -158,11 +158,7 @@ def _run(loaded: Loaded, now: datetime | None) -> RunResult:
 
 def _write_report(run: RunResult, target: Path) -> Path:
     if target.suffix == ".html":
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.partial")
-        partial.write_text(render_report(run), encoding="utf-8")
-        partial.replace(target)
-        return target
+        return write_report_file(run, target)
     return write_report(run, target)
 
 
