@@ -112,15 +112,15 @@ def problems_of(check_file: CheckFile) -> list[tuple[Path, str]]:
                         f"expected the view to declare an `{wanted}` source for this check, found none",
                     )
                 )
-            names: list[tuple[str, str]] = []
+            names: list[tuple[Path, str]] = []
             if isinstance(check, NullRateCheck) and check.feature is not None:
-                names = [("feature", check.feature)]
+                names = [(("feature",), check.feature)]
             if isinstance(check, CoverageCheck) and check.features is not None:
-                names = [("features", name) for name in check.features]
-            for key, name in names:
+                names = [(("features", i), name) for i, name in enumerate(check.features)]
+            for where, name in names:
                 if name not in view.features:
                     found.append(
-                        ((*path, key), f"expected a declared feature {declared}, found {name!r}")
+                        ((*path, *where), f"expected a declared feature {declared}, found {name!r}")
                     )
     return found
 

@@ -92,8 +92,10 @@ def _convert(
 ) -> object:
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        own = {id(key_node) for key_node, _ in node.value}  # not merged in with `<<: *anchor`
         loader.flatten_mapping(node)
         out: dict[object, object] = {}
+        written: set[object] = set()
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
@@ -102,7 +104,7 @@ def _convert(
                     Problem(source, line, dotted(path), f"expected a text key, found {key!r}")
                 )
                 continue
-            if key in out:
+            if key in written:
                 first = lines.get((*path, key), 0)
                 problems.append(
                     Problem(
@@ -110,6 +112,11 @@ def _convert(
                     )
                 )
                 continue
+            if id(key_node) in own:
+                written.add(key)
+            if key in out:  # a merged-in value overridden, as YAML merge keys intend
+                for stale in [p for p in lines if p[: len(path) + 1] == (*path, key)]:
+                    del lines[stale]
             lines[(*path, key)] = line
             out[key] = _convert(loader, value_node, (*path, key), lines, problems, source)
         return out
@@ -181,21 +188,37 @@ def _after_failed_items(error: ErrorDetails) -> bool:
 
 
 def _problems(doc: Document, errors: list[ErrorDetails], known: list[str]) -> list[Problem]:
-    """One problem per error; the branches of a plain union (`str | tuple[str, ...]`) that fail on
-    the same value become one "expected A or B" problem, and a branch that got further into the
-    value (an item of the list) hides the branches that refused the value as a whole."""
-    located = [(error, *_data_path(doc.data, tuple(error["loc"]), error["type"])) for error in errors]
+    """One problem per error, except for the branches of a plain union (`str | tuple[str, ...]`):
+    a branch that accepted the value's type (and got further into it) hides the branches that
+    refused the type, and branches that all refused the type become one "expected A or B"."""
+    located: list[tuple[ErrorDetails, Path, bool]] = []
+    for error in errors:
+        path, branch = _data_path(doc.data, tuple(error["loc"]), error["type"])
+        located.append((error, _at_tag(doc.data, error, path), branch))
     paths = [path for _, path, _ in located]
     out: list[Problem] = []
-    branches: dict[Path, list[str]] = {}
+    branches: dict[Path, list[ErrorDetails]] = {}
     for error, path, branch in located:
         if not branch:
             out.append(doc.problem(path, _message(error, path, known)))
         elif not any(len(other) > len(path) and other[: len(path)] == path for other in paths):
-            branches.setdefault(path, []).append(_message(error, path, known))
-    for path, messages in branches.items():
+            branches.setdefault(path, []).append(error)
+    for path, refused in branches.items():
+        closer = [error for error in refused if not error["type"].endswith("_type")]
+        messages = [_message(error, path, known) for error in closer or refused]
         out.extend(doc.problem(path, message) for message in _either(messages))
     return out
+
+
+def _at_tag(data: object, error: ErrorDetails, path: Path) -> Path:
+    """A wrong `kind` is reported at the line of `kind`, not of the item that holds it."""
+    if error["type"] != "union_tag_invalid":
+        return path
+    node = data
+    for part in path:
+        node = _child(node, part)
+    key = str((error.get("ctx") or {}).get("discriminator", "")).strip("'")
+    return (*path, key) if isinstance(node, dict) and key in node else path
 
 
 def _either(messages: list[str]) -> list[str]:
@@ -255,10 +278,6 @@ def _data_path(data: object, loc: tuple[int | str, ...], kind: str) -> tuple[Pat
         elif last:
             return tuple(path), True
         # anything else is a tag such as `freshness` or `function-after[...]`: skip it
-    if kind == "union_tag_invalid" and isinstance(node, dict):
-        key = str((_ctx(node, loc) or "kind")).strip("'")
-        if key in node:
-            path.append(key)  # point at the line of the wrong `kind`, not of the item
     return tuple(path), False
 
 
@@ -295,6 +314,7 @@ _EXPECTED: dict[str, str] = {
     "string_type": "text",
     "dict_type": "a mapping",
     "list_type": "a list",
+    "tuple_type": "a list",
     "model_type": "a mapping",
     "model_attributes_type": "a mapping",
     "url_parsing": "a URL",
@@ -333,6 +353,9 @@ def _message(error: ErrorDetails, path: Path, known: list[str]) -> str:
     if kind == "value_error":
         reason = str(ctx.get("error", error["msg"]))
         return reason if reason.startswith("expected") else f"expected {reason}, found {found}"
+    if kind == "string_pattern_mismatch":
+        return f"expected text matching {ctx.get('pattern')}, found {found}"
     if kind in _EXPECTED:
         return f"expected {_EXPECTED[kind]}, found {found}"
-    return f"expected {error['msg'].lower()}, found {found}"
+    wanted = error["msg"].removeprefix("Input should be ").removeprefix("Value should be ")
+    return f"expected {wanted[:1].lower()}{wanted[1:]}, found {found}"

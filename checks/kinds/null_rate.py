@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from checks.duration import format_duration
 from checks.kinds.base import build, error, narrow, sample_info
 from checks.model import NullRateCheck
 from checks.observation import (
@@ -64,7 +65,9 @@ def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime
         return error(planned, limit, f"no row or null count was measured for {feature}")
     if rows == 0:
         return error(
-            planned, limit, f"{observation.source} has no rows in the last {window} to measure"
+            planned,
+            limit,
+            f"{observation.source} has no rows in the last {format_duration(window)} to measure",
         )
     details = NullRateDetails(
         nulls=nulls, rows=rows, interval=None, window_seconds=window.total_seconds()

@@ -1,0 +1,213 @@
+"""The command line: exit codes, the JSON contract, validate, schema, and the installed script."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+from monitor.demo import store as planted
+
+NOW = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
+NOW_TEXT = "2026-11-26T06:00:00Z"
+REPO = Path(__file__).resolve().parents[1]
+RESULT_KEYS = {
+    "check", "kind", "feature_view", "feature", "store", "status", "severity", "value",
+    "threshold", "sample_size", "details", "labels",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("store")
+    planted.build(directory, NOW)
+    return directory
+
+
+def config_with(root: Path, store_dir: Path, checks: str) -> Path:
+    """A config over the demo store with one check file holding `checks`."""
+    (root / "checks").mkdir(exist_ok=True)
+    (root / "checks" / "c.yaml").write_text(checks, encoding="utf-8")
+    config = root / "config.yaml"
+    config.write_text(
+        "stores:\n"
+        f"  online: {{type: feast-sqlite, path: '{store_dir}/online.db', project: demo}}\n"
+        f"  lake: {{type: parquet, root: '{store_dir}/offline'}}\n"
+        "checks: checks/*.yaml\n"
+        "reports: {dir: reports}\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+MERCHANTS = """\
+feature_views:
+  - name: merchant_stats
+    entity: merchant_id
+    ttl: 2h
+    features: {avg_ticket_usd: double, orders_1h: int64, is_high_risk: bool, category: string}
+    online: {store: online}
+    offline: {store: lake, path: merchant_stats.parquet}
+    checks:
+"""
+USERS = (
+    MERCHANTS.replace("merchant_stats", "user_stats")
+    .replace("merchant_id", "user_id")
+    .replace("ttl: 2h", "ttl: 1d")
+    .replace(
+        "{avg_ticket_usd: double, orders_1h: int64, is_high_risk: bool, category: string}",
+        "{rolling_7d_revenue: float, purchase_count_30d: int64, last_active_days_ago: int64}",
+    )
+)
+
+
+@pytest.mark.parametrize(
+    ("checks", "code"),
+    [
+        (MERCHANTS + "      - {kind: freshness, max: 1h}\n", 0),
+        (USERS + "      - {kind: schema_drift, target: online, warn: 0, max: 5}\n", 1),
+        (
+            USERS
+            + "      - {kind: coverage, min: 0.95}\n      - {kind: schema_drift, target: online, warn: 0, max: 5}\n",
+            2,
+        ),
+        (
+            MERCHANTS.replace("merchant_stats.parquet", "gone.parquet")
+            + "      - {kind: freshness, target: offline, max: 1h}\n      - {kind: coverage, min: 0.5}\n",
+            3,
+        ),
+    ],
+    ids=["pass", "warn", "fail", "error"],
+)
+def test_check_exit_code_is_the_worst_status(
+    tmp_path: Path, store_dir: Path, checks: str, code: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """0 all pass, 1 warnings only, 2 any failure, 3 any error."""
+    config = config_with(tmp_path, store_dir, checks)
+    assert main(["check", "--config", str(config), "--now", NOW_TEXT]) == code
+    assert "HTML report:" in capsys.readouterr().out
+
+
+def test_an_unreadable_source_is_an_error_result_with_its_reason(
+    tmp_path: Path, store_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing Parquet path errors the checks it feeds, including the coverage population."""
+    checks = (
+        MERCHANTS.replace("merchant_stats.parquet", "gone.parquet")
+        + "      - {kind: freshness, target: offline, max: 1h}\n"
+        "      - {kind: coverage, min: 0.5}\n"
+    )
+    config = config_with(tmp_path, store_dir, checks)
+    main(["check", "--config", str(config), "--now", NOW_TEXT, "--format", "json"])
+    results = json.loads(capsys.readouterr().out)["results"]
+    assert [r["status"] for r in results] == ["error", "error"]
+    for result in results:
+        assert "gone.parquet" in result["details"]["reason"]
+        assert result["value"] is None
+
+
+def test_json_output_follows_the_documented_contract(
+    tmp_path: Path, store_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    checks = USERS + (
+        "      - {kind: freshness, max: 1h, severity: P1, labels: {team: growth}}\n"
+        "      - {kind: coverage, min: 0.95}\n"
+        "      - {kind: null_rate, feature: rolling_7d_revenue, max: 0.01}\n"
+    )
+    config = config_with(tmp_path, store_dir, checks)
+    code = main(["check", "--config", str(config), "--now", NOW_TEXT, "--format", "json"])
+    document = json.loads(capsys.readouterr().out)
+    assert code == 2
+    assert isinstance(document["run_id"], str)
+    assert document["scheduled_at"] == NOW_TEXT
+    results = {r["check"]: r for r in document["results"]}
+    for result in results.values():
+        assert RESULT_KEYS <= set(result)
+        assert result["status"] in {"pass", "warn", "fail", "error"}
+        assert result["severity"] in {"P1", "P2", "P3", "P4"}
+    freshness = results["user_stats.freshness@online"]
+    assert {"p50", "p90", "p99", "max"} <= set(freshness["details"])
+    assert freshness["threshold"] == {"max": 3600.0, "unit": "seconds"}
+    assert freshness["labels"] == {"team": "growth"}
+    assert freshness["severity"] == "P1"
+    coverage = results["user_stats.coverage@online"]
+    assert 0 <= coverage["value"] <= 1
+    assert coverage["sample_size"] == 1000
+    null_rate = results["user_stats.null_rate.rolling_7d_revenue@online"]
+    assert null_rate["feature"] == "rolling_7d_revenue"
+    assert null_rate["store"] == "online"
+
+
+def test_the_report_option_writes_that_file(
+    tmp_path: Path, store_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = config_with(tmp_path, store_dir, MERCHANTS + "      - {kind: freshness, max: 1h}\n")
+    target = tmp_path / "out" / "run.html"
+    main(["check", "--config", str(config), "--now", NOW_TEXT, "--report", str(target)])
+    assert str(target) in capsys.readouterr().out
+    assert target.read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html>")
+
+
+def test_validate_accepts_the_example_config(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "--config", str(REPO / "config.example.yaml")]) == 0
+    assert "3 feature views, 16 checks" in capsys.readouterr().out
+
+
+def test_an_invalid_config_exits_3_and_lists_every_problem(
+    tmp_path: Path, store_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    checks = (
+        MERCHANTS + "      - {kind: freshness, qantile: p99, max: 1h}\n      - {kind: coverage}\n"
+    )
+    config = config_with(tmp_path, store_dir, checks)
+    assert main(["validate", "--config", str(config)]) == 3
+    assert main(["check", "--config", str(config)]) == 3
+    err = capsys.readouterr().err
+    assert "2 problems in the configuration" in err
+    assert (
+        "c.yaml:9: feature_views[0].checks[0].qantile: unknown key 'qantile' (did you mean 'quantile'?)"
+        in err
+    )
+    assert "c.yaml:10: feature_views[0].checks[1]: expected at least one threshold" in err
+
+
+def test_now_without_a_zone_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["check", "--config", str(tmp_path / "c.yaml"), "--now", "2026-11-26T06:00:00"])
+    assert caught.value.code == 2
+    assert "expected a time with a zone" in capsys.readouterr().err
+
+
+def test_schema_writes_both_json_schemas(tmp_path: Path) -> None:
+    assert main(["schema", "--out", str(tmp_path)]) == 0
+    config = json.loads((tmp_path / "config.schema.json").read_text(encoding="utf-8"))
+    checks = json.loads((tmp_path / "checks.schema.json").read_text(encoding="utf-8"))
+    assert config["additionalProperties"] is False
+    assert "stores" in config["properties"]
+    assert "feature_views" in checks["properties"]
+    kinds = json.dumps(checks)
+    for kind in ("freshness", "coverage", "null_rate", "schema_drift"):
+        assert f'"const": "{kind}"' in kinds
+
+
+@pytest.mark.slow
+def test_the_installed_script_checks_the_demo_from_the_repository_root(store_dir: Path) -> None:
+    """`featmon check --config config.example.yaml` from the root, as the README says."""
+    script = Path(sys.executable).with_name("featmon")
+    env = {**os.environ, "FEATMON_DEMO_DIR": str(store_dir)}
+    done = subprocess.run(
+        [str(script), "--log-level", "warning", "check", "--config", "config.example.yaml",
+         "--now", NOW_TEXT, "--format", "json"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    results = json.loads(done.stdout)["results"]
+    assert len(results) == 16
+    coverage = next(r for r in results if r["check"] == "user_stats.coverage@online")
+    assert coverage["value"] == pytest.approx(0.91)
