@@ -24,6 +24,8 @@ def parse_duration(value: object) -> timedelta:
         return _seconds(value, value)
     if isinstance(value, str):
         text = value.strip().replace(" ", "")
+        if re.fullmatch(r"\d+(\.\d+)?", text):  # "86400", as ${TTL:-86400} expands
+            return _seconds(float(text), value)
         if text and re.fullmatch(PATTERN, text):
             return _seconds(sum(float(n) * _UNITS[u] for n, u in _PART.findall(text)), value)
     raise ValueError(f"expected a duration such as 30s, 5m, 1h30m or 7d, found {value!r}")

@@ -52,3 +52,8 @@ def evaluate(
     if evaluate_offline is None:
         return error(planned, threshold(planned), f"{planned.kind} cannot be measured offline")
     return evaluate_offline(planned, observation, scheduled_at)
+
+
+def error_result(planned: PlannedCheck, reason: str) -> CheckResult:
+    """An `error` result for a check that could not be evaluated."""
+    return error(planned, threshold(planned), reason)

@@ -135,7 +135,7 @@ def offline_metrics(checks: Iterable[PlannedCheck]) -> frozenset[OfflineMetric]:
         if isinstance(check, FreshnessCheck):
             wanted.add(MaxTimestamp(view.timestamp))
         elif isinstance(check, NullRateCheck) and planned.feature is not None:
-            window = check.window or view.ttl
+            window = view.ttl if check.window is None else check.window
             wanted.add(RowCount(window))
             wanted.add(NullCount(planned.feature, window))
     return frozenset(wanted)

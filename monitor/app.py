@@ -28,7 +28,11 @@ class App:
     stores: Stores
 
     def close(self) -> None:
-        for store in [*self.stores.online.values(), *self.stores.offline.values()]:
+        stores: list[OnlineStore | OfflineStore] = [
+            *self.stores.online.values(),
+            *self.stores.offline.values(),
+        ]
+        for store in stores:
             try:
                 store.close()
             except Exception:  # closing one store must not keep the others open

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from checks.evaluate import evaluate
+from checks.evaluate import error_result, evaluate
 from checks.model import FeatureView
 from checks.observation import Observation, ProbeFailure
 from checks.plan import PlannedCheck, offline_metrics
@@ -44,7 +44,7 @@ def probe_view(
         observations["offline"] = _offline(view, planned, stores, scheduled_at)
     if any(p.target == "online" for p in planned) and view.online is not None:
         observations["online"] = _online(view, stores, scheduled_at)
-    results = [evaluate(p, observations[p.target], scheduled_at) for p in planned]
+    results = [_evaluate(p, observations[p.target], scheduled_at) for p in planned]
     log.info(
         "probed %s: %d checks, worst %s, %.0f ms",
         view.name,
@@ -53,6 +53,14 @@ def probe_view(
         (time.monotonic() - started) * 1000,
     )
     return results
+
+
+def _evaluate(planned: PlannedCheck, observation: Observation, at: datetime) -> CheckResult:
+    try:
+        return evaluate(planned, observation, at)
+    except Exception as exc:  # the per-run boundary: one bad value must not lose the run
+        log.exception("evaluating %s failed", planned.id)
+        return error_result(planned, f"internal error: {type(exc).__name__}: {exc}")
 
 
 def _guard(store: str, view: str, measure: Callable[[], Observation]) -> Observation:

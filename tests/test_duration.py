@@ -41,12 +41,17 @@ def test_a_bare_number_is_seconds(number: float, seconds: float) -> None:
     assert parse_duration(number) == timedelta(seconds=seconds)
 
 
+def test_digits_in_text_are_seconds_as_an_env_default_expands() -> None:
+    """`ttl: ${TTL:-86400}` interpolates to the text "86400": one day."""
+    assert parse_duration("86400") == timedelta(days=1)
+
+
 def test_a_timedelta_is_taken_as_it_is() -> None:
     assert parse_duration(timedelta(hours=2)) == timedelta(hours=2)
 
 
 @pytest.mark.parametrize(
-    "written", ["", "abc", "5", "5x", "h", "1 hour", "1h-30m", "-5m", "5m ago", "1,5h"]
+    "written", ["", "abc", "5x", "h", "1 hour", "1h-30m", "-5m", "5m ago", "1,5h"]
 )
 def test_text_that_is_not_a_duration_says_what_was_expected(written: str) -> None:
     with pytest.raises(ValueError, match="^" + re.escape(f"{SPELLED}{written!r}") + "$"):

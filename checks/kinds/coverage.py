@@ -29,7 +29,7 @@ def online(planned: PlannedCheck, observation: OnlineObservation, at: datetime) 
             planned, limit, f"the {observation.population} population had no entities to sample"
         )
     required = check.features or tuple(view.features)
-    max_age = (check.max_age or view.ttl).total_seconds()
+    max_age = (view.ttl if check.max_age is None else check.max_age).total_seconds()
     uncovered = dict.fromkeys(REASONS, 0)
     for entity in observation.entities:
         reason = _why_uncovered(entity, required, max_age, at)

@@ -55,7 +55,7 @@ def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime
     check = narrow(planned, NullRateCheck)
     feature = planned.feature or planned.view.name
     limit = threshold(check)
-    window = check.window or planned.view.ttl
+    window = planned.view.ttl if check.window is None else check.window
     count, nulls_metric = RowCount(window), NullCount(feature, window)
     for metric in (count, nulls_metric):
         if metric in observation.unavailable:

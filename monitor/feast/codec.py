@@ -29,8 +29,14 @@ from checks.observation import EntityValue, FeatureState, FeatureValue, Scalar
 
 # Wire types of the protobuf encoding.
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
-_WIRE_NAMES = {0: "varint", 1: "fixed64", 2: "length-delimited", 3: "start-group", 4: "end-group"}
-_WIRE_NAMES[5] = "fixed32"
+_WIRE_NAMES = {
+    0: "varint",
+    1: "fixed64",
+    2: "length-delimited",
+    3: "start-group",
+    4: "end-group",
+    5: "fixed32",
+}
 
 _MASK64 = (1 << 64) - 1
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -39,7 +45,6 @@ NULL_TIMESTAMP = _INT64_MIN
 """Feast's null timestamp (numpy NaT as int64): a `unix_timestamp_val` holding it reads as None."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_SECOND = timedelta(seconds=1)
 
 
 class DecodeError(ValueError):
@@ -72,12 +77,23 @@ _KIND_WIRE = {
     "bool": _VARINT,
     "timestamp": _VARINT,
 }
-_SCALAR_KINDS = ("bytes", "string", "int32", "int64", "double", "float", "bool", "timestamp")
+# The scalar members are fields 1-8 in this order; their *List members 11-18, *Set 22-29.
+_SCALARS = (
+    ("bytes", "bytes"),
+    ("string", "string"),
+    ("int32", "int32"),
+    ("int64", "int64"),
+    ("double", "double"),
+    ("float", "float"),
+    ("bool", "bool"),
+    ("timestamp", "unix_timestamp"),
+)
+_SCALAR_KINDS = tuple(kind for kind, _ in _SCALARS)
 
 _FIELDS: dict[int, _Field] = {
-    **{number: _Field(f"{kind}_val", kind) for number, kind in enumerate(_SCALAR_KINDS, 1)},
-    **{n: _Field(f"{k}_list_val", k, True) for n, k in enumerate(_SCALAR_KINDS, 11)},
-    **{n: _Field(f"{k}_set_val", k, True) for n, k in enumerate(_SCALAR_KINDS, 22)},
+    **{n: _Field(f"{stem}_val", kind) for n, (kind, stem) in enumerate(_SCALARS, 1)},
+    **{n: _Field(f"{stem}_list_val", kind, True) for n, (kind, stem) in enumerate(_SCALARS, 11)},
+    **{n: _Field(f"{stem}_set_val", kind, True) for n, (kind, stem) in enumerate(_SCALARS, 22)},
     # String-shaped types of Feast >= 0.62 (JSON, UUID, decimal) read as their text.
     32: _Field("json_val", "string"),
     33: _Field("json_list_val", "string", True),
@@ -91,9 +107,6 @@ _FIELDS: dict[int, _Field] = {
     45: _Field("decimal_list_val", "string", True),
     46: _Field("decimal_set_val", "string", True),
 }
-_FIELDS[8] = _Field("unix_timestamp_val", "timestamp")
-_FIELDS[18] = _Field("unix_timestamp_list_val", "timestamp", True)
-_FIELDS[29] = _Field("unix_timestamp_set_val", "timestamp", True)
 _NULL_FIELD = 19  # null_val: an enum (varint) whose only value means None
 # Known members whose values nest other Values: no FeatureValue can hold them.
 _UNSUPPORTED = {
@@ -279,7 +292,9 @@ def decode_value(blob: bytes) -> tuple[FeatureState, FeatureValue]:
         field = _FIELDS.get(number)
         if field is None:
             if number in _UNSUPPORTED:
-                raise DecodeError(f"field {number} ({_UNSUPPORTED[number]}) is not supported", start)
+                raise DecodeError(
+                    f"field {number} ({_UNSUPPORTED[number]}) is not supported", start
+                )
             raise DecodeError(f"unknown field number {number}", start)
         if field.repeated:
             _expect_wire(number, field, wire, _LEN, start)
@@ -312,6 +327,13 @@ def _tag(number: int, wire: int) -> bytes:
     return _varint(number << 3 | wire)
 
 
+def _epoch_seconds(value: datetime) -> int:
+    """Whole seconds since the epoch, truncated toward zero as Feast's `int(dt.timestamp())`."""
+    delta = value - _EPOCH
+    seconds = delta.days * 86_400 + delta.seconds
+    return seconds + 1 if seconds < 0 and delta.microseconds else seconds
+
+
 def _check_int(value: object, low: int, high: int, kind: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"expected an int for {kind}, found {type(value).__name__}")
@@ -327,22 +349,13 @@ def _encode_element(value: object, kind: str) -> bytes:
     if kind == "int32":
         return _varint(_check_int(value, _INT32_MIN, _INT32_MAX, kind))
     if kind == "timestamp":
-        if not isinstance(value, datetime):
-            raise TypeError(f"expected a datetime for timestamp, found {type(value).__name__}")
-        if value.tzinfo is None:
-            raise ValueError(f"expected a timezone-aware datetime, found naive {value}")
-        return _varint((value - _EPOCH) // _SECOND)
+        return _varint(_epoch_seconds(_check_aware(value)))
     if kind == "bool":
         if not isinstance(value, bool):
             raise TypeError(f"expected a bool, found {type(value).__name__}")
         return b"\x01" if value else b"\x00"
     if kind in ("double", "float"):
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise TypeError(f"expected a float for {kind}, found {type(value).__name__}")
-        try:
-            return struct.pack("<d" if kind == "double" else "<f", value)
-        except OverflowError as exc:
-            raise ValueError(f"{value} does not fit a 32-bit float") from exc
+        return _encode_real(value, kind)
     if kind == "string" and isinstance(value, str):
         data = value.encode("utf-8")
     elif kind == "bytes" and isinstance(value, bytes):
@@ -352,10 +365,28 @@ def _encode_element(value: object, kind: str) -> bytes:
     return _varint(len(data)) + data
 
 
-def encode_value(value: FeatureValue | list[Scalar], dtype: str) -> bytes:
+def _check_aware(value: object) -> datetime:
+    if not isinstance(value, datetime):
+        raise TypeError(f"expected a datetime for timestamp, found {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"expected a timezone-aware datetime, found naive {value}")
+    return value
+
+
+def _encode_real(value: object, kind: str) -> bytes:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TypeError(f"expected a float for {kind}, found {type(value).__name__}")
+    try:
+        return struct.pack("<d" if kind == "double" else "<f", value)
+    except OverflowError as exc:
+        raise ValueError(f"expected a value that fits a {kind}, found {value}") from exc
+
+
+def encode_value(value: object, dtype: str) -> bytes:
     """The serialized Feast `Value` of `value` declared as `dtype` (a `checks.model.Dtype`):
     what Feast writes to its online store. None is b""; a tuple or list becomes the list type
-    of `dtype` (a packed numeric list, or repeated strings or bytes)."""
+    of `dtype` (a packed numeric list, or repeated strings or bytes). Raises TypeError for a
+    value of another type, ValueError for an unknown dtype or a number out of range."""
     kind = _DTYPE_KIND.get(dtype)
     if kind is None:
         raise ValueError(f"expected a dtype among {sorted(_DTYPE_KIND)}, found {dtype!r}")
@@ -467,7 +498,7 @@ def decode_entity_key(blob: bytes) -> tuple[tuple[str, ...], tuple[EntityValue, 
     Integers and timestamps (epoch seconds) come back as int. Raises `DecodeError`."""
     reader = _Reader(bytes(blob))
     count = _u32(reader, "join key count")
-    if count == 0 or count * 16 > reader.end - reader.pos:
+    if count * 16 > reader.end - reader.pos:  # each key needs two headers of 8 bytes
         raise DecodeError(f"implausible join key count {count}", 0)
     names: list[str] = []
     for _ in range(count):
@@ -484,5 +515,7 @@ def decode_entity_key(blob: bytes) -> tuple[tuple[str, ...], tuple[EntityValue, 
         size = _u32(reader, "value length")
         values.append(_decode_key_value(code, reader.take(size, "value"), start))
     if not reader.at_end():
-        raise DecodeError(f"{reader.end - reader.pos} trailing bytes after the last value", reader.pos)
+        raise DecodeError(
+            f"{reader.end - reader.pos} trailing bytes after the last value", reader.pos
+        )
     return tuple(names), tuple(values)

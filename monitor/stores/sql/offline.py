@@ -1,0 +1,509 @@
+"""Offline metrics pushed down to the engine as one aggregate SELECT per table and run.
+
+Three parts, kept apart so that every SQLAlchemy-reachable source shares them:
+
+- `Source`: a table or a set of files as a selectable with typed columns (what a store found in
+  its catalog);
+- `aggregate_query` and `sample_query`: pure builders from a `Source` and the requested metrics
+  to one SQLAlchemy Core `select` (no connection, no clock);
+- `AggregateStore`: the execution (read-only transaction, one catalog lookup, one query, the
+  results as UTC numbers), which `SqlOfflineStore` here and `ParquetOfflineStore` specialise by
+  how they find their `Source`.
+
+Timestamps: a column without a zone holds times in the store's zone (`config.timezone`), so it is
+compared with naive bound values in that zone and its values are read as times in that zone; a
+column with a zone is compared with aware values. Everything returned is aware UTC.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import time
+from abc import abstractmethod
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from checks.model import FeatureView
+from checks.observation import (
+    Column,
+    EntityValue,
+    MaxTimestamp,
+    MetricValue,
+    NullCount,
+    OfflineMetric,
+    OfflineObservation,
+)
+from monitor.abc import EntityKey, OfflineStore
+from monitor.config import SqlStoreConfig
+from monitor.errors import QueryFailed, SourceNotFound, StoreError
+from monitor.stores.sql.engine import open_engine, read_only, safe_url
+
+log = logging.getLogger(__name__)
+
+TIMESTAMP = "timestamp"
+_ONE: sa.ColumnClause[Any] = sa.literal_column("1")
+
+
+# --- columns and their families -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a store found for one view: a selectable whose columns carry their SQL types, the
+    same columns as featmon sees them, and a label (table name or path) for the report."""
+
+    label: str
+    selectable: sa.FromClause
+    columns: tuple[Column, ...]
+    noun: str = "table"  # what the label names, in messages: "table", "Parquet path"
+
+    @property
+    def named(self) -> str:
+        return f"{self.noun} {self.label!r}"
+
+    def family(self, name: str) -> str | None:
+        return next((c.family for c in self.columns if c.name == name), None)
+
+    def missing(self, names: Iterable[str]) -> list[str]:
+        present = {c.name for c in self.columns}
+        return [name for name in names if name not in present]
+
+
+def family_of(type_: sa.types.TypeEngine[Any], native: str) -> str:
+    """The family of a SQLAlchemy type: int, float, string, bool, bytes, timestamp, or else the
+    lowercased native type name (`date`, `json`, `integer[]`, ...)."""
+    if isinstance(type_, sa.Boolean):
+        return "bool"
+    if isinstance(type_, sa.Integer):
+        return "int"
+    if isinstance(type_, sa.Numeric):
+        scale = getattr(type_, "scale", None)
+        return "int" if scale == 0 and not isinstance(type_, sa.Float) else "float"
+    if isinstance(type_, sa.String):
+        return "string"
+    if isinstance(type_, sa.LargeBinary | sa.BINARY | sa.VARBINARY):
+        return "bytes"
+    if isinstance(type_, sa.DateTime):
+        return TIMESTAMP
+    return native.lower()
+
+
+_DUCKDB_INT = re.compile(r"^U?(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|INT\d*)$")
+_DUCKDB_DECIMAL = re.compile(r"^(?:DECIMAL|NUMERIC)\((\d+),\s*(\d+)\)$")
+_DUCKDB_TYPES: Mapping[str, sa.types.TypeEngine[Any]] = MappingProxyType(
+    {
+        "BOOLEAN": sa.Boolean(),
+        "FLOAT": sa.Float(),
+        "REAL": sa.Float(),
+        "DOUBLE": sa.Float(),
+        "VARCHAR": sa.String(),
+        "TEXT": sa.String(),
+        "BLOB": sa.LargeBinary(),
+        "TIMESTAMP": sa.DateTime(),
+        "DATETIME": sa.DateTime(),
+        "TIMESTAMP_S": sa.DateTime(),
+        "TIMESTAMP_MS": sa.DateTime(),
+        "TIMESTAMP_NS": sa.DateTime(),
+        "TIMESTAMP WITH TIME ZONE": sa.DateTime(timezone=True),
+        "TIMESTAMPTZ": sa.DateTime(timezone=True),
+    }
+)
+
+
+def duckdb_type(native: str) -> sa.types.TypeEngine[Any]:
+    """The SQLAlchemy type of a DuckDB type name as DESCRIBE and information_schema spell it
+    (duckdb-engine's reflection drops the zone of TIMESTAMPTZ, so DuckDB is read by name)."""
+    name = native.strip().upper()
+    if _DUCKDB_INT.match(name):
+        return sa.BigInteger()
+    decimal = _DUCKDB_DECIMAL.match(name)
+    if decimal:
+        return sa.Numeric(int(decimal[1]), int(decimal[2]))
+    return _DUCKDB_TYPES.get(name, sa.types.NullType())
+
+
+def column_of(name: str, type_: sa.types.TypeEngine[Any], native: str) -> Column:
+    return Column(name=name, family=family_of(type_, native), native_type=native)
+
+
+# --- the pure query builders ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AggregateQuery:
+    """One SELECT measuring every available metric (None when none is), the result label of
+    each measured metric, and why each other metric could not be measured."""
+
+    statement: sa.Select[Any] | None
+    labels: Mapping[OfflineMetric, str]
+    unavailable: Mapping[OfflineMetric, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+def aggregate_query(
+    source: Source,
+    timestamp: str,
+    metrics: Iterable[OfflineMetric],
+    scheduled_at: datetime,
+    zone: tzinfo,
+) -> AggregateQuery:
+    """All `metrics` of `source` as conditional aggregates of one SELECT.
+
+    `timestamp` is the event-time column that windows are measured on: a window `w` is the
+    half-open interval (scheduled_at - w, scheduled_at]. A metric whose column is missing, or
+    that needs a timestamp column that is not one, is left out with its reason.
+    """
+    _require_aware(scheduled_at)
+    labels: dict[OfflineMetric, str] = {}
+    unavailable: dict[OfflineMetric, str] = {}
+    selected: list[sa.Label[Any]] = []
+    for metric in sorted(metrics, key=_metric_order):
+        reason = _unavailable(source, timestamp, metric)
+        if reason is not None:
+            unavailable[metric] = reason
+            continue
+        label = f"m{len(selected)}"
+        expression = _aggregate(source.selectable, timestamp, metric, scheduled_at, zone)
+        selected.append(expression.label(label))
+        labels[metric] = label
+    statement = sa.select(*selected).select_from(source.selectable) if selected else None
+    return AggregateQuery(statement, MappingProxyType(labels), MappingProxyType(unavailable))
+
+
+def sample_query(
+    source: Source,
+    keys: Sequence[str],
+    timestamp: str,
+    since: datetime,
+    until: datetime,
+    size: int,
+) -> sa.Select[Any]:
+    """At most `size` distinct non-null key tuples with an event time in [since, until], in
+    the engine's random order: `SELECT ... FROM (SELECT DISTINCT ...) ORDER BY random() LIMIT`.
+    The bounds are already in the column's terms (see `bound`)."""
+    table = source.selectable
+    event_time = table.c[timestamp]
+    columns = [table.c[key] for key in keys]
+    distinct = (
+        sa.select(*columns)
+        .where(event_time >= since, event_time <= until, *(c.is_not(None) for c in columns))
+        .distinct()
+        .subquery("entities")
+    )
+    return sa.select(*distinct.c).order_by(sa.func.random()).limit(size)
+
+
+def bound(moment: datetime, type_: sa.types.TypeEngine[Any], zone: tzinfo) -> datetime:
+    """`moment` as a value comparable with a column of `type_`: aware UTC for a column with a
+    zone, naive wall time in the store's zone for one without."""
+    _require_aware(moment)
+    if getattr(type_, "timezone", False):
+        return moment.astimezone(UTC)
+    return moment.astimezone(zone).replace(tzinfo=None)
+
+
+def _require_aware(moment: datetime) -> None:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"expected a timezone-aware time, found naive {moment.isoformat()}")
+
+
+def _metric_order(metric: OfflineMetric) -> tuple[str, str, float]:
+    """A stable order, so that the same metrics always give the same SQL text."""
+    column = getattr(metric, "column", "")
+    window: timedelta | None = getattr(metric, "window", None)
+    return type(metric).__name__, column, -1.0 if window is None else window.total_seconds()
+
+
+def _unavailable(source: Source, timestamp: str, metric: OfflineMetric) -> str | None:
+    needed: list[str] = []
+    timestamps: list[str] = []
+    if isinstance(metric, MaxTimestamp):
+        timestamps.append(metric.column)
+    else:
+        if isinstance(metric, NullCount):
+            needed.append(metric.column)
+        if metric.window is not None:
+            timestamps.append(timestamp)
+    for name in (*timestamps, *needed):
+        family = source.family(name)
+        if family is None:
+            return f"column {name!r} is not in {source.named}"
+        if name in timestamps and family != TIMESTAMP:
+            return f"column {name!r} of {source.named} is not a timestamp (found {family})"
+    return None
+
+
+def _aggregate(
+    table: sa.FromClause,
+    timestamp: str,
+    metric: OfflineMetric,
+    scheduled_at: datetime,
+    zone: tzinfo,
+) -> sa.ColumnElement[Any]:
+    if isinstance(metric, MaxTimestamp):
+        return sa.func.max(table.c[metric.column])
+    conditions: list[sa.ColumnElement[bool]] = []
+    if metric.window is not None:
+        event_time = table.c[timestamp]
+        lower = bound(scheduled_at - metric.window, event_time.type, zone)
+        upper = bound(scheduled_at, event_time.type, zone)
+        conditions += [event_time > lower, event_time <= upper]
+    if isinstance(metric, NullCount):
+        conditions.append(table.c[metric.column].is_(None))
+    if not conditions:
+        return sa.func.count()
+    # COUNT of a CASE without ELSE counts the matching rows, and is 0 (not NULL) when none do.
+    return sa.func.count(sa.case((sa.and_(*conditions), _ONE)))
+
+
+# --- execution ------------------------------------------------------------------------------
+
+
+class AggregateStore(OfflineStore):
+    """An offline store that measures through a SQLAlchemy engine it owns: one catalog lookup
+    and one aggregate SELECT per `measure`, inside a read-only transaction with a timeout.
+
+    Subclasses say how a view's `Source` is found (`_source`). The engine is created by the
+    subclass through `open_engine`, handed over here, and disposed of by `close`.
+    """
+
+    def __init__(self, name: str, engine: sa.Engine, zone: tzinfo, timeout: timedelta) -> None:
+        self.name = name
+        self._engine = engine
+        self._zone = zone
+        self._timeout = timeout
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The engine every query runs on (read it to attach events; never replace it)."""
+        return self._engine
+
+    @abstractmethod
+    def _source(self, conn: sa.Connection, view: FeatureView) -> Source:
+        """Look the view's table or files up in the catalog (one statement); raise
+        `SourceNotFound` naming it when it does not exist."""
+
+    def measure(
+        self, view: FeatureView, metrics: frozenset[OfflineMetric], scheduled_at: datetime
+    ) -> OfflineObservation:
+        _require_aware(scheduled_at)
+        with self._outcome("measuring", view) as started:
+            with read_only(self._engine, self.name, self._timeout) as conn:
+                source = self._source(conn, view)
+                query = aggregate_query(source, view.timestamp, metrics, scheduled_at, self._zone)
+                row = conn.execute(query.statement).one() if query.statement is not None else None
+            values: dict[OfflineMetric, MetricValue] = {}
+            if row is not None:
+                values = {
+                    m: self._value(m, row._mapping[k], source) for m, k in query.labels.items()
+                }
+            log.info(
+                "store %s: measured %d of %d metrics of %s in %.1f ms",
+                self.name,
+                len(values),
+                len(metrics),
+                source.label,
+                _elapsed_ms(started),
+            )
+        return OfflineObservation(
+            store=self.name,
+            feature_view=view.name,
+            source=source.label,
+            columns=source.columns,
+            values=MappingProxyType(values),
+            unavailable=query.unavailable,
+        )
+
+    def sample_entities(
+        self, view: FeatureView, size: int, since: datetime, until: datetime
+    ) -> list[EntityKey]:
+        _require_aware(since)
+        _require_aware(until)
+        with self._outcome("sampling", view) as started:
+            with read_only(self._engine, self.name, self._timeout) as conn:
+                source = self._source(conn, view)
+                self._require_sampleable(source, view)
+                event_type = source.selectable.c[view.timestamp].type
+                query = sample_query(
+                    source,
+                    view.join_keys,
+                    view.timestamp,
+                    bound(since, event_type, self._zone),
+                    bound(until, event_type, self._zone),
+                    size,
+                )
+                rows = conn.execute(query).all()
+            keys = [tuple(_entity_value(value) for value in row) for row in rows]
+            log.info(
+                "store %s: sampled %d of at most %d entities of %s in %.1f ms",
+                self.name,
+                len(keys),
+                size,
+                source.label,
+                _elapsed_ms(started),
+            )
+        return keys
+
+    def close(self) -> None:
+        """Dispose of the engine (its pooled connections)."""
+        self._engine.dispose()
+
+    @contextlib.contextmanager
+    def _outcome(self, action: str, view: FeatureView) -> Iterator[float]:
+        """Time the block; a `StoreError` leaving it is logged (one line) and re-raised."""
+        started = time.monotonic()
+        try:
+            yield started
+        except StoreError as exc:
+            log.info(
+                "store %s: %s %s failed after %.1f ms: %s",
+                self.name,
+                action,
+                _location(view),
+                _elapsed_ms(started),
+                exc.detail,
+            )
+            raise
+
+    def _require_sampleable(self, source: Source, view: FeatureView) -> None:
+        missing = source.missing((*view.join_keys, view.timestamp))
+        if missing:
+            raise QueryFailed(
+                self.name, f"cannot sample {source.named}: no column {', '.join(missing)}"
+            )
+        family = source.family(view.timestamp)
+        if family != TIMESTAMP:
+            raise QueryFailed(
+                self.name,
+                f"cannot sample {source.named}: column {view.timestamp!r} is not a timestamp "
+                f"(found {family})",
+            )
+
+    def _value(self, metric: OfflineMetric, raw: object, source: Source) -> MetricValue:
+        if not isinstance(metric, MaxTimestamp):
+            if isinstance(raw, int | Decimal):  # some engines count in NUMERIC
+                return int(raw)
+            raise QueryFailed(
+                self.name, f"expected a count of {source.named}, found {type(raw).__name__}"
+            )
+        if raw is None:
+            return None
+        if not isinstance(raw, datetime):
+            raise QueryFailed(
+                self.name,
+                f"expected a timestamp as max({metric.column}) of {source.named}, "
+                f"found {type(raw).__name__}",
+            )
+        if raw.tzinfo is None:
+            raw = raw.replace(tzinfo=self._zone)
+        return raw.astimezone(UTC)
+
+
+def _location(view: FeatureView) -> str:
+    offline = view.offline
+    return (offline.table or offline.path or "?") if offline is not None else "no offline source"
+
+
+def _elapsed_ms(started: float) -> float:
+    return (time.monotonic() - started) * 1000
+
+
+def _entity_value(value: object) -> EntityValue:
+    """A key value as featmon keeps it: int, str or bytes (integral decimals as int; anything
+    else, a UUID say, as its text)."""
+    if isinstance(value, int | str | bytes):
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value)
+    return str(value)
+
+
+# --- SQL tables -----------------------------------------------------------------------------
+
+
+class SqlOfflineStore(AggregateStore):
+    """Tables reached through a SQLAlchemy URL (PostgreSQL, SQLite, DuckDB files, ...).
+
+    Creates its engine from `config.url` (SQLite and DuckDB files are opened read-only) and
+    disposes of it in `close`.
+    """
+
+    def __init__(self, name: str, config: SqlStoreConfig) -> None:
+        url = config.url.get_secret_value()
+        super().__init__(name, open_engine(url, name, config.timeout), config.zone, config.timeout)
+        log.debug("store %s: engine for %s", name, safe_url(url))
+
+    def _source(self, conn: sa.Connection, view: FeatureView) -> Source:
+        label = view.offline.table if view.offline is not None else None
+        if not label:
+            raise SourceNotFound(self.name, f"feature view {view.name!r} names no offline table")
+        schema, _, name = label.rpartition(".")
+        if conn.dialect.name == "duckdb":
+            found = _duckdb_columns(conn, schema or None, name)
+        else:
+            found = _reflected_columns(conn, schema or None, name)
+        if not found:
+            raise SourceNotFound(self.name, f"table {label!r} does not exist")
+        table = sa.table(
+            name, *(sa.column(n, type_) for n, type_, _ in found), schema=schema or None
+        )
+        columns = tuple(column_of(n, type_, native) for n, type_, native in found)
+        return Source(label=label, selectable=table, columns=columns)
+
+
+_Found = list[tuple[str, sa.types.TypeEngine[Any], str]]  # name, SQL type, native type name
+
+
+def _reflected_columns(conn: sa.Connection, schema: str | None, name: str) -> _Found:
+    try:
+        reflected = sa.inspect(conn).get_columns(name, schema=schema)
+    except sa_exc.NoSuchTableError:
+        return []
+    return [(c["name"], c["type"], _native(c["type"], conn.dialect)) for c in reflected]
+
+
+def _native(type_: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> str:
+    if isinstance(type_, sa.types.NullType):
+        return "unknown"  # a type SQLAlchemy did not recognise (it warned when reflecting)
+    try:
+        return type_.compile(dialect=dialect)
+    except sa_exc.CompileError:
+        return type(type_).__name__
+
+
+_INFORMATION_COLUMNS = sa.table(
+    "columns",
+    sa.column("table_catalog"),
+    sa.column("table_schema"),
+    sa.column("table_name"),
+    sa.column("column_name"),
+    sa.column("data_type"),
+    sa.column("ordinal_position"),
+    schema="information_schema",
+)
+
+
+def _duckdb_columns(conn: sa.Connection, schema: str | None, name: str) -> _Found:
+    """DuckDB's own catalog: its type names keep TIMESTAMP WITH TIME ZONE and lists, which
+    duckdb-engine's reflection turns into naive TIMESTAMP and NullType."""
+    info = _INFORMATION_COLUMNS.c
+    query = (
+        sa.select(info.column_name, info.data_type)
+        .where(
+            info.table_catalog == sa.func.current_database(),
+            info.table_schema == (schema if schema is not None else sa.func.current_schema()),
+            info.table_name == name,
+        )
+        .order_by(info.ordinal_position)
+    )
+    return [(str(n), duckdb_type(str(t)), str(t)) for n, t in conn.execute(query).all()]
