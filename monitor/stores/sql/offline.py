@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -275,6 +275,8 @@ class AggregateStore(OfflineStore):
     subclass through `open_engine`, handed over here, and disposed of by `close`.
     """
 
+    _log: ClassVar[logging.Logger] = log  # each subclass logs under its own module's name
+
     def __init__(self, name: str, engine: sa.Engine, zone: tzinfo, timeout: timedelta) -> None:
         self.name = name
         self._engine = engine
@@ -288,7 +290,7 @@ class AggregateStore(OfflineStore):
 
     @abstractmethod
     def _source(self, conn: sa.Connection, view: FeatureView) -> Source:
-        """Look the view's table or files up in the catalog (one statement); raise
+        """Look the view's table or files up in the catalog (one lookup); raise
         `SourceNotFound` naming it when it does not exist."""
 
     def measure(
@@ -305,7 +307,7 @@ class AggregateStore(OfflineStore):
                 values = {
                     m: self._value(m, row._mapping[k], source) for m, k in query.labels.items()
                 }
-            log.info(
+            self._log.info(
                 "store %s: measured %d of %d metrics of %s in %.1f ms",
                 self.name,
                 len(values),
@@ -342,7 +344,7 @@ class AggregateStore(OfflineStore):
                 )
                 rows = conn.execute(query).all()
             keys = [tuple(_entity_value(value) for value in row) for row in rows]
-            log.info(
+            self._log.info(
                 "store %s: sampled %d of at most %d entities of %s in %.1f ms",
                 self.name,
                 len(keys),
@@ -363,7 +365,7 @@ class AggregateStore(OfflineStore):
         try:
             yield started
         except StoreError as exc:
-            log.info(
+            self._log.info(
                 "store %s: %s %s failed after %.1f ms: %s",
                 self.name,
                 action,

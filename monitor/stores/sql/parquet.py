@@ -37,6 +37,8 @@ class ParquetOfflineStore(AggregateStore):
     Creates an in-memory DuckDB engine (nothing is stored in it) and disposes of it in `close`.
     """
 
+    _log = log
+
     def __init__(self, name: str, config: ParquetStoreConfig) -> None:
         super().__init__(
             name, open_engine(_MEMORY, name, config.timeout), config.zone, config.timeout
