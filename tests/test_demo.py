@@ -4,6 +4,7 @@ parts pass. Expected numbers are derived by hand from the constants of monitor/d
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def results(demo_dir: Path) -> dict[str, CheckResult]:
     return {r.check: r for r in run.results}
 
 
-def details(result: CheckResult) -> dict[str, object]:
+def details(result: CheckResult) -> Mapping[str, object]:
     return result.details.as_json()
 
 
@@ -90,7 +91,8 @@ def test_coverage_counts_missing_stale_and_null_users(results: dict[str, CheckRe
     assert info["population"] == "offline"
     assert (info["asked"], info["found"], info["decode_errors"]) == (1000, 960, 0)
     low, high = info["ci_low"], info["ci_high"]
-    assert isinstance(low, float) and isinstance(high, float)
+    assert isinstance(low, float)
+    assert isinstance(high, float)
     assert low < 0.91 < high
 
 
@@ -142,7 +144,8 @@ def test_the_transactions_schema_changes_are_each_reported(
     assert info["added"] == ["debug_blob"]
     assert info["removed"] == ["country"]
     retyped = info["retyped"]
-    assert isinstance(retyped, list) and len(retyped) == 1
+    assert isinstance(retyped, list)
+    assert len(retyped) == 1
     assert isinstance(retyped[0], dict)
     assert retyped[0]["column"] == "amount_usd"
     assert retyped[0]["expected"] == "float"

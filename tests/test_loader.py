@@ -48,7 +48,9 @@ def problems(root: Path, files: dict[str, str], env: dict[str, str] | None = Non
 
 def test_a_valid_config_plans_every_check(tmp_path: Path) -> None:
     """Two checks, one expanded per feature: three planned checks with derived ids."""
-    loaded = load(write(tmp_path, {"config.yaml": CONFIG, "checks/a.yaml": VIEW.format(name="users")}), {})
+    loaded = load(
+        write(tmp_path, {"config.yaml": CONFIG, "checks/a.yaml": VIEW.format(name="users")}), {}
+    )
     assert [p.id for p in loaded.planned] == [
         "users.freshness@online",
         "users.null_rate.spend@online",
@@ -58,7 +60,9 @@ def test_a_valid_config_plans_every_check(tmp_path: Path) -> None:
 
 def test_relative_store_paths_resolve_against_the_config_directory(tmp_path: Path) -> None:
     """Paths are relative to config.yaml, not to the working directory."""
-    loaded = load(write(tmp_path, {"config.yaml": CONFIG, "checks/a.yaml": VIEW.format(name="u")}), {})
+    loaded = load(
+        write(tmp_path, {"config.yaml": CONFIG, "checks/a.yaml": VIEW.format(name="u")}), {}
+    )
     stores = loaded.config.stores
     online, lake, warehouse = stores["online"], stores["lake"], stores["warehouse"]
     assert isinstance(online, FeastSqliteStoreConfig)
@@ -71,8 +75,10 @@ def test_relative_store_paths_resolve_against_the_config_directory(tmp_path: Pat
 
 def test_problems_of_several_files_are_reported_together(tmp_path: Path) -> None:
     """A typo in config.yaml's checks is not needed to see the check files' own problems."""
-    bad_view = VIEW.format(name="users").replace("max: 1h", "max: 1 hour").replace(
-        "kind: null_rate", "kind: null_rat"
+    bad_view = (
+        VIEW.format(name="users")
+        .replace("max: 1h", "max: 1 hour")
+        .replace("kind: null_rate", "kind: null_rat")
     )
     found = problems(
         tmp_path,
@@ -153,7 +159,9 @@ def test_two_checks_with_the_same_id_must_be_named(tmp_path: Path) -> None:
     view = VIEW.format(name="u") + "      - {kind: freshness, max: 2h}\n"
     found = problems(tmp_path, {"config.yaml": CONFIG, "checks/a.yaml": view})
     assert len(found) == 1
-    assert found[0].startswith("checks/a.yaml:11: feature_views[0].checks[2]: expected a unique check id")
+    assert found[0].startswith(
+        "checks/a.yaml:11: feature_views[0].checks[2]: expected a unique check id"
+    )
     assert "give one a `name`" in found[0]
 
 
@@ -183,7 +191,9 @@ def test_an_unset_variable_is_a_problem_and_a_default_is_used(tmp_path: Path) ->
 
 def test_a_secret_in_an_invalid_config_is_not_repeated_in_the_error(tmp_path: Path) -> None:
     """The URL holds a password: a wrong type elsewhere must not print it."""
-    config = CONFIG.replace('url: "sqlite:///wh.db"', 'url: "postgresql://u:${PW}@db/x", timeout: soon')
+    config = CONFIG.replace(
+        'url: "sqlite:///wh.db"', 'url: "postgresql://u:${PW}@db/x", timeout: soon'
+    )
     found = problems(tmp_path, {"config.yaml": config}, {"PW": "hunter2"})
     assert all("hunter2" not in line for line in found)
     assert any("stores.warehouse.timeout" in line for line in found)
@@ -192,4 +202,7 @@ def test_a_secret_in_an_invalid_config_is_not_repeated_in_the_error(tmp_path: Pa
 def test_a_missing_config_file_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load(tmp_path / "nope.yaml", {})
-    assert str(caught.value.problems[0]) == f"{tmp_path}/nope.yaml: cannot read the file: No such file or directory"
+    assert (
+        str(caught.value.problems[0])
+        == f"{tmp_path}/nope.yaml: cannot read the file: No such file or directory"
+    )

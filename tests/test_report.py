@@ -16,12 +16,8 @@ from typing import cast
 import pytest
 from jinja2 import UndefinedError
 
-from alerts.report import (
-    LATEST,
-    format_value,
-    render_report,
-    write_report,
-)
+from alerts.format import format_value
+from alerts.report import LATEST, render_report, write_report
 from checks.result import (
     CheckResult,
     CoverageDetails,
