@@ -231,7 +231,9 @@ def python_value(member: Member, message: Message) -> object:
     if member.container is not None:
         items = list(raw.val)
         return tuple(as_time(i) for i in items) if member.kind == "timestamp" else tuple(items)
-    return as_time(raw) if member.kind == "timestamp" else raw
+    if member.kind == "timestamp":
+        return None if raw == NULL_TIMESTAMP else as_time(raw)
+    return raw
 
 
 # --- values: known vectors ---------------------------------------------------------------------
@@ -468,6 +470,24 @@ def test_messages_serialized_by_protobuf_decode_to_protobufs_values(
         decode_value(message.SerializeToString()),
         (FeatureState.VALUE, python_value(member, message)),
     )
+
+
+@given(st.one_of(st.binary(max_size=40), damaged(VALID_VALUES)))
+def test_whatever_featmon_accepts_protobuf_reads_the_same(blob: bytes) -> None:
+    """Where decode_value accepts bytes (valid or damaged), protobuf parses them to the same
+    member and value: featmon is never more lenient than protobuf, nor different."""
+    result = attempt(decode_value, blob)
+    if isinstance(result, DecodeError):
+        return
+    message = parse_real(blob)  # raises google.protobuf's DecodeError if protobuf refuses
+    which = message.WhichOneof("val")
+    if which in (None, "null_val") or (
+        which == "unix_timestamp_val" and python_value(member(which), message) is None
+    ):
+        assert result == (FeatureState.NULL, None)
+        return
+    assert which is not None
+    assert same(result, (FeatureState.VALUE, python_value(member(which), message)))
 
 
 DTYPE_MEMBER = {

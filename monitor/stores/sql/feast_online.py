@@ -63,7 +63,7 @@ DRAWS_PER_KEY = 16
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NUMBER = re.compile(r"[+-]?\d+(\.\d*)?")
 
-Row = tuple[object, object, object]  # feature_name, value, event_ts as the driver returned them
+_Row = tuple[object, object, object]  # feature_name, value, event_ts as the driver returned them
 
 
 def feast_table(name: str) -> sa.TableClause:
@@ -155,7 +155,7 @@ class _Readings:
     errors: int = 0
     undeclared: set[str] = field(default_factory=set)
 
-    def entity(self, key: EntityKey, rows: Sequence[Row]) -> EntityReading:
+    def entity(self, key: EntityKey, rows: Sequence[_Row]) -> EntityReading:
         if not rows:
             return EntityReading(key=key, present=False)
         features: dict[str, FeatureReading] = {}
@@ -276,12 +276,12 @@ class FeastSqlOnlineStore(OnlineStore):
     @staticmethod
     def _fetch(
         conn: sa.Connection, table: sa.TableClause, encoded: Sequence[bytes | None]
-    ) -> dict[bytes, list[Row]]:
+    ) -> dict[bytes, list[_Row]]:
         """The rows of these keys, grouped by serialized key, KEYS_PER_QUERY keys a query."""
         unique = list(dict.fromkeys(blob for blob in encoded if blob is not None))
         if not unique:  # the table must exist even when no key is asked
             conn.execute(sa.select(table.c.entity_key).limit(0)).all()
-        grouped: defaultdict[bytes, list[Row]] = defaultdict(list)
+        grouped: defaultdict[bytes, list[_Row]] = defaultdict(list)
         for start in range(0, len(unique), KEYS_PER_QUERY):
             batch = unique[start : start + KEYS_PER_QUERY]
             for key, name, value, ts in conn.execute(select_rows(table, batch)):
