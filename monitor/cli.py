@@ -137,10 +137,11 @@ def _demo(args: argparse.Namespace) -> int:
     report = _write_report(run, args.report or Path(loaded.config.reports.dir))
     _print_run(run, args.format, report)
     if args.format == "text":
+        default = directory == (Path.cwd() / "featmon-demo").resolve()
+        env = "" if default else f"FEATMON_DEMO_DIR={directory} "
         print(
             "\nThe same checks, from the repository root:\n"
-            f"  FEATMON_DEMO_DIR={directory} featmon check "
-            f"--config config.example.yaml --now {now:%Y-%m-%dT%H:%M:%SZ}"
+            f"  {env}featmon check --config config.example.yaml --now {now:%Y-%m-%dT%H:%M:%SZ}"
         )
     return run.exit_code
 

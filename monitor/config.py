@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from alerts.config import Receiver
 from checks.duration import Duration
@@ -67,11 +67,59 @@ class FeastSqliteStoreConfig(_Store):
     project: str = Field(description="The Feast project name.")
 
 
+class FeastSqlStoreConfig(_Store):
+    """Feast's SQL online store on PostgreSQL: one table per feature view named
+    {project}_{view}, read through SQLAlchemy."""
+
+    type: Literal["feast-sql"]
+    url: SecretStr = Field(description="SQLAlchemy URL, e.g. postgresql+psycopg://ro@db/feast.")
+    project: str = Field(description="The Feast project name.")
+
+
+class RedisStoreConfig(_Store):
+    """A Redis online store: Feast's layout, or plain hashes for teams without Feast."""
+
+    type: Literal["redis"]
+    url: SecretStr = Field(
+        description="redis://, rediss:// (TLS) or unix:// URL; credentials in ${VARS}."
+    )
+    cluster: bool = Field(False, description="Connect to a Redis Cluster through this node.")
+    layout: Literal["feast", "hash"] = Field(
+        "feast",
+        description="`feast`: Feast's key and field encoding; `hash`: one plain hash per entity.",
+    )
+    project: str | None = Field(None, description="The Feast project name (layout feast).")
+    key_template: str | None = Field(
+        None,
+        description="Layout hash: the key of an entity, e.g. `features:{feature_view}:{user_id}`.",
+    )
+    timestamp_field: str = Field("_ts", description="Layout hash: the field of the event time.")
+    timestamp_format: Literal["epoch_s", "epoch_ms", "iso8601"] = Field(
+        "epoch_s", description="Layout hash: how the event time is written."
+    )
+    value_format: Literal["text", "json"] = Field(
+        "text", description="Layout hash: values as UTF-8 text or JSON."
+    )
+    batch_size: int = Field(500, ge=1, le=100_000, description="Keys per pipelined round trip.")
+
+    @model_validator(mode="after")
+    def _layout_needs(self) -> RedisStoreConfig:
+        if self.layout == "feast" and not self.project:
+            raise ValueError("expected `project` for layout feast, found none")
+        if self.layout == "hash" and not self.key_template:
+            raise ValueError("expected `key_template` for layout hash, found none")
+        return self
+
+
 StoreConfig = Annotated[
-    SqlStoreConfig | ParquetStoreConfig | FeastSqliteStoreConfig,
+    SqlStoreConfig
+    | ParquetStoreConfig
+    | FeastSqliteStoreConfig
+    | FeastSqlStoreConfig
+    | RedisStoreConfig,
     Field(discriminator="type"),
 ]
-ONLINE_TYPES = frozenset({"feast-sqlite"})
+ONLINE_TYPES = frozenset({"feast-sqlite", "feast-sql", "redis"})
 OFFLINE_TYPES = frozenset({"sql", "parquet"})
 
 
