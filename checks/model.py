@@ -22,7 +22,7 @@ Dtype = Literal[
     "string", "bool", "bytes", "timestamp",
 ]  # fmt: skip
 Quantile = Literal["p50", "p90", "p99", "max"]
-Population = Literal["offline", "online"]
+Population = Literal["offline", "online", "query"]
 
 # n = z^2 p (1 - p) / e^2 with z = 1.96 (95%), p = 0.03, e = 0.01: a 3% rate within +/-1 point.
 _Z95 = 1.959963984540054
@@ -57,7 +57,18 @@ class OnlineSource(Strict):
     population: Population = Field(
         "offline",
         description="Where sampled entity ids come from: `offline` (ids seen in the offline source "
-        "within `lookback`) or `online` (random keys of the online store).",
+        "within `lookback`), `query` (recent serving requests: a SQL `query` run on the view's "
+        "offline store, or an `ids_file`), or `online` (random keys of the online store).",
+    )
+    query: str | None = Field(
+        None,
+        description="population query: SQL run on the view's offline store, returning one column "
+        "per join key (e.g. the entity ids of yesterday's serving requests).",
+    )
+    ids_file: str | None = Field(
+        None,
+        description="population query: a CSV file of recent request ids with a header naming "
+        "the join keys (a single join key may omit the header); relative to the check file.",
     )
     lookback: Duration = Field(
         timedelta(days=30), description="How far back `population: offline` looks for entity ids."
@@ -65,6 +76,21 @@ class OnlineSource(Strict):
     table: str | None = Field(
         None, description="Online table name, when it is not the store's default for this view."
     )
+
+    @model_validator(mode="after")
+    def _population_source(self) -> OnlineSource:
+        given = [name for name in ("query", "ids_file") if getattr(self, name) is not None]
+        if self.population == "query" and len(given) != 1:
+            found = "neither" if not given else "both"
+            raise ValueError(
+                f"expected exactly one of `query` or `ids_file` for population query, found {found}"
+            )
+        if self.population != "query" and given:
+            raise ValueError(
+                f"expected `{given[0]}` only with population query, found population "
+                f"{self.population}"
+            )
+        return self
 
 
 class OfflineSource(Strict):

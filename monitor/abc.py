@@ -60,5 +60,10 @@ class OfflineStore(ABC):
         in [since, until] (the coverage population)."""
 
     @abstractmethod
+    def query_entities(self, view: FeatureView, query: str, size: int) -> list[EntityKey]:
+        """Up to `size` distinct entity keys, chosen at random by the engine among the rows of
+        the user's `query` (one column per join key, named as the join keys)."""
+
+    @abstractmethod
     def close(self) -> None:
         """Release the client this store created."""

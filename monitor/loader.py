@@ -75,7 +75,8 @@ def load(config_path: Path | str, env: Mapping[str, str] | None = None) -> Loade
             problems.extend(exc.problems)
             continue
         problems.extend(doc.problem(p, message) for p, message in problems_of(check_file))
-        for index, view in enumerate(check_file.feature_views):
+        for index, declared in enumerate(check_file.feature_views):
+            view = _resolve_view(declared, file.parent)
             view_path = ("feature_views", index)
             loaded = LoadedView(
                 view, doc.source, doc.line_of(view_path), tuple(plan_view(view, view_path))
@@ -149,6 +150,13 @@ def _store_problems(
 ) -> list[Problem]:
     """Each source must name a store of the right kind, with the right location key."""
     out: list[Problem] = []
+    if view.online is not None and view.online.query is not None and view.offline is None:
+        out.append(
+            doc.problem(
+                (*view_path, "online", "query"),
+                "expected an `offline` source to run the population query on, found none",
+            )
+        )
     for side, kinds in (("online", ONLINE_TYPES), ("offline", OFFLINE_TYPES)):
         source = getattr(view, side)
         if source is None:
@@ -187,12 +195,23 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     return config.model_copy(update={"stores": stores, "reports": reports})
 
 
+def _resolve_view(view: FeatureView, base: Path) -> FeatureView:
+    """An `ids_file` is relative to the check file that names it."""
+    online = view.online
+    if online is None or online.ids_file is None:
+        return view
+    ids_file = str(_absolute(online.ids_file, base))
+    return view.model_copy(update={"online": online.model_copy(update={"ids_file": ids_file})})
+
+
 def _resolve_store(store: StoreConfig, base: Path) -> StoreConfig:
     if isinstance(store, FeastSqliteStoreConfig):
         return store.model_copy(update={"path": str(_absolute(store.path, base))})
     if isinstance(store, ParquetStoreConfig):
         return store.model_copy(update={"root": str(_absolute(store.root, base))})
-    return store.model_copy(update={"url": _absolute_file_url(store, base)})
+    if isinstance(store, SqlStoreConfig):
+        return store.model_copy(update={"url": _absolute_file_url(store, base)})
+    return store
 
 
 def _absolute(value: str, base: Path) -> Path:

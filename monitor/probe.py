@@ -17,7 +17,8 @@ from checks.model import FeatureView
 from checks.observation import Observation, ProbeFailure
 from checks.plan import PlannedCheck, offline_metrics
 from checks.result import CheckResult, worst
-from monitor.abc import EntityKey, OfflineStore, OnlineStore
+from monitor import population
+from monitor.abc import OfflineStore, OnlineStore
 from monitor.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -86,24 +87,11 @@ def _offline(
 
 def _online(view: FeatureView, stores: Stores, at: datetime) -> Observation:
     assert view.online is not None  # noqa: S101  (checked by the caller)
-    online = view.online
-    store = stores.online[online.store]
-    population = online.population
-    if population == "offline" and view.offline is None:
-        population = "online"  # the documented fallback: random keys of the online store
+    store = stores.online[view.online.store]
+    offline = stores.offline[view.offline.store] if view.offline is not None else None
 
     def measure() -> Observation:
-        keys: list[EntityKey]
-        if population == "offline" and view.offline is not None:
-            source = stores.offline[view.offline.store]
-            try:
-                keys = source.sample_entities(view, online.sample, at - online.lookback, at)
-            except StoreError as exc:
-                raise type(exc)(
-                    exc.store, f"sampling the coverage population failed: {exc.detail}"
-                ) from exc
-        else:
-            keys = store.sample_keys(view, online.sample)
-        return store.read(view, keys, population)
+        drawn = population.sample(view, store, offline, at)
+        return store.read(view, drawn.keys, drawn.kind)
 
     return _guard(store.name, view.name, measure)

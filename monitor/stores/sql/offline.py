@@ -201,6 +201,21 @@ def sample_query(
     return sa.select(*distinct.c).order_by(sa.func.random()).limit(size)
 
 
+def requests_query(query: str, keys: Sequence[str], size: int) -> sa.Select[Any]:
+    """At most `size` rows (serving requests: an entity requested often may be drawn often) of
+    the user's `query`, with non-null keys, in the engine's random order. The query is the
+    user's own SQL from their check file; its columns must be named as the join keys."""
+    text = sa.text(query.strip().rstrip(";")).columns(*(sa.column(key) for key in keys))
+    requests = text.subquery("requests")
+    columns = [requests.c[key] for key in keys]
+    return (
+        sa.select(*columns)
+        .where(*(c.is_not(None) for c in columns))
+        .order_by(sa.func.random())
+        .limit(size)
+    )
+
+
 def bound(moment: datetime, type_: sa.types.TypeEngine[Any], zone: tzinfo) -> datetime:
     """`moment` as a value comparable with a column of `type_`: aware UTC for a column with a
     zone, naive wall time in the store's zone for one without."""
@@ -350,6 +365,20 @@ class AggregateStore(OfflineStore):
                 len(keys),
                 size,
                 source.label,
+                _elapsed_ms(started),
+            )
+        return keys
+
+    def query_entities(self, view: FeatureView, query: str, size: int) -> list[EntityKey]:
+        with self._outcome("sampling", view) as started:
+            with read_only(self._engine, self.name, self._timeout) as conn:
+                rows = conn.execute(requests_query(query, view.join_keys, size)).all()
+            keys = [tuple(_entity_value(value) for value in row) for row in rows]
+            self._log.info(
+                "store %s: sampled %d of at most %d entities of the population query in %.1f ms",
+                self.name,
+                len(keys),
+                size,
                 _elapsed_ms(started),
             )
         return keys
