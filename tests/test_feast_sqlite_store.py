@@ -486,7 +486,7 @@ def test_sample_keys_finds_keys_across_rowid_gaps(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         conn.execute(f'DELETE FROM "{PROJECT}_user_stats" WHERE rowid BETWEEN 11 AND 390')
     conn.close()
-    opened = open_store(path, rng=random.Random(7))  # noqa: S311 - sampling, not secrets
+    opened = open_store(path, rng=random.Random(7))
     try:
         keys = opened.sample_keys(USERS, 15)
     finally:
@@ -553,7 +553,7 @@ def test_every_key_of_a_tiny_table_can_be_sampled(tmp_path: Path) -> None:
     plant_many(path, range(1, 4), features=1)
     seen: set[EntityKey] = set()
     for seed in range(20):
-        opened = open_store(path, rng=random.Random(seed))  # noqa: S311 - sampling, not secrets
+        opened = open_store(path, rng=random.Random(seed))
         try:
             seen.update(opened.sample_keys(USERS, 1))
         finally:
@@ -567,7 +567,7 @@ def test_sampling_is_random(tmp_path: Path) -> None:
     plant_many(path, range(1, 1001), features=1)
     samples = []
     for seed in (1, 2):
-        opened = open_store(path, rng=random.Random(seed))  # noqa: S311 - sampling, not secrets
+        opened = open_store(path, rng=random.Random(seed))
         try:
             samples.append(set(opened.sample_keys(USERS, 10)))
         finally:
