@@ -157,19 +157,26 @@ def _run(loaded: Loaded, now: datetime | None) -> RunResult:
         return run_once(app, now or datetime.now(UTC))
 
 
-def _write_report(run: RunResult, target: Path) -> Path:
-    if target.suffix == ".html":
-        return write_report_file(run, target)
-    return write_report(run, target)
+def _write_report(run: RunResult, target: Path) -> Path | None:
+    """Write the report; a report that cannot be written is logged, and the results still
+    count (the exit code is the checks', not the report's)."""
+    try:
+        if target.suffix == ".html":
+            return write_report_file(run, target)
+        return write_report(run, target)
+    except OSError as exc:
+        log.error("cannot write the HTML report to %s: %s", target, exc.strerror or exc)
+        return None
 
 
-def _print_run(run: RunResult, fmt: str, report: Path) -> None:
+def _print_run(run: RunResult, fmt: str, report: Path | None) -> None:
+    where = str(report) if report is not None else "not written (see the log)"
     if fmt == "json":
         print(json.dumps(run.as_json(), indent=2))
-        print(f"report: {report}", file=sys.stderr)
+        print(f"report: {where}", file=sys.stderr)
         return
     print(summary_table(run))
-    print(f"\nHTML report: {report}")
+    print(f"\nHTML report: {where}")
 
 
 class _JsonFormatter(logging.Formatter):

@@ -211,3 +211,19 @@ def test_the_installed_script_checks_the_demo_from_the_repository_root(store_dir
     assert len(results) == 16
     coverage = next(r for r in results if r["check"] == "user_stats.coverage@online")
     assert coverage["value"] == pytest.approx(0.91)
+
+
+def test_a_report_that_cannot_be_written_does_not_change_the_exit_code(
+    tmp_path: Path, store_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The results are still printed and the exit code is the checks'."""
+    config = config_with(tmp_path, store_dir, MERCHANTS + "      - {kind: freshness, max: 1h}\n")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory", encoding="utf-8")
+    code = main(
+        ["check", "--config", str(config), "--now", NOW_TEXT, "--report", str(blocker / "r")]
+    )
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "HTML report: not written (see the log)" in captured.out
+    assert "cannot write the HTML report" in captured.err
