@@ -1,0 +1,65 @@
+"""The values of the alerting room: an alert's identity and state, and the notification that a
+receiver is asked to deliver. Immutable; what crosses from the lifecycle engine to the senders.
+
+Identity of an alert = its labels (check, feature_view, feature, store, severity and the user's
+labels); its fingerprint is a stable hash of the sorted labels. Values and links are
+annotations, never identity.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+
+
+class AlertState(enum.Enum):
+    PENDING = "pending"  # failing, but not for `for_runs` runs yet
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+def fingerprint(labels: Mapping[str, str]) -> str:
+    """A stable 16-hex-digit hash of the sorted labels (the same labels, the same alert)."""
+    canonical = json.dumps(sorted(labels.items()), separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    """One alert as a notification carries it."""
+
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]  # summary, value, threshold, report_url, ...
+    state: AlertState
+    starts_at: datetime
+    ends_at: datetime | None  # set when resolved
+    severity: str  # P1..P4
+    report_url: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.labels)
+
+
+@dataclass(frozen=True)
+class Notification:
+    """What one receiver is asked to deliver: a group of alerts that share the group labels."""
+
+    receiver: str
+    group_key: str  # stable: the route and the values of its group_by labels
+    group_labels: Mapping[str, str]
+    alerts: tuple[AlertEvent, ...]
+    created_at: datetime
+    external_url: str | None = None  # featmon's own URL (reports index)
+    common_labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def status(self) -> str:
+        """`firing` if any alert fires, else `resolved` (Alertmanager's convention)."""
+        firing = any(a.state is AlertState.FIRING for a in self.alerts)
+        return "firing" if firing else "resolved"
