@@ -1,0 +1,269 @@
+"""The redis-py boundary of the Redis store: the client, pipelined hash reads, SCAN walks, and
+the translation of redis-py errors into featmon's own (most specific first).
+
+Only commands of ACL categories `@read` (HMGET, HKEYS, HEXISTS, SCAN) and `@connection` (AUTH,
+PING, CLIENT SETINFO, whose refusal redis-py ignores) are sent to a standalone server, so a
+user created with `+@read +@connection` is enough. A cluster client also asks a node for its
+slot map at start (CLUSTER SLOTS, in no category but @slow): grant `+cluster|slots` there too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import unquote, urlparse
+
+import redis
+from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    ClusterError,
+    NoPermissionError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from monitor.errors import ProbeTimeout, QueryFailed, StoreError, StoreUnavailable
+
+Client = redis.Redis | RedisCluster
+Fields = tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class HashRead:
+    """What one pipelined HMGET and HKEYS found under one key: the values of the fields asked
+    (None when absent) and the names of every stored field. `wrong_type` when the key holds
+    something other than a hash (then no value and no field)."""
+
+    values: tuple[bytes | None, ...]
+    fields: Fields
+    wrong_type: bool = False
+
+
+@dataclass
+class ScanWalk:
+    """A walk of one node's keyspace by SCAN from a random cursor: it follows the cursors the
+    server returns and starts over at 0 when one comes back as 0; a pass from 0 back to 0 has
+    visited every key (only a small keyspace gets that far), and ends the walk."""
+
+    node: redis.Redis
+    cursor: int
+    from_zero: bool = False
+    done: bool = False
+
+    def __post_init__(self) -> None:
+        self.from_zero = self.cursor == 0
+
+    def advance(self, returned: int) -> None:
+        self.cursor = returned
+        if returned == 0:
+            self.done = self.from_zero
+            self.from_zero = True
+
+
+class Connection:
+    """A store's client and the commands the store sends through it. Creates the client from
+    the URL unless one is injected, and closes only a client it created. A cluster client is
+    created on first use, because creating one already talks to the cluster."""
+
+    def __init__(
+        self,
+        store: str,
+        url: str,
+        *,
+        cluster: bool,
+        timeout: timedelta,
+        client: Client | None = None,
+    ) -> None:
+        self.store = store
+        self.timeout = timeout
+        self._url = url
+        self._secrets = _secrets_of(url)
+        self._owned = client is None
+        if client is None:
+            self._check_url()
+        self._client: Client | None = client
+        if client is None and not cluster:
+            with self.translated("client setup"):
+                self._client = redis.Redis.from_url(url, **self._options())
+
+    def _check_url(self) -> None:
+        try:
+            scheme = urlparse(self._url).scheme
+        except ValueError as exc:
+            raise StoreUnavailable(self.store, "the URL is not a valid URL") from exc
+        if scheme not in ("redis", "rediss", "unix"):
+            raise StoreUnavailable(
+                self.store, f"expected a redis://, rediss:// or unix:// URL, found {scheme}://"
+            )
+
+    def _options(self) -> dict[str, object]:
+        seconds = self.timeout.total_seconds()
+        return {
+            # RESP2 unless the URL asks (`?protocol=3`): every server speaks it, and it needs
+            # no HELLO, which servers before Redis 6 and some proxies refuse.
+            "protocol": 2,
+            "socket_timeout": seconds,
+            "socket_connect_timeout": seconds,
+            # One immediate reconnect for a pooled connection the server has dropped; a
+            # timeout is not retried, so no call runs much past `timeout`.
+            "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        }
+
+    def client(self) -> Client:
+        if self._client is None:
+            with self.translated("cluster discovery"):
+                self._client = RedisCluster.from_url(self._url, **self._options())
+        return self._client
+
+    @contextlib.contextmanager
+    def translated(self, action: str) -> Iterator[None]:
+        """Runs redis-py calls, translating their errors into a `StoreError` that names the
+        store and `action`, raised from the original."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except (RedisError, RedisClusterException, ValueError, OSError) as exc:
+            raise self.translate(exc, action) from exc
+
+    def translate(self, exc: Exception, action: str) -> StoreError:
+        """The featmon error for a redis-py error: its first line, never the password."""
+        text = self._scrub((str(exc).strip().splitlines() or [type(exc).__name__])[0])
+        if isinstance(exc, RedisTimeoutError | TimeoutError):
+            seconds = self.timeout.total_seconds()
+            return ProbeTimeout(self.store, f"{action} ran past the {seconds:g}s timeout: {text}")
+        if isinstance(exc, AuthenticationError | AuthorizationError):
+            return StoreUnavailable(self.store, f"authentication failed: {text}")
+        if isinstance(exc, NoPermissionError):
+            return QueryFailed(self.store, f"the user may not run {action}: {text}")
+        if isinstance(exc, RedisConnectionError | OSError):
+            return StoreUnavailable(self.store, f"{action}: cannot reach the server: {text}")
+        if isinstance(exc, ClusterError | RedisClusterException):
+            return StoreUnavailable(self.store, f"{action}: the cluster is unavailable: {text}")
+        if isinstance(exc, ValueError) and not isinstance(exc, RedisError):
+            return StoreUnavailable(self.store, f"{action}: invalid connection settings: {text}")
+        return QueryFailed(self.store, f"{action} failed: {text}")
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def check_deadline(self, deadline: float, action: str) -> None:
+        """Raises ProbeTimeout when the whole read or sample has run past the timeout."""
+        if time.monotonic() > deadline:
+            seconds = self.timeout.total_seconds()
+            raise ProbeTimeout(
+                self.store, f"stopped before {action}: past the {seconds:g}s timeout"
+            )
+
+    def read_hashes(
+        self, keys: Sequence[bytes], fields: Fields, batch_size: int, deadline: float
+    ) -> dict[bytes, HashRead]:
+        """HMGET of `fields` and HKEYS of each key, pipelined `batch_size` keys a round trip."""
+        found: dict[bytes, HashRead] = {}
+        for start in range(0, len(keys), batch_size):
+            batch = keys[start : start + batch_size]
+            self.check_deadline(deadline, "HMGET and HKEYS")
+            with self.translated("HMGET and HKEYS"):
+                pipe = self.client().pipeline(transaction=False)
+                for key in batch:
+                    pipe.hmget(key, list(fields))
+                    pipe.hkeys(key)
+                results = pipe.execute(raise_on_error=False)
+            for index, key in enumerate(batch):
+                values, names = results[2 * index], results[2 * index + 1]
+                found[key] = self._hash_read(values, names, len(fields))
+        return found
+
+    def _hash_read(self, values: object, names: object, width: int) -> HashRead:
+        for result, command in ((values, "HMGET"), (names, "HKEYS")):
+            if isinstance(result, ResponseError) and str(result).startswith("WRONGTYPE"):
+                return HashRead((None,) * width, (), wrong_type=True)
+            if isinstance(result, Exception):
+                raise self.translate(result, command) from result
+        if not isinstance(values, list) or not isinstance(names, list):
+            raise QueryFailed(self.store, "HMGET or HKEYS returned something other than a list")
+        return HashRead(
+            tuple(_as_bytes(value) for value in values),
+            tuple(name for name in (_as_bytes(n) for n in names) if name is not None),
+        )
+
+    def hold_field(
+        self, keys: Sequence[bytes], field: bytes, batch_size: int, deadline: float
+    ) -> list[bool]:
+        """Whether each key is a hash holding `field`: pipelined HEXISTS, `batch_size` keys a
+        round trip."""
+        held: list[bool] = []
+        for start in range(0, len(keys), batch_size):
+            self.check_deadline(deadline, "HEXISTS")
+            with self.translated("HEXISTS"):
+                pipe = self.client().pipeline(transaction=False)
+                for key in keys[start : start + batch_size]:
+                    pipe.hexists(key, field)
+                results = pipe.execute(raise_on_error=False)
+            for result in results:
+                if isinstance(result, ResponseError) and str(result).startswith("WRONGTYPE"):
+                    held.append(False)
+                elif isinstance(result, Exception):
+                    raise self.translate(result, "HEXISTS") from result
+                else:
+                    held.append(bool(result))
+        return held
+
+    def ping(self) -> None:
+        """One PING: raises the translated error when the server cannot be reached."""
+        with self.translated("PING"):
+            self.client().ping()
+
+    def scan_nodes(self) -> list[redis.Redis]:
+        """The servers whose keyspaces together hold every key: the primaries of a cluster."""
+        client = self.client()
+        if isinstance(client, RedisCluster):
+            with self.translated("cluster discovery"):
+                primaries = client.get_primaries()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+                return [client.get_redis_connection(node) for node in primaries]
+        return [client]
+
+    def scan(self, walk: ScanWalk, match: bytes, count: int, deadline: float) -> list[bytes]:
+        """One SCAN call of `walk`, which it advances; the keys it returned."""
+        self.check_deadline(deadline, "SCAN")
+        with self.translated("SCAN"):
+            cursor, keys = walk.node.scan(cursor=walk.cursor, match=match, count=count)
+        walk.advance(int(cursor))
+        return [key for key in (_as_bytes(k) for k in keys) if key is not None]
+
+    def close(self) -> None:
+        """Close the client if this connection created it."""
+        if self._owned and self._client is not None:
+            self._client.close()
+        self._client = None
+
+
+def _as_bytes(raw: object) -> bytes | None:
+    if isinstance(raw, bytes):
+        return raw
+    if isinstance(raw, str):  # a client made with decode_responses=True
+        return raw.encode("utf-8")
+    return None
+
+
+def _secrets_of(url: str) -> tuple[str, ...]:
+    """The password of a URL as written and unquoted, longest first, for scrubbing messages."""
+    try:
+        password = urlparse(url).password
+    except ValueError:
+        return ()
+    if not password:
+        return ()
+    return tuple(sorted({password, unquote(password)}, key=len, reverse=True))

@@ -1,0 +1,313 @@
+"""How the Redis store names keys and fields and decodes what they hold, for each layout; and
+how one hash becomes an `EntityReading`. Pure: what comes from Redis is passed in.
+
+A view's name in Redis (`online_name`) is its `online.table` when set (Feast's versioned view
+names, say), else its name: it is what `{feature_view}` fields and key templates hold.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+
+from checks.model import FeatureView
+from checks.observation import (
+    EntityReading,
+    EntityValue,
+    FeatureReading,
+    FeatureState,
+    FeatureValue,
+)
+from monitor.abc import EntityKey
+from monitor.feast.codec import (
+    KEY_DTYPES,
+    DecodeError,
+    decode_entity_key,
+    decode_value,
+    encode_entity_key,
+    infer_entity_dtype,
+)
+from monitor.feast.redis_layout import (
+    TIMESTAMP_PREFIX,
+    decode_timestamp,
+    feature_field,
+    field_label,
+    redis_key,
+    scan_pattern,
+    split_key,
+    timestamp_field,
+)
+from monitor.stores.redis.client import HashRead
+from monitor.stores.redis.hash_layout import (
+    KeyTemplate,
+    ValueReader,
+    decode_time,
+    key_value,
+)
+
+log = logging.getLogger(__name__)
+
+DECODE_ERRORS = (ValueError, TypeError, RecursionError)
+"""What a layout's decoders raise for bytes they cannot read (DecodeError is a ValueError;
+deeply nested JSON raises RecursionError)."""
+
+
+def online_name(view: FeatureView) -> str:
+    """The view's name in Redis: `online.table` if set, else the view's name."""
+    if view.online is not None and view.online.table:
+        return view.online.table
+    return view.name
+
+
+class Layout(ABC):
+    """One way of laying features out in Redis hashes."""
+
+    @abstractmethod
+    def check(self, view: FeatureView) -> None:
+        """Raises ValueError when the view cannot be read with this layout."""
+
+    @abstractmethod
+    def key(self, view: FeatureView, key: EntityKey) -> bytes:
+        """The Redis key of one entity; ValueError or TypeError when the key does not fit."""
+
+    @abstractmethod
+    def feature_fields(self, view: FeatureView) -> tuple[bytes, ...]:
+        """The hash fields of the view's declared features, in declaration order."""
+
+    @abstractmethod
+    def time_field(self, view: FeatureView) -> bytes:
+        """The hash field holding the view's event time."""
+
+    @abstractmethod
+    def decode_value(self, raw: bytes, dtype: str) -> tuple[FeatureState, FeatureValue]:
+        """A stored value; raises one of DECODE_ERRORS."""
+
+    @abstractmethod
+    def decode_time(self, raw: bytes) -> datetime:
+        """A stored event time as aware UTC; raises one of DECODE_ERRORS."""
+
+    @abstractmethod
+    def undeclared(self, view: FeatureView, stored: bytes) -> str | None:
+        """How a stored field that no known feature explains is reported; None when it is
+        explained (a declared feature, an event time)."""
+
+    @abstractmethod
+    def match(self, view: FeatureView) -> bytes:
+        """The SCAN MATCH pattern of the view's keys (it may match more: parse each)."""
+
+    @abstractmethod
+    def parse_key(self, view: FeatureView, raw: bytes) -> EntityKey:
+        """The entity key of a scanned Redis key; raises one of DECODE_ERRORS."""
+
+    @abstractmethod
+    def sample_field(self, view: FeatureView) -> bytes | None:
+        """A field a sampled hash must hold to belong to the view, when keys are shared."""
+
+
+class FeastLayout(Layout):
+    """Feast's layout (`monitor.feast.redis_layout`). Feature fields are one-way hashes of
+    "{view}:{feature}", and one hash holds every view on an entity: a field is explained when
+    it is a `_ts:` field or the hash of a feature of the view read or of a `known` view (view
+    name in Redis -> its features). Fields of views the store does not know are reported as
+    undeclared, since nothing can tell them from removed features."""
+
+    def __init__(self, project: str, known: Mapping[str, Iterable[str]]) -> None:
+        self.project = project
+        self._known = frozenset(
+            feature_field(name, feature) for name, features in known.items() for feature in features
+        )
+
+    def check(self, view: FeatureView) -> None:
+        for name, dtype in view.entity_types.items():
+            if dtype not in KEY_DTYPES:
+                raise ValueError(
+                    f"view {view.name!r}: join key {name!r} is declared {dtype}, but Feast "
+                    f"entity keys hold only {', '.join(sorted(KEY_DTYPES))}"
+                )
+
+    def key(self, view: FeatureView, key: EntityKey) -> bytes:
+        join_keys = view.join_keys
+        if len(key) != len(join_keys):
+            raise ValueError(f"expected {len(join_keys)} values for {join_keys}, found {len(key)}")
+        dtypes = [
+            view.entity_types.get(name) or infer_entity_dtype(value)
+            for name, value in zip(join_keys, key, strict=True)
+        ]
+        return redis_key(encode_entity_key(join_keys, key, dtypes), self.project)
+
+    def feature_fields(self, view: FeatureView) -> tuple[bytes, ...]:
+        name = online_name(view)
+        return tuple(feature_field(name, feature) for feature in view.features)
+
+    def time_field(self, view: FeatureView) -> bytes:
+        return timestamp_field(online_name(view))
+
+    def decode_value(
+        self,
+        raw: bytes,
+        dtype: str,  # noqa: ARG002 - Feast values name their own type
+    ) -> tuple[FeatureState, FeatureValue]:
+        return decode_value(raw)
+
+    def decode_time(self, raw: bytes) -> datetime:
+        return decode_timestamp(raw)
+
+    def undeclared(
+        self,
+        view: FeatureView,  # noqa: ARG002 - the view's own fields are never asked about
+        stored: bytes,
+    ) -> str | None:
+        if stored.startswith(TIMESTAMP_PREFIX) or stored in self._known:
+            return None
+        return field_label(stored)
+
+    def match(self, view: FeatureView) -> bytes:
+        return scan_pattern(view.join_keys, self.project)
+
+    def parse_key(self, view: FeatureView, raw: bytes) -> EntityKey:
+        names, values = decode_entity_key(split_key(raw, self.project))
+        by_name = dict(zip(names, values, strict=True))
+        if len(by_name) != len(names) or set(by_name) != set(view.join_keys):
+            raise DecodeError(
+                f"join keys {list(names)} are not the view's {list(view.join_keys)}", 0
+            )
+        return tuple(by_name[name] for name in view.join_keys)
+
+    def sample_field(self, view: FeatureView) -> bytes | None:
+        return self.time_field(view)
+
+
+class HashLayout(Layout):
+    """Plain hashes (`hash_layout`): fields named as features, one timestamp field. When the
+    key template has no `{feature_view}` the views on an entity share a hash, and the features
+    of `known` views (view name -> its features) are not undeclared."""
+
+    def __init__(
+        self,
+        template: KeyTemplate,
+        reader: ValueReader,
+        time_field: str,
+        known: Mapping[str, Iterable[str]],
+    ) -> None:
+        self.template = template
+        self.reader = reader
+        self._time_field = time_field.encode("utf-8")
+        self._shared = (
+            frozenset(feature for features in known.values() for feature in features)
+            if not template.names_view
+            else frozenset()
+        )
+
+    def check(self, view: FeatureView) -> None:
+        self.template.check(view)
+
+    def key(self, view: FeatureView, key: EntityKey) -> bytes:
+        join_keys = view.join_keys
+        if len(key) != len(join_keys):
+            raise ValueError(f"expected {len(join_keys)} values for {join_keys}, found {len(key)}")
+        return self.template.key(online_name(view), dict(zip(join_keys, key, strict=True)))
+
+    def feature_fields(self, view: FeatureView) -> tuple[bytes, ...]:
+        return tuple(feature.encode("utf-8") for feature in view.features)
+
+    def time_field(self, view: FeatureView) -> bytes:  # noqa: ARG002 - one field for every view
+        return self._time_field
+
+    def decode_value(self, raw: bytes, dtype: str) -> tuple[FeatureState, FeatureValue]:
+        return self.reader.decode(raw, dtype)
+
+    def decode_time(self, raw: bytes) -> datetime:
+        reader = self.reader
+        return decode_time(raw, reader.time_format, reader.zone, reader.value_format)
+
+    def undeclared(self, view: FeatureView, stored: bytes) -> str | None:
+        if stored == self._time_field:
+            return None
+        name = stored.decode("utf-8", "backslashreplace")
+        if name in view.features or name in self._shared:
+            return None
+        return name
+
+    def match(self, view: FeatureView) -> bytes:
+        return self.template.pattern(online_name(view))
+
+    def parse_key(self, view: FeatureView, raw: bytes) -> EntityKey:
+        parts = self.template.split(online_name(view), raw)
+        values: list[EntityValue] = [
+            key_value(parts[name], view.entity_types.get(name)) for name in view.join_keys
+        ]
+        return tuple(values)
+
+    def sample_field(self, view: FeatureView) -> bytes | None:  # noqa: ARG002 - see below
+        # With {feature_view} in the template a key is the view's own; without it the views
+        # on an entity share the hash and its timestamp field, so no field tells them apart.
+        return None
+
+
+@dataclass
+class Readings:
+    """Turns the hashes of one read into readings, counting what did not decode and collecting
+    the fields that nothing explains."""
+
+    layout: Layout
+    view: FeatureView
+    errors: int = 0
+    undeclared: set[str] = field(default_factory=set)
+    other_views: set[str] = field(default_factory=set)  # `_ts:` fields of other views seen
+
+    def __post_init__(self) -> None:
+        self._declared = frozenset(self.layout.feature_fields(self.view))
+        self._time_field = self.layout.time_field(self.view)
+
+    def entity(self, key: EntityKey, stored: HashRead | None) -> EntityReading:
+        """The reading of one entity: absent when none of the view's fields is stored."""
+        if stored is None:
+            return EntityReading(key=key, present=False)
+        if stored.wrong_type:
+            self.errors += 1
+            undecodable = FeatureReading(FeatureState.UNDECODABLE)
+            features = dict.fromkeys(self.view.features, undecodable)
+            return EntityReading(key=key, present=True, features=MappingProxyType(features))
+        self._collect_undeclared(stored.fields)
+        *values, raw_time = stored.values
+        if raw_time is None and all(value is None for value in values):
+            return EntityReading(key=key, present=False)
+        when = self._time(raw_time)
+        readings: dict[str, FeatureReading] = {}
+        for (name, dtype), raw in zip(self.view.features.items(), values, strict=True):
+            if raw is not None:  # an absent field: never materialized, not in the mapping
+                readings[name] = self._feature(name, dtype, raw, when)
+        return EntityReading(key=key, present=True, features=MappingProxyType(readings))
+
+    def _collect_undeclared(self, fields: tuple[bytes, ...]) -> None:
+        for stored in fields:
+            if stored in self._declared or stored == self._time_field:
+                continue
+            label = self.layout.undeclared(self.view, stored)
+            if label is not None:
+                self.undeclared.add(label)
+            elif stored.startswith(TIMESTAMP_PREFIX):
+                self.other_views.add(stored[len(TIMESTAMP_PREFIX) :].decode("utf-8", "replace"))
+
+    def _time(self, raw: bytes | None) -> datetime | None:
+        if raw is None:
+            return None
+        try:
+            return self.layout.decode_time(raw)
+        except DECODE_ERRORS as exc:
+            self.errors += 1
+            log.debug("view %s: event time did not decode: %s", self.view.name, exc)
+            return None
+
+    def _feature(self, name: str, dtype: str, raw: bytes, when: datetime | None) -> FeatureReading:
+        try:
+            state, value = self.layout.decode_value(raw, dtype)
+        except DECODE_ERRORS as exc:
+            self.errors += 1
+            log.debug("view %s feature %s: value did not decode: %s", self.view.name, name, exc)
+            return FeatureReading(FeatureState.UNDECODABLE, None, when)
+        return FeatureReading(state, value, when)
