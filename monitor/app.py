@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from monitor.abc import OfflineStore, OnlineStore
 from monitor.config import (
     FeastSqliteStoreConfig,
+    FeastSqlStoreConfig,
     ParquetStoreConfig,
+    RedisStoreConfig,
     SqlStoreConfig,
     StoreConfig,
 )
@@ -50,7 +52,7 @@ def build_app(loaded: Loaded) -> App:
     offline: dict[str, OfflineStore] = {}
     with contextlib.ExitStack() as cleanup:
         for name, config in loaded.config.stores.items():
-            store = _build_store(name, config)
+            store = _build_store(name, config, loaded)
             cleanup.callback(store.close)
             if isinstance(store, OnlineStore):
                 online[name] = store
@@ -60,12 +62,19 @@ def build_app(loaded: Loaded) -> App:
     return App(loaded, Stores(online, offline))
 
 
-def _build_store(name: str, config: StoreConfig) -> OnlineStore | OfflineStore:
+def _build_store(name: str, config: StoreConfig, loaded: Loaded) -> OnlineStore | OfflineStore:
     # Imported here so that a backend's driver loads only when a store of its type is configured.
-    if isinstance(config, FeastSqliteStoreConfig):
+    if isinstance(config, FeastSqliteStoreConfig | FeastSqlStoreConfig):
         from monitor.stores.sql.feast_online import FeastSqlOnlineStore  # noqa: PLC0415
 
         return FeastSqlOnlineStore(name, config)
+    if isinstance(config, RedisStoreConfig):
+        from monitor.stores.redis import RedisOnlineStore  # noqa: PLC0415
+
+        # The store must know every view it serves: Feast shares one hash per entity between
+        # views, and fields of known views are not orphans.
+        views = [v.view for v in loaded.views if v.view.online and v.view.online.store == name]
+        return RedisOnlineStore(name, config, known_views=views)
     if isinstance(config, ParquetStoreConfig):
         from monitor.stores.sql.parquet import ParquetOfflineStore  # noqa: PLC0415
 

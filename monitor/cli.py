@@ -1,4 +1,4 @@
-"""The `featmon` command line: validate, check, demo, schema.
+"""The `featmon` command line: validate, check, demo, init, schema.
 
 Exit codes follow Soda's convention: 0 all pass, 1 warnings only, 2 any failure, 3 any error
 (a probe could not measure, or the configuration is invalid). Results go to stdout; logs go to
@@ -21,6 +21,8 @@ from checks.errors import ConfigError
 from checks.result import RunResult
 from monitor import demo, schema
 from monitor.app import build_app
+from monitor.feast import init as feast_init
+from monitor.feast.registry import RegistryError
 from monitor.format import summary_table
 from monitor.loader import Loaded, load
 from monitor.run import run_once
@@ -71,6 +73,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     _run_options(run_demo)
     run_demo.set_defaults(handler=_demo)
+
+    init = commands.add_parser(
+        "init", help="write config.yaml and check files for a Feast feature repository"
+    )
+    init.add_argument(
+        "--from-feast",
+        required=True,
+        type=Path,
+        metavar="PATH",
+        help="the Feast feature repository (the directory of feature_store.yaml, or the file)",
+    )
+    init.add_argument("--out", required=True, type=Path, help="where to write config.yaml")
+    init.add_argument("--force", action="store_true", help="overwrite files that exist")
+    init.set_defaults(handler=_init)
 
     write_schema = commands.add_parser(
         "schema", help="write the JSON Schemas of config.yaml and check files"
@@ -146,6 +162,28 @@ def _demo(args: argparse.Namespace) -> int:
     return run.exit_code
 
 
+def _init(args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    try:
+        written = feast_init.init_from_feast(args.from_feast, args.out, now, force=args.force)
+    except (feast_init.InitError, RegistryError) as exc:
+        print(f"featmon init: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    for path in written.files:
+        print(f"wrote {path}")
+    for note in written.notes:
+        print(f"note: {note}")
+    for path in written.stale:
+        print(f"note: {path} was not written by this run and is still loaded by checks/*.yaml")
+    config = args.out / "config.yaml"
+    if written.env:
+        print(f"\nSet {', '.join(written.env)} in the environment, then:")
+    else:
+        print("\nNext:")
+    print(f"  featmon validate --config {config}\n  featmon check --config {config}")
+    return 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     for path in schema.write(args.out):
         print(path)
@@ -165,7 +203,8 @@ def _write_report(run: RunResult, target: Path) -> Path | None:
             return write_report_file(run, target)
         return write_report(run, target)
     except OSError as exc:
-        log.error("cannot write the HTML report to %s: %s", target, exc.strerror or exc)
+        # No traceback: the reason is the whole story (a permission, a full disk).
+        log.error("cannot write the HTML report to %s: %s", target, exc.strerror or exc)  # noqa: TRY400
         return None
 
 

@@ -7,6 +7,7 @@ union on `type`. Relative paths are resolved against the directory of config.yam
 
 from __future__ import annotations
 
+import string
 from datetime import timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -76,6 +77,19 @@ class FeastSqlStoreConfig(_Store):
     project: str = Field(description="The Feast project name.")
 
 
+def template_fields(template: str) -> frozenset[str] | None:
+    """The placeholder names of a key template; None when it does not parse or names none."""
+    try:
+        names = {
+            name for _, name, spec, conv in string.Formatter().parse(template) if name is not None
+        }
+    except ValueError:
+        return None
+    if not names or "" in names or any(not n.isidentifier() for n in names):
+        return None
+    return frozenset(names)
+
+
 class RedisStoreConfig(_Store):
     """A Redis online store: Feast's layout, or plain hashes for teams without Feast."""
 
@@ -101,6 +115,16 @@ class RedisStoreConfig(_Store):
         "text", description="Layout hash: values as UTF-8 text or JSON."
     )
     batch_size: int = Field(500, ge=1, le=100_000, description="Keys per pipelined round trip.")
+
+    @field_validator("key_template")
+    @classmethod
+    def _template_parses(cls, value: str | None) -> str | None:
+        if value is not None and not template_fields(value):
+            raise ValueError(
+                "expected a key template with placeholders such as "
+                f"features:{{feature_view}}:{{user_id}}, found {value!r}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _layout_needs(self) -> RedisStoreConfig:

@@ -23,8 +23,10 @@ from monitor.config import (
     Config,
     FeastSqliteStoreConfig,
     ParquetStoreConfig,
+    RedisStoreConfig,
     SqlStoreConfig,
     StoreConfig,
+    template_fields,
 )
 
 log = logging.getLogger(__name__)
@@ -176,6 +178,18 @@ def _store_problems(
                     where, f"expected an {side} store, found {source.store!r} of type {store.type}"
                 )
             )
+        elif isinstance(store, RedisStoreConfig) and store.key_template is not None:
+            names = template_fields(store.key_template) or frozenset()
+            allowed = {"feature_view", *view.join_keys}
+            if names - allowed or not set(view.join_keys) <= names:
+                out.append(
+                    doc.problem(
+                        where,
+                        f"expected the key template of {source.store!r} to name the join keys "
+                        f"{list(view.join_keys)} (and optionally feature_view), found "
+                        f"{sorted(names)} in {store.key_template!r}",
+                    )
+                )
         elif side == "offline":
             wanted = "path" if store.type == "parquet" else "table"
             if getattr(source, wanted) is None:

@@ -93,7 +93,8 @@ def test_problems_of_several_files_are_reported_together(tmp_path: Path) -> None
         "checks/a.yaml:9: feature_views[0].checks[0].max: expected a duration such as 30s, 5m, "
         "1h30m or 7d, found '1 hour'",
         "checks/a.yaml:10: feature_views[0].checks[1].kind: expected 'kind' to be one of "
-        "'freshness', 'coverage', 'null_rate', 'schema_drift', found 'null_rat'",
+        "'freshness', 'coverage', 'null_rate', 'schema_drift', 'late_arrivals', 'row_count', "
+        "'duplicates', 'range', found 'null_rat'",
         "checks/b.yaml:6: feature_views[0].colour: unknown key 'colour'",
     ]
 
@@ -206,3 +207,42 @@ def test_a_missing_config_file_names_the_file(tmp_path: Path) -> None:
         str(caught.value.problems[0])
         == f"{tmp_path}/nope.yaml: cannot read the file: No such file or directory"
     )
+
+
+REDIS_CONFIG = """\
+stores:
+  cache: {type: redis, url: "redis://127.0.0.1:6379/0", layout: hash, key_template: "f:{feature_view}:{user}"}
+  lake: {type: parquet, root: lake}
+checks: checks/*.yaml
+"""
+
+
+def test_a_key_template_must_name_the_join_keys(tmp_path: Path) -> None:
+    """A template naming `user` for a view keyed by `user_id` is caught at load time."""
+    found = problems(
+        tmp_path,
+        {
+            "config.yaml": REDIS_CONFIG,
+            "checks/a.yaml": VIEW.format(name="u").replace("{store: online}", "{store: cache}"),
+        },
+    )
+    assert found == [
+        "checks/a.yaml:6: feature_views[0].online.store: expected the key template of 'cache' "
+        "to name the join keys ['user_id'] (and optionally feature_view), found "
+        "['feature_view', 'user'] in 'f:{feature_view}:{user}'"
+    ]
+
+
+def test_a_key_template_that_does_not_parse_is_located(tmp_path: Path) -> None:
+    config = REDIS_CONFIG.replace('"f:{feature_view}:{user}"', '"f:{user_id"')
+    found = problems(tmp_path, {"config.yaml": config})
+    assert len(found) == 1
+    assert found[0].startswith("config.yaml:2: stores.cache.key_template: expected a key template")
+
+
+def test_the_feast_layout_needs_a_project(tmp_path: Path) -> None:
+    config = REDIS_CONFIG.replace(
+        'layout: hash, key_template: "f:{feature_view}:{user}"', "layout: feast"
+    )
+    found = problems(tmp_path, {"config.yaml": config})
+    assert found == ["config.yaml:2: stores.cache: expected `project` for layout feast, found none"]
