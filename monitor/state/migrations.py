@@ -1,0 +1,168 @@
+"""Numbered migrations of the state database, and the one function that applies them.
+
+A migration is a version number, a description and an `upgrade(conn)` that changes the schema
+(and data) inside the transaction it is given. `MIGRATIONS` lists them from 1 without gaps;
+a database records each applied version in `featmon_schema_version` (one row per version, with
+when it was applied). To change the schema, append a migration; never edit a released one, and
+keep `monitor.state.schema` (what the queries see) in step: a test compares the two.
+
+`migrate` applies every pending migration in order, all in one transaction, under a lock:
+PostgreSQL takes a transaction-level advisory lock first (before even creating the version
+table), SQLite begins with `BEGIN IMMEDIATE`. A second process starting at the same time waits,
+then finds nothing left to do. A database at a version above the last known migration is
+refused with `SchemaTooNew` and left untouched.
+
+Later migrations (alert state, the outbox, silences, leases) add tables here the same way.
+PostgreSQL DDL that cannot run in a transaction (CREATE INDEX CONCURRENTLY) is not supported.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from monitor.state import schema
+from monitor.state.errors import SchemaTooNew
+
+log = logging.getLogger(__name__)
+
+# pg_advisory_xact_lock key: the bytes of "featmon" read as a big-endian integer.
+ADVISORY_LOCK_KEY = int.from_bytes(b"featmon", "big")
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of the schema: `upgrade` runs inside the migration transaction."""
+
+    version: int
+    description: str
+    upgrade: Callable[[sa.Connection], None]
+
+
+def _v1_history(conn: sa.Connection) -> None:
+    """Runs, their results, the latest result of each check, and schema baselines."""
+    meta = sa.MetaData(naming_convention=schema.NAMING)
+    time = sa.DateTime(timezone=True)
+    json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+    sa.Table(
+        "runs",
+        meta,
+        sa.Column("run_id", sa.Text, primary_key=True),
+        sa.Column("feature_view", sa.Text, nullable=True),
+        sa.Column("scheduled_at", time, nullable=False),
+        sa.Column("started_at", time, nullable=False),
+        sa.Column("finished_at", time, nullable=False),
+        sa.Column("duration_seconds", sa.Double, nullable=False),
+        sa.Column("status", sa.Text, nullable=False),
+        *(
+            sa.Column(f"n_{s}", sa.Integer, nullable=False)
+            for s in ("pass", "warn", "fail", "error")
+        ),
+        sa.Column("recorded_at", time, nullable=False),
+        sa.Index(None, "scheduled_at"),
+    )
+    sa.Table(
+        "results",
+        meta,
+        sa.Column("run_id", sa.Text, sa.ForeignKey("runs.run_id", ondelete="CASCADE")),
+        sa.Column("seq", sa.Integer, autoincrement=False),
+        sa.Column("scheduled_at", time, nullable=False),
+        sa.Column("check_id", sa.Text, nullable=False),
+        sa.Column("kind", sa.Text, nullable=False),
+        sa.Column("feature_view", sa.Text, nullable=False),
+        sa.Column("feature", sa.Text, nullable=True),
+        sa.Column("store", sa.Text, nullable=False),
+        sa.Column("target", sa.Text, nullable=False),
+        sa.Column("status", sa.Text, nullable=False),
+        sa.Column("severity", sa.Text, nullable=False),
+        sa.Column("value", sa.Double, nullable=True),
+        sa.Column("threshold", json, nullable=False),
+        sa.Column("sample_size", sa.Integer, nullable=True),
+        sa.Column("details", json, nullable=False),
+        sa.Column("labels", json, nullable=False),
+        sa.PrimaryKeyConstraint("run_id", "seq"),
+        sa.Index(None, "check_id", "scheduled_at"),
+        sa.Index(None, "feature_view", "scheduled_at"),
+        sa.Index(None, "status", "scheduled_at"),
+        sa.Index(None, "scheduled_at"),
+    )
+    sa.Table(
+        "latest_results",
+        meta,
+        sa.Column("check_id", sa.Text, primary_key=True),
+        sa.Column("run_id", sa.Text, nullable=False),
+        sa.Column("seq", sa.Integer, nullable=False),
+        sa.Column("scheduled_at", time, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["run_id", "seq"], ["results.run_id", "results.seq"], ondelete="CASCADE"
+        ),
+        sa.Index(None, "run_id", "seq"),
+    )
+    sa.Table(
+        "schema_baselines",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("feature_view", sa.Text, nullable=False),
+        sa.Column("store", sa.Text, nullable=False),
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("columns", json, nullable=False),
+        sa.Column("captured_at", time, nullable=False),
+        sa.Column("accepted_by", sa.Text, nullable=True),
+        sa.Column("comment", sa.Text, nullable=True),
+        sa.Index(None, "feature_view", "store", "captured_at"),
+    )
+    meta.create_all(conn)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "runs, results, latest results, schema baselines", _v1_history),
+)
+
+
+def current_version(conn: sa.Connection) -> int:
+    """The highest applied version; 0 for a database featmon never migrated."""
+    if not sa.inspect(conn).has_table(schema.schema_version.name):
+        return 0
+    found = conn.execute(sa.select(sa.func.max(schema.schema_version.c.version))).scalar_one()
+    return int(found or 0)
+
+
+def migrate(conn: sa.Connection, migrations: Sequence[Migration], database: str) -> list[int]:
+    """Apply the pending `migrations` on `conn`, which is inside a fresh write transaction;
+    returns the versions applied (none when the database is current)."""
+    _check_numbering(migrations)
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(ADVISORY_LOCK_KEY)))
+    schema.schema_version.create(conn, checkfirst=True)
+    found = current_version(conn)
+    if found > len(migrations):
+        raise SchemaTooNew(database, found, len(migrations))
+    applied: list[int] = []
+    for migration in migrations[found:]:
+        log.info(
+            "state database %s: applying migration %d (%s)",
+            database,
+            migration.version,
+            migration.description,
+        )
+        migration.upgrade(conn)
+        conn.execute(
+            sa.insert(schema.schema_version).values(
+                version=migration.version,
+                description=migration.description,
+                applied_at=datetime.now(UTC),
+            )
+        )
+        applied.append(migration.version)
+    return applied
+
+
+def _check_numbering(migrations: Sequence[Migration]) -> None:
+    versions = [m.version for m in migrations]
+    if versions != list(range(1, len(versions) + 1)):
+        raise ValueError(f"expected migrations numbered 1, 2, 3, ... in order, found {versions}")

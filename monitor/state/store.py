@@ -1,0 +1,302 @@
+"""`StateStore`: the state database's API. It owns its engine (`close()` disposes of it),
+applies migrations (`migrate()`), records runs and answers the history, status and baseline
+questions of the daemon, the HTTP API, the Prometheus collector and the anomaly checks.
+
+Every method is safe to call from several threads (each call takes its own connection); times
+go in timezone-aware (naive ones raise `ValueError`) and come out in UTC; any database failure
+raises `StateError`. Lists come newest first: by scheduled time, then run id.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from checks.result import RunResult, Status
+from monitor.state import rows
+from monitor.state.engine import Database
+from monitor.state.migrations import MIGRATIONS, Migration, current_version, migrate
+from monitor.state.schema import latest_results, results, runs, schema_baselines
+from monitor.state.values import Baseline, HistoryPoint, StoredResult, StoredRun
+
+log = logging.getLogger(__name__)
+
+MAX_LIMIT = 10_000  # the most rows one query returns
+_PRUNE_SCAN = 1_000  # the most runs one prune batch looks at
+
+
+class StateStore:
+    """The state database at `url` (SQLAlchemy: `sqlite:///path.db` or
+    `postgresql+psycopg://...`). Creating one opens no connection; call `migrate()` before
+    anything else. `migrations` is for tests that add a version; leave it to the default."""
+
+    def __init__(self, url: str, *, migrations: Sequence[Migration] = MIGRATIONS) -> None:
+        self._db = Database(url)
+        self._migrations = tuple(migrations)
+
+    @property
+    def database(self) -> str:
+        """The URL with its password masked, for logs and messages."""
+        return self._db.name
+
+    def close(self) -> None:
+        """Dispose of the engine this store created."""
+        self._db.dispose()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema -------------------------------------------------------------------------------
+
+    def migrate(self) -> list[int]:
+        """Bring the schema to the newest known version; returns the versions applied.
+
+        Idempotent, and safe when several processes start at once (they take turns under a
+        lock). Raises `SchemaTooNew` if a newer featmon already migrated the database."""
+        started = time.monotonic()
+        with self._db.write("migration") as conn:
+            applied = migrate(conn, self._migrations, self._db.name)
+        log.info(
+            "state database %s: schema at version %d (%s) in %.0f ms",
+            self._db.name,
+            len(self._migrations),
+            f"applied {applied}" if applied else "nothing to apply",
+            (time.monotonic() - started) * 1000,
+        )
+        return applied
+
+    def version(self) -> int:
+        """The schema version of the database; 0 before the first migration."""
+        with self._db.read("reading the schema version") as conn:
+            return current_version(conn)
+
+    # -- runs and results ---------------------------------------------------------------------
+
+    def record_run(self, run: RunResult) -> None:
+        """Store a run and all its results, in one transaction. Idempotent on `run.run_id`: a run
+        already recorded is left as it was (the first record wins)."""
+        row = rows.run_row(run, recorded_at=datetime.now(UTC))
+        started = time.monotonic()
+        with self._db.write(f"recording run {run.run_id}") as conn:
+            inserted = (
+                conn.execute(
+                    self._insert(runs)
+                    .values(row)
+                    .on_conflict_do_nothing(index_elements=["run_id"])
+                    .returning(runs.c.run_id)
+                ).first()
+                is not None
+            )
+            if inserted and run.results:
+                conn.execute(sa.insert(results), rows.result_rows(run))
+                conn.execute(self._advance_latest(), rows.latest_rows(run))
+        log.info(
+            "state database %s: %s run %s (%d results) in %.0f ms",
+            self._db.name,
+            "recorded" if inserted else "already had",
+            run.run_id,
+            len(run.results),
+            (time.monotonic() - started) * 1000,
+        )
+
+    def run(self, run_id: str) -> StoredRun | None:
+        """The recorded run `run_id`, if any."""
+        query = sa.select(runs).where(runs.c.run_id == run_id)
+        with self._db.read(f"reading run {run_id}") as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else rows.to_run(row)
+
+    def runs(self, limit: int = 50, since: datetime | None = None) -> list[StoredRun]:
+        """Recorded runs scheduled at or after `since`, newest first."""
+        query = sa.select(runs)
+        if since is not None:
+            query = query.where(runs.c.scheduled_at >= rows.aware(since, "since"))
+        query = query.order_by(runs.c.scheduled_at.desc(), runs.c.run_id.desc())
+        with self._db.read("reading runs") as conn:
+            found = conn.execute(query.limit(_limit(limit))).mappings().all()
+        return [rows.to_run(row) for row in found]
+
+    def results(
+        self,
+        view: str | None = None,
+        check: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        status: Status | None = None,
+        limit: int = 100,
+        run_id: str | None = None,
+    ) -> list[StoredResult]:
+        """Results matching every filter given, newest run first and in declaration order
+        within a run. `since` is inclusive and `until` exclusive, on the scheduled time."""
+        conditions: list[sa.ColumnElement[bool]] = []
+        if view is not None:
+            conditions.append(results.c.feature_view == view)
+        if check is not None:
+            conditions.append(results.c.check_id == check)
+        if since is not None:
+            conditions.append(results.c.scheduled_at >= rows.aware(since, "since"))
+        if until is not None:
+            conditions.append(results.c.scheduled_at < rows.aware(until, "until"))
+        if status is not None:
+            conditions.append(results.c.status == status.value)
+        if run_id is not None:
+            conditions.append(results.c.run_id == run_id)
+        query = (
+            sa.select(results)
+            .where(sa.true(), *conditions)
+            .order_by(results.c.scheduled_at.desc(), results.c.run_id.desc(), results.c.seq)
+            .limit(_limit(limit))
+        )
+        with self._db.read("reading results") as conn:
+            found = conn.execute(query).mappings().all()
+        return [rows.to_result(row) for row in found]
+
+    def history(self, check: str, limit: int = 50) -> list[HistoryPoint]:
+        """The last `limit` values of one check, newest first (the input of anomaly checks)."""
+        query = (
+            sa.select(results.c.run_id, results.c.scheduled_at, results.c.value, results.c.status)
+            .where(results.c.check_id == check)
+            .order_by(results.c.scheduled_at.desc(), results.c.run_id.desc(), results.c.seq)
+            .limit(_limit(limit))
+        )
+        with self._db.read(f"reading the history of {check}") as conn:
+            found = conn.execute(query).mappings().all()
+        return [rows.to_point(row) for row in found]
+
+    def latest_by_check(self) -> list[StoredResult]:
+        """The newest result of every check that has one, by check id: what Prometheus and the
+        status API show. Reads one row per check, however long the history."""
+        query = (
+            sa.select(results)
+            .join(
+                latest_results,
+                sa.and_(
+                    latest_results.c.run_id == results.c.run_id,
+                    latest_results.c.seq == results.c.seq,
+                ),
+            )
+            .order_by(latest_results.c.check_id)
+        )
+        with self._db.read("reading the latest results") as conn:
+            found = conn.execute(query).mappings().all()
+        return [rows.to_result(row) for row in found]
+
+    # -- schema baselines ---------------------------------------------------------------------
+
+    def baseline(self, view: str, store: str) -> Baseline | None:
+        """The newest accepted schema of `view` on `store`, if one was ever saved."""
+        query = (
+            sa.select(schema_baselines)
+            .where(schema_baselines.c.feature_view == view, schema_baselines.c.store == store)
+            .order_by(schema_baselines.c.captured_at.desc(), schema_baselines.c.id.desc())
+            .limit(1)
+        )
+        with self._db.read(f"reading the baseline of {view} on {store}") as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else rows.to_baseline(row)
+
+    def save_baseline(self, baseline: Baseline) -> None:
+        """Accept `baseline` as the schema of its view and store. Earlier baselines are kept
+        (who accepted what, and when) but `baseline()` answers with the newest."""
+        row = rows.baseline_row(baseline)
+        with self._db.write(f"saving the baseline of {baseline.feature_view}") as conn:
+            conn.execute(sa.insert(schema_baselines).values(row))
+        log.info(
+            "state database %s: saved the schema baseline of %s on %s (%d columns)",
+            self._db.name,
+            baseline.feature_view,
+            baseline.store,
+            len(baseline.columns),
+        )
+
+    # -- retention ----------------------------------------------------------------------------
+
+    def prune(self, older_than: datetime, batch_rows: int = 10_000) -> int:
+        """Delete every run scheduled before `older_than`, with its results; returns how many
+        runs were deleted. Works oldest first in transactions of whole runs holding about
+        `batch_rows` results each (one run more if a single run is larger), so that writers
+        get the database between batches."""
+        cutoff = rows.aware(older_than, "older_than")
+        if batch_rows < 1:
+            raise ValueError(f"expected batch_rows of 1 or more, found {batch_rows}")
+        started = time.monotonic()
+        deleted_runs = deleted_results = batches = 0
+        while True:
+            with self._db.write("pruning old runs") as conn:
+                run_ids, result_count = self._prune_batch(conn, cutoff, batch_rows)
+            if not run_ids:
+                break
+            deleted_runs += len(run_ids)
+            deleted_results += result_count
+            batches += 1
+        log.info(
+            "state database %s: pruned %d runs and %d results older than %s in %d batches, %.0f ms",
+            self._db.name,
+            deleted_runs,
+            deleted_results,
+            cutoff.astimezone(UTC).isoformat(),
+            batches,
+            (time.monotonic() - started) * 1000,
+        )
+        return deleted_runs
+
+    def _prune_batch(
+        self, conn: sa.Connection, cutoff: datetime, batch_rows: int
+    ) -> tuple[list[str], int]:
+        total = runs.c.n_pass + runs.c.n_warn + runs.c.n_fail + runs.c.n_error
+        oldest = conn.execute(
+            sa.select(runs.c.run_id, total)
+            .where(runs.c.scheduled_at < cutoff)
+            .order_by(runs.c.scheduled_at, runs.c.run_id)
+            .limit(_PRUNE_SCAN)
+        ).all()
+        run_ids: list[str] = []
+        budget = 0
+        for run_id, size in oldest:
+            if run_ids and budget + size > batch_rows:
+                break
+            run_ids.append(run_id)
+            budget += size
+        if not run_ids:
+            return [], 0
+        conn.execute(sa.delete(latest_results).where(latest_results.c.run_id.in_(run_ids)))
+        deleted = conn.execute(sa.delete(results).where(results.c.run_id.in_(run_ids))).rowcount
+        conn.execute(sa.delete(runs).where(runs.c.run_id.in_(run_ids)))
+        return run_ids, deleted
+
+    # -- dialect-specific statements ----------------------------------------------------------
+
+    def _insert(self, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+        """An INSERT that can say what to do ON CONFLICT (both backends spell it the same)."""
+        return (
+            postgresql.insert(table) if self._db.dialect == "postgresql" else sqlite.insert(table)
+        )
+
+    def _advance_latest(self) -> postgresql.Insert | sqlite.Insert:
+        """Point each check's latest result at this run, unless a newer run already holds it
+        (runs may be recorded out of order)."""
+        stmt = self._insert(latest_results)
+        new = stmt.excluded
+        old = latest_results.c
+        return stmt.on_conflict_do_update(
+            index_elements=[old.check_id],
+            set_={"run_id": new.run_id, "seq": new.seq, "scheduled_at": new.scheduled_at},
+            where=sa.or_(
+                old.scheduled_at < new.scheduled_at,
+                sa.and_(old.scheduled_at == new.scheduled_at, old.run_id < new.run_id),
+            ),
+        )
+
+
+def _limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"expected a limit from 1 to {MAX_LIMIT}, found {limit}")
+    return limit

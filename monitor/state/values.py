@@ -1,0 +1,175 @@
+"""The values that cross the state database's API: frozen, and JSON-ready through `as_json()`.
+
+The content of the JSON columns (a result's threshold, details and labels) is kept as frozen
+JSON: mappings are read-only and lists are tuples, so a value can be shared between threads
+(the HTTP API, the Prometheus collector) without a copy; `as_json()` thaws it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import MappingProxyType
+
+from checks.observation import Column
+from checks.result import JSON, Status, rfc3339
+
+FrozenJSON = str | int | float | bool | None | tuple["FrozenJSON", ...] | Mapping[str, "FrozenJSON"]
+
+
+def freeze(value: JSON) -> FrozenJSON:
+    """JSON made immutable: dicts become read-only mappings, lists become tuples."""
+    if isinstance(value, dict):
+        return MappingProxyType({key: freeze(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return tuple(freeze(item) for item in value)
+    return value
+
+
+def freeze_object(value: JSON) -> Mapping[str, FrozenJSON]:
+    """A JSON object made immutable; anything else is a corrupt row."""
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a JSON object, found {type(value).__name__}")
+    return MappingProxyType({key: freeze(item) for key, item in value.items()})
+
+
+def thaw(value: FrozenJSON) -> JSON:
+    """Plain JSON again: dicts and lists, for `json.dumps`."""
+    if isinstance(value, Mapping):
+        return {key: thaw(item) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return [thaw(item) for item in value]
+    return value
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    """How many results of a run ended in each status."""
+
+    passed: int
+    warned: int
+    failed: int
+    errors: int
+
+    @property
+    def total(self) -> int:
+        return self.passed + self.warned + self.failed + self.errors
+
+    def as_json(self) -> dict[str, JSON]:
+        """The shape of `RunResult.counts()`."""
+        return {"pass": self.passed, "warn": self.warned, "fail": self.failed, "error": self.errors}
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """One recorded run. `feature_view` is the view every result belongs to, or None when the
+    run covered several views (or none); per-view questions go to the results."""
+
+    run_id: str
+    feature_view: str | None
+    scheduled_at: datetime
+    started_at: datetime
+    finished_at: datetime
+    duration_seconds: float
+    status: Status
+    counts: RunCounts
+
+    def as_json(self) -> dict[str, JSON]:
+        return {
+            "run_id": self.run_id,
+            "feature_view": self.feature_view,
+            "scheduled_at": rfc3339(self.scheduled_at),
+            "started_at": rfc3339(self.started_at),
+            "finished_at": rfc3339(self.finished_at),
+            "duration_seconds": self.duration_seconds,
+            "status": self.status.value,
+            "counts": self.counts.as_json(),
+        }
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """One check's recorded outcome in one run. `threshold`, `details` and `labels` hold what
+    `CheckResult.as_json()` gave for them; `as_json()` is that shape plus the run id and time."""
+
+    run_id: str
+    scheduled_at: datetime
+    check: str
+    kind: str
+    feature_view: str
+    feature: str | None
+    store: str
+    target: str
+    status: Status
+    severity: str
+    value: float | None
+    threshold: Mapping[str, FrozenJSON]
+    sample_size: int | None
+    details: Mapping[str, FrozenJSON]
+    labels: Mapping[str, str]
+
+    def as_json(self) -> dict[str, JSON]:
+        return {
+            "run_id": self.run_id,
+            "scheduled_at": rfc3339(self.scheduled_at),
+            "check": self.check,
+            "kind": self.kind,
+            "feature_view": self.feature_view,
+            "feature": self.feature,
+            "store": self.store,
+            "target": self.target,
+            "status": self.status.value,
+            "severity": self.severity,
+            "value": self.value,
+            "threshold": thaw(self.threshold),
+            "sample_size": self.sample_size,
+            "details": thaw(self.details),
+            "labels": dict(self.labels),
+        }
+
+
+@dataclass(frozen=True)
+class HistoryPoint:
+    """One past value of a check, for anomaly detection and sparklines."""
+
+    run_id: str
+    scheduled_at: datetime
+    value: float | None
+    status: Status
+
+    def as_json(self) -> dict[str, JSON]:
+        return {
+            "run_id": self.run_id,
+            "scheduled_at": rfc3339(self.scheduled_at),
+            "value": self.value,
+            "status": self.status.value,
+        }
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The accepted schema of one feature view's offline source on one store, the expected
+    columns of its `schema_drift` check when the check file declares none."""
+
+    feature_view: str
+    store: str
+    source: str  # the table or Parquet path the columns were read from
+    columns: tuple[Column, ...]
+    captured_at: datetime
+    accepted_by: str | None = None
+    comment: str | None = None
+
+    def as_json(self) -> dict[str, JSON]:
+        return {
+            "feature_view": self.feature_view,
+            "store": self.store,
+            "source": self.source,
+            "columns": [
+                {"name": c.name, "family": c.family, "native_type": c.native_type}
+                for c in self.columns
+            ],
+            "captured_at": rfc3339(self.captured_at),
+            "accepted_by": self.accepted_by,
+            "comment": self.comment,
+        }
