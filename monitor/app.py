@@ -7,6 +7,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
+from checks.result import RunResult
 from monitor.abc import OfflineStore, OnlineStore
 from monitor.config import (
     FeastSqliteStoreConfig,
@@ -18,6 +19,7 @@ from monitor.config import (
 )
 from monitor.loader import Loaded
 from monitor.probe import Stores
+from monitor.state import StateError, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,16 @@ class App:
 
     loaded: Loaded
     stores: Stores
+    state: StateStore | None = None  # None: history is not recorded (unavailable or not asked)
+
+    def record(self, run: RunResult) -> None:
+        """Keep the run in the state database; a state outage is logged, never fatal."""
+        if self.state is None:
+            return
+        try:
+            self.state.record_run(run)
+        except StateError as exc:
+            log.error("run %s was not recorded in the state database: %s", run.run_id, exc)
 
     def close(self) -> None:
         stores: list[OnlineStore | OfflineStore] = [
@@ -39,6 +51,8 @@ class App:
                 store.close()
             except Exception:  # closing one store must not keep the others open
                 log.exception("closing store %s failed", store.name)
+        if self.state is not None:
+            self.state.close()
 
     def __enter__(self) -> App:
         return self
@@ -47,7 +61,8 @@ class App:
         self.close()
 
 
-def build_app(loaded: Loaded) -> App:
+def build_app(loaded: Loaded, with_state: bool = True) -> App:
+    """Build the stores (and, unless told not to, open and migrate the state database)."""
     online: dict[str, OnlineStore] = {}
     offline: dict[str, OfflineStore] = {}
     with contextlib.ExitStack() as cleanup:
@@ -58,8 +73,28 @@ def build_app(loaded: Loaded) -> App:
                 online[name] = store
             else:
                 offline[name] = store
+        state = open_state(loaded) if with_state else None
+        if state is not None:
+            cleanup.callback(state.close)
         cleanup.pop_all()  # every store built: the app owns them now
-    return App(loaded, Stores(online, offline))
+    return App(loaded, Stores(online, offline), state)
+
+
+def open_state(loaded: Loaded) -> StateStore | None:
+    """The migrated state database, or None (logged) when it cannot be opened: one run of
+    checks is still worth doing without history."""
+    store = StateStore(loaded.config.state.url.get_secret_value())
+    try:
+        applied = store.migrate()
+    except StateError as exc:
+        store.close()
+        log.error(
+            "the state database %s is unavailable, history is not recorded: %s", store.database, exc
+        )
+        return None
+    if applied:
+        log.info("migrated the state database %s to version %d", store.database, applied[-1])
+    return store
 
 
 def _build_store(name: str, config: StoreConfig, loaded: Loaded) -> OnlineStore | OfflineStore:

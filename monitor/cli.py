@@ -105,6 +105,11 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
         "(default: the reports dir of config.yaml)",
     )
     parser.add_argument(
+        "--no-state",
+        action="store_true",
+        help="do not record the run in the state database",
+    )
+    parser.add_argument(
         "--now",
         type=_moment,
         help="the scheduled time to measure against, RFC 3339 with a zone (default: now)",
@@ -136,7 +141,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     loaded = load(args.config)
-    run = _run(loaded, args.now)
+    run = _run(loaded, args.now, record=not args.no_state)
     report = _write_report(run, args.report or Path(loaded.config.reports.dir))
     _print_run(run, args.format, report)
     return run.exit_code
@@ -149,7 +154,7 @@ def _demo(args: argparse.Namespace) -> int:
     log.info("built the demo store in %s: %s", directory, built.summary)
     config_path = demo.example_config()
     loaded = load(config_path, {**os.environ, "FEATMON_DEMO_DIR": str(directory)})
-    run = _run(loaded, now)
+    run = _run(loaded, now, record=not args.no_state)
     report = _write_report(run, args.report or Path(loaded.config.reports.dir))
     _print_run(run, args.format, report)
     if args.format == "text":
@@ -190,9 +195,11 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(loaded: Loaded, now: datetime | None) -> RunResult:
-    with build_app(loaded) as app:
-        return run_once(app, now or datetime.now(UTC))
+def _run(loaded: Loaded, now: datetime | None, record: bool = True) -> RunResult:
+    with build_app(loaded, with_state=record) as app:
+        run = run_once(app, now or datetime.now(UTC))
+        app.record(run)
+        return run
 
 
 def _write_report(run: RunResult, target: Path) -> Path | None:
@@ -204,7 +211,7 @@ def _write_report(run: RunResult, target: Path) -> Path | None:
         return write_report(run, target)
     except OSError as exc:
         # No traceback: the reason is the whole story (a permission, a full disk).
-        log.error("cannot write the HTML report to %s: %s", target, exc.strerror or exc)  # noqa: TRY400
+        log.error("cannot write the HTML report to %s: %s", target, exc.strerror or exc)
         return None
 
 

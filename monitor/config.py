@@ -155,7 +155,11 @@ class HttpConfig(Strict):
 
 
 class StateConfig(Strict):
-    url: str = Field("sqlite:///featmon-state.db", description="SQLAlchemy URL of the state DB.")
+    url: SecretStr = Field(
+        SecretStr("sqlite:///featmon-state.db"),
+        description="SQLAlchemy URL of the state database (history, baselines, alert state); "
+        "a relative SQLite path is relative to config.yaml.",
+    )
     retention: Duration = Field(timedelta(days=30))
 
 

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from checks.errors import ConfigError, Problem
 from checks.model import CheckFile, FeatureView
 from checks.plan import PlannedCheck, plan_view, problems_of
@@ -206,7 +208,8 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     """Make store paths absolute against the config file's directory."""
     stores = {name: _resolve_store(store, base) for name, store in config.stores.items()}
     reports = config.reports.model_copy(update={"dir": str(_absolute(config.reports.dir, base))})
-    return config.model_copy(update={"stores": stores, "reports": reports})
+    state = config.state.model_copy(update={"url": _absolute_file_url(config.state.url, base)})
+    return config.model_copy(update={"stores": stores, "reports": reports, "state": state})
 
 
 def _resolve_view(view: FeatureView, base: Path) -> FeatureView:
@@ -224,7 +227,7 @@ def _resolve_store(store: StoreConfig, base: Path) -> StoreConfig:
     if isinstance(store, ParquetStoreConfig):
         return store.model_copy(update={"root": str(_absolute(store.root, base))})
     if isinstance(store, SqlStoreConfig):
-        return store.model_copy(update={"url": _absolute_file_url(store, base)})
+        return store.model_copy(update={"url": _absolute_file_url(store.url, base)})
     return store
 
 
@@ -233,11 +236,11 @@ def _absolute(value: str, base: Path) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def _absolute_file_url(store: SqlStoreConfig, base: Path) -> object:
+def _absolute_file_url(secret: SecretStr, base: Path) -> SecretStr:
     """`sqlite:///rel.db` and `duckdb:///rel.duckdb` point at files relative to config.yaml."""
-    url = store.url.get_secret_value()
+    url = secret.get_secret_value()
     for prefix in ("sqlite:///", "duckdb:///"):
         rest = url.removeprefix(prefix)
         if rest != url and rest and not rest.startswith(("/", ":memory:")):
-            return type(store.url)(prefix + str(base / rest))
-    return store.url
+            return SecretStr(prefix + str(base / rest))
+    return secret

@@ -13,6 +13,7 @@ import pytest
 
 from monitor.cli import main
 from monitor.demo import store as planted
+from monitor.state import StateStore
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
 NOW_TEXT = "2026-11-26T06:00:00Z"
@@ -227,3 +228,31 @@ def test_a_report_that_cannot_be_written_does_not_change_the_exit_code(
     assert code == 0
     assert "HTML report: not written (see the log)" in captured.out
     assert "cannot write the HTML report" in captured.err
+
+
+def test_check_records_each_run_in_the_state_database(
+    tmp_path: Path, store_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two runs, two records, next to config.yaml by default; --no-state records nothing."""
+    config = config_with(tmp_path, store_dir, MERCHANTS + "      - {kind: freshness, max: 1h}\n")
+    for _ in range(2):
+        assert main(["check", "--config", str(config), "--now", NOW_TEXT]) == 0
+    assert main(["check", "--config", str(config), "--now", NOW_TEXT, "--no-state"]) == 0
+    capsys.readouterr()
+    with StateStore(f"sqlite:///{tmp_path / 'featmon-state.db'}") as state:
+        runs = state.runs()
+        history = state.history("merchant_stats.freshness@online")
+    assert len(runs) == 2
+    assert [point.status.value for point in history] == ["pass", "pass"]
+
+
+def test_an_unreachable_state_database_does_not_change_the_result(
+    tmp_path: Path, store_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = config_with(tmp_path, store_dir, MERCHANTS + "      - {kind: freshness, max: 1h}\n")
+    with config.open("a", encoding="utf-8") as file:
+        file.write("state: {url: 'postgresql+psycopg://featmon:s3cret@127.0.0.1:1/none'}\n")
+    assert main(["check", "--config", str(config), "--now", NOW_TEXT]) == 0
+    err = capsys.readouterr().err
+    assert "history is not recorded" in err
+    assert "s3cret" not in err
