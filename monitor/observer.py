@@ -1,0 +1,41 @@
+"""What the daemon tells the outside about its work, as it happens: the Prometheus metrics
+(monitor.metrics) implement this; tests may record it. Implementations must be thread-safe and
+must not raise."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from checks.result import RunResult
+
+
+class RunObserver(Protocol):
+    def probe_finished(self, feature_view: str, store: str, seconds: float, failed: bool) -> None:
+        """One probe (one store read or query for one view) ended after `seconds`; `failed`
+        when it could not measure (its checks are `error`)."""
+
+    def run_finished(self, feature_view: str, run: RunResult) -> None:
+        """A scheduled run of `feature_view` ended (recorded, alerts evaluated)."""
+
+    def run_skipped(self, feature_view: str, scheduled_at: datetime) -> None:
+        """A run was due while the previous run of the same view was still going."""
+
+    def config_reloaded(self, ok: bool, error: str | None) -> None:
+        """A reload was attempted; on failure the last good configuration keeps running."""
+
+
+class NoObserver:
+    """Observes nothing (the CLI's one-shot `check`)."""
+
+    def probe_finished(self, feature_view: str, store: str, seconds: float, failed: bool) -> None:
+        pass
+
+    def run_finished(self, feature_view: str, run: RunResult) -> None:
+        pass
+
+    def run_skipped(self, feature_view: str, scheduled_at: datetime) -> None:
+        pass
+
+    def config_reloaded(self, ok: bool, error: str | None) -> None:
+        pass
