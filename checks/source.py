@@ -330,7 +330,7 @@ def _message(error: ErrorDetails, path: Path, known: list[str]) -> str:
         return "expected this required key, found it missing"
     if kind == "extra_forbidden":
         key = str(path[-1]) if path else "?"
-        hint = difflib.get_close_matches(key, known, n=1)
+        hint = difflib.get_close_matches(key, [k for k in known if k != key], n=1)
         return f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
     if kind == "literal_error":
         return f"expected {ctx.get('expected', 'one of the allowed values')}, found {found}"

@@ -15,6 +15,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from alerts.config import Receiver
+from alerts.lifecycle import AlertingConfig
+from alerts.routing import RootRouteConfig
+from alerts.silences import SilenceList, WindowList
 from checks.duration import Duration
 
 
@@ -174,6 +177,12 @@ class Config(Strict):
     stores: dict[str, StoreConfig] = Field(min_length=1)
     checks: str | tuple[str, ...] = Field(description="Check files: a glob, or a list of globs.")
     receivers: dict[str, Receiver] = Field(default_factory=dict)
+    alerting: AlertingConfig = AlertingConfig()
+    route: RootRouteConfig | None = Field(
+        None, description="Routing tree; unset: P1 to pagerduty and the rest, P1-P3 elsewhere."
+    )
+    silences: SilenceList = ()
+    maintenance_windows: WindowList = ()
     http: HttpConfig = HttpConfig()
     state: StateConfig = StateConfig()
     reports: ReportsConfig = ReportsConfig()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from alerts.routing import receiver_problems
 from checks.errors import ConfigError, Problem
 from checks.model import CheckFile, FeatureView
 from checks.plan import PlannedCheck, plan_view, problems_of
@@ -67,6 +68,10 @@ def load(config_path: Path | str, env: Mapping[str, str] | None = None) -> Loade
     base = path.resolve().parent
     config = _resolve_paths(config, base)
     problems: list[Problem] = []
+    if config.route is not None:
+        problems.extend(
+            config_doc.problem(p, m) for p, m in receiver_problems(config.route, config.receivers)
+        )
     files = _check_files(config, config_doc, base, problems)
     views: list[LoadedView] = []
     seen_views: dict[str, LoadedView] = {}

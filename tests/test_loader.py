@@ -246,3 +246,18 @@ def test_the_feast_layout_needs_a_project(tmp_path: Path) -> None:
     )
     found = problems(tmp_path, {"config.yaml": config})
     assert found == ["config.yaml:2: stores.cache: expected `project` for layout feast, found none"]
+
+
+def test_a_route_to_an_unknown_receiver_is_located(tmp_path: Path) -> None:
+    config = CONFIG + (
+        "receivers:\n"
+        "  team: {type: file, path: alerts.jsonl}\n"
+        "route:\n"
+        "  receiver: team\n"
+        "  routes:\n"
+        "    - {receiver: oncall, match: {severity: P1}}\n"
+    )
+    found = problems(tmp_path, {"config.yaml": config, "checks/a.yaml": VIEW.format(name="u")})
+    assert len(found) == 1
+    assert found[0].startswith("config.yaml:11: route.routes[0].receiver:")
+    assert "'oncall'" in found[0]
