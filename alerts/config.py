@@ -1,37 +1,87 @@
 """Receiver settings in config.yaml. Secrets are `SecretStr`: they never reach a log, a report,
-a metric or an error message."""
+a metric or an error message. Secret values are not validated here, since a validation error
+would echo them; a malformed one is a permanent delivery failure that does not quote it."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from checks.duration import Duration
 
 
 class _Receiver(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    timeout: Duration = Field(timedelta(seconds=10), description="Longest one delivery may take.")
+    timeout: Duration = Field(
+        timedelta(seconds=10),
+        description="Longest one request may wait: to connect, to send, and between bytes read.",
+    )
 
 
 class SlackReceiver(_Receiver):
     type: Literal["slack"]
     webhook_url: SecretStr = Field(description="Incoming-webhook URL; use ${SLACK_WEBHOOK_URL}.")
     send_resolved: bool = True
+    max_per_second: float = Field(
+        1.0, gt=0, le=100, description="Messages per second to this webhook (Slack allows ~1)."
+    )
 
 
 class PagerDutyReceiver(_Receiver):
     type: Literal["pagerduty"]
     routing_key: SecretStr = Field(description="Events API v2 integration key.")
     url: str = "https://events.pagerduty.com/v2/enqueue"
+    source: str | None = Field(
+        None, description="payload.source; default: the alert's store and feature view."
+    )
 
 
 class WebhookReceiver(_Receiver):
     type: Literal["webhook"]
     url: SecretStr
-    hmac_secret: SecretStr | None = None
+    hmac_secret: SecretStr | None = Field(
+        None, description="Signs the body: HMAC-SHA256 hex in the signature header."
+    )
+    signature_header: str = Field("X-Featmon-Signature", pattern=r"^[A-Za-z0-9-]+$")
+    send_resolved: bool = True
+    max_alerts: int = Field(
+        0, ge=0, description="Most alerts in one message (0: all); the rest are counted."
+    )
+
+
+class AlertmanagerReceiver(_Receiver):
+    """Pushes alerts to Prometheus Alertmanager (`POST /api/v2/alerts`) on every peer."""
+
+    type: Literal["alertmanager"]
+    peers: tuple[str, ...] = Field(
+        min_length=1, description="Base URL of every Alertmanager of the cluster."
+    )
+    resend_interval: Duration = Field(
+        timedelta(minutes=5),
+        description="How often firing alerts are pushed again; at least the longest schedule.",
+    )
+    firing_ends_after: Duration | None = Field(
+        None, description="endsAt of a firing alert after its push; default 4x resend_interval."
+    )
+
+    @field_validator("peers")
+    @classmethod
+    def _http_urls(cls, peers: tuple[str, ...]) -> tuple[str, ...]:
+        for peer in peers:
+            parts = urlsplit(peer)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"expected an http(s) URL such as http://am:9093, found {peer!r}")
+            if parts.query or parts.fragment:
+                raise ValueError(f"expected a base URL without ?query or #fragment, found {peer!r}")
+        return peers
+
+    @property
+    def ends_after(self) -> timedelta:
+        """How long after a push a firing alert stays active without another push."""
+        return self.firing_ends_after or 4 * self.resend_interval
 
 
 class FileReceiver(_Receiver):
@@ -40,6 +90,6 @@ class FileReceiver(_Receiver):
 
 
 Receiver = Annotated[
-    SlackReceiver | PagerDutyReceiver | WebhookReceiver | FileReceiver,
+    SlackReceiver | PagerDutyReceiver | WebhookReceiver | AlertmanagerReceiver | FileReceiver,
     Field(discriminator="type"),
 ]
