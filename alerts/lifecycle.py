@@ -550,13 +550,18 @@ def _check_notes(result: CheckResult) -> dict[str, str]:
     summary = (
         f"{result.check} {_VERB[result.status]} on {result.store}: {value} against {threshold}"
     )
-    return {
+    notes = {
         "summary": summary,
+        "kind": result.kind,
         "value": value,
+        "unit": result.threshold.unit,
         "threshold": threshold,
         "status": result.status.value,
         "target": result.target,
     }
+    if result.sample_size is not None:
+        notes["sample_size"] = str(result.sample_size)
+    return notes
 
 
 def _framed(notes: dict[str, str], run: RunResult, report_url: str | None) -> Mapping[str, str]:
