@@ -3,7 +3,6 @@ contract (tests/receivers.py): what arrived, how often, and which `DeliveryFaile
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import traceback
@@ -307,7 +306,10 @@ def test_slack_pacing_spaces_real_requests(
     for _ in range(3):
         sender.send(make_notification())
     times = [a.at for a in slack_server.arrivals]
-    assert min(b - a for a, b in itertools.pairwise(times)) >= 0.09
+    # Three sends at 10 per second span at least two intervals (0.2 s), however the network
+    # jitters one arrival against the next.
+    assert len(times) == 3
+    assert times[-1] - times[0] >= 0.19
 
 
 def test_a_slow_receiver_times_out_as_retryable(
