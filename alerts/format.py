@@ -91,11 +91,20 @@ def format_time(moment: datetime) -> str:
 
 
 def format_threshold(threshold: Threshold) -> str:
-    """`> 1h 00m fails, > 30m 00s warns`, as compactly: `max 1h 00m (warn 30m 00s)`."""
+    """`> 1h 00m fails, > 30m 00s warns`, as compactly: `max 1h 00m (warn 30m 00s)`. Two-sided
+    (row counts): `min 1,000 max 9,000 (warn min 2,000 max 8,000)`."""
+    unit = threshold.unit
+    if threshold.two_sided:
+        fails = [("min", threshold.fail_min), ("max", threshold.fail)]
+        warns = [("min", threshold.warn_min), ("max", threshold.warn)]
+        fail = " ".join(f"{word} {format_value(v, unit)}" for word, v in fails if v is not None)
+        warn = " ".join(f"{word} {format_value(v, unit)}" for word, v in warns if v is not None)
+        warn = f"warn {warn}" if warn else ""
+        return f"{fail} ({warn})" if fail and warn else (fail or warn)
     parts = []
     if threshold.fail is not None:
-        parts.append(f"{threshold.direction} {format_value(threshold.fail, threshold.unit)}")
+        parts.append(f"{threshold.direction} {format_value(threshold.fail, unit)}")
     if threshold.warn is not None:
-        warn = f"warn {format_value(threshold.warn, threshold.unit)}"
+        warn = f"warn {format_value(threshold.warn, unit)}"
         parts.append(f"({warn})" if parts else warn)
     return " ".join(parts) or "-"

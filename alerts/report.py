@@ -27,9 +27,13 @@ from alerts.format import format_count, format_ratio, format_seconds, format_tim
 from checks.result import (
     CheckResult,
     CoverageDetails,
+    DuplicateDetails,
     ErrorDetails,
     FreshnessDetails,
+    LateArrivalDetails,
     NullRateDetails,
+    RangeDetails,
+    RowCountDetails,
     RunResult,
     SchemaDriftDetails,
     Status,
@@ -72,19 +76,22 @@ class SeverityRow:
     total: int
 
 
+_DETAILS_KINDS: tuple[tuple[type, str], ...] = (
+    (FreshnessDetails, "freshness"),
+    (CoverageDetails, "coverage"),
+    (NullRateDetails, "null_rate"),
+    (SchemaDriftDetails, "schema_drift"),
+    (LateArrivalDetails, "late_arrivals"),
+    (RowCountDetails, "row_count"),
+    (DuplicateDetails, "duplicates"),
+    (RangeDetails, "range"),
+    (ErrorDetails, "error"),
+)
+
+
 def details_kind(details: object) -> str:
     """Which block of `details.html.j2` shows these details; `other` shows their JSON fields."""
-    if isinstance(details, FreshnessDetails):
-        return "freshness"
-    if isinstance(details, CoverageDetails):
-        return "coverage"
-    if isinstance(details, NullRateDetails):
-        return "null_rate"
-    if isinstance(details, SchemaDriftDetails):
-        return "schema_drift"
-    if isinstance(details, ErrorDetails):
-        return "error"
-    return "other"
+    return next((name for kind, name in _DETAILS_KINDS if isinstance(details, kind)), "other")
 
 
 def population_label(population: str) -> str:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from checks.kinds import coverage, freshness, null_rate, schema_drift
+from checks.kinds import (
+    coverage,
+    duplicates,
+    freshness,
+    late_arrivals,
+    null_rate,
+    row_count,
+    schema_drift,
+)
+from checks.kinds import range as range_kind  # not to shadow the builtin
 from checks.kinds.base import error
 from checks.observation import Observation, OfflineObservation, OnlineObservation, ProbeFailure
 from checks.plan import PlannedCheck
@@ -19,11 +28,16 @@ _ONLINE: dict[str, Online] = {
     "coverage": coverage.online,
     "null_rate": null_rate.online,
     "schema_drift": schema_drift.online,
+    "range": range_kind.online,
 }
 _OFFLINE: dict[str, Offline] = {
     "freshness": freshness.offline,
     "null_rate": null_rate.offline,
     "schema_drift": schema_drift.offline,
+    "late_arrivals": late_arrivals.offline,
+    "row_count": row_count.offline,
+    "duplicates": duplicates.offline,
+    "range": range_kind.offline,
 }
 
 
@@ -35,7 +49,15 @@ def threshold(planned: PlannedCheck) -> Threshold:
         return coverage.threshold(check)
     if check.kind == "null_rate":
         return null_rate.threshold(check)
-    return schema_drift.threshold(check)
+    if check.kind == "schema_drift":
+        return schema_drift.threshold(check)
+    if check.kind == "late_arrivals":
+        return late_arrivals.threshold(check)
+    if check.kind == "row_count":
+        return row_count.threshold(check)
+    if check.kind == "duplicates":
+        return duplicates.threshold(check)
+    return range_kind.threshold(check)
 
 
 def evaluate(
@@ -47,7 +69,10 @@ def evaluate(
     if isinstance(observation, ProbeFailure):
         return error(planned, threshold(planned), observation.reason)
     if isinstance(observation, OnlineObservation):
-        return _ONLINE[planned.kind](planned, observation, scheduled_at)
+        evaluate_online = _ONLINE.get(planned.kind)
+        if evaluate_online is None:
+            return error(planned, threshold(planned), f"{planned.kind} cannot be measured online")
+        return evaluate_online(planned, observation, scheduled_at)
     evaluate_offline = _OFFLINE.get(planned.kind)
     if evaluate_offline is None:
         return error(planned, threshold(planned), f"{planned.kind} cannot be measured offline")

@@ -7,6 +7,7 @@ are found by `problems_of`, so that they too can be reported at their own line.
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import timedelta
 from typing import Annotated, Literal
@@ -14,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from checks.duration import Duration, format_duration
+from checks.schedule import DEFAULT_SCHEDULE, Schedule
 
 Severity = Literal["P1", "P2", "P3", "P4"]
 Target = Literal["online", "offline"]
@@ -192,10 +194,140 @@ class SchemaDriftCheck(CheckBase):
         return self
 
 
-Check = Annotated[
-    FreshnessCheck | CoverageCheck | NullRateCheck | SchemaDriftCheck,
-    Field(discriminator="kind"),
-]
+Ratio = Annotated[float, Field(ge=0, le=1)]
+WINDOW = "Offline rows considered, by event time; default the view's TTL."
+
+
+def _offline_only(kind: str, value: Target | None) -> Target | None:
+    if value == "online":
+        raise ValueError(
+            f"expected target `offline` ({kind} is measured on the offline store), found `online`"
+        )
+    return value
+
+
+class LateArrivalsCheck(CheckBase):
+    """Fraction of the rows in the window whose ingestion time (the view's
+    `offline.ingested_at`) is more than `watermark` after their event time."""
+
+    kind: Literal["late_arrivals"]
+    watermark: Duration = Field(description="Lateness allowed: ingestion time - event time.")
+    warn: Ratio | None = None
+    max: Ratio | None = None
+    window: Duration | None = Field(None, description=WINDOW)
+
+    @field_validator("target")
+    @classmethod
+    def _offline(cls, value: Target | None) -> Target | None:
+        return _offline_only("late_arrivals", value)
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> LateArrivalsCheck:
+        _ordered(self.warn, self.max, "max")
+        return self
+
+
+class RowCountCheck(CheckBase):
+    """Rows in the window, held between `min` and `max` (fail) and `warn_min` and `warn_max`
+    (warn); any one of the four bounds may be left out."""
+
+    kind: Literal["row_count"]
+    min: Annotated[int, Field(ge=0)] | None = Field(None, description="Fewer rows fail.")
+    max: Annotated[int, Field(ge=0)] | None = Field(None, description="More rows fail.")
+    warn_min: Annotated[int, Field(ge=0)] | None = Field(None, description="Fewer rows warn.")
+    warn_max: Annotated[int, Field(ge=0)] | None = Field(None, description="More rows warn.")
+    window: Duration | None = Field(None, description=WINDOW)
+
+    @field_validator("target")
+    @classmethod
+    def _offline(cls, value: Target | None) -> Target | None:
+        return _offline_only("row_count", value)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> RowCountCheck:
+        chain = [
+            (name, getattr(self, name))
+            for name in ("min", "warn_min", "warn_max", "max")
+            if getattr(self, name) is not None
+        ]
+        if not chain:
+            raise ValueError(
+                "expected at least one bound, `min`, `max`, `warn_min` or `warn_max`, found none"
+            )
+        for (low_name, low), (high_name, high) in itertools.pairwise(chain):
+            if low > high:
+                raise ValueError(
+                    f"expected `{low_name}` at most `{high_name}`, found {low_name} {low} > "
+                    f"{high_name} {high}"
+                )
+        return self
+
+
+class DuplicatesCheck(CheckBase):
+    """Fraction of the rows in the window that repeat the join keys and event time of another
+    row: every row of a group beyond its first."""
+
+    kind: Literal["duplicates"]
+    warn: Ratio | None = None
+    max: Ratio | None = None
+    window: Duration | None = Field(None, description=WINDOW)
+
+    @field_validator("target")
+    @classmethod
+    def _offline(cls, value: Target | None) -> Target | None:
+        return _offline_only("duplicates", value)
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> DuplicatesCheck:
+        _ordered(self.warn, self.max, "max")
+        return self
+
+
+Bound = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class RangeCheck(CheckBase):
+    """Fraction of one numeric feature's non-null values that are out of range: NaN,
+    +-infinity, negative (with `non_negative`), below `min_value` or above `max_value`.
+    Offline over the rows in the window; online over the sampled values."""
+
+    kind: Literal["range"]
+    feature: str = Field(description="The numeric feature whose values are held in range.")
+    min_value: Bound | None = Field(None, description="Smallest valid value.")
+    max_value: Bound | None = Field(None, description="Largest valid value.")
+    non_negative: bool = Field(False, description="A count: negative values are invalid.")
+    warn: Ratio | None = None
+    max: Ratio | None = None
+    window: Duration | None = Field(None, description=WINDOW)
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> RangeCheck:
+        _ordered(self.warn, self.max, "max")
+        low, high = self.min_value, self.max_value
+        if low is not None and high is not None and low > high:
+            raise ValueError(
+                f"expected `min_value` at most `max_value`, found min_value {low:g} > "
+                f"max_value {high:g}"
+            )
+        if self.non_negative and low is not None and low < 0:
+            raise ValueError(
+                f"expected `min_value` of at least 0 with `non_negative: true`, found {low:g}"
+            )
+        return self
+
+
+AnyCheck = (
+    FreshnessCheck
+    | CoverageCheck
+    | NullRateCheck
+    | SchemaDriftCheck
+    | LateArrivalsCheck
+    | RowCountCheck
+    | DuplicatesCheck
+    | RangeCheck
+)
+Check = Annotated[AnyCheck, Field(discriminator="kind")]
+OFFLINE_ONLY = frozenset({"late_arrivals", "row_count", "duplicates"})
 
 
 def _ordered(warn: float | timedelta | None, bound: float | timedelta | None, word: str) -> None:
@@ -237,6 +369,9 @@ class FeatureView(Strict):
     online: OnlineSource | None = None
     offline: OfflineSource | None = None
     labels: dict[str, str] = Field(default_factory=dict)
+    schedule: Schedule = Field(
+        DEFAULT_SCHEDULE, description="When the daemon checks this view (default every 5m)."
+    )
     checks: tuple[Check, ...] = ()
 
     @property
@@ -250,18 +385,19 @@ class CheckFile(Strict):
     feature_views: tuple[FeatureView, ...] = Field(min_length=1)
 
 
-def default_target(
-    check: FreshnessCheck | CoverageCheck | NullRateCheck | SchemaDriftCheck, view: FeatureView
-) -> Target | None:
+def default_target(check: AnyCheck, view: FeatureView) -> Target | None:
     """The store a check measures when it does not say: online where there is one, except
-    schema drift, which prefers the offline table. None when the view has neither."""
+    schema drift and range, which prefer the offline table; coverage is online only, and late
+    arrivals, row count and duplicates offline only. None when the view has no such source."""
     if check.target is not None:
         return check.target
-    order: tuple[Target, ...] = (
-        ("offline", "online") if check.kind == "schema_drift" else ("online", "offline")
-    )
-    if check.kind == "coverage":
+    order: tuple[Target, ...] = ("online", "offline")
+    if check.kind in ("schema_drift", "range"):
+        order = ("offline", "online")
+    elif check.kind == "coverage":
         order = ("online",)
+    elif check.kind in OFFLINE_ONLY:
+        order = ("offline",)
     for target in order:
         if getattr(view, target) is not None:
             return target

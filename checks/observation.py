@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
+from typing import Literal
 
 EntityValue = int | str | bytes
 Scalar = int | float | str | bool | bytes | datetime
@@ -105,7 +106,93 @@ class MaxTimestamp:
     column: str
 
 
-OfflineMetric = RowCount | NullCount | MaxTimestamp
+@dataclass(frozen=True)
+class LatenessCount:
+    """Rows in the window (by event time) whose lateness, `ingested_at` - event time, is known
+    (both times present) and at most `at_most`; every known lateness when `at_most` is None.
+
+    With fixed boundaries (`LATENESS_BOUNDS`) these counts are a cumulative histogram of
+    lateness, measured as conditional counts of the one aggregate query."""
+
+    ingested_at: str
+    at_most: timedelta | None
+    window: timedelta | None
+
+
+# The boundaries of the lateness histogram: about x2 to x3 apart from a second to a week. A
+# quantile read from it is the upper boundary of its bucket (see checks.kinds.late_arrivals).
+LATENESS_BOUNDS: tuple[timedelta, ...] = tuple(
+    timedelta(seconds=s)
+    for s in (
+        0, 1, 5, 15, 30, 60, 120, 300, 600, 900, 1800,
+        3600, 7200, 21600, 43200, 86400, 172800, 604800,
+    )
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MaxLateness:
+    """The largest `ingested_at` - event time, in seconds, of the rows in the window."""
+
+    ingested_at: str
+    window: timedelta | None
+
+
+@dataclass(frozen=True)
+class KeyedRows:
+    """Rows in the window (by event time) none of whose `keys` is null."""
+
+    keys: tuple[str, ...]
+    window: timedelta | None
+
+
+@dataclass(frozen=True)
+class DistinctKeys:
+    """Distinct (`keys`..., event time) tuples among the rows `KeyedRows` counts."""
+
+    keys: tuple[str, ...]
+    window: timedelta | None
+
+
+ValueTest = Literal["nan", "infinite", "negative", "below", "above"]
+
+
+@dataclass(frozen=True)
+class ValueCount:
+    """Rows in the window whose `column` is NaN (`nan`), +-infinity (`infinite`), or finite and
+    below zero (`negative`), below `bound` (`below`) or above `bound` (`above`). The tests on
+    finite values never count NaN or infinity, so the counts of one column do not overlap
+    except `negative` within `below` a bound of zero or more."""
+
+    column: str
+    test: ValueTest
+    window: timedelta | None
+    bound: float | None = None
+
+
+ValueStatistic = Literal["min", "max", "mean"]
+
+
+@dataclass(frozen=True)
+class ValueStat:
+    """The min, max or mean of the finite values of `column` in the window (None without any)."""
+
+    column: str
+    stat: ValueStatistic
+    window: timedelta | None
+
+
+OfflineMetric = (
+    RowCount
+    | NullCount
+    | MaxTimestamp
+    | LatenessCount
+    | MaxLateness
+    | KeyedRows
+    | DistinctKeys
+    | ValueCount
+    | ValueStat
+)
 MetricValue = int | float | datetime | None
 
 

@@ -5,21 +5,52 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from checks.model import (
+    AnyCheck,
     CheckFile,
     CoverageCheck,
+    DuplicatesCheck,
     FeatureView,
     FreshnessCheck,
+    LateArrivalsCheck,
     NullRateCheck,
-    SchemaDriftCheck,
+    RangeCheck,
+    RowCountCheck,
     Target,
     default_target,
+    dtype_family,
 )
-from checks.observation import MaxTimestamp, NullCount, OfflineMetric, RowCount
+from checks.observation import (
+    LATENESS_BOUNDS,
+    DistinctKeys,
+    KeyedRows,
+    LatenessCount,
+    MaxLateness,
+    MaxTimestamp,
+    NullCount,
+    OfflineMetric,
+    RowCount,
+    ValueCount,
+    ValueStat,
+)
 from checks.source import Path
 
-AnyCheck = FreshnessCheck | CoverageCheck | NullRateCheck | SchemaDriftCheck
+__all__ = [  # AnyCheck is defined with the kinds in checks.model, and imported from here too
+    "AnyCheck",
+    "PlannedCheck",
+    "check_id",
+    "lateness_bounds",
+    "lateness_metrics",
+    "metrics_of",
+    "offline_metrics",
+    "plan_file",
+    "plan_view",
+    "problems_of",
+    "range_metrics",
+    "window_of",
+]
 
 
 @dataclass(frozen=True)
@@ -55,6 +86,8 @@ def plan_view(view: FeatureView, view_path: Path = ()) -> list[PlannedCheck]:
         features: Iterable[str | None] = [None]
         if isinstance(check, NullRateCheck):
             features = [check.feature] if check.feature else list(view.features)
+        elif isinstance(check, RangeCheck):
+            features = [check.feature]
         for feature in features:
             out.append(
                 PlannedCheck(
@@ -113,7 +146,7 @@ def problems_of(check_file: CheckFile) -> list[tuple[Path, str]]:
                     )
                 )
             names: list[tuple[Path, str]] = []
-            if isinstance(check, NullRateCheck) and check.feature is not None:
+            if isinstance(check, NullRateCheck | RangeCheck) and check.feature is not None:
                 names = [(("feature",), check.feature)]
             if isinstance(check, CoverageCheck) and check.features is not None:
                 names = [(("features", i), name) for i, name in enumerate(check.features)]
@@ -122,20 +155,105 @@ def problems_of(check_file: CheckFile) -> list[tuple[Path, str]]:
                     found.append(
                         ((*path, *where), f"expected a declared feature {declared}, found {name!r}")
                     )
+            found.extend(_kind_problems(view, check, path))
     return found
+
+
+_NUMERIC = ("int", "float")
+
+
+def _kind_problems(view: FeatureView, check: AnyCheck, path: Path) -> list[tuple[Path, str]]:
+    """What a kind needs of its view: late arrivals an ingestion-time column, range a numeric
+    feature."""
+    offline = view.offline
+    if isinstance(check, LateArrivalsCheck) and offline is not None and not offline.ingested_at:
+        return [
+            (
+                path,
+                "expected the view's offline source to name its ingestion-time column "
+                "(`offline.ingested_at`) for late_arrivals, found none",
+            )
+        ]
+    if isinstance(check, RangeCheck) and check.feature in view.features:
+        dtype = view.features[check.feature]
+        if dtype_family(dtype) not in _NUMERIC:
+            return [
+                (
+                    (*path, "feature"),
+                    f"expected a numeric feature (int or float) for range, found "
+                    f"{check.feature!r} of type {dtype}",
+                )
+            ]
+    return []
 
 
 def offline_metrics(checks: Iterable[PlannedCheck]) -> frozenset[OfflineMetric]:
     """Every aggregate the offline checks of one view need: measured together in one query."""
     wanted: set[OfflineMetric] = set()
     for planned in checks:
-        if planned.target != "offline":
-            continue
-        check, view = planned.check, planned.view
-        if isinstance(check, FreshnessCheck):
-            wanted.add(MaxTimestamp(view.timestamp))
-        elif isinstance(check, NullRateCheck) and planned.feature is not None:
-            window = view.ttl if check.window is None else check.window
-            wanted.add(RowCount(window))
-            wanted.add(NullCount(planned.feature, window))
+        if planned.target == "offline":
+            wanted |= metrics_of(planned)
     return frozenset(wanted)
+
+
+def window_of(planned: PlannedCheck) -> timedelta:
+    """The check's window of event times: its own `window`, or the view's TTL."""
+    window: timedelta | None = getattr(planned.check, "window", None)
+    return planned.view.ttl if window is None else window
+
+
+def metrics_of(planned: PlannedCheck) -> set[OfflineMetric]:
+    """The offline aggregates one check is evaluated from (its kind module reads these)."""
+    check, view = planned.check, planned.view
+    if isinstance(check, FreshnessCheck):
+        return {MaxTimestamp(view.timestamp)}
+    window = window_of(planned)
+    if isinstance(check, NullRateCheck) and planned.feature is not None:
+        return {RowCount(window), NullCount(planned.feature, window)}
+    if isinstance(check, RowCountCheck):
+        return {RowCount(window)}
+    if isinstance(check, DuplicatesCheck):
+        return {KeyedRows(view.join_keys, window), DistinctKeys(view.join_keys, window)}
+    if isinstance(check, LateArrivalsCheck) and view.offline and view.offline.ingested_at:
+        return set(lateness_metrics(view.offline.ingested_at, check.watermark, window))
+    if isinstance(check, RangeCheck):
+        return set(range_metrics(check, window))
+    return set()
+
+
+def lateness_bounds(watermark: timedelta) -> tuple[timedelta, ...]:
+    """The histogram's boundaries: the fixed ones and the watermark, ascending."""
+    return tuple(sorted({*LATENESS_BOUNDS, watermark}))
+
+
+def lateness_metrics(
+    ingested_at: str, watermark: timedelta, window: timedelta
+) -> tuple[OfflineMetric, ...]:
+    """Rows in the window, rows whose lateness is known, the cumulative histogram of their
+    lateness (the watermark is one of its boundaries) and the largest lateness."""
+    return (
+        RowCount(window),
+        LatenessCount(ingested_at, None, window),
+        *(LatenessCount(ingested_at, b, window) for b in lateness_bounds(watermark)),
+        MaxLateness(ingested_at, window),
+    )
+
+
+def range_metrics(check: RangeCheck, window: timedelta) -> tuple[OfflineMetric, ...]:
+    """Non-null values (rows - nulls), each kind of invalid or out-of-range value the check
+    looks for, and min, max and mean of the finite values."""
+    column = check.feature
+    out: list[OfflineMetric] = [
+        RowCount(window),
+        NullCount(column, window),
+        ValueCount(column, "nan", window),
+        ValueCount(column, "infinite", window),
+        *(ValueStat(column, stat, window) for stat in ("min", "max", "mean")),
+    ]
+    if check.non_negative:
+        out.append(ValueCount(column, "negative", window))
+    if check.min_value is not None:
+        out.append(ValueCount(column, "below", window, check.min_value))
+    if check.max_value is not None:
+        out.append(ValueCount(column, "above", window, check.max_value))
+    return tuple(out)

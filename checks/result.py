@@ -36,32 +36,54 @@ def worst(statuses: list[Status] | tuple[Status, ...]) -> Status:
 
 @dataclass(frozen=True)
 class Threshold:
-    """`direction` max: a value above `fail` fails; min: a value below `fail` fails."""
+    """`direction` max: a value above `fail` fails, above `warn` warns; min: below them.
+
+    A two-sided threshold (row_count's `min` .. `max`) has direction max for its upper side and
+    also a lower side: a value below `fail_min` fails, below `warn_min` warns.
+    """
 
     direction: Literal["max", "min"]
     fail: float | None
     warn: float | None
     unit: Literal["seconds", "ratio", "count"]
+    fail_min: float | None = None
+    warn_min: float | None = None
+
+    @property
+    def two_sided(self) -> bool:
+        return self.fail_min is not None or self.warn_min is not None
 
     def status(self, value: float) -> Status:
-        if self.direction == "max":
-            if self.fail is not None and value > self.fail:
-                return Status.FAIL
-            if self.warn is not None and value > self.warn:
-                return Status.WARN
-        else:
-            if self.fail is not None and value < self.fail:
-                return Status.FAIL
-            if self.warn is not None and value < self.warn:
-                return Status.WARN
+        if self._beyond(value, self.fail, self.fail_min):
+            return Status.FAIL
+        if self._beyond(value, self.warn, self.warn_min):
+            return Status.WARN
         return Status.PASS
 
+    def _beyond(self, value: float, bound: float | None, lower: float | None) -> bool:
+        if lower is not None and value < lower:
+            return True
+        if bound is None:
+            return False
+        return value > bound if self.direction == "max" else value < bound
+
     def as_json(self) -> dict[str, JSON]:
+        """`{max, warn, unit}` or `{min, warn, unit}`; two-sided, the keys of the check file:
+        `{min, max, warn_min, warn_max, unit}`, each present only when set."""
         out: dict[str, JSON] = {}
-        if self.fail is not None:
-            out[self.direction] = self.fail
-        if self.warn is not None:
-            out["warn"] = self.warn
+        if self.two_sided:
+            pairs = [
+                ("min", self.fail_min),
+                ("max", self.fail),
+                ("warn_min", self.warn_min),
+                ("warn_max", self.warn),
+            ]
+            out |= {key: bound for key, bound in pairs if bound is not None}
+        else:
+            if self.fail is not None:
+                out[self.direction] = self.fail
+            if self.warn is not None:
+                out["warn"] = self.warn
         out["unit"] = self.unit
         return out
 
@@ -181,6 +203,117 @@ class SchemaDriftDetails:
 
 
 @dataclass(frozen=True)
+class LateArrivalDetails:
+    """Offline late arrivals over the rows in the window whose ingestion time is known.
+
+    Lateness = ingestion time - event time, in seconds. `p50` and `p99` are read from a
+    cumulative histogram: each is the upper boundary of the bucket holding that rank, capped
+    at `max` (the exact largest lateness), so the true quantile lies at or below it and above
+    the bucket's lower boundary."""
+
+    late: int
+    rows: int  # rows in the window with an ingestion time
+    without_ingestion_time: int  # rows in the window whose ingestion time is null
+    watermark_seconds: float
+    window_seconds: float
+    p50: float | None
+    p99: float | None
+    max: float | None
+
+    def as_json(self) -> dict[str, JSON]:
+        return {
+            "late": self.late,
+            "rows": self.rows,
+            "without_ingestion_time": self.without_ingestion_time,
+            "watermark_seconds": self.watermark_seconds,
+            "window_seconds": self.window_seconds,
+            "lateness_p50": self.p50,
+            "lateness_p99": self.p99,
+            "lateness_max": self.max,
+        }
+
+
+@dataclass(frozen=True)
+class RowCountDetails:
+    rows: int
+    window_seconds: float
+
+    def as_json(self) -> dict[str, JSON]:
+        return {"rows": self.rows, "window_seconds": self.window_seconds}
+
+
+@dataclass(frozen=True)
+class DuplicateDetails:
+    """Rows in the window sharing join keys and event time: `duplicates` are the rows beyond
+    the first of each (keys, event time) group, so duplicates = rows - distinct."""
+
+    duplicates: int
+    rows: int  # rows in the window whose join keys are all non-null
+    distinct: int  # distinct (join keys, event time)
+    keys: tuple[str, ...]
+    window_seconds: float
+
+    def as_json(self) -> dict[str, JSON]:
+        return {
+            "duplicates": self.duplicates,
+            "rows": self.rows,
+            "distinct": self.distinct,
+            "keys": list(self.keys),
+            "window_seconds": self.window_seconds,
+        }
+
+
+@dataclass(frozen=True)
+class RangeDetails:
+    """One feature's non-null values: how many are out of range, by reason (each value counted
+    under one reason: nan, infinite, negative, below_min, above_max; None where the check does
+    not look), and min, max, mean of the finite values."""
+
+    rows: int
+    nan: int
+    infinite: int
+    negative: int | None  # checked with `non_negative`
+    below_min: int | None  # finite, below min_value (negatives counted under `negative`)
+    above_max: int | None
+    min: float | None
+    max: float | None
+    mean: float | None
+    min_value: float | None
+    max_value: float | None
+    window_seconds: float | None = None  # offline
+    interval: Interval | None = None  # online: a sampled rate
+    sample: SampleInfo | None = None
+
+    @property
+    def out_of_range(self) -> int:
+        reasons = (self.nan, self.infinite, self.negative, self.below_min, self.above_max)
+        return sum(count for count in reasons if count is not None)
+
+    def as_json(self) -> dict[str, JSON]:
+        out: dict[str, JSON] = {
+            "rows": self.rows,
+            "out_of_range": self.out_of_range,
+            "nan": self.nan,
+            "infinite": self.infinite,
+            "negative": self.negative,
+            "below_min": self.below_min,
+            "above_max": self.above_max,
+            "min": self.min,
+            "max": self.max,
+            "mean": self.mean,
+            "min_value": self.min_value,
+            "max_value": self.max_value,
+        }
+        if self.window_seconds is not None:
+            out["window_seconds"] = self.window_seconds
+        if self.interval is not None:
+            out |= {"ci_low": self.interval.low, "ci_high": self.interval.high}
+        if self.sample is not None:
+            out |= self.sample.as_json()
+        return out
+
+
+@dataclass(frozen=True)
 class ErrorDetails:
     reason: str
 
@@ -188,7 +321,17 @@ class ErrorDetails:
         return {"reason": self.reason}
 
 
-Details = FreshnessDetails | CoverageDetails | NullRateDetails | SchemaDriftDetails | ErrorDetails
+Details = (
+    FreshnessDetails
+    | CoverageDetails
+    | NullRateDetails
+    | SchemaDriftDetails
+    | LateArrivalDetails
+    | RowCountDetails
+    | DuplicateDetails
+    | RangeDetails
+    | ErrorDetails
+)
 
 
 @dataclass(frozen=True)

@@ -671,3 +671,35 @@ def test_a_nan_value_is_null_and_a_missing_reading_is_absent() -> None:
     assert not FeatureReading(FeatureState.VALUE, 0.0).is_null
     assert EntityReading((1,), True).reading("revenue") is ABSENT
     assert ABSENT.is_null
+
+
+# --- the offline kinds beyond the basics (their arithmetic: test_offline_kinds.py) --------------
+
+INGESTED = {"store": "warehouse", "table": "features.user_stats", "ingested_at": "created_ts"}
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        {"kind": "late_arrivals", "watermark": "10m", "max": 0.05},
+        {"kind": "row_count", "min": 1},
+        {"kind": "duplicates", "max": 0.0},
+        {"kind": "range", "feature": "revenue", "max": 0.0},
+    ],
+)
+def test_a_probe_failure_is_an_error_result_of_every_offline_kind(
+    check: dict[str, object],
+) -> None:
+    failure = ProbeFailure("warehouse", "user_stats", "table features.user_stats does not exist")
+    result = evaluate(plan(check, offline=INGESTED), failure, AT)
+    assert (result.status, result.target) == (Status.ERROR, "offline")
+    assert result.details == ErrorDetails("table features.user_stats does not exist")
+
+
+def test_an_offline_only_kind_handed_an_online_observation_is_an_error() -> None:
+    planned = plan({"kind": "row_count", "min": 1})
+    result = evaluate(planned, online(healthy(1)), AT)
+    assert (result.status, reason(result.details)) == (
+        Status.ERROR,
+        "row_count cannot be measured online",
+    )

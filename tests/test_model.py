@@ -9,11 +9,10 @@ from pydantic import TypeAdapter, ValidationError
 
 from checks.model import (
     DEFAULT_SAMPLE,
+    AnyCheck,
     Check,
     CheckFile,
-    CoverageCheck,
     FreshnessCheck,
-    NullRateCheck,
     OfflineSource,
     OnlineSource,
     SchemaDriftCheck,
@@ -22,9 +21,7 @@ from checks.model import (
 )
 from tests.builders import make_view
 
-CHECK: TypeAdapter[FreshnessCheck | CoverageCheck | NullRateCheck | SchemaDriftCheck] = TypeAdapter(
-    Check
-)
+CHECK: TypeAdapter[AnyCheck] = TypeAdapter(Check)
 
 
 def messages(caught: pytest.ExceptionInfo[ValidationError]) -> list[str]:

@@ -1,9 +1,11 @@
 """Offline metrics pushed down to the engine as one aggregate SELECT per table and run.
 
-Three parts, kept apart so that every SQLAlchemy-reachable source shares them:
+Four parts, kept apart so that every SQLAlchemy-reachable source shares them:
 
-- `Source`: a table or a set of files as a selectable with typed columns (what a store found in
-  its catalog);
+- `Source` (`monitor.stores.sql.columns`): a table or a set of files as a selectable with typed
+  columns (what a store found in its catalog);
+- the metrics (`monitor.stores.sql.metrics`): each offline metric as one aggregate expression,
+  and the columns it needs;
 - `aggregate_query` and `sample_query`: pure builders from a `Source` and the requested metrics
   to one SQLAlchemy Core `select` (no connection, no clock);
 - `AggregateStore`: the execution (read-only transaction, one catalog lookup, one query, the
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import time
 from abc import abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -34,105 +35,45 @@ from sqlalchemy import exc as sa_exc
 
 from checks.model import FeatureView
 from checks.observation import (
-    Column,
     EntityValue,
+    MaxLateness,
     MaxTimestamp,
     MetricValue,
-    NullCount,
     OfflineMetric,
     OfflineObservation,
+    ValueStat,
 )
 from monitor.abc import EntityKey, OfflineStore
 from monitor.config import SqlStoreConfig
 from monitor.errors import QueryFailed, SourceNotFound, StoreError
+from monitor.stores.sql.columns import (
+    TIMESTAMP,
+    Source,
+    bound,
+    column_of,
+    duckdb_type,
+    family_of,
+    require_aware,
+)
 from monitor.stores.sql.engine import open_engine, read_only, safe_url
+from monitor.stores.sql.metrics import aggregate, metric_order, unavailable
+
+__all__ = [  # Source and the column helpers moved to `columns`; still importable from here
+    "TIMESTAMP",
+    "AggregateQuery",
+    "AggregateStore",
+    "Source",
+    "SqlOfflineStore",
+    "aggregate_query",
+    "bound",
+    "column_of",
+    "duckdb_type",
+    "family_of",
+    "requests_query",
+    "sample_query",
+]
 
 log = logging.getLogger(__name__)
-
-TIMESTAMP = "timestamp"
-_ONE: sa.ColumnClause[Any] = sa.literal_column("1")
-
-
-# --- columns and their families -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Source:
-    """What a store found for one view: a selectable whose columns carry their SQL types, the
-    same columns as featmon sees them, and a label (table name or path) for the report."""
-
-    label: str
-    selectable: sa.FromClause
-    columns: tuple[Column, ...]
-    noun: str = "table"  # what the label names, in messages: "table", "Parquet path"
-
-    @property
-    def named(self) -> str:
-        return f"{self.noun} {self.label!r}"
-
-    def family(self, name: str) -> str | None:
-        return next((c.family for c in self.columns if c.name == name), None)
-
-    def missing(self, names: Iterable[str]) -> list[str]:
-        present = {c.name for c in self.columns}
-        return [name for name in names if name not in present]
-
-
-def family_of(type_: sa.types.TypeEngine[Any], native: str) -> str:
-    """The family of a SQLAlchemy type: int, float, string, bool, bytes, timestamp, or else the
-    lowercased native type name (`date`, `json`, `integer[]`, ...)."""
-    if isinstance(type_, sa.Boolean):
-        return "bool"
-    if isinstance(type_, sa.Integer):
-        return "int"
-    if isinstance(type_, sa.Numeric):
-        scale = getattr(type_, "scale", None)
-        return "int" if scale == 0 and not isinstance(type_, sa.Float) else "float"
-    if isinstance(type_, sa.String):
-        return "string"
-    if isinstance(type_, sa.LargeBinary | sa.BINARY | sa.VARBINARY):
-        return "bytes"
-    if isinstance(type_, sa.DateTime):
-        return TIMESTAMP
-    return native.lower()
-
-
-_DUCKDB_INT = re.compile(r"^U?(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|INT\d*)$")
-_DUCKDB_DECIMAL = re.compile(r"^(?:DECIMAL|NUMERIC)\((\d+),\s*(\d+)\)$")
-_DUCKDB_TYPES: Mapping[str, sa.types.TypeEngine[Any]] = MappingProxyType(
-    {
-        "BOOLEAN": sa.Boolean(),
-        "FLOAT": sa.Float(),
-        "REAL": sa.Float(),
-        "DOUBLE": sa.Float(),
-        "VARCHAR": sa.String(),
-        "TEXT": sa.String(),
-        "BLOB": sa.LargeBinary(),
-        "TIMESTAMP": sa.DateTime(),
-        "DATETIME": sa.DateTime(),
-        "TIMESTAMP_S": sa.DateTime(),
-        "TIMESTAMP_MS": sa.DateTime(),
-        "TIMESTAMP_NS": sa.DateTime(),
-        "TIMESTAMP WITH TIME ZONE": sa.DateTime(timezone=True),
-        "TIMESTAMPTZ": sa.DateTime(timezone=True),
-    }
-)
-
-
-def duckdb_type(native: str) -> sa.types.TypeEngine[Any]:
-    """The SQLAlchemy type of a DuckDB type name as DESCRIBE and information_schema spell it
-    (duckdb-engine's reflection drops the zone of TIMESTAMPTZ, so DuckDB is read by name)."""
-    name = native.strip().upper()
-    if _DUCKDB_INT.match(name):
-        return sa.BigInteger()
-    decimal = _DUCKDB_DECIMAL.match(name)
-    if decimal:
-        return sa.Numeric(int(decimal[1]), int(decimal[2]))
-    return _DUCKDB_TYPES.get(name, sa.types.NullType())
-
-
-def column_of(name: str, type_: sa.types.TypeEngine[Any], native: str) -> Column:
-    return Column(name=name, family=family_of(type_, native), native_type=native)
 
 
 # --- the pure query builders ----------------------------------------------------------------
@@ -159,23 +100,23 @@ def aggregate_query(
 
     `timestamp` is the event-time column that windows are measured on: a window `w` is the
     half-open interval (scheduled_at - w, scheduled_at]. A metric whose column is missing, or
-    that needs a timestamp column that is not one, is left out with its reason.
+    is not of the kind it needs (a timestamp, a number), is left out with its reason.
     """
-    _require_aware(scheduled_at)
+    require_aware(scheduled_at)
     labels: dict[OfflineMetric, str] = {}
-    unavailable: dict[OfflineMetric, str] = {}
+    missing: dict[OfflineMetric, str] = {}
     selected: list[sa.Label[Any]] = []
-    for metric in sorted(metrics, key=_metric_order):
-        reason = _unavailable(source, timestamp, metric)
+    for metric in sorted(metrics, key=metric_order):
+        reason = unavailable(source, timestamp, metric)
         if reason is not None:
-            unavailable[metric] = reason
+            missing[metric] = reason
             continue
         label = f"m{len(selected)}"
-        expression = _aggregate(source.selectable, timestamp, metric, scheduled_at, zone)
+        expression = aggregate(source, timestamp, metric, scheduled_at, zone)
         selected.append(expression.label(label))
         labels[metric] = label
     statement = sa.select(*selected).select_from(source.selectable) if selected else None
-    return AggregateQuery(statement, MappingProxyType(labels), MappingProxyType(unavailable))
+    return AggregateQuery(statement, MappingProxyType(labels), MappingProxyType(missing))
 
 
 def sample_query(
@@ -216,69 +157,6 @@ def requests_query(query: str, keys: Sequence[str], size: int) -> sa.Select[Any]
     )
 
 
-def bound(moment: datetime, type_: sa.types.TypeEngine[Any], zone: tzinfo) -> datetime:
-    """`moment` as a value comparable with a column of `type_`: aware UTC for a column with a
-    zone, naive wall time in the store's zone for one without."""
-    _require_aware(moment)
-    if getattr(type_, "timezone", False):
-        return moment.astimezone(UTC)
-    return moment.astimezone(zone).replace(tzinfo=None)
-
-
-def _require_aware(moment: datetime) -> None:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"expected a timezone-aware time, found naive {moment.isoformat()}")
-
-
-def _metric_order(metric: OfflineMetric) -> tuple[str, str, float]:
-    """A stable order, so that the same metrics always give the same SQL text."""
-    column = getattr(metric, "column", "")
-    window: timedelta | None = getattr(metric, "window", None)
-    return type(metric).__name__, column, -1.0 if window is None else window.total_seconds()
-
-
-def _unavailable(source: Source, timestamp: str, metric: OfflineMetric) -> str | None:
-    needed: list[str] = []
-    timestamps: list[str] = []
-    if isinstance(metric, MaxTimestamp):
-        timestamps.append(metric.column)
-    else:
-        if isinstance(metric, NullCount):
-            needed.append(metric.column)
-        if metric.window is not None:
-            timestamps.append(timestamp)
-    for name in (*timestamps, *needed):
-        family = source.family(name)
-        if family is None:
-            return f"column {name!r} is not in {source.named}"
-        if name in timestamps and family != TIMESTAMP:
-            return f"column {name!r} of {source.named} is not a timestamp (found {family})"
-    return None
-
-
-def _aggregate(
-    table: sa.FromClause,
-    timestamp: str,
-    metric: OfflineMetric,
-    scheduled_at: datetime,
-    zone: tzinfo,
-) -> sa.ColumnElement[Any]:
-    if isinstance(metric, MaxTimestamp):
-        return sa.func.max(table.c[metric.column])
-    conditions: list[sa.ColumnElement[bool]] = []
-    if metric.window is not None:
-        event_time = table.c[timestamp]
-        lower = bound(scheduled_at - metric.window, event_time.type, zone)
-        upper = bound(scheduled_at, event_time.type, zone)
-        conditions += [event_time > lower, event_time <= upper]
-    if isinstance(metric, NullCount):
-        conditions.append(table.c[metric.column].is_(None))
-    if not conditions:
-        return sa.func.count()
-    # COUNT of a CASE without ELSE counts the matching rows, and is 0 (not NULL) when none do.
-    return sa.func.count(sa.case((sa.and_(*conditions), _ONE)))
-
-
 # --- execution ------------------------------------------------------------------------------
 
 
@@ -311,7 +189,7 @@ class AggregateStore(OfflineStore):
     def measure(
         self, view: FeatureView, metrics: frozenset[OfflineMetric], scheduled_at: datetime
     ) -> OfflineObservation:
-        _require_aware(scheduled_at)
+        require_aware(scheduled_at)
         with self._outcome("measuring", view) as started:
             with read_only(self._engine, self.name, self._timeout) as conn:
                 source = self._source(conn, view)
@@ -342,8 +220,8 @@ class AggregateStore(OfflineStore):
     def sample_entities(
         self, view: FeatureView, size: int, since: datetime, until: datetime
     ) -> list[EntityKey]:
-        _require_aware(since)
-        _require_aware(until)
+        require_aware(since)
+        require_aware(until)
         with self._outcome("sampling", view) as started:
             with read_only(self._engine, self.name, self._timeout) as conn:
                 source = self._source(conn, view)
@@ -419,12 +297,25 @@ class AggregateStore(OfflineStore):
             )
 
     def _value(self, metric: OfflineMetric, raw: object, source: Source) -> MetricValue:
-        if not isinstance(metric, MaxTimestamp):
-            if isinstance(raw, int | Decimal):  # some engines count in NUMERIC
-                return int(raw)
+        """A measured value as featmon keeps it: counts as int, lateness and value statistics
+        as float (None without rows), timestamps as aware UTC."""
+        if isinstance(metric, MaxTimestamp):
+            return self._timestamp(metric, raw, source)
+        if isinstance(metric, MaxLateness | ValueStat):
+            if raw is None:
+                return None
+            if isinstance(raw, int | float | Decimal) and not isinstance(raw, bool):
+                return float(raw)
             raise QueryFailed(
-                self.name, f"expected a count of {source.named}, found {type(raw).__name__}"
+                self.name, f"expected a number from {source.named}, found {type(raw).__name__}"
             )
+        if isinstance(raw, int | Decimal):  # some engines count in NUMERIC
+            return int(raw)
+        raise QueryFailed(
+            self.name, f"expected a count of {source.named}, found {type(raw).__name__}"
+        )
+
+    def _timestamp(self, metric: MaxTimestamp, raw: object, source: Source) -> MetricValue:
         if raw is None:
             return None
         if not isinstance(raw, datetime):

@@ -1,0 +1,165 @@
+"""Range: the fraction of one numeric feature's non-null values that are out of range.
+
+A value is out of range for the first of these reasons that holds (so it is counted once):
+
+    nan         NaN
+    infinite    +infinity or -infinity
+    negative    finite and below zero, when the check says `non_negative: true` (a count)
+    below_min   finite and below `min_value`
+    above_max   finite and above `max_value`
+
+    value = (nan + infinite + negative + below_min + above_max) / non-null values
+
+Offline: over the rows whose event time is in the check's window, each reason a conditional
+count of the one aggregate query (`non_negative` requires `min_value` >= 0, so the negatives are
+the part of the values below `min_value` that lies below zero). Online: over the numeric values
+of the sampled entities found. Details also give min, max and mean of the finite values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from checks.duration import format_duration
+from checks.kinds.base import build, error, narrow, sample_info
+from checks.model import RangeCheck
+from checks.observation import (
+    FeatureState,
+    MetricValue,
+    NullCount,
+    OfflineObservation,
+    OnlineObservation,
+    RowCount,
+    ValueCount,
+    ValueStat,
+)
+from checks.plan import PlannedCheck, range_metrics, window_of
+from checks.result import CheckResult, RangeDetails, Threshold
+from checks.stats import wilson
+
+
+def threshold(check: RangeCheck) -> Threshold:
+    return Threshold("max", check.max, check.warn, "ratio")
+
+
+def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime) -> CheckResult:  # noqa: ARG001
+    check = narrow(planned, RangeCheck)
+    limit = threshold(check)
+    column, window = check.feature, window_of(planned)
+    metrics = range_metrics(check, window)
+    for metric in metrics:
+        if metric in observation.unavailable:
+            return error(planned, limit, observation.unavailable[metric])
+    measured = observation.values
+    if any(not isinstance(measured.get(m), int) for m in metrics if not isinstance(m, ValueStat)):
+        return error(planned, limit, f"no value counts were measured for {column}")
+
+    def count(metric: RowCount | NullCount | ValueCount) -> int:
+        value = measured.get(metric)
+        return value if isinstance(value, int) else 0
+
+    def looked_for(metric: ValueCount) -> int | None:
+        """The count, or None when the check does not look for this reason."""
+        return count(metric) if metric in metrics else None
+
+    rows = count(RowCount(window)) - count(NullCount(column, window))
+    if rows == 0:
+        return error(
+            planned,
+            limit,
+            f"{observation.source} has no values of {column} in the last "
+            f"{format_duration(window)} to measure",
+        )
+    negative = looked_for(ValueCount(column, "negative", window))
+    below = looked_for(ValueCount(column, "below", window, check.min_value))
+    details = RangeDetails(
+        rows=rows,
+        nan=count(ValueCount(column, "nan", window)),
+        infinite=count(ValueCount(column, "infinite", window)),
+        negative=negative,
+        below_min=below - (negative or 0) if below is not None else None,
+        above_max=looked_for(ValueCount(column, "above", window, check.max_value)),
+        min=_float(measured.get(ValueStat(column, "min", window))),
+        max=_float(measured.get(ValueStat(column, "max", window))),
+        mean=_float(measured.get(ValueStat(column, "mean", window))),
+        min_value=check.min_value,
+        max_value=check.max_value,
+        window_seconds=window.total_seconds(),
+    )
+    return build(planned, limit, details.out_of_range / rows, details, sample_size=rows)
+
+
+def online(planned: PlannedCheck, observation: OnlineObservation, at: datetime) -> CheckResult:  # noqa: ARG001
+    """The numeric values of the feature among the sampled entities found (nulls, absent and
+    undecodable values are other checks' concern)."""
+    check = narrow(planned, RangeCheck)
+    limit = threshold(check)
+    values = [
+        float(reading.value)
+        for entity in observation.entities
+        if entity.present
+        for reading in (entity.reading(check.feature),)
+        if reading.state is FeatureState.VALUE
+        and isinstance(reading.value, int | float)
+        and not isinstance(reading.value, bool)
+    ]
+    if not values:
+        return error(
+            planned,
+            limit,
+            f"none of the {observation.asked} sampled entities has a numeric value of "
+            f"{check.feature} in the online store",
+        )
+    counted = tally(values, check)
+    details = replace(
+        counted,
+        interval=wilson(counted.out_of_range, counted.rows),
+        sample=sample_info(observation),
+    )
+    return build(planned, limit, details.out_of_range / details.rows, details, details.rows)
+
+
+def tally(values: Sequence[float], check: RangeCheck) -> RangeDetails:
+    """Each value under its first reason, and min, max and mean of the finite ones."""
+    counts = dict.fromkeys(("nan", "infinite", "negative", "below_min", "above_max"), 0)
+    finite: list[float] = []
+    for value in values:
+        reason = _reason(value, check)
+        if reason is not None:
+            counts[reason] += 1
+        if math.isfinite(value):
+            finite.append(value)
+    return RangeDetails(
+        rows=len(values),
+        nan=counts["nan"],
+        infinite=counts["infinite"],
+        negative=counts["negative"] if check.non_negative else None,
+        below_min=counts["below_min"] if check.min_value is not None else None,
+        above_max=counts["above_max"] if check.max_value is not None else None,
+        min=min(finite, default=None),
+        max=max(finite, default=None),
+        mean=math.fsum(finite) / len(finite) if finite else None,
+        min_value=check.min_value,
+        max_value=check.max_value,
+    )
+
+
+def _reason(value: float, check: RangeCheck) -> str | None:
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "infinite"
+    if check.non_negative and value < 0:
+        return "negative"
+    if check.min_value is not None and value < check.min_value:
+        return "below_min"
+    if check.max_value is not None and value > check.max_value:
+        return "above_max"
+    return None
+
+
+def _float(value: MetricValue) -> float | None:
+    return float(value) if isinstance(value, int | float) else None

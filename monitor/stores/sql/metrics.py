@@ -1,0 +1,303 @@
+"""Each offline metric as one aggregate expression of the one SELECT per table and run, and the
+columns it needs. Pure: SQLAlchemy Core expressions, no connection, no clock.
+
+Every windowed metric is a conditional aggregate: `COUNT(CASE WHEN <in window> AND <test>
+THEN 1 END)`, `MAX(CASE WHEN <in window> THEN <expression> END)`, ..., so that all metrics of a
+table share one scan. Three things have no portable SQL spelling and are compiled per dialect
+(`sqlalchemy.ext.compiler`), with the SQL standard / PostgreSQL spelling as the default:
+
+- `seconds_between(start, end)`: end - start in seconds, as a number.
+    PostgreSQL  EXTRACT(EPOCH FROM (end - start))          (exact: numeric)
+    DuckDB      (epoch_us(end) - epoch_us(start)) / 1e6    (exact to the microsecond)
+    SQLite      round((julianday(end) - julianday(start)) * 86400000) / 1000
+                (SQLite keeps times as whole milliseconds; rounding recovers them exactly)
+- `is_nan(x)`:       PostgreSQL x = 'NaN'::float8 (NaN equals itself there); DuckDB isnan(x);
+                     SQLite false (it stores a NaN as NULL).
+- `is_infinite(x)`:  PostgreSQL x IN ('Infinity', '-Infinity'); DuckDB isinf(x);
+                     SQLite x IN (9e999, -9e999) (how SQLite spells the infinities).
+
+NaN and infinity exist only in float columns; for any other column those tests are false and
+every value is finite. Comparisons with bounds only ever see finite values: PostgreSQL and
+DuckDB order NaN above every number, so `x > bound` alone would count it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from checks.observation import (
+    DistinctKeys,
+    KeyedRows,
+    LatenessCount,
+    MaxLateness,
+    MaxTimestamp,
+    NullCount,
+    OfflineMetric,
+    ValueCount,
+    ValueStat,
+)
+from monitor.stores.sql.columns import NUMERIC, TIMESTAMP, Source, bound
+
+_ONE: sa.ColumnClause[Any] = sa.literal_column("1")
+_SEPARATOR: sa.ColumnClause[str] = sa.literal_column("':'", sa.String())
+
+# --- constructs compiled per dialect ----------------------------------------------------------
+
+
+class seconds_between(FunctionElement[float]):  # noqa: N801  (reads as the SQL function it is)
+    """`seconds_between(start, end)`: end - start in seconds."""
+
+    type = sa.Float()
+    name = "seconds_between"
+    inherit_cache = True
+
+
+class is_nan(FunctionElement[bool]):  # noqa: N801
+    type = sa.Boolean()
+    name = "is_nan"
+    inherit_cache = True
+
+
+class is_infinite(FunctionElement[bool]):  # noqa: N801
+    type = sa.Boolean()
+    name = "is_infinite"
+    inherit_cache = True
+
+
+def _arguments(element: FunctionElement[Any], compiler: SQLCompiler, **kw: object) -> list[str]:
+    return [compiler.process(argument, **kw) for argument in element.clauses]
+
+
+@compiles(seconds_between)
+def _seconds_default(element: seconds_between, compiler: SQLCompiler, **kw: object) -> str:
+    start, end = _arguments(element, compiler, **kw)
+    return f"EXTRACT(EPOCH FROM ({end} - {start}))"
+
+
+@compiles(seconds_between, "duckdb")
+def _seconds_duckdb(element: seconds_between, compiler: SQLCompiler, **kw: object) -> str:
+    start, end = _arguments(element, compiler, **kw)
+    return f"((epoch_us({end}) - epoch_us({start})) / 1000000.0)"
+
+
+@compiles(seconds_between, "sqlite")
+def _seconds_sqlite(element: seconds_between, compiler: SQLCompiler, **kw: object) -> str:
+    start, end = _arguments(element, compiler, **kw)
+    return f"(round((julianday({end}) - julianday({start})) * 86400000.0) / 1000.0)"
+
+
+@compiles(is_nan)
+def _nan_default(element: is_nan, compiler: SQLCompiler, **kw: object) -> str:
+    (value,) = _arguments(element, compiler, **kw)
+    return f"({value} = CAST('NaN' AS DOUBLE PRECISION))"
+
+
+@compiles(is_nan, "duckdb")
+def _nan_duckdb(element: is_nan, compiler: SQLCompiler, **kw: object) -> str:
+    (value,) = _arguments(element, compiler, **kw)
+    return f"isnan({value})"
+
+
+@compiles(is_nan, "sqlite")
+def _nan_sqlite(element: is_nan, compiler: SQLCompiler, **kw: object) -> str:  # noqa: ARG001
+    return "0"
+
+
+@compiles(is_infinite)
+def _infinite_default(element: is_infinite, compiler: SQLCompiler, **kw: object) -> str:
+    (value,) = _arguments(element, compiler, **kw)
+    return (
+        f"({value} IN (CAST('Infinity' AS DOUBLE PRECISION), "
+        f"CAST('-Infinity' AS DOUBLE PRECISION)))"
+    )
+
+
+@compiles(is_infinite, "duckdb")
+def _infinite_duckdb(element: is_infinite, compiler: SQLCompiler, **kw: object) -> str:
+    (value,) = _arguments(element, compiler, **kw)
+    return f"isinf({value})"
+
+
+@compiles(is_infinite, "sqlite")
+def _infinite_sqlite(element: is_infinite, compiler: SQLCompiler, **kw: object) -> str:
+    (value,) = _arguments(element, compiler, **kw)
+    return f"({value} IN (9e999, -9e999))"
+
+
+# --- what a metric needs --------------------------------------------------------------------
+
+
+def metric_order(metric: OfflineMetric) -> tuple[str, str]:
+    """A stable order, so that the same metrics always give the same SQL text."""
+    return type(metric).__name__, repr(metric)
+
+
+def _needs(metric: OfflineMetric, timestamp: str) -> tuple[list[str], list[str], list[str]]:
+    """The columns `metric` reads: (timestamps, numbers, any type)."""
+    if isinstance(metric, MaxTimestamp):
+        return [metric.column], [], []
+    windowed = [timestamp] if metric.window is not None else []
+    if isinstance(metric, LatenessCount | MaxLateness):
+        return [metric.ingested_at, timestamp], [], []
+    if isinstance(metric, DistinctKeys):
+        return [timestamp], [], list(metric.keys)
+    if isinstance(metric, KeyedRows):
+        return windowed, [], list(metric.keys)
+    if isinstance(metric, ValueCount | ValueStat):
+        return windowed, [metric.column], []
+    if isinstance(metric, NullCount):
+        return windowed, [], [metric.column]
+    return windowed, [], []
+
+
+def unavailable(source: Source, timestamp: str, metric: OfflineMetric) -> str | None:
+    """Why `metric` cannot be measured on `source` (a column missing, or of the wrong kind),
+    or None."""
+    timestamps, numbers, others = _needs(metric, timestamp)
+    for name in dict.fromkeys((*timestamps, *numbers, *others)):
+        family = source.family(name)
+        if family is None:
+            return f"column {name!r} is not in {source.named}"
+        if name in timestamps and family != TIMESTAMP:
+            return f"column {name!r} of {source.named} is not a timestamp (found {family})"
+        if name in numbers and family not in NUMERIC:
+            return f"column {name!r} of {source.named} is not numeric (found {family})"
+    return None
+
+
+# --- the expressions ------------------------------------------------------------------------
+
+
+def aggregate(
+    source: Source,
+    timestamp: str,
+    metric: OfflineMetric,
+    scheduled_at: datetime,
+    zone: tzinfo,
+) -> sa.ColumnElement[Any]:
+    """The aggregate measuring `metric`; a window `w` is (scheduled_at - w, scheduled_at]."""
+    table = source.selectable
+    if isinstance(metric, MaxTimestamp):
+        return sa.func.max(table.c[metric.column])
+    conditions = _in_window(table, timestamp, metric.window, scheduled_at, zone)
+    if isinstance(metric, LatenessCount | MaxLateness):
+        lateness = _lateness(table, timestamp, metric.ingested_at, zone)
+        if isinstance(metric, MaxLateness):
+            return sa.func.max(_when(conditions, lateness))
+        if metric.at_most is None:
+            return _count(*conditions, lateness.is_not(None))
+        return _count(*conditions, lateness <= metric.at_most.total_seconds())
+    if isinstance(metric, KeyedRows | DistinctKeys):
+        keys = [table.c[key] for key in metric.keys]
+        conditions += [key.is_not(None) for key in keys]
+        if isinstance(metric, KeyedRows):
+            return _count(*conditions)
+        conditions.append(table.c[timestamp].is_not(None))
+        encoded = _encoded(keys, table.c[timestamp])
+        return sa.func.count(sa.distinct(sa.case((sa.and_(*conditions), encoded))))
+    if isinstance(metric, ValueCount | ValueStat):
+        return _value_aggregate(source, metric, conditions)
+    if isinstance(metric, NullCount):
+        conditions.append(table.c[metric.column].is_(None))
+    return _count(*conditions)
+
+
+def _in_window(
+    table: sa.FromClause,
+    timestamp: str,
+    window: timedelta | None,
+    scheduled_at: datetime,
+    zone: tzinfo,
+) -> list[sa.ColumnElement[bool]]:
+    if window is None:
+        return []
+    event_time = table.c[timestamp]
+    lower = bound(scheduled_at - window, event_time.type, zone)
+    upper = bound(scheduled_at, event_time.type, zone)
+    return [event_time > lower, event_time <= upper]
+
+
+def _count(*conditions: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
+    """COUNT of a CASE without ELSE counts the matching rows, and is 0 (not NULL) when none do."""
+    if not conditions:
+        return sa.func.count()
+    return sa.func.count(sa.case((sa.and_(*conditions), _ONE)))
+
+
+def _when(
+    conditions: list[sa.ColumnElement[bool]], value: sa.ColumnElement[Any]
+) -> sa.ColumnElement[Any]:
+    return sa.case((sa.and_(*conditions), value)) if conditions else value
+
+
+def _lateness(
+    table: sa.FromClause, timestamp: str, ingested_at: str, zone: tzinfo
+) -> sa.ColumnElement[float]:
+    """ingested_at - event time in seconds. A column without a zone holds wall times in the
+    store's zone: when only one of the two has a zone, the other is read in the store's zone."""
+    event, ingested = table.c[timestamp], table.c[ingested_at]
+    aware = [bool(getattr(c.type, "timezone", False)) for c in (event, ingested)]
+    if aware[0] != aware[1]:
+        name = sa.cast(sa.literal(zone_name(zone)), sa.String())
+        if aware[0]:
+            return seconds_between(event, sa.func.timezone(name, ingested))
+        return seconds_between(sa.func.timezone(name, event), ingested)
+    return seconds_between(event, ingested)
+
+
+def zone_name(zone: tzinfo) -> str:
+    """The IANA name of the store's zone, as SQL's timezone() takes it."""
+    if isinstance(zone, ZoneInfo):
+        return zone.key
+    if zone is UTC:
+        return "UTC"
+    raise ValueError(f"expected a time zone with an IANA name, found {zone!r}")
+
+
+def _encoded(
+    keys: Sequence[sa.ColumnElement[Any]], event_time: sa.ColumnElement[Any]
+) -> sa.ColumnElement[str]:
+    """One text per (keys..., event time), different for different tuples: each key is written
+    as `<length>:<text>` (so no key can run into the next) and the event time last."""
+    parts: list[sa.ColumnElement[str]] = []
+    for key in keys:
+        text = sa.cast(key, sa.String())
+        parts += [sa.cast(sa.func.length(text), sa.String()), _SEPARATOR, text]
+    parts.append(sa.cast(event_time, sa.String()))
+    encoded = parts[0]
+    for part in parts[1:]:
+        encoded = encoded + part  # String + String compiles to || on every dialect
+    return encoded
+
+
+def _value_aggregate(
+    source: Source,
+    metric: ValueCount | ValueStat,
+    conditions: list[sa.ColumnElement[bool]],
+) -> sa.ColumnElement[Any]:
+    value = source.selectable.c[metric.column]
+    floating = source.family(metric.column) == "float"
+    finite: list[sa.ColumnElement[bool]] = (
+        [sa.not_(sa.or_(is_nan(value), is_infinite(value)))] if floating else []
+    )
+    if isinstance(metric, ValueStat):
+        chosen = _when([*conditions, *finite], value)
+        if metric.stat == "mean":
+            return sa.func.avg(chosen)
+        return sa.func.min(chosen) if metric.stat == "min" else sa.func.max(chosen)
+    if metric.test in ("nan", "infinite"):
+        if not floating:
+            return _count(sa.false())
+        test = is_nan(value) if metric.test == "nan" else is_infinite(value)
+        return _count(*conditions, test)
+    limit = sa.literal(0.0 if metric.bound is None else metric.bound, sa.Float())
+    beyond = value > limit if metric.test == "above" else value < limit
+    return _count(*conditions, *finite, beyond)
