@@ -82,6 +82,7 @@ _DUCKDB_TYPES: Mapping[str, sa.types.TypeEngine[Any]] = MappingProxyType(
         "TIMESTAMP_NS": sa.DateTime(),
         "TIMESTAMP WITH TIME ZONE": sa.DateTime(timezone=True),
         "TIMESTAMPTZ": sa.DateTime(timezone=True),
+        "TIMESTAMPTZ_NS": sa.DateTime(timezone=True),  # pandas' default for aware times
     }
 )
 

@@ -1,19 +1,25 @@
-"""Feast's SQL online stores, read with SQLAlchemy Core.
+"""Feast's SQL online stores (SQLite and PostgreSQL), read with SQLAlchemy Core.
 
-Feast keeps one table per feature view, named `{project}_{view}`, with one row per entity and
-feature:
+Feast keeps one table per feature view, named `{project}_{view}` (Feast's `compute_table_id`;
+`_v{N}` is appended only when the registry enables feature view versioning, which a view's
+`online.table` can name), with one row per entity and feature:
 
-    entity_key BLOB      the serialized entity key (`monitor.feast.codec`, version 3)
+    entity_key BLOB | BYTEA      the serialized entity key (`monitor.feast.codec`, version 3)
     feature_name TEXT
-    value BLOB           the serialized `feast.types.Value`; b"" for None
-    value_text TEXT
-    event_ts, created_ts
-    PRIMARY KEY (entity_key, feature_name)
+    value BLOB | BYTEA           the serialized `feast.types.Value`; b"" for None
+    value_text TEXT, vector_value
+    event_ts, created_ts         SQLite: epoch seconds (older Feast: ISO text); PostgreSQL:
+                                 TIMESTAMPTZ, read as aware datetimes
+    PRIMARY KEY (entity_key, feature_name), plus an index on entity_key
 
-SQLite's `event_ts` holds integer epoch seconds (older Feast wrote ISO text); PostgreSQL's holds
-a timestamptz. Reads select rows by `entity_key IN (...)` with bound parameters only, so the
-statements are the same on every dialect; only the URL, the table name and the way random rows
-are drawn (`_draw_rows`: SQLite's rowid) are SQLite's own.
+On PostgreSQL the table lives in the schema Feast's `db_schema` names (default `public`); the
+connection's search_path (`?options=-csearch_path%3D...` in the URL) selects it.
+
+Reads select rows by `entity_key IN (...)` with bound parameters only, so the statements are the
+same on every dialect. Random keys are drawn by dialect, each at a cost bounded by the sample
+size: SQLite draws random rowids (`_RowidDraws`); PostgreSQL reads random pages with
+`TABLESAMPLE SYSTEM (p)`, p sized from the catalog's row estimate, each round capped by a LIMIT
+(`_PageDraws`).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from types import MappingProxyType
+from typing import Protocol
 
 import sqlalchemy as sa
 
@@ -39,8 +46,8 @@ from checks.observation import (
     OnlineObservation,
 )
 from monitor.abc import EntityKey, OnlineStore
-from monitor.config import FeastSqliteStoreConfig
-from monitor.errors import QueryFailed
+from monitor.config import FeastSqliteStoreConfig, FeastSqlStoreConfig
+from monitor.errors import QueryFailed, SourceNotFound
 from monitor.feast.codec import (
     KEY_DTYPES,
     DecodeError,
@@ -58,7 +65,11 @@ KEYS_PER_QUERY = 500
 SAMPLE_ROUNDS = 6
 """Rounds of random draws before `sample_keys` settles for fewer keys than asked."""
 DRAWS_PER_KEY = 16
-"""The most rowids one round of `sample_keys` draws per key asked."""
+"""The most rows one round of `sample_keys` draws per key asked (rowids on SQLite; rows read
+from sampled pages on PostgreSQL)."""
+ROWS_PER_PAGE_GUESS = 50.0
+"""PostgreSQL: rows per 8 KiB page assumed for a table the catalog has no statistics of yet
+(Feast's rows are about 100-160 bytes); the first round's yield corrects it."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NUMBER = re.compile(r"[+-]?\d+(\.\d*)?")
@@ -191,19 +202,113 @@ class _Readings:
         return FeatureReading(state, value, when)
 
 
+class _Draws(Protocol):
+    """One way of drawing random rows of a table within one read-only transaction."""
+
+    def draw(self, count: int) -> tuple[list[bytes], bool]:
+        """The entity keys of about `count` random rows (repeats possible), and whether every
+        row of the table has now been seen. Values that are not BLOBs are returned as b""."""
+        ...  # pragma: no cover
+
+
+@dataclass
+class _RowidDraws:
+    """SQLite: `count` distinct random rowids in [1, top]; deleted rows leave gaps that read as
+    nothing."""
+
+    conn: sa.Connection
+    table: sa.TableClause
+    rng: random.Random
+    top: int
+
+    def draw(self, count: int) -> tuple[list[bytes], bool]:
+        count = min(count, self.top)
+        rowids = self.rng.sample(range(1, self.top + 1), count)
+        blobs: list[bytes] = []
+        for start in range(0, len(rowids), KEYS_PER_QUERY):
+            batch = rowids[start : start + KEYS_PER_QUERY]
+            query = sa.select(self.table.c.entity_key).where(self.table.c.rowid.in_(batch))
+            for (raw,) in self.conn.execute(query):
+                blobs.append(_as_bytes(raw) or b"")
+        return blobs, count == self.top
+
+
+@dataclass
+class _PageDraws:
+    """PostgreSQL: the rows of random pages, `TABLESAMPLE SYSTEM (p) REPEATABLE (seed)` with
+    p = 100 x count / estimated rows, grouped to distinct keys by the server. Each draw reads at
+    most `limit` rows, whatever the estimate; the estimate is corrected by what each draw saw."""
+
+    conn: sa.Connection
+    table: sa.TableClause
+    rng: random.Random
+    estimate: float
+    limit: int
+
+    def draw(self, count: int) -> tuple[list[bytes], bool]:
+        percent = min(100.0, 100.0 * count / max(self.estimate, 1.0))
+        sampled = sa.tablesample(
+            self.table,
+            sa.func.system(sa.cast(sa.literal(percent), sa.REAL)),
+            seed=sa.literal(self.rng.randrange(1 << 31)),
+        )
+        rows = sa.select(sampled.c.entity_key).limit(self.limit).subquery()
+        query = sa.select(rows.c.entity_key, sa.func.count()).group_by(rows.c.entity_key)
+        blobs: list[bytes] = []
+        read = 0
+        for raw, times in self.conn.execute(query):
+            blobs.append(_as_bytes(raw) or b"")
+            read += int(times)
+        if read >= self.limit:
+            return blobs, False  # capped: the estimate was low, and stays as it is
+        if percent < 100.0:
+            self.estimate = read * 100.0 / percent if read else self.estimate / 4
+        return blobs, percent >= 100.0
+
+
+def estimated_rows(conn: sa.Connection, table_name: str) -> float | None:
+    """PostgreSQL's estimate of the rows in `table_name` (resolved on the search_path) without
+    reading it: the catalog's rows per page (or ROWS_PER_PAGE_GUESS before the first ANALYZE)
+    times the pages the table has now, as the planner estimates. None if there is no such table."""
+    quoted = conn.dialect.identifier_preparer.quote(table_name)
+    pg_class = sa.table("pg_class", sa.column("oid"), sa.column("reltuples"), sa.column("relpages"))
+    query = sa.select(
+        pg_class.c.reltuples,
+        pg_class.c.relpages,
+        sa.func.pg_relation_size(pg_class.c.oid),
+        sa.func.current_setting("block_size"),
+    ).where(pg_class.c.oid == sa.func.to_regclass(sa.cast(sa.literal(quoted), sa.Text)))
+    row = conn.execute(query).one_or_none()
+    if row is None:
+        return None
+    reltuples, relpages, size, block = float(row[0]), int(row[1]), int(row[2]), int(row[3])
+    pages = size / block
+    density = reltuples / relpages if reltuples > 0 and relpages > 0 else ROWS_PER_PAGE_GUESS
+    return density * pages
+
+
 class FeastSqlOnlineStore(OnlineStore):
-    """Feast's SQLite online store. Creates its engine (read-only) and disposes of it in
-    `close`; every query runs in `engine.read_only`, which translates driver errors."""
+    """Feast's SQLite (`feast-sqlite`) or PostgreSQL (`feast-sql`) online store. Creates its
+    engine (read-only) and disposes of it in `close`; every query runs in `engine.read_only`,
+    which translates driver errors."""
 
     def __init__(
-        self, name: str, config: FeastSqliteStoreConfig, *, rng: random.Random | None = None
+        self,
+        name: str,
+        config: FeastSqliteStoreConfig | FeastSqlStoreConfig,
+        *,
+        rng: random.Random | None = None,
     ) -> None:
         self.name = name
         self._project = config.project
         self._zone = config.zone
         self._timeout = config.timeout
         self._rng = rng if rng is not None else random.SystemRandom()
-        self._engine = open_engine("sqlite:///" + config.path, name, config.timeout)
+        if isinstance(config, FeastSqliteStoreConfig):
+            url = "sqlite:///" + config.path
+        else:
+            url = config.url.get_secret_value()
+        self._engine = open_engine(url, name, config.timeout)
 
     def table_name(self, view: FeatureView) -> str:
         """The view's `online.table` if set, else Feast's `{project}_{view}`."""
@@ -296,7 +401,8 @@ class FeastSqlOnlineStore(OnlineStore):
             return []
         table_name = self.table_name(view)
         with read_only(self._engine, self.name, self._timeout) as conn:
-            keys, skipped = self._sample(conn, feast_table(table_name), view, size)
+            draws = self._draws(conn, table_name, size)
+            keys, skipped = self._sample(draws, view, size) if draws else ([], 0)
         if skipped:
             log.warning(
                 "store %s view %s: %d sampled keys did not decode and were skipped",
@@ -315,25 +421,38 @@ class FeastSqlOnlineStore(OnlineStore):
         )
         return keys
 
-    def _sample(
-        self, conn: sa.Connection, table: sa.TableClause, view: FeatureView, size: int
-    ) -> tuple[list[EntityKey], int]:
+    def _draws(self, conn: sa.Connection, table_name: str, size: int) -> _Draws | None:
+        """How random rows of the table are drawn on this dialect; None for an empty table."""
+        table = feast_table(table_name)
+        dialect = conn.dialect.name
+        if dialect == "sqlite":
+            top = conn.execute(sa.select(sa.func.max(table.c.rowid))).scalar()
+            if not isinstance(top, int) or top < 1:
+                return None
+            return _RowidDraws(conn, table, self._rng, top)
+        if dialect == "postgresql":
+            estimate = estimated_rows(conn, table_name)
+            if estimate is None:
+                raise SourceNotFound(self.name, f'relation "{table_name}" does not exist')
+            if estimate <= 0:
+                return None
+            return _PageDraws(conn, table, self._rng, estimate, max(DRAWS_PER_KEY * size, 32))
+        raise QueryFailed(self.name, f"random keys cannot be drawn on {dialect}")
+
+    def _sample(self, draws: _Draws, view: FeatureView, size: int) -> tuple[list[EntityKey], int]:
         """Up to `size` distinct decodable keys from random rows, and how many did not decode.
 
-        The first round draws max(4 x size, 32) rowids; later rounds scale the draw by the
-        yield of the one before (deleted rows leave gaps), never above DRAWS_PER_KEY x size
-        rowids a round: the cost is bounded by `size`, never by the table."""
-        top = conn.execute(sa.select(sa.func.max(table.c.rowid))).scalar()
-        if not isinstance(top, int) or top < 1:
-            return [], 0
+        The first round draws max(4 x size, 32) rows; later rounds scale the draw by the yield
+        of the one before (gaps, pages of few entities), never above DRAWS_PER_KEY x size rows a
+        round: the cost is bounded by `size`, never by the table."""
         ceiling = max(DRAWS_PER_KEY * size, 32)
-        draw = min(top, max(4 * size, 32))
+        draw = max(4 * size, 32)
         keys: dict[EntityKey, None] = {}
         seen: set[bytes] = set()
         skipped = 0
         for _ in range(SAMPLE_ROUNDS):
             before = len(keys)
-            blobs = self._draw_rows(conn, table, top, draw)
+            blobs, exhausted = draws.draw(draw)
             self._rng.shuffle(blobs)
             for blob in blobs:
                 if len(keys) >= size or blob in seen:
@@ -345,26 +464,12 @@ class FeastSqlOnlineStore(OnlineStore):
                     skipped += 1
                     log.debug("view %s: sampled key did not decode: %s", view.name, exc)
             missing = size - len(keys)
-            if missing <= 0 or draw == top:  # done, or every rowid was drawn
+            if missing <= 0 or exhausted:  # done, or every row was seen
                 break
-            found_per_rowid = (len(keys) - before) / draw
-            wanted = math.ceil(1.25 * missing / found_per_rowid) if found_per_rowid else ceiling
-            draw = min(top, ceiling, max(wanted, 32))
+            found_per_row = (len(keys) - before) / draw
+            wanted = math.ceil(1.25 * missing / found_per_row) if found_per_row else ceiling
+            draw = min(ceiling, max(wanted, 32))
         return list(keys), skipped
-
-    def _draw_rows(
-        self, conn: sa.Connection, table: sa.TableClause, top: int, draw: int
-    ) -> list[bytes]:
-        """The entity keys of `draw` distinct random rowids in [1, top] (gaps read as nothing).
-        Values that are not BLOBs are returned as b"" so that they count as undecodable."""
-        rowids = self._rng.sample(range(1, top + 1), draw)
-        blobs: list[bytes] = []
-        for start in range(0, len(rowids), KEYS_PER_QUERY):
-            batch = rowids[start : start + KEYS_PER_QUERY]
-            query = sa.select(table.c.entity_key).where(table.c.rowid.in_(batch))
-            for (raw,) in conn.execute(query):
-                blobs.append(_as_bytes(raw) or b"")
-        return blobs
 
     def close(self) -> None:
         """Dispose of the engine this store created."""

@@ -1,0 +1,522 @@
+"""`featmon init --from-feast REPO --out DIR`: a config.yaml and one check file per feature view,
+written from a Feast repository's feature_store.yaml and its file registry.
+
+- Stores come from feature_store.yaml: online `sqlite` -> feast-sqlite, `redis` -> redis with
+  Feast's layout, `postgres` -> feast-sql; offline `file` -> parquet (rooted at the repository),
+  `postgres` -> sql. Passwords are never copied: the URLs read `${FEAST_ONLINE_PASSWORD}` and
+  `${FEAST_OFFLINE_PASSWORD}` from the environment.
+- Views come from the registry (`monitor.feast.registry.read_repo`): join keys and their types, features
+  and their types, the TTL, the batch source and the materialization history, which suggest the
+  default checks (see `freshness_bounds`).
+
+Reading feature_store.yaml reports every mistake at its file, line and key (`ConfigError`); an
+unreadable registry raises `RegistryError`; anything else that stops the generation raises
+`InitError`. Nothing is written until everything has been generated and validated, and no
+existing file is overwritten without `force`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from checks.duration import format_duration
+from checks.errors import ConfigError, Problem
+from checks.model import CheckFile
+from checks.plan import problems_of
+from checks.source import load_yaml, validate
+from monitor.config import Config
+from monitor.errors import MonitorError
+from monitor.feast.registry import (
+    COLLECTION_DTYPES,
+    KEY_DTYPES,
+    SCALAR_DTYPES,
+    Entity,
+    FeastRepo,
+    FeatureView,
+    FileStore,
+    OtherStore,
+    PostgresStore,
+    RedisStore,
+    RegistrySection,
+    SqliteStore,
+    beside,
+    read_repo,
+)
+
+log = logging.getLogger(__name__)
+
+ONLINE_PASSWORD = "${FEAST_ONLINE_PASSWORD}"
+OFFLINE_PASSWORD = "${FEAST_OFFLINE_PASSWORD}"
+ONLINE_STORE = "feast_online"
+OFFLINE_STORE = "feast_offline"
+
+
+class InitError(MonitorError):
+    """The Feast repository cannot be turned into a featmon configuration."""
+
+    def __init__(self, source: str, detail: str) -> None:
+        self.source = source
+        self.detail = detail
+        super().__init__(f"{source}: {detail}")
+
+
+# --- stores ------------------------------------------------------------------------------------
+
+
+def relative_to_out(target: Path, out: Path) -> str:
+    """`target` as config.yaml (in `out`) should name it: relative when the two are near each
+    other (at most two levels up), so that they can move together; absolute otherwise."""
+    relative = Path(os.path.relpath(target.resolve(), out.resolve()))
+    if relative.parts[:3].count("..") <= 2:
+        return relative.as_posix()
+    return str(target.resolve())
+
+
+def _postgres_url(section: PostgresStore, password: str) -> str:
+    auth = section.user + (f":{password}" if section.password else "")
+    query = {
+        "sslmode": section.sslmode,
+        "sslkey": section.sslkey_path,
+        "sslcert": section.sslcert_path,
+        "sslrootcert": section.sslrootcert_path,
+    }
+    if section.db_schema != "public":
+        query["options"] = f"-csearch_path%3D{section.db_schema}"
+    params = "&".join(f"{k}={v}" for k, v in query.items() if v)
+    url = f"postgresql+psycopg://{auth}@{section.host}:{section.port}/{section.database}"
+    return f"{url}?{params}" if params else url
+
+
+def _redis_url(section: RedisStore, source: str) -> dict[str, Any]:
+    """Feast's `host:port,db=0,ssl=true,password=...` as a redis:// URL; the password (if any)
+    from ${FEAST_ONLINE_PASSWORD}."""
+    parts = [part.strip() for part in section.connection_string.split(",") if part.strip()]
+    nodes = [part for part in parts if "=" not in part]
+    params = dict(part.split("=", 1) for part in parts if "=" in part)
+    if not nodes:
+        raise InitError(
+            source,
+            f"online_store.connection_string: expected host:port first, found "
+            f"{section.connection_string!r}",
+        )
+    ssl = params.get("ssl", "false").strip().lower() in ("true", "1", "yes")
+    auth = ""
+    if "password" in params:
+        auth = f"{params.get('username', '')}:{ONLINE_PASSWORD}@"
+    database = params.get("db", "0") if section.redis_type == "redis" else "0"
+    url = f"{'rediss' if ssl else 'redis'}://{auth}{nodes[0]}/{database}"
+    return {"url": url, "cluster": section.redis_type == "redis_cluster"}
+
+
+def online_store(repo: FeastRepo, out: Path) -> dict[str, Any]:
+    section = repo.settings.online_store
+    common = {"project": repo.project}
+    if isinstance(section, SqliteStore):
+        path = relative_to_out(beside(repo.root, section.path), out)
+        return {"type": "feast-sqlite", "path": path, **common}
+    if isinstance(section, RedisStore):
+        return {
+            "type": "redis",
+            **_redis_url(section, str(repo.yaml_path)),
+            "layout": "feast",
+        } | common
+    return {"type": "feast-sql", "url": _postgres_url(section, ONLINE_PASSWORD), **common}
+
+
+def offline_store(repo: FeastRepo, out: Path) -> dict[str, Any] | None:
+    section = repo.offline
+    if isinstance(section, OtherStore):
+        return None
+    if isinstance(section, FileStore):
+        return {"type": "parquet", "root": relative_to_out(repo.root, out)}
+    return {"type": "sql", "url": _postgres_url(section, OFFLINE_PASSWORD)}
+
+
+# --- views -------------------------------------------------------------------------------------
+
+NO_TTL = timedelta(days=30)
+"""The max age featmon uses for a view whose Feast TTL is zero (values never expire)."""
+DUMMY_ENTITY = "__dummy"
+
+
+@dataclass(frozen=True)
+class Naming:
+    """What every view's document refers to: the project, the stores, the entities."""
+
+    project: str
+    offline_kind: str | None  # "parquet", "sql", or None: no offline store
+    versioned_tables: bool
+    entities: Mapping[str, Entity]
+
+
+@dataclass(frozen=True)
+class GeneratedView:
+    """One view's entry of its check file (None when it cannot be monitored), the comment that
+    explains it, and notes for the user."""
+
+    name: str
+    document: dict[str, Any] | None
+    comments: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    uses_offline: bool = False
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Freshness thresholds suggested for a view, and why."""
+
+    ttl: timedelta
+    warn: timedelta
+    max: timedelta
+    reason: str
+
+
+def freshness_bounds(ttl: timedelta, every: timedelta | None) -> Bounds:
+    """Feast serves no value older than the TTL, so p99 beyond it means more than 1% of requests
+    get nothing: max = TTL. warn = two materialization periods (one run missed) when that is
+    under the TTL, else half the TTL. A view without TTL gets NO_TTL (or 4 periods)."""
+    if ttl <= timedelta(0):
+        limit = max(NO_TTL, 4 * every) if every else NO_TTL
+        reason = (
+            f"Feast TTL 0 (values never expire): featmon needs a max age, "
+            f"{format_duration(limit)} is a starting point"
+        )
+    else:
+        limit = ttl
+        reason = f"Feast serves no value older than the TTL ({format_duration(ttl)}): max = TTL"
+    if every is not None and 2 * every < limit:
+        return Bounds(limit, 2 * every, limit, f"{reason}; warn = 2 materialization periods")
+    return Bounds(limit, limit / 2, limit, f"{reason}; warn = half of it")
+
+
+def _join_keys(view: FeatureView, naming: Naming) -> tuple[list[str], dict[str, str]]:
+    """The join keys of the view's entities, and the dtypes Feast gave them."""
+    columns = {column.name: column.value_type for column in view.entity_columns}
+    keys: list[str] = []
+    types: dict[str, str] = {}
+    for name in view.entities:
+        entity = naming.entities.get(name)
+        key = entity.join_key if entity is not None and entity.join_key else name
+        keys.append(key)
+        dtype = KEY_DTYPES.get(columns.get(key) or (entity.value_type if entity else 0))
+        if dtype is not None:
+            types[key] = dtype
+    return keys, types
+
+
+def _features(view: FeatureView) -> tuple[dict[str, str], list[str], bool]:
+    """Declared features, notes on those left out, and whether any is a list or set."""
+    features: dict[str, str] = {}
+    notes: list[str] = []
+    collections = False
+    for feature in view.features:
+        dtype = SCALAR_DTYPES.get(feature.value_type)
+        if dtype is None and feature.value_type in COLLECTION_DTYPES:
+            dtype, collections = COLLECTION_DTYPES[feature.value_type], True
+        if dtype is None:
+            notes.append(f"feature {feature.name!r} ({feature.type_name}) is not monitored")
+            continue
+        features[feature.name] = dtype
+    return features, notes, collections
+
+
+def _offline_source(view: FeatureView, naming: Naming) -> tuple[dict[str, Any] | None, str]:
+    """The view's `offline` entry, or None and why not."""
+    source = view.batch_source
+    if source is None or naming.offline_kind is None:
+        return None, "no batch source featmon can read"
+    if source.field_mapping:
+        return None, "its batch source renames columns (field_mapping)"
+    entry: dict[str, Any] = {"store": OFFLINE_STORE}
+    if source.kind == "BATCH_FILE" and naming.offline_kind == "parquet" and source.path:
+        if "://" in source.path and not source.path.startswith("file://"):
+            return None, f"its Parquet source {source.path!r} is not a local file"
+        entry["path"] = source.path.removeprefix("file://")
+    elif source.kind == "POSTGRES" and naming.offline_kind == "sql" and source.table:
+        entry["table"] = source.table
+    else:
+        return None, f"its {source.kind.lower()} batch source is not read by featmon"
+    if source.created_timestamp_column:
+        entry["ingested_at"] = source.created_timestamp_column
+    return entry, ""
+
+
+def _checks(online: bool, offline: bool, bounds: Bounds, strict_offline: bool) -> list[Any]:
+    checks: list[dict[str, Any]] = []
+    warn, limit = format_duration(bounds.warn), format_duration(bounds.max)
+    if online:
+        checks += [
+            {"kind": "freshness", "quantile": "p99", "warn": warn, "max": limit, "severity": "P1"},
+            {"kind": "coverage", "min": 0.95, "severity": "P1"},
+            {"kind": "null_rate", "target": "online", "max": 0.01, "severity": "P2"},
+            {"kind": "schema_drift", "target": "online", "severity": "P2"},
+        ]
+    if offline:
+        checks.append({"kind": "freshness", "target": "offline", "max": limit, "severity": "P2"})
+        if not online:
+            checks.append({"kind": "null_rate", "target": "offline", "max": 0.01, "severity": "P2"})
+        if strict_offline:
+            checks.append(
+                {"kind": "schema_drift", "target": "offline", "allow_added": True, "severity": "P3"}
+            )
+    return checks
+
+
+def view_document(view: FeatureView, naming: Naming) -> GeneratedView:
+    """The check-file entry of one Feast feature view."""
+    if view.entities in ((), (DUMMY_ENTITY,)):
+        return GeneratedView(view.name, None, notes=(f"view {view.name!r} has no entity: skipped",))
+    features, notes, collections = _features(view)
+    if not features:
+        return GeneratedView(
+            view.name, None, notes=(f"view {view.name!r}: no feature featmon can read",)
+        )
+    keys, key_types = _join_keys(view, naming)
+    offline, why_not = _offline_source(view, naming)
+    bounds = freshness_bounds(view.ttl, view.materialization_period)
+    document: dict[str, Any] = {
+        "name": view.name,
+        "entity": keys[0] if len(keys) == 1 else keys,
+        "entity_types": key_types,
+        "ttl": format_duration(bounds.ttl),
+        "timestamp": (view.batch_source.timestamp_field if view.batch_source else "")
+        or "event_timestamp",
+        "features": features,
+    }
+    if view.online:
+        document["online"] = _online_entry(view, naming, offline is not None)
+    if offline is not None:
+        document["offline"] = offline
+    if not view.online and offline is None:
+        return GeneratedView(
+            view.name, None, notes=(f"view {view.name!r} is not online and {why_not}: skipped",)
+        )
+    document["labels"] = {"feast_project": naming.project, **dict(view.tags)}
+    document["checks"] = _checks(view.online, offline is not None, bounds, not collections)
+    if len(notes) and view.online:  # stored but undeclared: not counted as drift
+        document["checks"][3]["allow_added"] = True
+    comments = _view_comments(view, bounds, offline is not None, why_not, notes, collections)
+    return GeneratedView(
+        view.name,
+        document,
+        tuple(comments),
+        tuple(f"view {view.name!r}: {n}" for n in notes),
+        offline is not None,
+    )
+
+
+def _online_entry(view: FeatureView, naming: Naming, has_offline: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"store": ONLINE_STORE}
+    entry["population"] = "offline" if has_offline else "online"
+    if has_offline:
+        entry["lookback"] = "30d"
+    if naming.versioned_tables and view.version > 0:
+        entry["table"] = f"{naming.project}_{view.name}_v{view.version}"
+    return entry
+
+
+def _view_comments(
+    view: FeatureView,
+    bounds: Bounds,
+    offline: bool,
+    why_not: str,
+    notes: list[str],
+    collections: bool,
+) -> list[str]:
+    source = view.batch_source
+    where = (source.path or source.table or source.query or source.name) if source else "none"
+    ends = [end for _, end in view.materialized if end is not None]
+    lines = [
+        f"Feature view {view.name!r}: entities {', '.join(view.entities)}; "
+        f"{len(view.features)} features; TTL {format_duration(view.ttl)}; online {view.online}.",
+        f"Batch source: {source.kind.lower() if source else 'none'} {where}.",
+        f"Materialized {len(ends)} times, last up to {max(ends):%Y-%m-%d %H:%M} UTC."
+        if ends
+        else "Never materialized.",
+        f"Freshness: {bounds.reason}.",
+        "Coverage samples the entity ids of the batch source seen within 30 days."
+        if offline
+        else f"Coverage samples random online keys: {why_not}.",
+    ]
+    if collections:
+        lines.append("List and set features are declared as their element type.")
+    lines += [f"Not monitored: {note}." for note in notes]
+    lines.append("These thresholds are starting points: tune them to the pipeline.")
+    return lines
+
+
+# --- documents ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Generated:
+    """What `init` writes: file name (relative to the output directory) -> text, and notes."""
+
+    files: Mapping[str, str]
+    notes: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Written:
+    files: tuple[Path, ...]
+    notes: tuple[str, ...]
+    env: tuple[str, ...]
+    stale: tuple[Path, ...] = field(default=())
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block lists indented under their key, as featmon's examples are written."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:  # noqa: ARG002 - PyYAML's signature
+        super().increase_indent(flow, False)
+
+
+def _dump(data: object, flow_leaves: bool = True) -> str:
+    """YAML as featmon's examples write it: small mappings on one line (`flow_leaves`), or
+    every mapping in block style (config.yaml, whose URLs are long)."""
+    return yaml.dump(
+        data,
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=None if flow_leaves else False,
+        width=100,
+        allow_unicode=True,
+    )
+
+
+def _comment(lines: list[str]) -> str:
+    return "".join(f"# {line}".rstrip() + "\n" for line in lines)
+
+
+def generate(repo: FeastRepo, out: Path, now: datetime) -> Generated:
+    """Every file `init` writes, validated, with what the user should know."""
+    views = repo.registry.views_of(repo.project)
+    if not views:
+        found = sorted(repo.registry.projects())
+        raise InitError(
+            str(repo.registry_path),
+            f"expected feature views of project {repo.project!r}, found none "
+            f"(projects in the registry: {found or 'none'})",
+        )
+    offline = offline_store(repo, out)
+    naming = Naming(
+        project=repo.project,
+        offline_kind=None if offline is None else offline["type"],
+        versioned_tables=_versioned(repo),
+        entities=repo.registry.entities_of(repo.project),
+    )
+    generated: list[GeneratedView] = [view_document(view, naming) for view in views]
+    files = {f"checks/{g.name}.yaml": _check_file(repo, g, now) for g in generated if g.document}
+    if not files:
+        raise InitError(
+            str(repo.registry_path),
+            "no feature view could be monitored: "
+            + "; ".join(n for g in generated for n in g.notes),
+        )
+    notes = [note for g in generated for note in g.notes]
+    if isinstance(repo.offline, OtherStore):
+        notes.append(f"the {repo.offline.type} offline store is not read by featmon")
+    notes.extend(
+        f"{count} {kind} of the registry are not monitored (they are not read from a store)"
+        for kind, count in repo.registry.skipped.items()
+        if count
+    )
+    stores: dict[str, Any] = {ONLINE_STORE: online_store(repo, out)}
+    if offline is not None and any(g.uses_offline for g in generated):
+        stores[OFFLINE_STORE] = offline
+    env = sorted({var for var in (ONLINE_PASSWORD, OFFLINE_PASSWORD) if var in _dump(stores)})
+    files["config.yaml"] = _config_file(repo, stores, env, now)
+    _validate(files)
+    return Generated(files, tuple(notes), tuple(e.strip("${}") for e in env))
+
+
+def _versioned(repo: FeastRepo) -> bool:
+    section = repo.settings.registry
+    return isinstance(section, RegistrySection) and section.enable_online_feature_view_versioning
+
+
+def _header(repo: FeastRepo, now: datetime) -> list[str]:
+    updated = repo.registry.last_updated
+    return [
+        f"Generated by `featmon init --from-feast` on {now:%Y-%m-%d %H:%M} UTC from the Feast "
+        f"project {repo.project!r}:",
+        f"  feature_store.yaml: {repo.yaml_path}",
+        f"  registry:           {repo.registry_path}"
+        + (f" (last updated {updated:%Y-%m-%d %H:%M:%S} UTC)" if updated else ""),
+    ]
+
+
+def _config_file(repo: FeastRepo, stores: dict[str, Any], env: list[str], now: datetime) -> str:
+    lines = _header(repo, now)
+    if env:
+        lines += [
+            "",
+            "Passwords are not copied from feature_store.yaml: set them in the environment,",
+        ]
+        lines += [f"  {var.strip('${}')}" for var in env]
+    lines += [
+        "",
+        "Receivers (slack, pagerduty, webhook, alertmanager, file) and routes go under",
+        "`receivers:`; see config.example.yaml of featmon.",
+    ]
+    body = _dump(
+        {"stores": stores, "checks": "checks/*.yaml", "reports": {"dir": "featmon-reports"}},
+        flow_leaves=False,
+    )
+    return _comment(lines) + "\n" + body
+
+
+def _check_file(repo: FeastRepo, generated: GeneratedView, now: datetime) -> str:
+    lines = [*_header(repo, now), "", *generated.comments]
+    return _comment(lines) + "\n" + _dump({"feature_views": [generated.document]})
+
+
+def _validate(files: Mapping[str, str]) -> None:
+    """What was generated must load: a failure here is featmon's bug, reported as InitError."""
+    for name, text in files.items():
+        problems: list[Problem] = []
+        try:
+            doc = load_yaml(text, name)
+            if name == "config.yaml":
+                validate(Config, doc)
+            else:
+                found = problems_of(validate(CheckFile, doc))
+                problems = [doc.problem(path, message) for path, message in found]
+        except ConfigError as exc:
+            problems = list(exc.problems)
+        if problems:
+            shown = "; ".join(str(problem) for problem in problems)
+            raise InitError(name, f"the generated file does not validate: {shown}")
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+def init_from_feast(repo_path: Path, out: Path, now: datetime, force: bool = False) -> Written:
+    """Generate and write the configuration of `repo_path` into `out`."""
+    repo = read_repo(repo_path)
+    generated = generate(repo, out, now)
+    targets = {out / name: text for name, text in generated.files.items()}
+    existing = sorted(str(path) for path in targets if path.exists())
+    if existing and not force:
+        raise InitError(
+            str(out), f"refusing to overwrite {', '.join(existing)}; pass --force to replace them"
+        )
+    for path, text in targets.items():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise InitError(str(path), f"cannot write: {exc.strerror or exc}") from exc
+    stale = tuple(sorted(p for p in (out / "checks").glob("*.yaml") if p not in targets))
+    log.info("init: wrote %d files for Feast project %s into %s", len(targets), repo.project, out)
+    return Written(tuple(targets), generated.notes, generated.env, stale)
