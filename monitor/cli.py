@@ -1,4 +1,4 @@
-"""The `featmon` command line: validate, check, demo, init, schema.
+"""The `featmon` command line: validate, check, run, demo, init, schema.
 
 Exit codes follow Soda's convention: 0 all pass, 1 warnings only, 2 any failure, 3 any error
 (a probe could not measure, or the configuration is invalid). Results go to stdout; logs go to
@@ -13,14 +13,16 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from alerts.report import write_report, write_report_file
+from checks.duration import parse_duration
 from checks.errors import ConfigError
 from checks.result import RunResult
 from monitor import demo, schema
 from monitor.app import build_app
+from monitor.daemon import Daemon, DaemonSettings, serve
 from monitor.feast import init as feast_init
 from monitor.feast.registry import RegistryError
 from monitor.format import summary_table
@@ -88,6 +90,31 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--force", action="store_true", help="overwrite files that exist")
     init.set_defaults(handler=_init)
 
+    run = commands.add_parser(
+        "run", help="the daemon: check every feature view on its schedule until stopped"
+    )
+    run.add_argument("--config", required=True, type=Path, help="path to config.yaml")
+    run.add_argument("--workers", type=int, default=8, help="probes running at once (default 8)")
+    run.add_argument(
+        "--grace",
+        type=_duration,
+        default=timedelta(seconds=30),
+        help="on SIGTERM, how long runs going may take to finish (default 30s)",
+    )
+    run.add_argument(
+        "--misfire-grace",
+        type=_duration,
+        default=timedelta(seconds=60),
+        help="drop a run that cannot start within this of its time (default 60s)",
+    )
+    run.add_argument(
+        "--watch-interval",
+        type=_duration,
+        default=timedelta(seconds=2),
+        help="how often to look for changed configuration files (default 2s)",
+    )
+    run.set_defaults(handler=_run_daemon)
+
     write_schema = commands.add_parser(
         "schema", help="write the JSON Schemas of config.yaml and check files"
     )
@@ -128,6 +155,13 @@ def _moment(text: str) -> datetime:
             f"expected a time with a zone (Z or +01:00), found {text!r}"
         )
     return moment.astimezone(UTC)
+
+
+def _duration(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -187,6 +221,30 @@ def _init(args: argparse.Namespace) -> int:
         print("\nNext:")
     print(f"  featmon validate --config {config}\n  featmon check --config {config}")
     return 0
+
+
+def _run_daemon(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        print(
+            f"featmon run: expected --workers of 1 or more, found {args.workers}", file=sys.stderr
+        )
+        return EXIT_INVALID
+    if log.getEffectiveLevel() > logging.DEBUG:
+        # The daemon logs each run, skip and miss itself; APScheduler's lines would repeat them.
+        logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    settings = DaemonSettings(
+        workers=args.workers,
+        grace=args.grace,
+        misfire_grace=args.misfire_grace,
+        watch_interval=args.watch_interval,
+    )
+    # The Prometheus observer and the HTTP sidecar are passed here once they exist.
+    code = serve(Daemon(args.config, settings))
+    if code != 0:
+        # A run outlived the grace period; its thread would hold the interpreter open.
+        logging.shutdown()
+        os._exit(code)
+    return code
 
 
 def _schema(args: argparse.Namespace) -> int:

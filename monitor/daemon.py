@@ -1,0 +1,518 @@
+"""`featmon run`: the daemon. Each feature view runs on its own schedule; the configuration is
+reloaded on SIGHUP or when a file changes; SIGTERM or SIGINT stops it within a grace period.
+
+    daemon = Daemon(Path("config.yaml"), DaemonSettings(workers=8), observer=metrics)
+    daemon.start()        # load, build the app, prune, schedule; raises ConfigError
+    daemon.reload()       # load again; a bad configuration is reported, the last good one runs
+    daemon.stop(30.0)     # stop scheduling, let runs finish, close the stores and the state DB
+
+`serve(daemon)` is the same with signals, for the command line. Tests drive the methods.
+
+A run of one view is `probe_view` at the run's **scheduled** time, a `RunResult` with its own run
+id, `App.record`, and `observer.run_finished`; any failure there becomes `error` results and never
+reaches the scheduler. Runs hold the configuration they started with: a reload swaps in a new
+app at once, and the old one's stores are closed when its last run ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import logging
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Protocol
+
+from checks.errors import ConfigError, Problem
+from checks.evaluate import error_result
+from checks.result import CheckResult, RunResult
+from checks.schedule import Schedule
+from monitor.app import App, build_app
+from monitor.loader import Loaded, LoadedView, load
+from monitor.observer import NoObserver, RunObserver
+from monitor.probe import probe_view
+from monitor.run import new_run_id
+from monitor.scheduler import ScheduleError, Scheduler, SchedulerSettings, check
+from monitor.state import StateError
+
+log = logging.getLogger(__name__)
+
+RETENTION_KEY = "featmon:retention"  # not a view name: those cannot hold a colon
+RETENTION_SCHEDULE = Schedule(every=timedelta(hours=1))
+_VIEW = "view:"
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    """`workers`: probes running at once, over all views; `grace`: how long `stop` waits for
+    runs going; `misfire_grace`: a run starting later than this after its time is dropped;
+    `watch_interval`: how often config.yaml and the check files are looked at."""
+
+    workers: int = 8
+    grace: timedelta = timedelta(seconds=30)
+    misfire_grace: timedelta = timedelta(seconds=60)
+    watch_interval: timedelta = timedelta(seconds=2)
+
+
+class Serving(Protocol):
+    """What the HTTP sidecar may ask of the running daemon."""
+
+    @property
+    def ready(self) -> bool:
+        """Started, with a configuration, and not stopping (`/readyz`)."""
+
+    def using(self) -> contextlib.AbstractContextManager[App]:
+        """The app of the last good configuration, kept open until the `with` block ends."""
+
+
+class Sidecar(Protocol):
+    """The HTTP sidecar as the daemon drives it (monitor.http implements it)."""
+
+    def start(self, daemon: Serving) -> None:
+        """Start serving in background threads and return; raise if the listener cannot bind."""
+
+    def stop(self) -> None:
+        """Stop serving; called once, after the last run ended or the grace period did."""
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """How the scheduled views change from one configuration to the next."""
+
+    add: tuple[str, ...]
+    remove: tuple[str, ...]
+    reschedule: tuple[str, ...]
+
+
+def plan_jobs(old: Mapping[str, Schedule], new: Mapping[str, Schedule]) -> JobPlan:
+    """Views to add, to remove, and whose schedule changed (the rest keep their next run)."""
+    return JobPlan(
+        add=tuple(sorted(new.keys() - old.keys())),
+        remove=tuple(sorted(old.keys() - new.keys())),
+        reschedule=tuple(sorted(n for n in new.keys() & old.keys() if new[n] != old[n])),
+    )
+
+
+def schedules(loaded: Loaded) -> dict[str, Schedule]:
+    """The schedule of every view with checks to run (a view without checks is not run)."""
+    return {v.view.name: v.view.schedule for v in loaded.views if v.planned}
+
+
+def schedule_problems(loaded: Loaded) -> list[Problem]:
+    """The schedules that the scheduler cannot run, located at their views."""
+    problems: list[Problem] = []
+    for view in loaded.views:
+        try:
+            check(view.view.schedule)
+        except ScheduleError as exc:
+            problems.append(Problem(view.file, view.line, f"{view.view.name}.schedule", str(exc)))
+    return problems
+
+
+FileState = tuple[str, int, int]
+
+
+def watched_files(loaded: Loaded) -> frozenset[FileState]:
+    """config.yaml and every file its check globs match now, with mtime and size (-1 when
+    missing): a different answer means a file was changed, added or removed."""
+    base = loaded.path.resolve().parent
+    paths = {loaded.path.resolve(), *(Path(f) for f in loaded.check_files)}
+    for pattern in loaded.config.check_globs:
+        found = glob.glob(pattern, root_dir=base, recursive=True)  # noqa: PTH207  (as the loader)
+        paths.update(base / m for m in found)
+    states: set[FileState] = set()
+    for path in paths:
+        try:
+            stat = path.stat()
+        except OSError:
+            states.add((str(path), -1, -1))
+            continue
+        if path.is_file():
+            states.add((str(path), stat.st_mtime_ns, stat.st_size))
+    return frozenset(states)
+
+
+@dataclass
+class _Generation:
+    """One good configuration and its app; closed once retired and no longer in use."""
+
+    loaded: Loaded
+    app: App
+    views: dict[str, LoadedView] = field(init=False)
+    _users: int = 0
+    _retired: bool = False
+    _closed: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.views = {v.view.name: v for v in self.loaded.views}
+
+    def acquire(self) -> None:
+        with self._lock:
+            self._users += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+        self._close_if_done()
+
+    def retire(self) -> None:
+        with self._lock:
+            self._retired = True
+        self._close_if_done()
+
+    def _close_if_done(self) -> None:
+        with self._lock:
+            if not self._retired or self._users > 0 or self._closed:
+                return
+            self._closed = True
+        self.app.close()
+        log.info("closed the stores of the configuration loaded from %s", self.loaded.path)
+
+
+class Daemon:
+    """The scheduler over every feature view of the configuration at `config_path`.
+
+    `observer` hears about runs, skips and reloads; `sidecar`, when given, is started after the
+    first configuration is loaded and stopped last. `load_config` and `build` are `load` and
+    `build_app` unless a test gives its own."""
+
+    def __init__(
+        self,
+        config_path: Path,
+        settings: DaemonSettings = DaemonSettings(),
+        observer: RunObserver | None = None,
+        sidecar: Sidecar | None = None,
+        load_config: Callable[[Path], Loaded] = load,
+        build: Callable[[Loaded], App] = build_app,
+    ) -> None:
+        self._path = config_path
+        self._settings = settings
+        self._observer: RunObserver = observer or NoObserver()
+        self._sidecar = sidecar
+        self._load = load_config
+        self._build = build
+        self._scheduler = Scheduler(
+            SchedulerSettings(settings.workers, settings.misfire_grace),
+            on_skipped=self._skipped,
+            on_missed=self._missed,
+        )
+        self._lock = threading.Lock()  # guards _current, _stopping
+        self._reload_lock = threading.Lock()  # one reload (or stop) at a time
+        self._idle = threading.Condition()  # notified when a run ends
+        self._running: dict[int, str] = {}  # run token -> what runs
+        self._current: _Generation | None = None
+        self._stopping = False
+        self._watcher: _Watcher | None = None
+
+    # -- the life cycle --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the configuration, build its app, and start scheduling (the state database is
+        pruned at once and hourly). Raises `ConfigError` when the configuration is invalid."""
+        loaded = self._load_checked()
+        generation = _Generation(loaded, self._build(loaded))
+        with self._lock:
+            self._current = generation
+        if self._sidecar is not None:
+            try:
+                self._sidecar.start(self)
+            except BaseException:
+                generation.retire()
+                raise
+        plan = schedules(loaded)
+        for name, schedule in plan.items():
+            self._scheduler.put(_VIEW + name, schedule, self._job(name))
+        self._scheduler.put(RETENTION_KEY, RETENTION_SCHEDULE, self._prune)
+        self._scheduler.start()
+        self._watcher = _Watcher(
+            lambda: watched_files(self._generation().loaded),
+            self._settings.watch_interval,
+            self._changed,
+        )
+        self._watcher.start()
+        log.info(
+            "featmon running %s: %d feature views scheduled, %d workers",
+            self._path,
+            len(plan),
+            self._settings.workers,
+        )
+
+    def reload(self) -> bool:
+        """Load the configuration again and swap it in; True on success. On failure every
+        problem is logged, the observer is told, and the last good configuration keeps running."""
+        with self._reload_lock:
+            if self._stopping or self._current is None:
+                return False
+            try:
+                loaded = self._load_checked()
+                app = self._build(loaded)
+            except ConfigError as exc:
+                return self._reload_failed(str(exc), list(exc.problems))
+            except Exception as exc:  # the reload boundary: a store that cannot be built
+                log.exception("reload of %s failed building the stores", self._path)
+                return self._reload_failed(f"{type(exc).__name__}: {exc}", [])
+            new = _Generation(loaded, app)
+            with self._lock:
+                old, self._current = self._current, new
+            wanted = schedules(loaded)
+            plan = plan_jobs(schedules(old.loaded), wanted)
+            for name in plan.remove:
+                self._scheduler.remove(_VIEW + name)
+            for name in (*plan.add, *plan.reschedule):
+                self._scheduler.put(_VIEW + name, wanted[name], self._job(name))
+            old.retire()
+        log.info(
+            "reloaded %s: %d feature views (added %s, removed %s, rescheduled %s)",
+            self._path,
+            len(wanted),
+            list(plan.add),
+            list(plan.remove),
+            list(plan.reschedule),
+        )
+        self._observer.config_reloaded(True, None)
+        return True
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop scheduling, wait up to `timeout` seconds (default: the grace period) for the
+        runs going, then stop the sidecar and close the app. True when every run finished."""
+        grace = self._settings.grace.total_seconds() if timeout is None else timeout
+        with self._reload_lock, self._lock:
+            if self._stopping:
+                return True
+            self._stopping = True
+        if self._watcher is not None:
+            self._watcher.stop()
+        self._scheduler.shutdown()
+        with self._idle:
+            finished = self._idle.wait_for(lambda: not self._running, grace)
+            going = sorted(self._running.values())
+        if not finished:
+            log.warning(
+                "%d runs still going after %.0f s, not waited for: %s", len(going), grace, going
+            )
+        if self._sidecar is not None:
+            self._sidecar.stop()
+        if self._current is not None:
+            self._current.retire()  # closes now, or when the last run ends
+        log.info("featmon stopped%s", "" if finished else " without waiting for every run")
+        return finished
+
+    @property
+    def ready(self) -> bool:
+        with self._lock:
+            return self._current is not None and not self._stopping
+
+    @contextlib.contextmanager
+    def using(self) -> Iterator[App]:
+        generation = self._generation()
+        generation.acquire()
+        try:
+            yield generation.app
+        finally:
+            generation.release()
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def _job(self, name: str) -> Callable[[datetime], None]:
+        return lambda scheduled_at: self._run_view(name, scheduled_at)
+
+    def _run_view(self, name: str, scheduled_at: datetime) -> None:
+        with self._run_slot(name) as generation:
+            view = None if generation is None else generation.views.get(name)
+            if generation is None or view is None:
+                return  # stopping, or the view was removed by a reload
+            started = time.monotonic()
+            run = _execute(generation.app, view, scheduled_at)
+            generation.app.record(run)
+            self._observer.run_finished(name, run)
+            counts = run.counts()
+            log.info(
+                "run %s of view %s: %s, %d checks (%d pass, %d warn, %d fail, %d error), "
+                "scheduled at %s, started %.0f ms late, took %.0f ms",
+                run.run_id,
+                name,
+                run.status.value,
+                len(run.results),
+                counts["pass"],
+                counts["warn"],
+                counts["fail"],
+                counts["error"],
+                scheduled_at.isoformat(),
+                (run.started_at - scheduled_at).total_seconds() * 1000,
+                (time.monotonic() - started) * 1000,
+            )
+
+    def _prune(self, scheduled_at: datetime) -> None:
+        with self._run_slot(RETENTION_KEY) as generation:
+            state = None if generation is None else generation.app.state
+            if generation is None or state is None:
+                return
+            try:
+                state.prune(scheduled_at - generation.loaded.config.state.retention)
+            except StateError as exc:
+                log.error("pruning the state database failed, retried in an hour: %s", exc)
+
+    @contextlib.contextmanager
+    def _run_slot(self, what: str) -> Iterator[_Generation | None]:
+        """The current generation, held for one run (None when stopping). Whatever the run
+        raises is logged here: the scheduler's threads never see it."""
+        with self._lock:
+            generation = None if self._stopping else self._current
+            if generation is not None:
+                generation.acquire()
+        if generation is None:
+            yield None
+            return
+        token = object()
+        with self._idle:
+            self._running[id(token)] = what
+        try:
+            yield generation
+        except Exception:  # the per-run boundary: a bug must not stop the schedule
+            log.exception("run of %s failed", what)
+        finally:
+            generation.release()
+            with self._idle:
+                del self._running[id(token)]
+                self._idle.notify_all()
+
+    def _skipped(self, key: str, scheduled_at: datetime) -> None:
+        if not key.startswith(_VIEW):
+            return
+        name = key.removeprefix(_VIEW)
+        log.warning(
+            "run of view %s scheduled at %s skipped: its previous run is still going",
+            name,
+            scheduled_at.isoformat(),
+        )
+        self._observer.run_skipped(name, scheduled_at)
+
+    def _missed(self, key: str, scheduled_at: datetime) -> None:
+        log.warning(
+            "run of %s scheduled at %s dropped: no worker was free within the misfire grace "
+            "of %s (raise --workers)",
+            key.removeprefix(_VIEW),
+            scheduled_at.isoformat(),
+            self._settings.misfire_grace,
+        )
+
+    # -- configuration ---------------------------------------------------------------------
+
+    def _load_checked(self) -> Loaded:
+        loaded = self._load(self._path)
+        problems = schedule_problems(loaded)
+        if problems:
+            raise ConfigError(problems)
+        return loaded
+
+    def _reload_failed(self, message: str, problems: list[Problem]) -> bool:
+        log.error("reload of %s failed; the last good configuration keeps running", self._path)
+        for problem in problems:
+            log.error("  %s", problem)
+        self._observer.config_reloaded(False, message)
+        return False
+
+    def _changed(self) -> None:
+        log.info("a configuration file changed: reloading %s", self._path)
+        self.reload()
+
+    def _generation(self) -> _Generation:
+        with self._lock:
+            if self._current is None:
+                raise RuntimeError("the daemon has not been started")
+            return self._current
+
+
+def _execute(app: App, view: LoadedView, scheduled_at: datetime) -> RunResult:
+    """Probe one view; a failure outside the probe's own guards becomes `error` results."""
+    started_at = datetime.now(UTC)
+    try:
+        results: list[CheckResult] = probe_view(view.view, view.planned, app.stores, scheduled_at)
+    except Exception as exc:  # the per-run boundary: the run is recorded as errors
+        log.exception("probe of view %s failed", view.view.name)
+        reason = f"internal error: {type(exc).__name__}: {exc}"
+        results = [error_result(planned, reason) for planned in view.planned]
+    return RunResult(
+        run_id=new_run_id(scheduled_at),
+        scheduled_at=scheduled_at,
+        started_at=started_at,
+        finished_at=datetime.now(UTC),
+        results=tuple(results),
+    )
+
+
+class _Watcher:
+    """A thread that calls `changed()` when `look()` answers differently from the last time,
+    and then the same for one more interval (so that a file being written is read whole)."""
+
+    def __init__(
+        self,
+        look: Callable[[], frozenset[FileState]],
+        interval: timedelta,
+        changed: Callable[[], None],
+    ) -> None:
+        self._look = look
+        self._interval = interval.total_seconds()
+        self._changed = changed
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="featmon-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=self._interval + 5)
+
+    def _watch(self) -> None:
+        last = self._look()
+        pending: frozenset[FileState] | None = None
+        while not self._stop.wait(self._interval):
+            try:
+                seen = self._look()
+                if seen == last:
+                    pending = None
+                elif seen == pending:  # unchanged for one interval: the writer is done
+                    last, pending = seen, None
+                    self._changed()
+                else:
+                    pending = seen
+            except Exception:  # the watcher's boundary: one bad poll must not end watching
+                log.exception("watching the configuration files failed")
+
+
+def serve(daemon: Daemon) -> int:
+    """Run `daemon` until SIGTERM or SIGINT, reloading on SIGHUP; 0 when every run finished
+    within the grace period, 1 otherwise. Call from the main thread."""
+    commands: queue.SimpleQueue[str] = queue.SimpleQueue()  # put() is safe in signal handlers
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        commands.put("reload" if signum == signal.SIGHUP else signal.Signals(signum).name)
+
+    handled = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
+    previous = {signum: signal.signal(signum, on_signal) for signum in handled}
+    try:
+        daemon.start()
+        while True:
+            try:
+                command = commands.get(timeout=1.0)
+            except queue.Empty:
+                continue
+            if command != "reload":
+                log.info("received %s: stopping", command)
+                break
+            log.info("received SIGHUP: reloading")
+            daemon.reload()
+        return 0 if daemon.stop() else 1
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -1,0 +1,371 @@
+"""The daemon over the real demo store: runs on schedule, skips, reloads, retention, signals."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from checks.errors import ConfigError
+from checks.model import FeatureView
+from checks.observation import OnlineObservation
+from checks.result import RunResult
+from checks.schedule import Schedule
+from monitor.abc import EntityKey, OnlineStore
+from monitor.app import App, build_app
+from monitor.daemon import Daemon, DaemonSettings, plan_jobs
+from monitor.demo import store as planted
+from monitor.loader import Loaded
+from monitor.probe import Stores
+from monitor.state import StateStore
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = DaemonSettings(grace=timedelta(seconds=10), watch_interval=timedelta(seconds=0.1))
+
+MERCHANTS = """\
+  - name: merchant_stats
+    entity: merchant_id
+    ttl: 2h
+    features: {avg_ticket_usd: double, orders_1h: int64, is_high_risk: bool, category: string}
+    online: {store: online, sample: 20}
+    offline: {store: lake, path: merchant_stats.parquet}
+    schedule: {every: 1s}
+    checks:
+      - {kind: freshness, max: 1h}
+"""
+USERS = """\
+  - name: user_stats
+    entity: user_id
+    ttl: 1d
+    features: {rolling_7d_revenue: float, purchase_count_30d: int64, last_active_days_ago: int64}
+    online: {store: online, sample: 20}
+    offline: {store: lake, path: user_stats.parquet}
+    schedule: {every: 1s}
+    checks:
+      - {kind: freshness, max: 1d}
+"""
+NULL_RATE = "      - {kind: null_rate, feature: avg_ticket_usd, max: 0.5}\n"
+
+
+@pytest.fixture(scope="module")
+def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("store")
+    planted.build(directory, datetime.now(UTC))
+    return directory
+
+
+def write_config(root: Path, store_dir: Path, views: str) -> Path:
+    """config.yaml over the demo store, with one check file of `views` and a state DB."""
+    (root / "checks").mkdir(exist_ok=True)
+    write_checks(root, views)
+    config = root / "config.yaml"
+    config.write_text(
+        "stores:\n"
+        f"  online: {{type: feast-sqlite, path: '{store_dir}/online.db', project: demo}}\n"
+        f"  lake: {{type: parquet, root: '{store_dir}/offline'}}\n"
+        "checks: checks/*.yaml\n"
+        "state: {url: 'sqlite:///state.db'}\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+def write_checks(root: Path, views: str) -> None:
+    (root / "checks" / "c.yaml").write_text("feature_views:\n" + views, encoding="utf-8")
+
+
+class Recorder:
+    """A RunObserver that keeps what it was told, and lets a test wait for it."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[str, RunResult]] = []
+        self.skipped: list[tuple[str, datetime]] = []
+        self.reloads: list[tuple[bool, str | None]] = []
+        self._changed = threading.Condition()
+
+    def probe_finished(self, feature_view: str, store: str, seconds: float, failed: bool) -> None:
+        pass
+
+    def run_finished(self, feature_view: str, run: RunResult) -> None:
+        with self._changed:
+            self.runs.append((feature_view, run))
+            self._changed.notify_all()
+
+    def run_skipped(self, feature_view: str, scheduled_at: datetime) -> None:
+        with self._changed:
+            self.skipped.append((feature_view, scheduled_at))
+            self._changed.notify_all()
+
+    def config_reloaded(self, ok: bool, error: str | None) -> None:
+        with self._changed:
+            self.reloads.append((ok, error))
+            self._changed.notify_all()
+
+    def wait(self, condition: Callable[[], bool], timeout: float = 8) -> None:
+        with self._changed:
+            assert self._changed.wait_for(condition, timeout), "timed out waiting"
+
+    def runs_of(self, view: str) -> list[RunResult]:
+        with self._changed:
+            return [run for name, run in self.runs if name == view]
+
+    def check_ids(self, view: str) -> list[set[str]]:
+        return [{r.check for r in run.results} for run in self.runs_of(view)]
+
+
+class SlowOnline(OnlineStore):
+    """A real online store whose reads take `delay` seconds longer: a long-running probe."""
+
+    def __init__(self, inner: OnlineStore, delay: float) -> None:
+        self.name = inner.name
+        self._inner = inner
+        self._delay = delay
+        self.closed = threading.Event()
+
+    def read(
+        self, view: FeatureView, keys: Sequence[EntityKey], population: str
+    ) -> OnlineObservation:
+        time.sleep(self._delay)
+        return self._inner.read(view, keys, population)
+
+    def sample_keys(self, view: FeatureView, size: int) -> list[EntityKey]:
+        return self._inner.sample_keys(view, size)
+
+    def close(self) -> None:
+        self._inner.close()
+        self.closed.set()
+
+
+def slow_build(delay: float, built: list[SlowOnline]) -> Callable[[Loaded], App]:
+    """`build_app` with the online store slowed down; each slowed store is appended to `built`."""
+
+    def build(loaded: Loaded) -> App:
+        app = build_app(loaded)
+        slow = SlowOnline(app.stores.online["online"], delay)
+        built.append(slow)
+        return dataclasses.replace(app, stores=Stores({"online": slow}, app.stores.offline))
+
+    return build
+
+
+@pytest.fixture
+def running() -> Iterator[Callable[[Daemon], Daemon]]:
+    """Start a daemon; stop it however the test ends."""
+    daemons: list[Daemon] = []
+
+    def start(daemon: Daemon) -> Daemon:
+        daemons.append(daemon)
+        daemon.start()
+        return daemon
+
+    yield start
+    for daemon in daemons:
+        daemon.stop(10)
+
+
+def test_two_views_run_repeatedly_measured_at_their_scheduled_times(
+    tmp_path: Path, store_dir: Path, running: Callable[[Daemon], Daemon]
+) -> None:
+    """Every run is recorded with its trigger time (whole seconds apart), not its finish time."""
+    config = write_config(tmp_path, store_dir, MERCHANTS + USERS)
+    seen = Recorder()
+    daemon = running(Daemon(config, FAST, observer=seen))
+    seen.wait(lambda: all(len(seen.runs_of(v)) >= 3 for v in ("merchant_stats", "user_stats")))
+    daemon.stop()
+    with StateStore(f"sqlite:///{tmp_path}/state.db") as state:
+        stored = state.runs(limit=100)
+    for view in ("merchant_stats", "user_stats"):
+        runs = sorted((r for r in stored if r.feature_view == view), key=lambda r: r.scheduled_at)
+        assert len(runs) >= 3
+        first = runs[0].scheduled_at
+        for run in runs:
+            offset = (run.scheduled_at - first).total_seconds()
+            assert offset == round(offset), "a trigger time is a whole number of seconds on"
+            assert run.finished_at > run.scheduled_at
+        observed = {r.run_id: r.scheduled_at for r in seen.runs_of(view)}
+        assert all(observed[r.run_id] == r.scheduled_at for r in runs)
+
+
+def test_a_run_due_while_the_view_is_still_probed_is_skipped_not_queued(
+    tmp_path: Path, store_dir: Path, running: Callable[[Daemon], Daemon]
+) -> None:
+    """With a 2.5 s read every 1 s, runs never overlap and none is scheduled while one runs."""
+    config = write_config(tmp_path, store_dir, MERCHANTS)
+    seen = Recorder()
+    built: list[SlowOnline] = []
+    running(Daemon(config, FAST, observer=seen, build=slow_build(2.5, built)))
+    seen.wait(lambda: len(seen.runs_of("merchant_stats")) >= 2)
+    first, second = seen.runs_of("merchant_stats")[:2]
+    skipped = [at for view, at in seen.skipped if view == "merchant_stats"]
+    assert len(skipped) >= 2
+    assert all(first.scheduled_at < at < first.finished_at for at in skipped[:2])
+    assert second.scheduled_at > first.finished_at
+
+
+def test_a_changed_check_file_is_reloaded_and_its_new_checks_run(
+    tmp_path: Path, store_dir: Path, running: Callable[[Daemon], Daemon]
+) -> None:
+    config = write_config(tmp_path, store_dir, MERCHANTS)
+    seen = Recorder()
+    running(Daemon(config, FAST, observer=seen))
+    seen.wait(lambda: bool(seen.runs_of("merchant_stats")))
+    write_checks(tmp_path, MERCHANTS + NULL_RATE)
+    seen.wait(lambda: any(len(ids) == 2 for ids in seen.check_ids("merchant_stats")))
+    assert seen.reloads == [(True, None)]
+
+
+def test_an_invalid_check_file_keeps_the_last_good_configuration_until_it_is_fixed(
+    tmp_path: Path,
+    store_dir: Path,
+    running: Callable[[Daemon], Daemon],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = write_config(tmp_path, store_dir, MERCHANTS)
+    seen = Recorder()
+    running(Daemon(config, FAST, observer=seen))
+    seen.wait(lambda: bool(seen.runs_of("merchant_stats")))
+    with caplog.at_level(logging.ERROR, logger="monitor.daemon"):
+        write_checks(tmp_path, MERCHANTS.replace("max: 1h", "max: 1h, colour: red"))
+        seen.wait(lambda: bool(seen.reloads))
+    ok, error = seen.reloads[0]
+    assert not ok
+    assert error is not None
+    assert "colour" in error
+    assert any("colour" in r.getMessage() and "c.yaml" in r.getMessage() for r in caplog.records)
+    runs_before = len(seen.runs_of("merchant_stats"))
+    seen.wait(lambda: len(seen.runs_of("merchant_stats")) >= runs_before + 2)
+    write_checks(tmp_path, MERCHANTS + NULL_RATE)
+    seen.wait(lambda: (True, None) in seen.reloads)
+    seen.wait(lambda: any(len(ids) == 2 for ids in seen.check_ids("merchant_stats")))
+
+
+def test_a_reload_closes_the_old_stores_only_after_their_run_ends(
+    tmp_path: Path, store_dir: Path, running: Callable[[Daemon], Daemon]
+) -> None:
+    config = write_config(tmp_path, store_dir, MERCHANTS)
+    seen = Recorder()
+    built: list[SlowOnline] = []
+    daemon = running(Daemon(config, FAST, observer=seen, build=slow_build(1.5, built)))
+    time.sleep(0.5)  # the first run is reading
+    assert daemon.reload()
+    old = built[0]
+    assert not old.closed.is_set()
+    seen.wait(lambda: bool(seen.runs_of("merchant_stats")))
+    assert old.closed.wait(2)
+    assert seen.runs_of("merchant_stats")[0].status.value == "pass"
+
+
+def test_stop_lets_the_run_going_finish_and_records_it(
+    tmp_path: Path, store_dir: Path, running: Callable[[Daemon], Daemon]
+) -> None:
+    config = write_config(tmp_path, store_dir, MERCHANTS)
+    seen = Recorder()
+    daemon = running(Daemon(config, FAST, observer=seen, build=slow_build(1.0, [])))
+    time.sleep(0.3)  # the first run is reading
+    assert daemon.stop(5)
+    assert len(seen.runs_of("merchant_stats")) == 1
+    with StateStore(f"sqlite:///{tmp_path}/state.db") as state:
+        assert [r.run_id for r in state.runs()] == [seen.runs_of("merchant_stats")[0].run_id]
+
+
+def test_stop_gives_up_on_a_run_longer_than_the_grace_period(
+    tmp_path: Path, store_dir: Path, running: Callable[[Daemon], Daemon]
+) -> None:
+    config = write_config(tmp_path, store_dir, MERCHANTS)
+    daemon = running(Daemon(config, FAST, build=slow_build(2.0, [])))
+    time.sleep(0.3)
+    started = time.monotonic()
+    assert not daemon.stop(0.5)
+    assert time.monotonic() - started < 1.5
+
+
+def test_the_state_database_is_pruned_at_start(
+    tmp_path: Path, store_dir: Path, running: Callable[[Daemon], Daemon]
+) -> None:
+    """Runs older than the retention (30 days by default) are deleted when the daemon starts."""
+    config = write_config(tmp_path, store_dir, MERCHANTS.replace("every: 1s", "every: 1h"))
+    old = datetime.now(UTC) - timedelta(days=31)
+    with StateStore(f"sqlite:///{tmp_path}/state.db") as state:
+        state.migrate()
+        state.record_run(RunResult("old", old, old, old, ()))
+    running(Daemon(config, FAST))
+    deadline = time.monotonic() + 5
+    with StateStore(f"sqlite:///{tmp_path}/state.db") as state:
+        while state.run("old") is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert state.run("old") is None
+
+
+def test_a_schedule_the_scheduler_cannot_run_is_a_located_config_error(
+    tmp_path: Path, store_dir: Path
+) -> None:
+    views = MERCHANTS.replace("{every: 1s}", "{every: 1s, timezone: Mars/Olympus}")
+    config = write_config(tmp_path, store_dir, views)
+    with pytest.raises(ConfigError, match=r"c\.yaml:2: merchant_stats\.schedule: .*Mars"):
+        Daemon(config, FAST).start()
+
+
+def test_a_reload_adds_removes_and_reschedules_only_what_changed() -> None:
+    every = Schedule(every=timedelta(minutes=5))
+    cron = Schedule(cron="*/10 * * * *")
+    plan = plan_jobs({"kept": every, "gone": every, "moved": every}, {
+        "kept": every, "moved": cron, "new": every,
+    })  # fmt: skip
+    assert (plan.add, plan.remove, plan.reschedule) == (("new",), ("gone",), ("moved",))
+
+
+RUN_LINE = re.compile(r"run (\S+) of view (\S+): ")
+
+
+@pytest.mark.slow
+def test_featmon_run_reloads_on_sighup_and_exits_0_on_sigterm(
+    tmp_path: Path, store_dir: Path
+) -> None:
+    """The real command: SIGHUP reloads, SIGTERM ends it with 0, one log line per run."""
+    config = write_config(tmp_path, store_dir, MERCHANTS)
+    log_file = tmp_path / "featmon.log"
+    with log_file.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "monitor.cli", "run", "--config", str(config), "--grace", "10s"],
+            cwd=REPO,
+            stderr=log,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+    try:
+        wait_for(log_file, lambda text: len(RUN_LINE.findall(text)) >= 1)
+        process.send_signal(signal.SIGHUP)
+        wait_for(log_file, lambda text: "reloaded" in text)
+        wait_for(log_file, lambda text: len(RUN_LINE.findall(text)) >= 3)
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        assert time.monotonic() - started < 10
+    finally:
+        if process.poll() is None:
+            process.kill()
+    text = log_file.read_text()
+    assert "received SIGTERM: stopping" in text
+    assert "featmon stopped" in text
+    logged = sorted(run_id for run_id, _ in RUN_LINE.findall(text))
+    with StateStore(f"sqlite:///{tmp_path}/state.db") as state:
+        assert sorted(r.run_id for r in state.runs(limit=1000)) == logged
+
+
+def wait_for(path: Path, condition: Callable[[str], bool], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition(path.read_text()):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out; the log says:\n{path.read_text()}")
