@@ -17,6 +17,7 @@ app at once, and the old one's stores are closed when its last run ends.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import glob
 import logging
 import queue
@@ -330,7 +331,7 @@ class Daemon:
             if generation is None or view is None:
                 return  # stopping, or the view was removed by a reload
             started = time.monotonic()
-            run = _execute(generation.app, view, scheduled_at)
+            run = _execute(generation.app, view, scheduled_at, self._observer)
             generation.app.record(run)
             self._observer.run_finished(name, run)
             counts = run.counts()
@@ -431,11 +432,14 @@ class Daemon:
             return self._current
 
 
-def _execute(app: App, view: LoadedView, scheduled_at: datetime) -> RunResult:
+def _execute(
+    app: App, view: LoadedView, scheduled_at: datetime, observer: RunObserver
+) -> RunResult:
     """Probe one view; a failure outside the probe's own guards becomes `error` results."""
     started_at = datetime.now(UTC)
     try:
-        results: list[CheckResult] = probe_view(view.view, view.planned, app.stores, scheduled_at)
+        stores = dataclasses.replace(app.stores, on_probe=observer.probe_finished)
+        results: list[CheckResult] = probe_view(view.view, view.planned, stores, scheduled_at)
     except Exception as exc:  # the per-run boundary: the run is recorded as errors
         log.exception("probe of view %s failed", view.view.name)
         reason = f"internal error: {type(exc).__name__}: {exc}"

@@ -30,6 +30,9 @@ class Stores:
 
     online: Mapping[str, OnlineStore]
     offline: Mapping[str, OfflineStore]
+    # Told of every probe as it ends: (feature view, store, seconds, failed). The daemon feeds
+    # the Prometheus probe-duration histogram and error counter from it.
+    on_probe: Callable[[str, str, float, bool], None] | None = None
 
 
 def probe_view(
@@ -64,8 +67,19 @@ def _evaluate(planned: PlannedCheck, observation: Observation, at: datetime) -> 
         return error_result(planned, f"internal error: {type(exc).__name__}: {exc}")
 
 
-def _guard(store: str, view: str, measure: Callable[[], Observation]) -> Observation:
-    """Run one measurement; a store error or any other failure becomes a ProbeFailure."""
+def _guard(
+    store: str, view: str, measure: Callable[[], Observation], stores: Stores
+) -> Observation:
+    """Run one measurement, timed; a store error or any other failure becomes a ProbeFailure."""
+    started = time.monotonic()
+    observation = _measure(store, view, measure)
+    if stores.on_probe is not None:
+        failed = isinstance(observation, ProbeFailure)
+        stores.on_probe(view, store, time.monotonic() - started, failed)
+    return observation
+
+
+def _measure(store: str, view: str, measure: Callable[[], Observation]) -> Observation:
     try:
         return measure()
     except StoreError as exc:
@@ -82,7 +96,7 @@ def _offline(
     assert view.offline is not None  # noqa: S101  (checked by the caller)
     store = stores.offline[view.offline.store]
     metrics = offline_metrics(planned)
-    return _guard(store.name, view.name, lambda: store.measure(view, metrics, at))
+    return _guard(store.name, view.name, lambda: store.measure(view, metrics, at), stores)
 
 
 def _online(view: FeatureView, stores: Stores, at: datetime) -> Observation:
@@ -94,4 +108,4 @@ def _online(view: FeatureView, stores: Stores, at: datetime) -> Observation:
         drawn = population.sample(view, store, offline, at)
         return store.read(view, drawn.keys, drawn.kind)
 
-    return _guard(store.name, view.name, measure)
+    return _guard(store.name, view.name, measure, stores)

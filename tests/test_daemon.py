@@ -92,10 +92,12 @@ class Recorder:
         self.runs: list[tuple[str, RunResult]] = []
         self.skipped: list[tuple[str, datetime]] = []
         self.reloads: list[tuple[bool, str | None]] = []
+        self.probes: list[tuple[str, str, float, bool]] = []
         self._changed = threading.Condition()
 
     def probe_finished(self, feature_view: str, store: str, seconds: float, failed: bool) -> None:
-        pass
+        with self._changed:
+            self.probes.append((feature_view, store, seconds, failed))
 
     def run_finished(self, feature_view: str, run: RunResult) -> None:
         with self._changed:
@@ -195,6 +197,10 @@ def test_two_views_run_repeatedly_measured_at_their_scheduled_times(
             assert run.finished_at > run.scheduled_at
         observed = {r.run_id: r.scheduled_at for r in seen.runs_of(view)}
         assert all(observed[r.run_id] == r.scheduled_at for r in runs)
+    # Every probe was timed and reported, per view and store, none failed.
+    probed = {(view, store) for view, store, _, _ in seen.probes}
+    assert {("merchant_stats", "online"), ("user_stats", "online")} <= probed
+    assert all(seconds >= 0 and not failed for _, _, seconds, failed in seen.probes)
 
 
 def test_a_run_due_while_the_view_is_still_probed_is_skipped_not_queued(
