@@ -1,0 +1,28 @@
+# featmon as a container: the daemon with its HTTP sidecar on :9108.
+#   docker build -t featmon .
+#   docker run -v $PWD/config.yaml:/etc/featmon/config.yaml:ro -p 9108:9108 featmon
+# config.yaml must listen on all interfaces inside the container: http: {listen: 0.0.0.0:9108}
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md config.example.yaml ./
+COPY examples ./examples
+COPY monitor ./monitor
+COPY checks ./checks
+COPY alerts ./alerts
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim
+# tzdata: cron schedules and maintenance windows are read in IANA zones.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tzdata \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home-dir /var/lib/featmon --create-home featmon
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+USER 10001
+WORKDIR /var/lib/featmon
+EXPOSE 9108
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9108/healthz', timeout=4)"]
+ENTRYPOINT ["featmon", "--log-format", "json"]
+CMD ["run", "--config", "/etc/featmon/config.yaml"]
