@@ -13,11 +13,13 @@ layout lives in `templates/report.html.j2` and `templates/details.html.j2`.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 
@@ -44,6 +46,7 @@ from checks.result import (
 log = logging.getLogger(__name__)
 
 TEMPLATE = "report.html.j2"
+INDEX_TEMPLATE = "index.html.j2"
 LATEST = "latest.html"
 SEVERITIES = ("P1", "P2", "P3", "P4")
 STATUSES = tuple(sorted(Status, key=lambda s: s.rank))  # pass, warn, fail, error
@@ -164,8 +167,18 @@ def environment() -> Environment:
     return env
 
 
-def render_report(run: RunResult, title: str = "featmon report") -> str:
-    """The whole page of one run. Pure: the same run renders the same bytes."""
+def render_report(
+    run: RunResult,
+    title: str = "featmon report",
+    *,
+    history: Mapping[str, Sequence[ChartPoint]] | None = None,
+    index_href: str | None = None,
+) -> str:
+    """The whole page of one run. Pure: the same run renders the same bytes.
+
+    `history`: check id -> its last values (newest first, as the state database gives them),
+    drawn as a small chart beside each check's value; `index_href`: a link to the reports
+    index (the HTTP sidecar serves it at `/reports/`, so a run page links to `./`)."""
     template = environment().get_template(TEMPLATE)
     return template.render(
         run=run,
@@ -175,22 +188,30 @@ def render_report(run: RunResult, title: str = "featmon report") -> str:
         sections=view_sections(run.results),
         severities=severity_rows(run.results),
         elapsed=(run.finished_at - run.started_at).total_seconds(),
+        charts=_charts(run.results, history or {}),
+        index_href=index_href,
     )
 
 
-def write_report(run: RunResult, directory: Path) -> Path:
+def write_report(
+    run: RunResult,
+    directory: Path,
+    *,
+    history: Mapping[str, Sequence[ChartPoint]] | None = None,
+    index_href: str | None = None,
+) -> Path:
     """Write `<directory>/<run_id>.html` and refresh `<directory>/latest.html`, each atomically
     (a reader sees the old page or the new one, never half of one); creates `directory`.
 
     The run id becomes a file name: letters, digits, `.`, `_` or `-`, starting with a letter or a
-    digit, and not `latest`.
+    digit, and not `latest`. `history` and `index_href` are those of `render_report`.
     """
-    if not _RUN_ID.fullmatch(run.run_id) or run.run_id == "latest":
+    if not is_report_name(run.run_id) or run.run_id == "latest":
         raise ValueError(
             "expected a run id of at most 200 letters, digits, '.', '_' or '-', starting with a "
             f"letter or digit and not 'latest', to name the report file; found {run.run_id!r}"
         )
-    page = render_report(run).encode("utf-8")
+    page = render_report(run, history=history, index_href=index_href).encode("utf-8")
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{run.run_id}.html"
     _replace_atomically(path, page)
@@ -221,3 +242,144 @@ def _replace_atomically(path: Path, content: bytes) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def is_report_name(run_id: str) -> bool:
+    """Whether `run_id` can name a report file: at most 200 letters, digits, `.`, `_` or `-`,
+    starting with a letter or a digit (so never a path, nor `..`)."""
+    return _RUN_ID.fullmatch(run_id) is not None
+
+
+# History charts: a check's last values as a small inline SVG (no script, nothing fetched).
+
+CHART_WIDTH = 120
+CHART_HEIGHT = 28
+_PAD = 3.0
+
+
+@dataclass(frozen=True)
+class ChartPoint:
+    """One past value of a check (None when the probe could not measure)."""
+
+    run_id: str
+    scheduled_at: datetime
+    value: float | None
+    status: Status
+
+
+@dataclass(frozen=True)
+class ChartDot:
+    x: float
+    y: float
+    status: str
+    label: str  # the tooltip: time, value and status
+
+
+@dataclass(frozen=True)
+class Chart:
+    """The geometry of one sparkline, oldest value left. `line` is an SVG `points` list over
+    the measured values; errors sit as dots on the baseline."""
+
+    width: int
+    height: int
+    line: str
+    dots: tuple[ChartDot, ...]
+    low: float | None
+    high: float | None
+    unit: str
+    label: str  # what a screen reader says
+
+
+def chart(points: Sequence[ChartPoint], unit: str = "count") -> Chart | None:
+    """The sparkline of `points` (newest first, as the state database lists them); None for
+    fewer than two points, where a line says nothing."""
+    if len(points) < 2:
+        return None
+    ordered = list(reversed(points))
+    values = [p.value for p in ordered if p.value is not None and math.isfinite(p.value)]
+    low, high = (min(values), max(values)) if values else (None, None)
+    step = (CHART_WIDTH - 2 * _PAD) / (len(ordered) - 1)
+    dots: list[ChartDot] = []
+    for index, point in enumerate(ordered):
+        x = round(_PAD + index * step, 1)
+        y = round(_scale(point.value, low, high), 1)
+        shown = "no value" if point.value is None else format_value(point.value, unit)
+        label = f"{format_time(point.scheduled_at)}: {shown} ({point.status.value})"
+        dots.append(ChartDot(x, y, point.status.value, label))
+    line = " ".join(
+        f"{d.x},{d.y}" for d, p in zip(dots, ordered, strict=True) if p.value is not None
+    )
+    span = "no values" if low is None or high is None else _span(low, high, unit)
+    return Chart(
+        width=CHART_WIDTH,
+        height=CHART_HEIGHT,
+        line=line,
+        dots=tuple(dots),
+        low=low,
+        high=high,
+        unit=unit,
+        label=f"last {len(ordered)} runs: {span}",
+    )
+
+
+def _scale(value: float | None, low: float | None, high: float | None) -> float:
+    bottom = CHART_HEIGHT - _PAD
+    if value is None or low is None or high is None or not math.isfinite(value):
+        return bottom
+    if high == low:
+        return CHART_HEIGHT / 2
+    return bottom - (value - low) / (high - low) * (CHART_HEIGHT - 2 * _PAD)
+
+
+def _span(low: float, high: float, unit: str) -> str:
+    if low == high:
+        return f"constant {format_value(low, unit)}"
+    return f"from {format_value(low, unit)} to {format_value(high, unit)}"
+
+
+def _charts(
+    results: Iterable[CheckResult], history: Mapping[str, Sequence[ChartPoint]]
+) -> Mapping[str, Chart]:
+    out: dict[str, Chart] = {}
+    for result in results:
+        drawn = chart(history.get(result.check, ()), result.threshold.unit)
+        if drawn is not None:
+            out[result.check] = drawn
+    return MappingProxyType(out)
+
+
+# The reports index: recent runs and the current status of each feature view.
+
+
+@dataclass(frozen=True)
+class IndexRun:
+    """One run listed in the index; `href` is None when its report file is absent."""
+
+    run_id: str
+    feature_view: str | None
+    scheduled_at: datetime
+    duration_seconds: float
+    status: Status
+    counts: Mapping[str, int]  # status value -> results
+    href: str | None
+
+
+@dataclass(frozen=True)
+class IndexView:
+    """One feature view's latest results: its worst status and when it last ran."""
+
+    name: str
+    status: Status
+    last_run: datetime
+    last_run_id: str
+    counts: Mapping[str, int]  # status value -> results
+    href: str | None  # the report of its last run, if written
+
+
+def render_index(
+    runs: Sequence[IndexRun], views: Sequence[IndexView], title: str = "featmon reports"
+) -> str:
+    """The reports index: the views' current status, then recent runs, newest first, each
+    linking to its report. Pure, self-contained like a run's page."""
+    template = environment().get_template(INDEX_TEMPLATE)
+    return template.render(title=title, runs=runs, views=views, statuses=STATUSES)

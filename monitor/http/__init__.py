@@ -1,0 +1,33 @@
+"""The daemon's HTTP sidecar: Prometheus metrics, health and readiness, HTML reports and the
+JSON API. This package is the only importer of the web framework (Starlette) and the server
+(uvicorn); the metrics arrive as a callable from `monitor.metrics`.
+
+With the daemon (`monitor.daemon.Daemon` calls `sidecar.start(daemon)` and `sidecar.stop()`):
+
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, lambda: daemon_state(daemon)())   # late-bound: daemon below
+    sidecar = DaemonSidecar(config.http, Path(config.reports.dir), Exposition(registry))
+    daemon = Daemon(path, settings, observer=metrics, sidecar=sidecar)
+
+On its own (tests, tools): `Sidecar(create_app(Services(...)), listen)` with `start()`/`stop()`;
+`start()` raises `ListenError` when the address cannot be bound.
+"""
+
+from monitor.http.app import Readiness, Services, create_app, readiness_reasons
+from monitor.http.daemon import DaemonSidecar, Serving, daemon_state
+from monitor.http.reports import report_history
+from monitor.http.server import ListenError, Sidecar, parse_listen
+
+__all__ = [
+    "DaemonSidecar",
+    "ListenError",
+    "Readiness",
+    "Services",
+    "Serving",
+    "Sidecar",
+    "create_app",
+    "daemon_state",
+    "parse_listen",
+    "readiness_reasons",
+    "report_history",
+]

@@ -1,0 +1,192 @@
+"""The JSON API: `/api/v1/status` (per feature view: last run, worst status) and
+`/api/v1/results` (history, filtered). Parsing a query is pure (`parse_results_query`) and
+every mistake is a 400 that says which parameter, what was expected and what was found."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from checks.result import JSON, Status, rfc3339, worst
+from monitor.metrics import StateSource
+from monitor.state import StateError, StateStore, StoredResult
+from monitor.state.store import MAX_LIMIT
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 100
+RESULTS_PARAMS = ("view", "check", "since", "until", "status", "limit", "run_id")
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})"
+)
+
+
+class BadRequest(ValueError):
+    """A query parameter the API cannot use; the message is the response's `detail`."""
+
+    def __init__(self, parameter: str, detail: str) -> None:
+        self.parameter = parameter
+        super().__init__(f"{parameter}: {detail}")
+
+
+@dataclass(frozen=True)
+class ResultsQuery:
+    view: str | None = None
+    check: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    status: Status | None = None
+    limit: int = DEFAULT_LIMIT
+    run_id: str | None = None
+
+
+def parse_time(name: str, text: str) -> datetime:
+    """An RFC 3339 time with its offset (`2026-11-26T06:00:00Z`, `...+02:00`)."""
+    if not _RFC3339.fullmatch(text):
+        raise BadRequest(
+            name,
+            f"expected an RFC 3339 time with an offset such as 2026-11-26T06:00:00Z, "
+            f"found {text!r}",
+        )
+    normal = text[:-1] + "+00:00" if text[-1] in "Zz" else text
+    try:
+        return datetime.fromisoformat(normal.replace("t", "T", 1))
+    except ValueError as exc:
+        raise BadRequest(name, f"expected a valid date and time, found {text!r}") from exc
+
+
+def parse_limit(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise BadRequest("limit", f"expected a whole number from 1 to {MAX_LIMIT}, found {text!r}")
+    return int(text)
+
+
+def parse_status(text: str) -> Status:
+    try:
+        return Status(text)
+    except ValueError:
+        names = ", ".join(s.value for s in Status)
+        raise BadRequest("status", f"expected one of {names}, found {text!r}") from None
+
+
+def parse_results_query(params: QueryParams) -> ResultsQuery:
+    """The filters of `/api/v1/results`. Unknown or repeated parameters are errors."""
+    for name in params:
+        if name not in RESULTS_PARAMS:
+            raise BadRequest(
+                name, f"unknown parameter; expected one of {', '.join(RESULTS_PARAMS)}"
+            )
+        if len(params.getlist(name)) > 1:
+            raise BadRequest(name, "expected the parameter once, found it repeated")
+    text = {name: params[name] for name in params}
+    for name in ("view", "check", "run_id"):
+        if name in text and not text[name]:
+            raise BadRequest(name, "expected a name, found an empty value")
+    query = ResultsQuery(
+        view=text.get("view"),
+        check=text.get("check"),
+        since=parse_time("since", text["since"]) if "since" in text else None,
+        until=parse_time("until", text["until"]) if "until" in text else None,
+        status=parse_status(text["status"]) if "status" in text else None,
+        limit=parse_limit(text["limit"]) if "limit" in text else DEFAULT_LIMIT,
+        run_id=text.get("run_id"),
+    )
+    if query.since is not None and query.until is not None and query.since >= query.until:
+        raise BadRequest(
+            "until", f"expected a time after since ({text['since']}), found {text['until']}"
+        )
+    return query
+
+
+def view_status(latest: Iterable[StoredResult]) -> list[dict[str, JSON]]:
+    """Per feature view, from each check's latest result: the worst status, the newest run
+    and the results by status. Views sorted by name."""
+    grouped: dict[str, list[StoredResult]] = {}
+    for result in latest:
+        grouped.setdefault(result.feature_view, []).append(result)
+    out: list[dict[str, JSON]] = []
+    for name in sorted(grouped):
+        members = grouped[name]
+        newest = max(members, key=lambda r: (r.scheduled_at, r.run_id))
+        counts = {s.value: 0 for s in Status}
+        for result in members:
+            counts[result.status.value] += 1
+        by_status: dict[str, JSON] = dict(counts)
+        out.append(
+            {
+                "feature_view": name,
+                "status": worst([r.status for r in members]).value,
+                "last_run": {"run_id": newest.run_id, "scheduled_at": rfc3339(newest.scheduled_at)},
+                "checks": len(members),
+                "counts": by_status,
+            }
+        )
+    return out
+
+
+def error(status_code: int, message: str, detail: str) -> JSONResponse:
+    return JSONResponse({"error": message, "detail": detail}, status_code=status_code)
+
+
+def unavailable() -> JSONResponse:
+    """The state database is not there or failed (its URL and the cause are in the log)."""
+    return error(503, "unavailable", "the state database is unavailable")
+
+
+def read_state(source: StateSource, read: Callable[[StateStore], T], what: str) -> T | None:
+    """`read(state)` on the state database of the moment, or None (logged) when there is none
+    or it failed: the caller answers 503."""
+    try:
+        with source() as state:
+            return None if state is None else read(state)
+    except StateError as exc:
+        log.error("%s: %s", what, exc)
+    except RuntimeError as exc:  # the daemon has no configuration yet, or no longer
+        log.warning("%s: %s", what, exc)
+    return None
+
+
+class Api:
+    """The JSON endpoints over the state database of the moment."""
+
+    def __init__(self, source: StateSource) -> None:
+        self._source = source
+
+    def status(self, request: Request) -> JSONResponse:
+        latest = read_state(self._source, StateStore.latest_by_check, f"GET {request.url.path}")
+        if latest is None:
+            return unavailable()
+        views = view_status(latest)
+        overall = worst([Status(str(v["status"])) for v in views]).value if views else None
+        return JSONResponse({"status": overall, "feature_views": views})
+
+    def results(self, request: Request) -> JSONResponse:
+        try:
+            query = parse_results_query(request.query_params)
+        except BadRequest as exc:
+            return error(400, "bad request", str(exc))
+        found = read_state(
+            self._source,
+            lambda state: state.results(
+                view=query.view,
+                check=query.check,
+                since=query.since,
+                until=query.until,
+                status=query.status,
+                limit=query.limit,
+                run_id=query.run_id,
+            ),
+            f"GET {request.url.path}",
+        )
+        if found is None:
+            return unavailable()
+        return JSONResponse({"count": len(found), "results": [r.as_json() for r in found]})

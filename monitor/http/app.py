@@ -1,0 +1,123 @@
+"""The sidecar's ASGI application: `create_app(services) -> Starlette`.
+
+    /metrics            Prometheus exposition (open)
+    /healthz            the process answers (open)
+    /readyz             config loaded, state database reachable, scheduler running (open)
+    /reports/           index of recent runs           (token, when configured)
+    /reports/{run_id}   the HTML report of a run       (token)
+    /api/v1/status      per view: last run, worst status (token)
+    /api/v1/results     results history, filtered      (token)
+
+Everything the endpoints read is injected through `Services`; nothing is global, so tests
+and the daemon build their own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from monitor.http.api import Api
+from monitor.http.auth import BearerAuth
+from monitor.http.reports import Reports
+from monitor.metrics import StateSource
+from monitor.state import StateError
+
+log = logging.getLogger(__name__)
+
+# Accept header in, (body, content type) out: monitor.metrics.Exposition.
+MetricsExposition = Callable[[str | None], tuple[bytes, str]]
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """What `/readyz` asks besides the state database; each is called on every probe and must
+    be cheap and must not raise."""
+
+    config_loaded: Callable[[], bool]
+    scheduler_running: Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the sidecar serves. `state` gives the state database of the moment (see
+    `monitor.metrics.StateSource`); when it gives None the daemon runs without history: the
+    JSON API and the reports index answer 503, and the sidecar is not ready. `token` None: no
+    token."""
+
+    metrics: MetricsExposition
+    state: StateSource
+    reports_dir: Path
+    readiness: Readiness
+    token: str | None = None
+
+
+def readiness_reasons(services: Services) -> dict[str, str]:
+    """Check name -> `ok` or the reason it is not ready."""
+    checks: dict[str, str] = {}
+    checks["config"] = "ok" if services.readiness.config_loaded() else "configuration not loaded"
+    checks["state"] = _state_reason(services.state)
+    checks["scheduler"] = (
+        "ok" if services.readiness.scheduler_running() else "scheduler not running"
+    )
+    return checks
+
+
+def _state_reason(source: StateSource) -> str:
+    try:
+        with source() as state:
+            if state is None:
+                return "state database unavailable"
+            state.version()  # one cheap query
+    except StateError as exc:
+        log.warning("readiness: %s", exc)
+        return "state database unreachable"
+    except RuntimeError as exc:  # the daemon has no configuration yet, or no longer
+        log.warning("readiness: %s", exc)
+        return "state database unavailable"
+    return "ok"
+
+
+def create_app(services: Services) -> Starlette:
+    """The sidecar's routes over `services`, behind the bearer token when one is set."""
+    api = Api(services.state)
+    reports = Reports(services.state, services.reports_dir)
+
+    def metrics(request: Request) -> Response:
+        body, content_type = services.metrics(request.headers.get("accept"))
+        return Response(body, headers={"Content-Type": content_type})
+
+    def healthz(_request: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    def readyz(_request: Request) -> Response:
+        checks = readiness_reasons(services)
+        reasons = [reason for reason in checks.values() if reason != "ok"]
+        if reasons:
+            body = {"status": "not ready", "reasons": reasons, "checks": checks}
+            return JSONResponse(body, status_code=503)
+        return JSONResponse({"status": "ready", "checks": checks})
+
+    def to_index(_request: Request) -> Response:
+        return RedirectResponse("/reports/", status_code=308)
+
+    routes = [
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/reports", to_index, methods=["GET"]),
+        Route("/reports/", reports.index, methods=["GET"]),
+        Route("/reports/{run_id}", reports.run, methods=["GET"]),
+        Route("/api/v1/status", api.status, methods=["GET"]),
+        Route("/api/v1/results", api.results, methods=["GET"]),
+    ]
+    middleware = [] if services.token is None else [Middleware(BearerAuth, token=services.token)]
+    return Starlette(routes=routes, middleware=middleware)

@@ -1,0 +1,312 @@
+"""The daemon's Prometheus metrics. This module is the only importer of `prometheus_client`.
+
+Two kinds of numbers, after client_python's custom-collector pattern:
+
+- What the checks measured (freshness, coverage, null ratios, schema drift, check status, the
+  time of the last run) is read from the state database at scrape time by `ResultsCollector`
+  over `StateStore.latest_by_check()`: no gauge is mutated from worker threads, the numbers
+  survive a restart, and a scrape shows exactly what the status API shows.
+- What happens while the daemon works (probe durations and errors, skipped runs, finished
+  runs, configuration reloads) is counted by `Metrics`, the `RunObserver` the scheduler calls.
+
+Everything registers on a `CollectorRegistry` the caller injects, never the global one:
+
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, source)       # the scheduler's RunObserver
+    exposition = Exposition(registry)         # what the HTTP sidecar serves at /metrics
+
+`source` gives the state database of the moment (a reload builds a new one): a callable that
+returns a context manager holding it open, `fixed_state(store)` for one that never changes.
+
+Labels carry names from config and check files (views, stores, features, checks, severities),
+never URLs, reasons or anything else that could hold a secret.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+from checks.result import RunResult, Status
+from monitor.state import StateError, StateStore, StoredResult
+from monitor.state.values import FrozenJSON
+
+log = logging.getLogger(__name__)
+
+# The state database of the moment, held open for the `with` block; None when there is none.
+StateSource = Callable[[], contextlib.AbstractContextManager[StateStore | None]]
+
+
+def fixed_state(state: StateStore | None) -> StateSource:
+    """A source that always gives `state` (tests, and a process that never reloads)."""
+    return lambda: contextlib.nullcontext(state)
+
+
+# Probe durations range from a cached Redis pipeline (milliseconds) to an offline aggregate
+# over a warehouse table (minutes).
+PROBE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+QUANTILES = (("p50", "0.5"), ("p90", "0.9"), ("p99", "0.99"), ("max", "1"))
+DRIFT_CHANGES = ("added", "removed", "retyped")
+
+
+@dataclass
+class _Families:
+    """The gauge families of one scrape, filled result by result."""
+
+    freshness: GaugeMetricFamily
+    coverage: GaugeMetricFamily
+    null_ratio: GaugeMetricFamily
+    drift: GaugeMetricFamily
+    status: GaugeMetricFamily
+    last_run: GaugeMetricFamily
+
+    @classmethod
+    def empty(cls) -> _Families:
+        return cls(
+            freshness=GaugeMetricFamily(
+                "featmon_feature_freshness_seconds",
+                "Age of a feature view's values against the run's scheduled time, by quantile "
+                "over the sampled entities (quantile 1 is the maximum).",
+                labels=["feature_view", "store", "quantile"],
+            ),
+            coverage=GaugeMetricFamily(
+                "featmon_feature_coverage_ratio",
+                "Fraction of sampled entities whose required features are present, non-null "
+                "and fresh.",
+                labels=["feature_view", "store"],
+            ),
+            null_ratio=GaugeMetricFamily(
+                "featmon_feature_null_ratio",
+                "Fraction of sampled (online) or windowed (offline) rows whose feature is null.",
+                labels=["feature_view", "feature", "store"],
+            ),
+            drift=GaugeMetricFamily(
+                "featmon_schema_drift_columns",
+                "Columns that differ from the expected schema, by change.",
+                labels=["feature_view", "store", "change"],
+            ),
+            status=GaugeMetricFamily(
+                "featmon_check_status",
+                "Latest status of a check: 0 pass, 1 warn, 2 fail, 3 error.",
+                labels=["check", "feature_view", "severity"],
+            ),
+            last_run=GaugeMetricFamily(
+                "featmon_last_run_timestamp_seconds",
+                "Scheduled time of the newest recorded run of a feature view (Unix seconds).",
+                labels=["feature_view"],
+            ),
+        )
+
+    def all(self) -> tuple[GaugeMetricFamily, ...]:
+        return (
+            self.freshness,
+            self.coverage,
+            self.null_ratio,
+            self.drift,
+            self.status,
+            self.last_run,
+        )
+
+
+class _Series:
+    """Adds samples to families, once per label set: a view with two checks of one kind on one
+    store would otherwise expose a duplicate series, which Prometheus rejects. The first check
+    (by check id) wins."""
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[str, tuple[str, ...]]] = set()
+
+    def add(self, family: GaugeMetricFamily, labels: list[str], value: float | None) -> None:
+        if value is None or math.isnan(value):
+            return
+        key = (family.name, tuple(labels))
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        family.add_metric(labels, value)
+
+
+def _number(value: FrozenJSON) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _length(value: FrozenJSON) -> float | None:
+    return float(len(value)) if isinstance(value, tuple) else None
+
+
+def result_families(latest: Iterable[StoredResult]) -> tuple[GaugeMetricFamily, ...]:
+    """The gauges of the latest results (pure: results in, metric families out). An `error`
+    result has no measurement: it shows only in `featmon_check_status`."""
+    families = _Families.empty()
+    series = _Series()
+    last_run: dict[str, datetime] = {}
+    for result in latest:
+        view, store = result.feature_view, result.store
+        series.add(
+            families.status,
+            [result.check, view, result.severity],
+            float(result.status.rank),
+        )
+        if view not in last_run or result.scheduled_at > last_run[view]:
+            last_run[view] = result.scheduled_at
+        if result.status is Status.ERROR:
+            continue
+        details = result.details
+        if result.kind == "freshness":
+            for key, quantile in QUANTILES:
+                series.add(families.freshness, [view, store, quantile], _number(details.get(key)))
+        elif result.kind == "coverage":
+            series.add(families.coverage, [view, store], result.value)
+        elif result.kind == "null_rate" and result.feature is not None:
+            series.add(families.null_ratio, [view, result.feature, store], result.value)
+        elif result.kind == "schema_drift":
+            for change in DRIFT_CHANGES:
+                series.add(families.drift, [view, store, change], _length(details.get(change)))
+    for view, moment in sorted(last_run.items()):
+        families.last_run.add_metric([view], moment.timestamp())
+    return families.all()
+
+
+class ResultsCollector(Collector):
+    """Reads the latest result of every check at scrape time. A state database that cannot be
+    read makes `featmon_state_up` 0 (logged) instead of failing the whole scrape, so the
+    daemon's own counters are still exported."""
+
+    def __init__(self, source: StateSource) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "featmon_state_up",
+            "1 when the state database answered the last scrape, 0 when it did not.",
+        )
+        latest = self._latest()
+        up.add_metric([], 0.0 if latest is None else 1.0)
+        yield up
+        if latest is not None:
+            yield from result_families(latest)
+
+    def _latest(self) -> list[StoredResult] | None:
+        try:
+            with self._source() as state:
+                return None if state is None else state.latest_by_check()
+        except StateError as exc:
+            log.error("metrics: the latest results could not be read: %s", exc)
+        except RuntimeError as exc:  # the daemon has no configuration yet, or no longer
+            log.warning("metrics: no state database to read: %s", exc)
+        return None
+
+    def describe(self) -> Iterator[Metric]:
+        """Nothing: the registry must not call `collect()` (a database read) at registration."""
+        return iter(())
+
+
+class Metrics:
+    """The `RunObserver` of the daemon, and the owner of its Prometheus metrics on `registry`.
+
+    Thread-safe (prometheus_client's metrics are) and never raises: a failure to count is
+    logged, and the run goes on."""
+
+    def __init__(self, registry: CollectorRegistry, source: StateSource) -> None:
+        registry.register(ResultsCollector(source))
+        self.probe_duration = Histogram(
+            "featmon_probe_duration_seconds",
+            "Time one probe (one store read or query for one feature view) took.",
+            ["feature_view", "store"],
+            buckets=PROBE_BUCKETS,
+            registry=registry,
+        )
+        self.probe_errors = Counter(
+            "featmon_probe_errors",
+            "Probes that could not measure (their checks are `error`).",
+            ["feature_view", "store"],
+            registry=registry,
+        )
+        self.runs = Counter(
+            "featmon_runs",
+            "Finished runs, by overall status.",
+            ["feature_view", "status"],
+            registry=registry,
+        )
+        self.runs_skipped = Counter(
+            "featmon_runs_skipped",
+            "Runs that were due while the previous run of the same view was still going.",
+            ["feature_view"],
+            registry=registry,
+        )
+        self.reload_failures = Counter(
+            "featmon_config_reload_failures",
+            "Configuration reloads that failed (the last good configuration kept running).",
+            registry=registry,
+        )
+        self.reload_ok = Gauge(
+            "featmon_config_last_reload_successful",
+            "1 when the last configuration reload succeeded (or none was tried), 0 when it failed.",
+            registry=registry,
+        )
+        self.reload_success_time = Gauge(
+            "featmon_config_last_reload_success_timestamp_seconds",
+            "When the configuration was last loaded successfully (Unix seconds).",
+            registry=registry,
+        )
+        # Built once the configuration has loaded: that first load is the last success so far.
+        self.reload_ok.set(1)
+        self.reload_success_time.set_to_current_time()
+
+    def probe_finished(self, feature_view: str, store: str, seconds: float, failed: bool) -> None:
+        try:
+            self.probe_duration.labels(feature_view, store).observe(max(0.0, seconds))
+            errors = self.probe_errors.labels(feature_view, store)  # exported at 0 from the start
+            if failed:
+                errors.inc()
+        except Exception:  # the observer contract: never raise into the run
+            log.exception("metrics: counting a probe of %s on %s failed", feature_view, store)
+
+    def run_finished(self, feature_view: str, run: RunResult) -> None:
+        try:
+            self.runs.labels(feature_view, run.status.value).inc()
+            self.runs_skipped.labels(feature_view)  # exported at 0 from the first run
+        except Exception:
+            log.exception("metrics: counting run %s failed", run.run_id)
+
+    def run_skipped(self, feature_view: str, scheduled_at: datetime) -> None:  # noqa: ARG002 - the protocol's signature
+        try:
+            self.runs_skipped.labels(feature_view).inc()
+        except Exception:
+            log.exception("metrics: counting a skipped run of %s failed", feature_view)
+
+    def config_reloaded(self, ok: bool, error: str | None) -> None:  # noqa: ARG002 - see below
+        # `error` is deliberately not exported: it may quote the file, and files hold ${VARS}.
+        try:
+            if ok:
+                self.reload_ok.set(1)
+                self.reload_success_time.set(time.time())
+            else:
+                self.reload_ok.set(0)
+                self.reload_failures.inc()
+        except Exception:
+            log.exception("metrics: counting a configuration reload failed")
+
+
+class Exposition:
+    """The body and content type of a scrape of `registry`, in the format the scraper's
+    `Accept` header asks for (Prometheus text, or OpenMetrics)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def __call__(self, accept: str | None) -> tuple[bytes, str]:
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self._registry), content_type

@@ -1,0 +1,92 @@
+"""Shared by the sidecar tests: a state database filled by running the demo, and the sidecar
+served on a free loopback port."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from alerts.report import write_report
+from checks.result import RunResult
+from monitor.app import build_app
+from monitor.demo import example_config
+from monitor.demo import store as planted
+from monitor.http import Readiness, Services, Sidecar, create_app, report_history
+from monitor.loader import load
+from monitor.metrics import Exposition, Metrics, fixed_state
+from monitor.run import run_once
+from monitor.state import StateStore
+
+NOW = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
+# The demo runs three times, ten minutes apart; the last one is at the planted NOW.
+SCHEDULES = (NOW - timedelta(minutes=20), NOW - timedelta(minutes=10), NOW)
+
+
+@dataclass(frozen=True)
+class Demo:
+    directory: Path
+    state_url: str
+    runs: tuple[RunResult, ...]  # oldest first
+
+    @property
+    def reports(self) -> Path:
+        return self.directory / "reports"
+
+
+def run_demo(directory: Path) -> Demo:
+    """Build the demo store, run its checks at each of SCHEDULES, record every run in a SQLite
+    state database and write each run's report (with history charts) as the daemon does."""
+    planted.build(directory, NOW)
+    loaded = load(example_config(), {"FEATMON_DEMO_DIR": str(directory)})
+    runs = []
+    with build_app(loaded) as app:
+        assert app.state is not None
+        for moment in SCHEDULES:
+            run = run_once(app, moment, run_id=f"{moment:%Y%m%dT%H%M%SZ}-demo")
+            app.record(run)
+            history = report_history(app.state, run)
+            write_report(run, directory / "reports", history=history, index_href="./")
+            runs.append(run)
+    return Demo(directory, f"sqlite:///{directory / 'state.db'}", tuple(runs))
+
+
+@dataclass
+class Flags:
+    """Readiness flags a test flips."""
+
+    config_loaded: bool = True
+    scheduler_running: bool = True
+
+    def readiness(self) -> Readiness:
+        return Readiness(lambda: self.config_loaded, lambda: self.scheduler_running)
+
+
+@contextlib.contextmanager
+def serve(
+    state: StateStore | None,
+    reports: Path,
+    *,
+    token: str | None = None,
+    flags: Flags | None = None,
+    registry: CollectorRegistry | None = None,
+) -> Iterator[str]:
+    """The sidecar on a free loopback port, as the daemon wires it; yields its base URL.
+    Without `registry`, a fresh one with the daemon's `Metrics` over `state`."""
+    if registry is None:
+        registry = CollectorRegistry()
+        Metrics(registry, fixed_state(state))
+    services = Services(
+        metrics=Exposition(registry),
+        state=fixed_state(state),
+        reports_dir=reports,
+        readiness=(flags or Flags()).readiness(),
+        token=token,
+    )
+    with Sidecar(create_app(services), "127.0.0.1:0") as sidecar:
+        host, port = sidecar.address
+        yield f"http://{host}:{port}"
