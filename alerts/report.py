@@ -220,10 +220,12 @@ def write_report(
     return path
 
 
-def write_report_file(run: RunResult, path: Path) -> Path:
+def write_report_file(
+    run: RunResult, path: Path, *, history: Mapping[str, Sequence[ChartPoint]] | None = None
+) -> Path:
     """Write the report of `run` to exactly `path` (atomically); creates its directory."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    _replace_atomically(path, render_report(run).encode("utf-8"))
+    _replace_atomically(path, render_report(run, history=history).encode("utf-8"))
     log.info("wrote report of run %s to %s (%s)", run.run_id, path, run.status.value)
     return path
 

@@ -16,17 +16,17 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from alerts.report import write_report, write_report_file
 from checks.duration import parse_duration
 from checks.errors import ConfigError
 from checks.result import RunResult
 from monitor import demo, schema
 from monitor.app import build_app
-from monitor.daemon import Daemon, DaemonSettings, serve
+from monitor.daemon import DaemonSettings, build_daemon, serve
 from monitor.feast import init as feast_init
 from monitor.feast.registry import RegistryError
 from monitor.format import summary_table
 from monitor.loader import Loaded, load
+from monitor.reports import write_run_report
 from monitor.run import run_once
 
 log = logging.getLogger("featmon")
@@ -175,8 +175,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     loaded = load(args.config)
-    run = _run(loaded, args.now, record=not args.no_state)
-    report = _write_report(run, args.report or Path(loaded.config.reports.dir))
+    run, report = _run(loaded, args.now, not args.no_state, args.report)
     _print_run(run, args.format, report)
     return run.exit_code
 
@@ -188,8 +187,7 @@ def _demo(args: argparse.Namespace) -> int:
     log.info("built the demo store in %s: %s", directory, built.summary)
     config_path = demo.example_config()
     loaded = load(config_path, {**os.environ, "FEATMON_DEMO_DIR": str(directory)})
-    run = _run(loaded, now, record=not args.no_state)
-    report = _write_report(run, args.report or Path(loaded.config.reports.dir))
+    run, report = _run(loaded, now, not args.no_state, args.report)
     _print_run(run, args.format, report)
     if args.format == "text":
         default = directory == (Path.cwd() / "featmon-demo").resolve()
@@ -238,8 +236,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
         misfire_grace=args.misfire_grace,
         watch_interval=args.watch_interval,
     )
-    # The Prometheus observer and the HTTP sidecar are passed here once they exist.
-    code = serve(Daemon(args.config, settings))
+    code = serve(build_daemon(args.config, settings))
     if code != 0:
         # A run outlived the grace period; its thread would hold the interpreter open.
         logging.shutdown()
@@ -253,24 +250,16 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(loaded: Loaded, now: datetime | None, record: bool = True) -> RunResult:
+def _run(
+    loaded: Loaded, now: datetime | None, record: bool, report: Path | None
+) -> tuple[RunResult, Path | None]:
+    """One run of everything: recorded in the state database, its report written (to `report`,
+    else the configured reports directory)."""
     with build_app(loaded, with_state=record) as app:
         run = run_once(app, now or datetime.now(UTC))
         app.record(run)
-        return run
-
-
-def _write_report(run: RunResult, target: Path) -> Path | None:
-    """Write the report; a report that cannot be written is logged, and the results still
-    count (the exit code is the checks', not the report's)."""
-    try:
-        if target.suffix == ".html":
-            return write_report_file(run, target)
-        return write_report(run, target)
-    except OSError as exc:
-        # No traceback: the reason is the whole story (a permission, a full disk).
-        log.error("cannot write the HTML report to %s: %s", target, exc.strerror or exc)
-        return None
+        target = report or Path(loaded.config.reports.dir)
+        return run, write_run_report(run, target, app.state)
 
 
 def _print_run(run: RunResult, fmt: str, report: Path | None) -> None:

@@ -39,9 +39,10 @@ from monitor.app import App, build_app
 from monitor.loader import Loaded, LoadedView, load
 from monitor.observer import NoObserver, RunObserver
 from monitor.probe import probe_view
+from monitor.reports import write_run_report
 from monitor.run import new_run_id
 from monitor.scheduler import ScheduleError, Scheduler, SchedulerSettings, check
-from monitor.state import StateError
+from monitor.state import StateError, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -331,8 +332,10 @@ class Daemon:
             if generation is None or view is None:
                 return  # stopping, or the view was removed by a reload
             started = time.monotonic()
-            run = _execute(generation.app, view, scheduled_at, self._observer)
-            generation.app.record(run)
+            app = generation.app
+            run = _execute(app, view, scheduled_at, self._observer)
+            app.record(run)
+            write_run_report(run, Path(app.loaded.config.reports.dir), app.state)
             self._observer.run_finished(name, run)
             counts = run.counts()
             log.info(
@@ -520,3 +523,29 @@ def serve(daemon: Daemon) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def build_daemon(path: Path, settings: DaemonSettings) -> Daemon:
+    """The daemon as `featmon run` deploys it: Prometheus metrics on a registry of its own, and
+    the HTTP sidecar on `http.listen` of the configuration (read once here: changing the listen
+    address or the reports directory needs a restart). Raises ConfigError when invalid."""
+    # The web stack loads only for the daemon.
+    from monitor.http import DaemonSidecar, daemon_state  # noqa: PLC0415
+    from monitor.metrics import Exposition, Metrics, new_registry  # noqa: PLC0415
+
+    config = load(path).config
+    registry = new_registry()
+    daemon: Daemon | None = None
+
+    @contextlib.contextmanager
+    def current_state() -> Iterator[StateStore | None]:
+        if daemon is None:
+            yield None
+            return
+        with daemon_state(daemon)() as state:
+            yield state
+
+    metrics = Metrics(registry, current_state)
+    sidecar = DaemonSidecar(config.http, Path(config.reports.dir), Exposition(registry))
+    daemon = Daemon(path, settings, observer=metrics, sidecar=sidecar)
+    return daemon

@@ -47,6 +47,11 @@ log = logging.getLogger(__name__)
 StateSource = Callable[[], contextlib.AbstractContextManager[StateStore | None]]
 
 
+def new_registry() -> CollectorRegistry:
+    """A registry of the caller's own (never prometheus_client's global one)."""
+    return CollectorRegistry()
+
+
 def fixed_state(state: StateStore | None) -> StateSource:
     """A source that always gives `state` (tests, and a process that never reloads)."""
     return lambda: contextlib.nullcontext(state)

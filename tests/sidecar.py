@@ -16,9 +16,10 @@ from checks.result import RunResult
 from monitor.app import build_app
 from monitor.demo import example_config
 from monitor.demo import store as planted
-from monitor.http import Readiness, Services, Sidecar, create_app, report_history
+from monitor.http import Readiness, Services, Sidecar, create_app
 from monitor.loader import load
 from monitor.metrics import Exposition, Metrics, fixed_state
+from monitor.reports import report_history
 from monitor.run import run_once
 from monitor.state import StateStore
 

@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from checks.errors import ConfigError
@@ -340,6 +342,9 @@ def test_featmon_run_reloads_on_sighup_and_exits_0_on_sigterm(
 ) -> None:
     """The real command: SIGHUP reloads, SIGTERM ends it with 0, one log line per run."""
     config = write_config(tmp_path, store_dir, MERCHANTS)
+    port = free_port()
+    with config.open("a", encoding="utf-8") as file:
+        file.write(f"http: {{listen: '127.0.0.1:{port}'}}\nreports: {{dir: reports}}\n")
     log_file = tmp_path / "featmon.log"
     with log_file.open("w") as log:
         process = subprocess.Popen(
@@ -353,6 +358,15 @@ def test_featmon_run_reloads_on_sighup_and_exits_0_on_sigterm(
         process.send_signal(signal.SIGHUP)
         wait_for(log_file, lambda text: "reloaded" in text)
         wait_for(log_file, lambda text: len(RUN_LINE.findall(text)) >= 3)
+        # The sidecar serves what the runs measured, and each run's report.
+        base = f"http://127.0.0.1:{port}"
+        metrics = httpx.get(f"{base}/metrics", timeout=5).text
+        assert 'featmon_check_status{check="merchant_stats.freshness@online"' in metrics
+        assert "featmon_probe_duration_seconds_bucket" in metrics
+        assert httpx.get(f"{base}/readyz", timeout=5).status_code == 200
+        run_id = RUN_LINE.findall(log_file.read_text())[0][0]
+        page = httpx.get(f"{base}/reports/{run_id}", timeout=5).text
+        assert run_id in page
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
@@ -366,6 +380,12 @@ def test_featmon_run_reloads_on_sighup_and_exits_0_on_sigterm(
     logged = sorted(run_id for run_id, _ in RUN_LINE.findall(text))
     with StateStore(f"sqlite:///{tmp_path}/state.db") as state:
         assert sorted(r.run_id for r in state.runs(limit=1000)) == logged
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def wait_for(path: Path, condition: Callable[[str], bool], timeout: float = 15) -> None:

@@ -15,7 +15,6 @@ On its own (tests, tools): `Sidecar(create_app(Services(...)), listen)` with `st
 
 from monitor.http.app import Readiness, Services, create_app, readiness_reasons
 from monitor.http.daemon import DaemonSidecar, Serving, daemon_state
-from monitor.http.reports import report_history
 from monitor.http.server import ListenError, Sidecar, parse_listen
 
 __all__ = [
@@ -29,5 +28,4 @@ __all__ = [
     "daemon_state",
     "parse_listen",
     "readiness_reasons",
-    "report_history",
 ]

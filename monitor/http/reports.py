@@ -5,13 +5,13 @@ Run ids are checked against the report-file pattern before any path is built (a 
 letters, digits, `.`, `_` and `-` that starts with a letter or digit: never a path, never
 `..`), and the file must resolve inside the reports directory.
 
-`report_history(state, run)` gives the daemon what `write_report(..., history=...)` draws.
+`monitor.reports.report_history(state, run)` gives what `write_report(..., history=...)` draws.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from html import escape
 from pathlib import Path
 
@@ -20,21 +20,19 @@ from starlette.responses import HTMLResponse, Response
 
 from alerts.report import (
     LATEST,
-    ChartPoint,
     IndexRun,
     IndexView,
     is_report_name,
     render_index,
 )
-from checks.result import RunResult, Status, worst
+from checks.result import Status, worst
 from monitor.http.api import read_state
 from monitor.metrics import StateSource
-from monitor.state import StateError, StateStore, StoredResult, StoredRun
+from monitor.state import StoredResult, StoredRun
 
 log = logging.getLogger(__name__)
 
 INDEX_RUNS = 50  # runs listed by default
-HISTORY_POINTS = 30  # values in a check's chart
 LATEST_NAME = LATEST.removesuffix(".html")
 HTML_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
@@ -43,24 +41,6 @@ HTML_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",
 }
-
-
-def report_history(
-    state: StateStore, run: RunResult, points: int = HISTORY_POINTS
-) -> Mapping[str, Sequence[ChartPoint]]:
-    """The last `points` values of each check of `run` (newest first), for its report's
-    charts. One query per check; a state outage gives no charts (logged), never an error."""
-    out: dict[str, Sequence[ChartPoint]] = {}
-    try:
-        for result in run.results:
-            out[result.check] = tuple(
-                ChartPoint(p.run_id, p.scheduled_at, p.value, p.status)
-                for p in state.history(result.check, points)
-            )
-    except StateError as exc:
-        log.error("the report of run %s has no history charts: %s", run.run_id, exc)
-        return {}
-    return out
 
 
 def report_file(directory: Path, run_id: str) -> Path | None:
