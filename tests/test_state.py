@@ -47,6 +47,9 @@ from monitor.state import (
 from monitor.state.schema import metadata
 
 T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+LATEST = len(MIGRATIONS)  # the schema version this featmon migrates to
+NEXT = LATEST + 1  # a version added by a test
+ALL = list(range(1, NEXT))
 MINUTE = timedelta(minutes=1)
 FRESHNESS = "user_stats.freshness@online"
 NULLS = "user_stats.null_rate.revenue@online"
@@ -124,7 +127,7 @@ def without_run(shown: Mapping[str, object]) -> dict[str, object]:
 
 
 def version_two(upgrade: Callable[[sa.Connection], None] | None = None) -> list[Migration]:
-    """The known migrations plus a version 2 that adds an `alert_states` table."""
+    """The known migrations plus a version NEXT that adds an `alert_states` table."""
 
     def add_alert_states(conn: sa.Connection) -> None:
         meta = sa.MetaData()
@@ -138,7 +141,7 @@ def version_two(upgrade: Callable[[sa.Connection], None] | None = None) -> list[
         if upgrade is not None:
             upgrade(conn)
 
-    return [*MIGRATIONS, Migration(2, "alert states", add_alert_states)]
+    return [*MIGRATIONS, Migration(NEXT, "alert states", add_alert_states)]
 
 
 def migrate_together(
@@ -227,11 +230,11 @@ def store(url: str) -> Iterator[StateStore]:
 # -- migrations -----------------------------------------------------------------------------------
 
 
-def test_migrate_creates_every_table_of_version_1_on_an_empty_database(url: str) -> None:
+def test_migrate_creates_every_table_on_an_empty_database(url: str) -> None:
     with StateStore(url) as state:
         assert state.version() == 0
-        assert state.migrate() == [1]
-        assert state.version() == 1
+        assert state.migrate() == ALL
+        assert state.version() == LATEST
     assert table_names(url) >= {
         "featmon_schema_version",
         "runs",
@@ -273,19 +276,19 @@ def test_migrating_a_current_database_again_applies_nothing(url: str) -> None:
         assert state.migrate() == []
     with StateStore(url) as again:
         assert again.migrate() == []
-    assert applied_versions(url) == [1]
+    assert applied_versions(url) == ALL
 
 
-def test_a_version_2_migration_adds_its_table_and_keeps_the_recorded_data(url: str) -> None:
+def test_a_new_migration_adds_its_table_and_keeps_the_recorded_data(url: str) -> None:
     with StateStore(url) as v1:
         v1.migrate()
         v1.record_run(a_run("r1", T0, freshness()))
     with StateStore(url, migrations=version_two()) as v2:
-        assert v2.migrate() == [2]
-        assert v2.version() == 2
+        assert v2.migrate() == [NEXT]
+        assert v2.version() == NEXT
         assert [r.check for r in v2.results(run_id="r1")] == [FRESHNESS]
     assert "alert_states" in table_names(url)
-    assert applied_versions(url) == [1, 2]
+    assert applied_versions(url) == [*ALL, NEXT]
 
 
 def test_a_database_migrated_by_a_newer_featmon_is_refused_and_left_alone(url: str) -> None:
@@ -293,13 +296,13 @@ def test_a_database_migrated_by_a_newer_featmon_is_refused_and_left_alone(url: s
         newer.migrate()
     with StateStore(url) as older, pytest.raises(SchemaTooNew) as raised:
         older.migrate()
-    assert (raised.value.found, raised.value.known) == (2, 1)
+    assert (raised.value.found, raised.value.known) == (NEXT, LATEST)
     assert "newer featmon" in str(raised.value)
-    assert applied_versions(url) == [1, 2]
+    assert applied_versions(url) == [*ALL, NEXT]
 
 
 def test_a_failing_migration_leaves_the_schema_at_the_previous_version(url: str) -> None:
-    """DDL is transactional on both backends: the table version 2 created is rolled back."""
+    """DDL is transactional on both backends: the table the new version created is rolled back."""
 
     def fail(conn: sa.Connection) -> None:
         conn.exec_driver_sql("SELECT no_such_column FROM runs")
@@ -309,7 +312,7 @@ def test_a_failing_migration_leaves_the_schema_at_the_previous_version(url: str)
     with StateStore(url, migrations=version_two(fail)) as v2, pytest.raises(StateError):
         v2.migrate()
     assert "alert_states" not in table_names(url)
-    assert applied_versions(url) == [1]
+    assert applied_versions(url) == ALL
 
 
 def test_concurrent_migrators_apply_each_version_exactly_once(url: str) -> None:
@@ -321,9 +324,12 @@ def test_concurrent_migrators_apply_each_version_exactly_once(url: str) -> None:
         time.sleep(0.3)
 
     outcomes = migrate_together(url, 4, version_two(slowly))
-    assert sorted(v for applied in outcomes if isinstance(applied, list) for v in applied) == [1, 2]
+    assert sorted(v for applied in outcomes if isinstance(applied, list) for v in applied) == [
+        *ALL,
+        NEXT,
+    ]
     assert [o for o in outcomes if isinstance(o, BaseException)] == []
-    assert applied_versions(url) == [1, 2]
+    assert applied_versions(url) == [*ALL, NEXT]
 
 
 def test_migrations_out_of_order_are_a_programming_error(url: str) -> None:
@@ -424,7 +430,7 @@ def test_sqlite_enforces_foreign_keys(tmp_path: Path) -> None:
             "VALUES ('c', 'no-such-run', 0, '2024-06-01 12:00:00.000000')"
         )
 
-    orphan = Migration(2, "an orphan pointer", insert_orphan)
+    orphan = Migration(NEXT, "an orphan pointer", insert_orphan)
     with (
         StateStore(f"sqlite:///{tmp_path / 'state.db'}", migrations=[*MIGRATIONS, orphan]) as state,
         pytest.raises(StateError, match="FOREIGN KEY constraint failed"),

@@ -8,22 +8,42 @@ contracts); what leaves it are the frozen values of `monitor.state.values` and `
     store = StateStore(config.state.url)   # owns its engine; store.close() disposes of it
     store.migrate()                        # once at start-up; safe from several processes
     store.record_run(run)
+    store.advance_alerts(step, now, run.run_id)  # alert state + outbox, one transaction
+    store.claim_outbox(now, lease, token)        # the delivery worker's side
 """
 
 from monitor.state.errors import SchemaTooNew, StateError
 from monitor.state.migrations import MIGRATIONS, Migration
 from monitor.state.store import StateStore
-from monitor.state.values import Baseline, HistoryPoint, RunCounts, StoredResult, StoredRun
+from monitor.state.values import (
+    AlertChange,
+    AlertDocuments,
+    Baseline,
+    HistoryPoint,
+    NewNotification,
+    OutboxRow,
+    OutboxState,
+    RunCounts,
+    StoredGroup,
+    StoredResult,
+    StoredRun,
+)
 
 __all__ = [
     "MIGRATIONS",
+    "AlertChange",
+    "AlertDocuments",
     "Baseline",
     "HistoryPoint",
     "Migration",
+    "NewNotification",
+    "OutboxRow",
+    "OutboxState",
     "RunCounts",
     "SchemaTooNew",
     "StateError",
     "StateStore",
+    "StoredGroup",
     "StoredResult",
     "StoredRun",
 ]

@@ -12,7 +12,7 @@ table), SQLite begins with `BEGIN IMMEDIATE`. A second process starting at the s
 then finds nothing left to do. A database at a version above the last known migration is
 refused with `SchemaTooNew` and left untouched.
 
-Later migrations (alert state, the outbox, silences, leases) add tables here the same way.
+Version 2 adds alert state and the outbox; later ones (silences, leases) add tables the same way.
 PostgreSQL DDL that cannot run in a transaction (CREATE INDEX CONCURRENTLY) is not supported.
 """
 
@@ -119,8 +119,61 @@ def _v1_history(conn: sa.Connection) -> None:
     meta.create_all(conn)
 
 
+def _v2_alerting(conn: sa.Connection) -> None:
+    """Alert records, the grouper's groups, the runs alerting has processed, and the outbox of
+    notifications waiting for (or done with) their receiver."""
+    meta = sa.MetaData(naming_convention=schema.NAMING)
+    time = sa.DateTime(timezone=True)
+    json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+    sa.Table(
+        "alert_records",
+        meta,
+        sa.Column("fingerprint", sa.Text, primary_key=True),
+        sa.Column("record", json, nullable=False),
+        sa.Column("updated_at", time, nullable=False),
+    )
+    sa.Table(
+        "alert_groups",
+        meta,
+        sa.Column("receiver", sa.Text, primary_key=True),
+        sa.Column("group_key", sa.Text, primary_key=True),
+        sa.Column("state", json, nullable=False),
+        sa.Column("flush_at", time, nullable=True),
+        sa.Column("updated_at", time, nullable=False),
+        sa.Index(None, "flush_at"),
+    )
+    sa.Table(
+        "alert_runs",
+        meta,
+        sa.Column("run_id", sa.Text, primary_key=True),
+        sa.Column("processed_at", time, nullable=False),
+        sa.Index(None, "processed_at"),
+    )
+    sa.Table(
+        "outbox",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("receiver", sa.Text, nullable=False),
+        sa.Column("group_key", sa.Text, nullable=False),
+        sa.Column("dedup_key", sa.Text, nullable=False),
+        sa.Column("notification", json, nullable=False),
+        sa.Column("created_at", time, nullable=False),
+        sa.Column("next_attempt_at", time, nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("state", sa.Text, nullable=False),
+        sa.Column("last_error", sa.Text, nullable=True),
+        sa.Column("delivered_at", time, nullable=True),
+        sa.Column("claim", sa.Text, nullable=True),
+        sa.Index(None, "state", "next_attempt_at"),
+        sa.Index(None, "dedup_key", unique=True),
+        sa.Index(None, "created_at"),
+    )
+    meta.create_all(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs, results, latest results, schema baselines", _v1_history),
+    Migration(2, "alert records, alert groups, alerted runs, notification outbox", _v2_alerting),
 )
 
 

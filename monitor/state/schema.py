@@ -139,3 +139,52 @@ schema_baselines = sa.Table(
     sa.Column("comment", sa.Text, nullable=True),
     sa.Index(None, "feature_view", "store", "captured_at"),
 )
+
+# -- version 2: alert state and the notification outbox ----------------------------------------
+
+alert_records = sa.Table(
+    "alert_records",
+    metadata,
+    sa.Column("fingerprint", sa.Text, primary_key=True),
+    sa.Column("record", json_type(), nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+alert_groups = sa.Table(
+    "alert_groups",
+    metadata,
+    sa.Column("receiver", sa.Text, primary_key=True),
+    sa.Column("group_key", sa.Text, primary_key=True),
+    sa.Column("state", json_type(), nullable=False),
+    sa.Column("flush_at", UtcDateTime, nullable=True),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Index(None, "flush_at"),
+)
+
+alert_runs = sa.Table(
+    "alert_runs",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("processed_at", UtcDateTime, nullable=False),
+    sa.Index(None, "processed_at"),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("receiver", sa.Text, nullable=False),
+    sa.Column("group_key", sa.Text, nullable=False),
+    sa.Column("dedup_key", sa.Text, nullable=False),
+    sa.Column("notification", json_type(), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("delivered_at", UtcDateTime, nullable=True),
+    sa.Column("claim", sa.Text, nullable=True),
+    sa.Index(None, "state", "next_attempt_at"),
+    sa.Index(None, "dedup_key", unique=True),
+    sa.Index(None, "created_at"),
+)

@@ -11,18 +11,28 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from checks.result import RunResult, Status
-from monitor.state import rows
+from monitor.state import outbox, rows
 from monitor.state.engine import Database
 from monitor.state.migrations import MIGRATIONS, Migration, current_version, migrate
 from monitor.state.schema import latest_results, results, runs, schema_baselines
-from monitor.state.values import Baseline, HistoryPoint, StoredResult, StoredRun
+from monitor.state.schema import outbox as outbox_table
+from monitor.state.values import (
+    AlertChange,
+    AlertDocuments,
+    Baseline,
+    HistoryPoint,
+    OutboxRow,
+    OutboxState,
+    StoredResult,
+    StoredRun,
+)
 
 log = logging.getLogger(__name__)
 
@@ -271,6 +281,99 @@ class StateStore:
         deleted = conn.execute(sa.delete(results).where(results.c.run_id.in_(run_ids))).rowcount
         conn.execute(sa.delete(runs).where(runs.c.run_id.in_(run_ids)))
         return run_ids, deleted
+
+    # -- alert state and the outbox -----------------------------------------------------------
+
+    def advance_alerts(
+        self,
+        step: Callable[[AlertDocuments], AlertChange],
+        now: datetime,
+        run_id: str | None = None,
+    ) -> AlertChange | None:
+        """Read the alert state, let `step` compute what follows, and write it back with the
+        notifications to enqueue, all in one transaction under the alert-state lock (replicas
+        take turns). With `run_id`, a run already processed is not processed again: the answer
+        is None and nothing is written. An exception from `step` rolls everything back."""
+        now = rows.aware(now, "now")
+        with self._db.write("advancing the alert state") as conn:
+            outbox.lock_alerts(conn)
+            if run_id is not None and outbox.run_seen(conn, run_id):
+                log.info("state database %s: run %s was alerted already", self._db.name, run_id)
+                return None
+            before = outbox.read_alerts(conn)
+            change = step(before)
+            outbox.write_alerts(conn, before, change, now)
+            if run_id is not None:
+                outbox.mark_run(conn, run_id, now)
+        return change
+
+    def alert_documents(self) -> AlertDocuments:
+        """The alert records and groups as they are now (for the API and the report)."""
+        with self._db.read("reading the alert state") as conn:
+            return outbox.read_alerts(conn)
+
+    def next_group_flush(self) -> datetime | None:
+        """When the grouper next has something to send, if anything waits."""
+        with self._db.read("reading the next group flush") as conn:
+            return outbox.next_flush(conn)
+
+    def claim_outbox(
+        self, now: datetime, lease: timedelta, token: str, limit: int = 10
+    ) -> list[OutboxRow]:
+        """Claim up to `limit` rows due at `now` for `lease` under `token` (see
+        `monitor.state.outbox`): no other claimer gets them until the lease ends."""
+        now = rows.aware(now, "now")
+        with self._db.write("claiming outbox rows") as conn:
+            return outbox.claim(conn, now, lease, _limit(limit), token)
+
+    def outbox_delivered(self, row_id: int, token: str, now: datetime) -> bool:
+        """Mark a claimed row delivered; False when the claim was lost (its lease ended)."""
+        values = {"state": OutboxState.DELIVERED.value, "delivered_at": rows.aware(now, "now")}
+        with self._db.write(f"marking outbox row {row_id} delivered") as conn:
+            return outbox.finish(conn, row_id, token, values | {"claim": None})
+
+    def outbox_retry(self, row_id: int, token: str, at: datetime, error: str) -> bool:
+        """Leave a claimed row pending until `at`, with the reason of the failed attempt."""
+        values = {"next_attempt_at": rows.aware(at, "at"), "last_error": error, "claim": None}
+        with self._db.write(f"rescheduling outbox row {row_id}") as conn:
+            return outbox.finish(conn, row_id, token, values)
+
+    def outbox_release(self, row_id: int, token: str, at: datetime) -> bool:
+        """Hand back a claimed row that was not attempted: due at `at`, its attempt uncounted."""
+        values = {
+            "next_attempt_at": rows.aware(at, "at"),
+            "attempts": outbox_table.c.attempts - 1,  # the claim counted it
+            "claim": None,
+        }
+        with self._db.write(f"releasing outbox row {row_id}") as conn:
+            return outbox.finish(conn, row_id, token, values)
+
+    def outbox_dead(self, row_id: int, token: str, error: str) -> bool:
+        """Give up on a claimed row, keeping the reason."""
+        values = {"state": OutboxState.DEAD.value, "last_error": error, "claim": None}
+        with self._db.write(f"marking outbox row {row_id} dead") as conn:
+            return outbox.finish(conn, row_id, token, values)
+
+    def outbox_rows(
+        self, state: OutboxState | None = None, limit: int = 100, receiver: str | None = None
+    ) -> list[OutboxRow]:
+        """Outbox rows in the order they were enqueued, optionally of one state or receiver."""
+        with self._db.read("reading the outbox") as conn:
+            return outbox.rows(conn, state, _limit(limit), receiver)
+
+    def next_outbox_attempt(self) -> datetime | None:
+        """The earliest `next_attempt_at` of a pending row, if any is pending."""
+        with self._db.read("reading the next outbox attempt") as conn:
+            return outbox.next_due(conn)
+
+    def prune_outbox(self, older_than: datetime) -> int:
+        """Delete delivered and dead notifications enqueued before `older_than` (and the marks
+        of runs alerted before it); returns how many notifications were deleted."""
+        cutoff = rows.aware(older_than, "older_than")
+        with self._db.write("pruning the outbox") as conn:
+            deleted = outbox.prune(conn, cutoff)
+        log.info("state database %s: pruned %d finished notifications", self._db.name, deleted)
+        return deleted
 
     # -- dialect-specific statements ----------------------------------------------------------
 

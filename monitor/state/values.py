@@ -7,6 +7,7 @@ JSON: mappings are read-only and lists are tuples, so a value can be shared betw
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -173,3 +174,70 @@ class Baseline:
             "accepted_by": self.accepted_by,
             "comment": self.comment,
         }
+
+
+# -- alert state and the outbox (version 2) ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredGroup:
+    """One group of the grouper as stored: its JSON document, and when it next wants to send."""
+
+    document: Mapping[str, JSON]
+    flush_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AlertDocuments:
+    """The alert state as the database holds it: each alert record's JSON document by
+    fingerprint, and each group by (receiver, group key)."""
+
+    records: Mapping[str, Mapping[str, JSON]]
+    groups: Mapping[tuple[str, str], StoredGroup]
+
+
+@dataclass(frozen=True)
+class NewNotification:
+    """A notification to put in the outbox. `dedup_key` identifies it: the outbox keeps one row
+    per key, so enqueueing the same notification twice keeps the first."""
+
+    receiver: str
+    group_key: str
+    dedup_key: str
+    notification: Mapping[str, JSON]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AlertChange:
+    """What one alerting step leaves behind: every record and group to keep (the others are
+    deleted) and the notifications to enqueue, all written in one transaction."""
+
+    records: Mapping[str, Mapping[str, JSON]]
+    groups: Mapping[tuple[str, str], StoredGroup]
+    outbox: tuple[NewNotification, ...] = ()
+
+
+class OutboxState(enum.Enum):
+    PENDING = "pending"  # waiting for its next attempt (or being attempted under a claim)
+    DELIVERED = "delivered"
+    DEAD = "dead"  # given up: a permanent failure, or retried past the deadline
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One notification in the outbox. `attempts` counts the claims so far (this one included
+    when the row was just claimed); `claim` is the token of the worker holding it."""
+
+    id: int
+    receiver: str
+    group_key: str
+    dedup_key: str
+    notification: Mapping[str, FrozenJSON]
+    created_at: datetime
+    next_attempt_at: datetime
+    attempts: int
+    state: OutboxState
+    last_error: str | None
+    delivered_at: datetime | None
+    claim: str | None

@@ -1,0 +1,258 @@
+"""The alert pipeline: after each run, and on the grouper's timer, from results to notifications
+waiting in the durable outbox.
+
+    alerting = Alerting(app.state, AlertingSettings.from_config(config), wake=delivery.wake)
+    alerting.after_run(run, now, report_url)   # after each run (and after App.record)
+    alerting.tick(now)                         # at alerting.next_flush(), or every few seconds
+
+Each step reads the alert records and the grouper's state, advances them with the pure
+`alerts.lifecycle.advance` and `alerts.routing.group`, and writes the new records, the new
+grouper state and the notifications due now into the outbox in one transaction
+(`StateStore.advance_alerts`): a crash before the commit loses nothing (the step did not
+happen), a crash after it doubles nothing (the outbox has it, and the step is not redone: a run
+already alerted is skipped by its run id). Sending is `monitor.delivery`'s work.
+
+Silenced and inhibited alerts are logged and counted in the `Alerted` a step returns, for the
+daemon's metrics. A stored record or group that no longer reads is logged and dropped (its
+alert starts afresh) rather than stopping alerting for every other alert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+
+from alerts.codec import CodecError, groups_from_json, groups_to_json, notification_to_json
+from alerts.lifecycle import AlertingConfig, AlertRecord, Suppressed, Transition, advance, retire
+from alerts.model import Notification
+from alerts.routing import Group, GroupState, RoutingTree, group
+from alerts.silences import Silences
+from checks.result import JSON, RunResult
+from monitor.config import Config
+from monitor.state import (
+    AlertChange,
+    AlertDocuments,
+    NewNotification,
+    StateStore,
+    StoredGroup,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AlertingSettings:
+    """What the pipeline needs from config.yaml, compiled once per (re)load."""
+
+    alerting: AlertingConfig
+    tree: RoutingTree
+    silences: Silences = field(default_factory=Silences)
+    external_url: str | None = None  # featmon's reports index, in every notification
+
+    @classmethod
+    def from_config(cls, config: Config) -> AlertingSettings:
+        kinds = {name: receiver.type for name, receiver in config.receivers.items()}
+        return cls(
+            alerting=config.alerting,
+            tree=RoutingTree.from_config(config.route, kinds),
+            silences=Silences(config.silences, config.maintenance_windows),
+            external_url=config.reports.base_url,
+        )
+
+
+@dataclass(frozen=True)
+class Alerted:
+    """What one step did: the notifications it enqueued, the due alerts a silence muted and the
+    alerts an inhibiting alert held back (fingerprint -> fingerprint of the inhibitor).
+    `skipped`: the run had been alerted already, and nothing was done."""
+
+    notifications: tuple[Notification, ...] = ()
+    suppressed: tuple[Suppressed, ...] = ()
+    inhibited: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    skipped: bool = False
+
+
+def dedup_key(notification: Notification) -> str:
+    """The identity of one notification in the outbox: its receiver, group, time and the state
+    of each alert it carries. The same step computed twice gives the same key."""
+    identity = [
+        notification.receiver,
+        notification.group_key,
+        notification.created_at.isoformat(),
+        sorted((a.fingerprint, a.state.value) for a in notification.alerts),
+    ]
+    text = json.dumps(identity, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+class Alerting:
+    """The pipeline over one state database. Holds no alert state of its own: build a new one
+    from the new settings when the configuration is reloaded."""
+
+    def __init__(
+        self,
+        state: StateStore,
+        settings: AlertingSettings,
+        wake: Callable[[], None] | None = None,
+    ) -> None:
+        self._state = state
+        self._settings = settings
+        self._wake = wake  # called after notifications were enqueued (Delivery.wake)
+
+    def after_run(self, run: RunResult, now: datetime, report_url: str | None = None) -> Alerted:
+        """Advance every alert `run` measures and enqueue what is due. Raises `StateError`
+        (nothing was written) when the state database fails."""
+        settings = self._settings
+
+        def transition(records: Mapping[str, AlertRecord]) -> Transition:
+            return advance(
+                records,
+                run,
+                settings.alerting,
+                now,
+                report_url,
+                silences=settings.silences,
+                repeat_for=settings.tree.repeat_interval,
+            )
+
+        return self._step(f"run {run.run_id}", now, transition, run.run_id)
+
+    def tick(self, now: datetime) -> Alerted:
+        """Send the groups whose wait or interval is over. Reads one row and writes nothing
+        when no group is due."""
+        due = self._state.next_group_flush()
+        if due is None or due > now:
+            return Alerted()
+        return self._step("timer", now, None, None)
+
+    def retire(self, views: Collection[str], now: datetime) -> Alerted:
+        """After a reload: resolve the alerts of feature views no longer configured."""
+        settings = self._settings
+
+        def transition(records: Mapping[str, AlertRecord]) -> Transition:
+            return retire(records, views, settings.alerting, now)
+
+        return self._step("reload", now, transition, None)
+
+    def next_flush(self) -> datetime | None:
+        """When `tick` next has something to do; None when no group waits."""
+        return self._state.next_group_flush()
+
+    # -- one step --------------------------------------------------------------------------------
+
+    def _step(
+        self,
+        what: str,
+        now: datetime,
+        transition: Callable[[Mapping[str, AlertRecord]], Transition] | None,
+        run_id: str | None,
+    ) -> Alerted:
+        done: list[Alerted] = []
+
+        def step(docs: AlertDocuments) -> AlertChange:
+            change, alerted = self._compute(docs, now, transition)
+            done.append(alerted)
+            return change
+
+        if self._state.advance_alerts(step, now, run_id) is None:
+            return Alerted(skipped=True)
+        alerted = done[-1]
+        _log_step(what, alerted)
+        if alerted.notifications and self._wake is not None:
+            self._wake()
+        return alerted
+
+    def _compute(
+        self,
+        docs: AlertDocuments,
+        now: datetime,
+        transition: Callable[[Mapping[str, AlertRecord]], Transition] | None,
+    ) -> tuple[AlertChange, Alerted]:
+        """Pure but for logging: the documents in, the change and its summary out."""
+        settings = self._settings
+        records: Mapping[str, Mapping[str, JSON]] = docs.records
+        changed = Transition(records={}, events=())
+        if transition is not None:
+            changed = transition(_read_records(docs.records))
+            records = {fp: r.as_json() for fp, r in changed.records.items()}
+        grouped = group(
+            _read_groups(docs.groups),
+            settings.tree.routed(changed.events),
+            now,
+            settings.external_url,
+        )
+        change = AlertChange(
+            records=records,
+            groups=_stored_groups(grouped.state),
+            outbox=tuple(_enqueued(n) for n in grouped.notifications),
+        )
+        alerted = Alerted(grouped.notifications, changed.suppressed, changed.inhibited)
+        return change, alerted
+
+
+def _read_records(docs: Mapping[str, Mapping[str, JSON]]) -> dict[str, AlertRecord]:
+    records: dict[str, AlertRecord] = {}
+    for fp, doc in docs.items():
+        try:
+            records[fp] = AlertRecord.from_json(doc)
+        except (TypeError, ValueError) as exc:
+            log.error("alert %s: its stored record does not read (%s); it starts afresh", fp, exc)
+    return records
+
+
+def _read_groups(docs: Mapping[tuple[str, str], StoredGroup]) -> GroupState:
+    groups: dict[tuple[str, str], Group] = {}
+    for ident, stored in sorted(docs.items()):
+        try:
+            groups.update(groups_from_json({ident: dict(stored.document)}).groups)
+        except CodecError as exc:
+            log.error("alert group of receiver %r: it does not read (%s); dropped", ident[0], exc)
+    return GroupState(MappingProxyType(groups))
+
+
+def _stored_groups(state: GroupState) -> dict[tuple[str, str], StoredGroup]:
+    docs = groups_to_json(state)
+    return {ident: StoredGroup(docs[ident], g.flush_at) for ident, g in state.groups.items()}
+
+
+def _enqueued(notification: Notification) -> NewNotification:
+    return NewNotification(
+        receiver=notification.receiver,
+        group_key=notification.group_key,
+        dedup_key=dedup_key(notification),
+        notification=notification_to_json(notification),
+        created_at=notification.created_at,
+    )
+
+
+def _log_step(what: str, alerted: Alerted) -> None:
+    for muted in alerted.suppressed:
+        log.info(
+            "alert %s (%s) is due but silenced by %s until %s",
+            muted.event.fingerprint,
+            muted.event.labels.get("alertname", ""),
+            muted.silence.id,
+            muted.silence.ends_at.isoformat(),
+        )
+    for fp, by in alerted.inhibited.items():
+        log.debug("alert %s is inhibited by %s", fp, by)
+    log.info(
+        "alerting %s: %d notifications enqueued (%s), %d silenced, %d inhibited",
+        what,
+        len(alerted.notifications),
+        _receivers(alerted.notifications),
+        len(alerted.suppressed),
+        len(alerted.inhibited),
+    )
+
+
+def _receivers(notifications: Iterable[Notification]) -> str:
+    counts: dict[str, int] = {}
+    for n in notifications:
+        counts[n.receiver] = counts.get(n.receiver, 0) + 1
+    return ", ".join(f"{name}: {count}" for name, count in sorted(counts.items())) or "none"

@@ -1,0 +1,332 @@
+"""The alert pipeline over a real state database (a SQLite file and PostgreSQL): runs become
+alert records, grouped notifications and outbox rows, in one transaction; plus the JSON codec
+of the values the outbox and the grouper keep. Runs are five minutes apart from `AT`, each
+processed at its scheduled time."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from alerts.codec import (
+    CodecError,
+    groups_from_json,
+    groups_to_json,
+    notification_from_json,
+    notification_to_json,
+)
+from alerts.lifecycle import AlertingConfig, AlertRecord
+from alerts.model import AlertState
+from alerts.routing import GroupState, RootRouteConfig, Routed, RoutingTree, group
+from alerts.silences import Silence, Silences
+from checks.result import CheckResult, FreshnessDetails, RunResult, Status, Threshold
+from monitor.alerting import Alerted, Alerting, AlertingSettings
+from monitor.config import Config
+from monitor.state import MIGRATIONS, OutboxRow, OutboxState, StateStore
+from monitor.state import outbox as outbox_sql
+from monitor.state.values import thaw
+from tests.receivers import make_alert, make_notification
+
+AT = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+STEP = timedelta(minutes=5)
+FRESH = "user_stats.freshness@online"
+PASS, FAIL = Status.PASS, Status.FAIL
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+# -- builders -------------------------------------------------------------------------------------
+
+
+def result(status: Status, check: str = FRESH, view: str = "user_stats") -> CheckResult:
+    value = 7200.0 if status is FAIL else 60.0
+    return CheckResult(
+        check=check,
+        kind="freshness",
+        feature_view=view,
+        feature=None,
+        store="redis_prod",
+        target="online",
+        status=status,
+        severity="P1",
+        value=value,
+        threshold=Threshold("max", 3600.0, None, "seconds"),
+        sample_size=100,
+        details=FreshnessDetails(p50=value, p90=value, p99=value, max=value),
+    )
+
+
+def a_run(index: int, *results: CheckResult, at: datetime = AT) -> RunResult:
+    scheduled = at + index * STEP
+    return RunResult(
+        f"run-{index}-{uuid.uuid4().hex[:6]}", scheduled, scheduled, scheduled, results
+    )
+
+
+def settings(
+    group_wait: str = "0s",
+    silences: Silences | None = None,
+    group_by: list[str] | None = None,
+    **alerting: object,
+) -> AlertingSettings:
+    """Every alert to the receiver `team`, grouped by store (or `group_by`) after `group_wait`."""
+    route = RootRouteConfig.model_validate(
+        {"receiver": "team", "group_wait": group_wait, "group_by": group_by}
+    )
+    return AlertingSettings(
+        alerting=AlertingConfig.model_validate(alerting),
+        tree=RoutingTree.from_config(route, {"team": "webhook"}),
+        silences=silences or Silences(),
+        external_url="https://featmon.example/",
+    )
+
+
+def play(alerting: Alerting, *statuses: Status, start: int = 0) -> list[Alerted]:
+    """One run of the freshness check per status, each processed at its scheduled time."""
+    out = []
+    for index, status in enumerate(statuses, start):
+        run = a_run(index, result(status))
+        out.append(alerting.after_run(run, run.scheduled_at))
+    return out
+
+
+def states(row: OutboxRow) -> list[str]:
+    return [a.state.value for a in notification_from_json(thaw(row.notification)).alerts]
+
+
+# -- fixtures -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=BACKENDS)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty state database: a SQLite file, or a fresh schema of the session's PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'featmon-state.db'}"
+        return
+    pg_url: str = request.getfixturevalue("pg_url")
+    schema = f"alerts_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(pg_url)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield (
+            sa.make_url(pg_url)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+@pytest.fixture
+def state(url: str) -> Iterator[StateStore]:
+    with StateStore(url) as store:
+        store.migrate()
+        yield store
+
+
+# -- the schema -----------------------------------------------------------------------------------
+
+
+def test_migration_2_adds_the_alert_tables_to_a_version_1_database(url: str) -> None:
+    with StateStore(url, migrations=MIGRATIONS[:1]) as v1:
+        assert v1.migrate() == [1]
+    with StateStore(url) as v2:
+        assert v2.migrate() == [2]
+        assert v2.outbox_rows() == []
+        assert v2.alert_documents().records == {}
+
+
+# -- the lifecycle through the pipeline -----------------------------------------------------------
+
+
+def test_a_check_failing_for_two_runs_is_notified_once_after_the_second(state: StateStore) -> None:
+    alerting = Alerting(state, settings(for_runs=2))
+    first, second, third = play(alerting, FAIL, FAIL, FAIL)
+    assert (len(first.notifications), len(second.notifications), len(third.notifications)) == (
+        0,
+        1,
+        0,
+    )
+    [row] = state.outbox_rows()
+    assert (row.receiver, row.state, states(row)) == ("team", OutboxState.PENDING, ["firing"])
+
+
+def test_a_healing_run_enqueues_a_resolved_notification(state: StateStore) -> None:
+    alerting = Alerting(state, settings(for_runs=2))
+    play(alerting, FAIL, FAIL, PASS)
+    assert [states(row) for row in state.outbox_rows()] == [["firing"], ["resolved"]]
+
+
+def test_a_flapping_check_is_never_notified(state: StateStore) -> None:
+    alerting = Alerting(state, settings(for_runs=2))
+    play(alerting, FAIL, PASS, FAIL, PASS, FAIL, PASS)
+    assert state.outbox_rows() == []
+
+
+def test_alert_records_survive_a_new_store_on_the_same_database(url: str) -> None:
+    """The pending streak is in the database, not the process: a restart keeps counting."""
+    with StateStore(url) as before:
+        before.migrate()
+        play(Alerting(before, settings(for_runs=2)), FAIL)
+    with StateStore(url) as after:
+        alerted = play(Alerting(after, settings(for_runs=2)), FAIL, start=1)
+        assert len(alerted[0].notifications) == 1
+
+
+def test_a_run_alerted_twice_enqueues_its_notifications_once(state: StateStore) -> None:
+    alerting = Alerting(state, settings())
+    run = a_run(0, result(FAIL))
+    assert len(alerting.after_run(run, AT).notifications) == 1
+    assert alerting.after_run(run, AT) == Alerted(skipped=True)
+    assert len(state.outbox_rows()) == 1
+
+
+def test_a_failure_while_writing_leaves_records_groups_and_outbox_as_they_were(
+    state: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The records are written before the groups fail: the transaction takes them back, and
+    the same run processed again produces the notification."""
+    alerting = Alerting(state, settings())
+    run = a_run(0, result(FAIL))
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(outbox_sql, "_write_groups", broken)
+    with pytest.raises(RuntimeError):
+        alerting.after_run(run, AT)
+    assert state.alert_documents().records == {}
+    assert state.outbox_rows() == []
+    monkeypatch.undo()
+    assert len(alerting.after_run(run, AT).notifications) == 1
+    assert len(state.outbox_rows()) == 1
+
+
+def test_a_new_group_waits_group_wait_then_the_timer_sends_it(state: StateStore) -> None:
+    alerting = Alerting(state, settings(group_wait="30s"))
+    [alerted] = play(alerting, FAIL)
+    assert alerted.notifications == ()
+    assert alerting.next_flush() == AT + timedelta(seconds=30)
+    assert alerting.tick(AT + timedelta(seconds=29)) == Alerted()
+    sent = alerting.tick(AT + timedelta(seconds=30))
+    assert [n.status for n in sent.notifications] == ["firing"]
+    assert [states(row) for row in state.outbox_rows()] == [["firing"]]
+    assert alerting.next_flush() is None
+
+
+def test_a_silenced_alert_is_counted_and_not_enqueued(state: StateStore) -> None:
+    silence = Silence.model_validate(
+        {
+            "id": "maint-1",
+            "matchers": ['feature_view="user_stats"'],
+            "starts_at": AT - STEP,
+            "ends_at": AT + STEP,
+            "created_by": "ops",
+            "comment": "backfill",
+        }
+    )
+    alerting = Alerting(state, settings(silences=Silences((silence,))))
+    [alerted] = play(alerting, FAIL)
+    assert [s.silence.id for s in alerted.suppressed] == ["maint-1"]
+    assert state.outbox_rows() == []
+
+
+def test_enqueueing_wakes_the_delivery_worker(state: StateStore) -> None:
+    woken = threading.Event()
+    play(Alerting(state, settings(), wake=woken.set), FAIL)
+    assert woken.is_set()
+
+
+def test_replicas_alerting_at_once_lose_no_record(url: str) -> None:
+    """Eight views alerted from four stores of their own at the same moment: each step reads
+    and writes under the alert-state lock, so every view's alert is kept."""
+    stores = [StateStore(url) for _ in range(4)]
+    stores[0].migrate()
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def replica(store: StateStore, views: list[str]) -> None:
+        start.wait()
+        try:
+            for view in views:
+                run = a_run(0, result(FAIL, check=f"{view}.freshness@online", view=view))
+                Alerting(store, settings(for_runs=2)).after_run(run, AT)
+        except BaseException as exc:  # noqa: BLE001 - asserted empty below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=replica, args=(s, [f"view{i}", f"view{i + 4}"]))
+        for i, s in enumerate(stores)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    records = stores[0].alert_documents().records
+    for store in stores:
+        store.close()
+    assert errors == []
+    views = {AlertRecord.from_json(doc).labels["feature_view"] for doc in records.values()}
+    assert views == {f"view{i}" for i in range(8)}
+
+
+def test_settings_from_config_route_to_the_configured_receivers() -> None:
+    config = Config.model_validate(
+        {
+            "stores": {"warehouse": {"type": "sql", "url": "sqlite:///w.db"}},
+            "checks": "checks/*.yaml",
+            "receivers": {"pd": {"type": "pagerduty", "routing_key": "k" * 32}},
+            "reports": {"base_url": "https://featmon.example/"},
+        }
+    )
+    built = AlertingSettings.from_config(config)
+    p1 = {"severity": "P1", "store": "redis_prod"}
+    assert [m.receiver for m in built.tree.route(p1)] == ["pd"]
+    assert built.external_url == "https://featmon.example/"
+
+
+# -- the codec ------------------------------------------------------------------------------------
+
+
+def test_a_notification_reads_back_equal_from_its_json() -> None:
+    resolved = make_alert(
+        "coverage", state=AlertState.RESOLVED, ends_at=AT + STEP, report_url=None, team="ml"
+    )
+    notification = make_notification(make_alert(), resolved)
+    assert notification_from_json(notification_to_json(notification)) == notification
+
+
+def test_the_grouper_state_reads_back_equal_from_its_json() -> None:
+    tree = settings(group_wait="30s").tree
+    events = [make_alert(), make_alert("coverage", state=AlertState.RESOLVED, ends_at=AT)]
+    routed = [Routed(e, tuple(tree.route(e.labels))) for e in events]
+    grouped = group(group(GroupState(), routed, AT).state, (), AT + STEP)
+    assert grouped.state.groups  # a firing alert keeps its group
+    assert groups_from_json(groups_to_json(grouped.state)) == grouped.state
+
+
+def test_a_stored_notification_missing_a_field_is_a_codec_error_naming_it() -> None:
+    doc = notification_to_json(make_notification())
+    alerts = doc["alerts"]
+    assert isinstance(alerts, list)
+    first = alerts[0]
+    assert isinstance(first, dict)
+    del first["starts_at"]
+    with pytest.raises(CodecError, match=r"notification\.alerts\[0\]\.starts_at"):
+        notification_from_json(doc)
+
+
+def test_a_notification_with_a_naive_time_is_refused() -> None:
+    doc = notification_to_json(replace(make_notification(), created_at=AT))
+    doc["created_at"] = AT.replace(tzinfo=None).isoformat()
+    with pytest.raises(CodecError, match="created_at"):
+        notification_from_json(doc)
