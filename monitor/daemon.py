@@ -37,6 +37,7 @@ from checks.result import CheckResult, RunResult
 from checks.schedule import Schedule
 from monitor.app import App, build_app
 from monitor.loader import Loaded, LoadedView, load
+from monitor.notify import AlertRuntime
 from monitor.observer import NoObserver, RunObserver
 from monitor.probe import probe_view
 from monitor.reports import write_run_report
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 
 RETENTION_KEY = "featmon:retention"  # not a view name: those cannot hold a colon
 RETENTION_SCHEDULE = Schedule(every=timedelta(hours=1))
+ALERTS_KEY = "featmon:alerts"
+ALERTS_SCHEDULE = Schedule(every=timedelta(seconds=5))  # group_wait / group_interval resolution
 _VIEW = "view:"
 
 
@@ -147,6 +150,7 @@ class _Generation:
 
     loaded: Loaded
     app: App
+    alerts: AlertRuntime | None = None  # None: no state database, nothing is alerted
     views: dict[str, LoadedView] = field(init=False)
     _users: int = 0
     _retired: bool = False
@@ -175,6 +179,8 @@ class _Generation:
             if not self._retired or self._users > 0 or self._closed:
                 return
             self._closed = True
+        if self.alerts is not None:
+            self.alerts.stop()
         self.app.close()
         log.info("closed the stores of the configuration loaded from %s", self.loaded.path)
 
@@ -220,7 +226,7 @@ class Daemon:
         """Load the configuration, build its app, and start scheduling (the state database is
         pruned at once and hourly). Raises `ConfigError` when the configuration is invalid."""
         loaded = self._load_checked()
-        generation = _Generation(loaded, self._build(loaded))
+        generation = self._generation_of(loaded, self._build(loaded))
         with self._lock:
             self._current = generation
         if self._sidecar is not None:
@@ -233,6 +239,7 @@ class Daemon:
         for name, schedule in plan.items():
             self._scheduler.put(_VIEW + name, schedule, self._job(name))
         self._scheduler.put(RETENTION_KEY, RETENTION_SCHEDULE, self._prune)
+        self._scheduler.put(ALERTS_KEY, ALERTS_SCHEDULE, self._flush_alerts)
         self._scheduler.start()
         self._watcher = _Watcher(
             lambda: watched_files(self._generation().loaded),
@@ -261,9 +268,11 @@ class Daemon:
             except Exception as exc:  # the reload boundary: a store that cannot be built
                 log.exception("reload of %s failed building the stores", self._path)
                 return self._reload_failed(f"{type(exc).__name__}: {exc}", [])
-            new = _Generation(loaded, app)
+            new = self._generation_of(loaded, app)
             with self._lock:
                 old, self._current = self._current, new
+            if new.alerts is not None:  # alerts of views no longer configured resolve
+                new.alerts.retire(list(new.views), datetime.now(UTC))
             wanted = schedules(loaded)
             plan = plan_jobs(schedules(old.loaded), wanted)
             for name in plan.remove:
@@ -336,6 +345,8 @@ class Daemon:
             run = _execute(app, view, scheduled_at, self._observer)
             app.record(run)
             write_run_report(run, Path(app.loaded.config.reports.dir), app.state)
+            if generation.alerts is not None:
+                generation.alerts.after_run(run, datetime.now(UTC))
             self._observer.run_finished(name, run)
             counts = run.counts()
             log.info(
@@ -353,6 +364,22 @@ class Daemon:
                 (run.started_at - scheduled_at).total_seconds() * 1000,
                 (time.monotonic() - started) * 1000,
             )
+
+    def _generation_of(self, loaded: Loaded, app: App) -> _Generation:
+        """A generation with its alerting started (when the app has a state database)."""
+        alerts = None
+        if app.state is not None:
+            alerts = AlertRuntime(app, self._observer.notification_outcome)
+            alerts.start()
+        else:
+            log.warning("no state database: runs are not recorded and nothing is alerted")
+        return _Generation(loaded, app, alerts)
+
+    def _flush_alerts(self, scheduled_at: datetime) -> None:
+        """Send alert groups whose group_wait or group_interval has passed."""
+        with self._run_slot(ALERTS_KEY) as generation:
+            if generation is not None and generation.alerts is not None:
+                generation.alerts.tick(max(scheduled_at, datetime.now(UTC)))
 
     def _prune(self, scheduled_at: datetime) -> None:
         with self._run_slot(RETENTION_KEY) as generation:

@@ -251,6 +251,13 @@ class Metrics:
             ["feature_view"],
             registry=registry,
         )
+        self.notifications = Counter(
+            "featmon_notifications",
+            "Delivery attempts of alert notifications, by receiver and outcome "
+            "(delivered, retried, dead).",
+            ["receiver", "outcome"],
+            registry=registry,
+        )
         self.reload_failures = Counter(
             "featmon_config_reload_failures",
             "Configuration reloads that failed (the last good configuration kept running).",
@@ -303,6 +310,12 @@ class Metrics:
                 self.reload_failures.inc()
         except Exception:
             log.exception("metrics: counting a configuration reload failed")
+
+    def notification_outcome(self, receiver: str, outcome: str) -> None:
+        try:
+            self.notifications.labels(receiver, outcome).inc()
+        except Exception:
+            log.exception("metrics: counting a notification failed")
 
 
 class Exposition:

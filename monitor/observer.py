@@ -24,6 +24,9 @@ class RunObserver(Protocol):
     def config_reloaded(self, ok: bool, error: str | None) -> None:
         """A reload was attempted; on failure the last good configuration keeps running."""
 
+    def notification_outcome(self, receiver: str, outcome: str) -> None:
+        """One delivery attempt of a notification ended: `delivered`, `retried` or `dead`."""
+
 
 class NoObserver:
     """Observes nothing (the CLI's one-shot `check`)."""
@@ -38,4 +41,7 @@ class NoObserver:
         pass
 
     def config_reloaded(self, ok: bool, error: str | None) -> None:
+        pass
+
+    def notification_outcome(self, receiver: str, outcome: str) -> None:
         pass

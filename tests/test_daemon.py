@@ -31,6 +31,7 @@ from monitor.demo import store as planted
 from monitor.loader import Loaded
 from monitor.probe import Stores
 from monitor.state import StateStore
+from tests.receivers import WEBHOOK_PATH, serving, webhook_contract
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = DaemonSettings(grace=timedelta(seconds=10), watch_interval=timedelta(seconds=0.1))
@@ -95,6 +96,7 @@ class Recorder:
         self.skipped: list[tuple[str, datetime]] = []
         self.reloads: list[tuple[bool, str | None]] = []
         self.probes: list[tuple[str, str, float, bool]] = []
+        self.notifications: list[tuple[str, str]] = []
         self._changed = threading.Condition()
 
     def probe_finished(self, feature_view: str, store: str, seconds: float, failed: bool) -> None:
@@ -114,6 +116,11 @@ class Recorder:
     def config_reloaded(self, ok: bool, error: str | None) -> None:
         with self._changed:
             self.reloads.append((ok, error))
+            self._changed.notify_all()
+
+    def notification_outcome(self, receiver: str, outcome: str) -> None:
+        with self._changed:
+            self.notifications.append((receiver, outcome))
             self._changed.notify_all()
 
     def wait(self, condition: Callable[[], bool], timeout: float = 8) -> None:
@@ -395,3 +402,35 @@ def wait_for(path: Path, condition: Callable[[str], bool], timeout: float = 15) 
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out; the log says:\n{path.read_text()}")
+
+
+def test_a_failing_check_pages_through_the_outbox_once(
+    tmp_path: Path, store_dir: Path, running: Callable[[Daemon], Daemon]
+) -> None:
+    """The daemon's whole alert path: a failing check (the orphaned online field of the demo
+    store) becomes one Alertmanager-style webhook notification, delivered and counted, not one
+    per run."""
+    with serving(webhook_contract()) as hook:
+        config = write_config(
+            tmp_path,
+            store_dir,
+            USERS.replace(
+                "{kind: freshness, max: 1d}", "{kind: schema_drift, target: online, severity: P1}"
+            ),
+        )
+        with config.open("a", encoding="utf-8") as file:
+            file.write(
+                f"receivers: {{hook: {{type: webhook, url: '{hook.url}{WEBHOOK_PATH}'}}}}\n"
+                "route: {receiver: hook, group_wait: 0s, group_interval: 1s}\n"
+            )
+        seen = Recorder()
+        daemon = running(Daemon(config, FAST, observer=seen))
+        seen.wait(lambda: ("hook", "delivered") in seen.notifications)
+        seen.wait(lambda: len(seen.runs_of("user_stats")) >= 3)
+        daemon.stop()
+        bodies = hook.bodies()
+    firing = [b for b in bodies if b["status"] == "firing"]
+    assert len(firing) == 1
+    labels = firing[0]["alerts"][0]["labels"]
+    assert labels["check"] == "user_stats.schema_drift@online"
+    assert labels["severity"] == "P1"

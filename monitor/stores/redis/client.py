@@ -36,6 +36,8 @@ from monitor.errors import ProbeTimeout, QueryFailed, StoreError, StoreUnavailab
 
 Client = redis.Redis | RedisCluster
 Fields = tuple[bytes, ...]
+_VALUE_TYPES = frozenset({bytes, type(None)})
+_NAME_TYPES = frozenset({bytes})
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,15 @@ class Connection:
         return found
 
     def _hash_read(self, values: object, names: object, width: int) -> HashRead:
+        # The usual replies, lists of bytes (and None for absent values), are taken as they
+        # are: checking their types in C costs a tenth of converting them one by one.
+        if (
+            type(values) is list
+            and type(names) is list
+            and _VALUE_TYPES.issuperset(map(type, values))
+            and _NAME_TYPES.issuperset(map(type, names))
+        ):
+            return HashRead(tuple(values), tuple(names))
         for result, command in ((values, "HMGET"), (names, "HKEYS")):
             if isinstance(result, ResponseError) and str(result).startswith("WRONGTYPE"):
                 return HashRead((None,) * width, (), wrong_type=True)

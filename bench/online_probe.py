@@ -1,0 +1,365 @@
+"""How fast featmon probes a Redis online store, against named baselines.
+
+    .venv/bin/python -m bench.online_probe [--quick] [--entities N] [--sample N] [--repeat N]
+                                           [--skip-feast]
+
+Starts a private redis-server, loads it with entities in Feast 0.67's layout (one view, four
+features), and times reading a random sample of them three ways: featmon's
+`RedisOnlineStore.read`; plain redis-py pipelined HGETALL of the same keys with the same batch
+size (the floor: bytes off the wire, nothing decoded); and Feast's own `get_online_features`,
+in Feast's virtualenv, for the same entities in one call. featmon is timed with a tenth of the
+entities loaded and again with all of them. Prints a table and the ratios against their
+targets; see bench/README.md. Exits 0 with the report, 2 when something could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import redis
+
+from bench.redis_load import BenchError, FeastLoader, FeastView, event_times, private_redis
+from checks.model import FeatureView
+from monitor.abc import EntityKey
+from monitor.config import RedisStoreConfig
+from monitor.stores.redis import RedisOnlineStore
+
+ROOT = Path(__file__).resolve().parents[1]
+FEAST_VENV = Path(os.environ.get("FEATMON_FEAST_VENV", ROOT / ".cache" / "feast-venv"))
+FEAST_SCRIPT = Path(__file__).with_name("feast_probe.py")
+FEAST_TIMEOUT = 900
+SEED = 20_240_601
+
+VIEW = FeastView(
+    project="featmon_bench",
+    name="user_stats",
+    join_key="user_id",
+    features={"revenue": "double", "orders": "int64", "segment": "string", "active": "bool"},
+)
+POOLS: dict[str, Sequence[object]] = {
+    "revenue": [round(index * 0.37, 2) for index in range(997)],
+    "orders": list(range(1009)),
+    "segment": ["bronze", "silver", "gold", "platinum", "diamond"],
+    "active": [True, False, True],
+}
+TIME_POOL = 3_601
+TARGETS = {"featmon / HGETALL": ("<=", 1.5), "Feast / featmon": (">=", 3.0), "size": ("<=", 1.2)}
+
+
+@dataclass(frozen=True)
+class Options:
+    entities: int
+    sample: int
+    repeat: int
+    warmup: int
+    skip_feast: bool
+    feast_venv: Path
+
+    @property
+    def first_stage(self) -> int:
+        """Entities loaded for the small-store measurement: a tenth, and at least the sample."""
+        return min(self.entities, max(self.entities // 10, self.sample))
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds of the timed runs of one measurement (warm-up runs left out)."""
+
+    name: str
+    seconds: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def min(self) -> float:
+        return min(self.seconds)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.online_probe", description=__doc__.split("\n\n")[0]
+    )
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--entities", type=int, default=1_000_000, help="entities loaded (1M)")
+    size.add_argument("--quick", action="store_true", help="a smoke run: 100,000 entities")
+    parser.add_argument("--sample", type=int, default=10_000, help="entities read (10,000)")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs of each (5)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (1)")
+    parser.add_argument("--skip-feast", action="store_true", help="no Feast measurement")
+    parser.add_argument(
+        "--feast-venv", type=Path, default=FEAST_VENV, help=f"Feast 0.67's venv ({FEAST_VENV})"
+    )
+    args = parser.parse_args(argv)
+    entities = 100_000 if args.quick else args.entities
+    if not 1 <= args.sample <= entities or args.repeat < 1 or args.warmup < 0:
+        parser.error("expected 1 <= --sample <= entities, --repeat >= 1 and --warmup >= 0")
+    return Options(
+        entities, args.sample, args.repeat, args.warmup, args.skip_feast, args.feast_venv
+    )
+
+
+def featmon_view() -> FeatureView:
+    """The loaded view as featmon declares it."""
+    return FeatureView.model_validate(
+        {
+            "name": VIEW.name,
+            "entity": VIEW.join_key,
+            "entity_types": {VIEW.join_key: "int64"},
+            "ttl": "1d",
+            "features": VIEW.features,
+            "online": {"store": "redis"},
+        }
+    )
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def timed(name: str, run: Callable[[], None], options: Options) -> Timing:
+    for _ in range(options.warmup):
+        run()
+    seconds = []
+    for _ in range(options.repeat):
+        started = time.perf_counter()
+        run()
+        seconds.append(time.perf_counter() - started)
+    return Timing(name, tuple(seconds))
+
+
+def featmon_read(
+    store: RedisOnlineStore, view: FeatureView, ids: Sequence[int]
+) -> Callable[[], None]:
+    """One `RedisOnlineStore.read` of `ids`, checked to find every entity undamaged."""
+    keys: list[EntityKey] = [(user_id,) for user_id in ids]
+
+    def run() -> None:
+        observation = store.read(view, keys, "online")
+        if observation.found != len(keys) or observation.decode_errors:
+            raise BenchError(
+                f"featmon found {observation.found} of {len(keys)} entities with "
+                f"{observation.decode_errors} decode errors: the load is wrong"
+            )
+
+    return run
+
+
+def hgetall(client: redis.Redis, keys: Sequence[bytes], batch: int) -> Callable[[], None]:
+    """Pipelined HGETALL of `keys`, `batch` a round trip, checked to find every hash."""
+
+    def run() -> None:
+        found = 0
+        for start in range(0, len(keys), batch):
+            pipe = client.pipeline(transaction=False)
+            for key in keys[start : start + batch]:
+                pipe.hgetall(key)
+            found += sum(1 for fields in pipe.execute() if fields)
+        if found != len(keys):
+            raise BenchError(f"HGETALL found {found} of {len(keys)} hashes: the load is wrong")
+
+    return run
+
+
+def interleaved(runs: dict[str, Callable[[], None]], options: Options) -> list[Timing]:
+    """Each run in turn, round after round, so that a burst of other load hits all alike."""
+    for _ in range(options.warmup):
+        for run in runs.values():
+            run()
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(options.repeat):
+        for name, run in runs.items():
+            started = time.perf_counter()
+            run()
+            seconds[name].append(time.perf_counter() - started)
+    return [Timing(name, tuple(values)) for name, values in seconds.items()]
+
+
+def feast_python(options: Options) -> Path:
+    python = options.feast_venv / "bin" / "python"
+    if not python.exists():
+        raise BenchError(
+            f"no Feast virtualenv at {options.feast_venv}: run `pytest -m feast` once to create "
+            "it, pass --feast-venv, or run with --skip-feast"
+        )
+    return python
+
+
+def run_feast(python: Path, command: str, spec: dict[str, object], workdir: Path) -> None:
+    path = workdir / f"feast-{command}.json"
+    path.write_text(json.dumps(spec), encoding="utf-8")
+    try:
+        done = subprocess.run(  # noqa: S603 - Feast's interpreter running our own script
+            [str(python), str(FEAST_SCRIPT), command, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=FEAST_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"feast_probe.py {command} ran past {FEAST_TIMEOUT} s") from exc
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).splitlines()[-30:])
+        raise BenchError(f"feast_probe.py {command} failed ({done.returncode}):\n{tail}")
+
+
+def feast_spec(workdir: Path, port: int) -> dict[str, object]:
+    view = {"name": VIEW.name, "join_key": VIEW.join_key, "features": VIEW.features}
+    return {"repo": str(workdir / "feature_repo"), "port": port, "project": VIEW.project,
+            "view": view}  # fmt: skip
+
+
+def feast_timing(
+    python: Path, spec: dict[str, object], ids: Sequence[int], options: Options, workdir: Path
+) -> tuple[Timing, str]:
+    """Feast's `get_online_features` of `ids` in one call, and Feast's version."""
+    out = workdir / "feast-result.json"
+    read = {**spec, "ids": list(ids), "warmup": options.warmup, "repeat": options.repeat,
+            "found_feature": "orders", "out": str(out)}  # fmt: skip
+    run_feast(python, "read", read, workdir)
+    result = json.loads(out.read_text(encoding="utf-8"))
+    if result["found"] != len(ids):
+        raise BenchError(f"Feast found {result['found']} of {len(ids)} entities: layout wrong?")
+    return Timing("Feast get_online_features", tuple(result["seconds"])), result["feast_version"]
+
+
+def load(loader: FeastLoader, first: int, last: int) -> None:
+    started = time.perf_counter()
+    loader.load(first, last)
+    elapsed = time.perf_counter() - started
+    count = last - first + 1
+    say(f"loaded {count:,} entities in {elapsed:.1f} s ({count / elapsed:,.0f} entities/s)")
+
+
+def conditions() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{os.cpu_count()} CPUs, load average {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+@dataclass(frozen=True)
+class Results:
+    timings: list[Timing]
+    small: Timing | None
+    feast_version: str | None
+
+
+def measure(options: Options, workdir: Path) -> Results:
+    """Loads the private Redis in two stages and times every reader; see the module doc."""
+    python = None if options.skip_feast else feast_python(options)
+    rng = random.Random(SEED)
+    view = featmon_view()
+    with private_redis(workdir) as server:
+        spec = feast_spec(workdir, server.port)
+        if python is not None:
+            started = time.perf_counter()
+            run_feast(python, "apply", spec, workdir)
+            say(f"feast apply took {time.perf_counter() - started:.1f} s (not timed below)")
+        times = event_times(datetime.now(UTC), TIME_POOL)
+        loader = FeastLoader(server.port, VIEW, POOLS, times)
+        config = RedisStoreConfig.model_validate(
+            {"type": "redis", "url": server.url, "layout": "feast", "project": VIEW.project}
+        )
+        store = RedisOnlineStore("bench", config, known_views=[view])
+        client = redis.Redis(host="127.0.0.1", port=server.port, protocol=2)
+        try:
+            first = options.first_stage
+            load(loader, 1, first)
+            small = None
+            if first < options.entities:
+                ids = rng.sample(range(1, first + 1), options.sample)
+                small = timed(f"featmon @ {first:,}", featmon_read(store, view, ids), options)
+                load(loader, first + 1, options.entities)
+            info = client.info("memory")
+            say(f"redis-server holds {client.dbsize():,} keys in {info['used_memory_human']}")
+            ids = rng.sample(range(1, options.entities + 1), options.sample)
+            keys = [loader.key(user_id) for user_id in ids]
+            runs = {
+                "plain redis-py HGETALL": hgetall(client, keys, config.batch_size),
+                "featmon RedisOnlineStore.read": featmon_read(store, view, ids),
+            }
+            timings = interleaved(runs, options)
+            version = None
+            if python is not None:
+                feast, version = feast_timing(python, spec, ids, options, workdir)
+                timings.append(feast)
+        finally:
+            loader.close()
+            store.close()
+            client.close()
+    return Results(timings, small, version)
+
+
+def verdict(name: str, value: float | None) -> str:
+    op, target = TARGETS[name]
+    if value is None:
+        return f"{op} {target:<4g}  n/a"
+    met = value <= target if op == "<=" else value >= target
+    return f"{op} {target:<4g}  {'PASS' if met else 'MISS'}"
+
+
+def report(options: Options, results: Results) -> None:
+    by_name = {timing.name: timing for timing in results.timings}
+    plain = by_name["plain redis-py HGETALL"]
+    featmon = by_name["featmon RedisOnlineStore.read"]
+    feast = by_name.get("Feast get_online_features")
+    rows = [
+        plain,
+        featmon,
+        *([feast] if feast else []),
+        *([results.small] if results.small else []),
+    ]
+    say("")
+    say(
+        f"{options.sample:,} of {options.entities:,} entities, {len(VIEW.features)} features, "
+        f"{options.repeat} timed runs after {options.warmup} warm-up"
+        + (f"; Feast {results.feast_version}" if results.feast_version else "")
+    )
+    say(f"{'reader':<36}{'median ms':>11}{'min ms':>10}{'entities/s':>13}")
+    for timing in rows:
+        rate = options.sample / timing.median
+        say(f"{timing.name:<36}{timing.median * 1e3:>11.1f}{timing.min * 1e3:>10.1f}{rate:>13,.0f}")
+    ratios: list[tuple[str, str, Timing | None, Timing | None]] = [
+        ("featmon / HGETALL", "featmon / plain HGETALL", featmon, plain),
+        ("Feast / featmon", "Feast / featmon", feast, featmon),
+        ("size", f"featmon@{options.entities:,} / @{options.first_stage:,}", featmon,
+         results.small),
+    ]  # fmt: skip
+    say("")
+    say(f"{'ratio (of medians; of mins)':<40}{'median':>8}{'min':>8}   target")
+    for key, label, top, bottom in ratios:
+        if top is None or bottom is None:
+            say(f"{label:<40}{'-':>8}{'-':>8}   {verdict(key, None)}")
+            continue
+        value = top.median / bottom.median
+        say(f"{label:<40}{value:>8.2f}{top.min / bottom.min:>8.2f}   {verdict(key, value)}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse_args(argv)
+    say(f"machine: {conditions()}")
+    try:
+        with tempfile.TemporaryDirectory(prefix="featmon-bench-") as workdir:
+            results = measure(options, Path(workdir))
+    except BenchError as exc:
+        print(f"online_probe: {exc}", file=sys.stderr)
+        return 2
+    report(options, results)
+    say(f"machine after: {conditions()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
