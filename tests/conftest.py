@@ -9,6 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, settings
+
+# Property tests judge results, never speed: a busy 2-core machine must not fail them.
+settings.register_profile("featmon", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("featmon")
 
 PG_ADMIN_URL = os.environ.get(
     "FEATMON_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
