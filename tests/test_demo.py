@@ -191,3 +191,13 @@ def test_check_after_demo_gives_the_same_results(
     assert {r.check: (r.status, r.value) for r in again.results} == {
         c: (r.status, r.value) for c, r in results.items()
     }
+
+
+def test_one_app_runs_again_and_again_without_errors(demo_dir: Path) -> None:
+    """The daemon reuses its stores: repeated runs on worker threads never see a connection
+    that another thread's pool closed (DuckDB refuses shared connections)."""
+    loaded = load(example_config(), {"FEATMON_DEMO_DIR": str(demo_dir)})
+    with build_app(loaded, with_state=False) as app:
+        for minutes in range(0, 40, 10):
+            run = run_once(app, NOW + timedelta(minutes=minutes))
+            assert run.counts()["error"] == 0, [r.details.as_json() for r in run.results]

@@ -51,8 +51,14 @@ def open_engine(url: str, store: str, timeout: timedelta, read_only_file: bool =
         parsed = parsed.set(database=f"file:{parsed.database}?mode=ro", query={"uri": "true"})
     elif backend == "duckdb" and parsed.database not in (None, "", ":memory:") and read_only_file:
         connect_args["read_only"] = True
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if backend == "duckdb":
+        # A DuckDB connection refuses a second caller instead of waiting, and the default pool
+        # hands one connection per thread: probes on a thread pool then meet connections that a
+        # finished thread's pool closed. A fresh connection per use is cheap and always safe.
+        options = {"poolclass": sa.pool.NullPool}
     try:
-        return sa.create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+        return sa.create_engine(parsed, connect_args=connect_args, **options)
     except (sa_exc.ArgumentError, ImportError) as exc:
         raise StoreUnavailable(store, f"cannot create an engine for {backend}: {exc}") from exc
 
