@@ -8,6 +8,9 @@ reloaded on SIGHUP or when a file changes; SIGTERM or SIGINT stops it within a g
 
 `serve(daemon)` is the same with signals, for the command line. Tests drive the methods.
 
+With a state database, a run is first claimed there (`monitor.claims`): replicas sharing the
+database run each scheduled run of each view once, and one that loses the claim skips it.
+
 A run of one view is `probe_view` at the run's **scheduled** time, a `RunResult` with its own run
 id, `App.record`, and `observer.run_finished`; any failure there becomes `error` results and never
 reaches the scheduler. Runs hold the configuration they started with: a reload swaps in a new
@@ -18,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import glob
 import logging
 import queue
 import signal
@@ -27,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Protocol
@@ -36,14 +39,16 @@ from checks.evaluate import error_result
 from checks.result import CheckResult, RunResult
 from checks.schedule import Schedule
 from monitor.app import App, build_app
+from monitor.claims import RunClaims, Ticker, holder_id
 from monitor.loader import Loaded, LoadedView, load
 from monitor.notify import AlertRuntime
 from monitor.observer import NoObserver, RunObserver
 from monitor.probe import probe_view
 from monitor.reports import write_run_report
 from monitor.run import new_run_id
-from monitor.scheduler import ScheduleError, Scheduler, SchedulerSettings, check
+from monitor.scheduler import First, ScheduleError, Scheduler, SchedulerSettings, check
 from monitor.state import StateError, StateStore
+from monitor.watch import Watcher, watched_files
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +56,24 @@ RETENTION_KEY = "featmon:retention"  # not a view name: those cannot hold a colo
 RETENTION_SCHEDULE = Schedule(every=timedelta(hours=1))
 ALERTS_KEY = "featmon:alerts"
 ALERTS_SCHEDULE = Schedule(every=timedelta(seconds=5))  # group_wait / group_interval resolution
+CLAIM_RETENTION = timedelta(days=1)  # claims matter for a misfire grace; kept a day to diagnose
 _VIEW = "view:"
+_TAKEOVER = "takeover:"
 
 
 @dataclass(frozen=True)
 class DaemonSettings:
     """`workers`: probes running at once, over all views; `grace`: how long `stop` waits for
     runs going; `misfire_grace`: a run starting later than this after its time is dropped;
-    `watch_interval`: how often config.yaml and the check files are looked at."""
+    `watch_interval`: how often config.yaml and the check files are looked at;
+    `claim_lease`: how long a run's claim outlives its holder (renewed every quarter of it):
+    after a replica dies, its run going is taken over within about this long."""
 
     workers: int = 8
     grace: timedelta = timedelta(seconds=30)
     misfire_grace: timedelta = timedelta(seconds=60)
     watch_interval: timedelta = timedelta(seconds=2)
+    claim_lease: timedelta = timedelta(seconds=5)
 
 
 class Serving(Protocol):
@@ -119,29 +129,6 @@ def schedule_problems(loaded: Loaded) -> list[Problem]:
         except ScheduleError as exc:
             problems.append(Problem(view.file, view.line, f"{view.view.name}.schedule", str(exc)))
     return problems
-
-
-FileState = tuple[str, int, int]
-
-
-def watched_files(loaded: Loaded) -> frozenset[FileState]:
-    """config.yaml and every file its check globs match now, with mtime and size (-1 when
-    missing): a different answer means a file was changed, added or removed."""
-    base = loaded.path.resolve().parent
-    paths = {loaded.path.resolve(), *(Path(f) for f in loaded.check_files)}
-    for pattern in loaded.config.check_globs:
-        found = glob.glob(pattern, root_dir=base, recursive=True)  # noqa: PTH207  (as the loader)
-        paths.update(base / m for m in found)
-    states: set[FileState] = set()
-    for path in paths:
-        try:
-            stat = path.stat()
-        except OSError:
-            states.add((str(path), -1, -1))
-            continue
-        if path.is_file():
-            states.add((str(path), stat.st_mtime_ns, stat.st_size))
-    return frozenset(states)
 
 
 @dataclass
@@ -218,7 +205,12 @@ class Daemon:
         self._running: dict[int, str] = {}  # run token -> what runs
         self._current: _Generation | None = None
         self._stopping = False
-        self._watcher: _Watcher | None = None
+        self._watcher: Watcher | None = None
+        self._claims = RunClaims(
+            holder_id(), settings.claim_lease, settings.misfire_grace, self._observer
+        )
+        self._takeovers: dict[str, tuple[str, datetime]] = {}  # once-job key -> run
+        self._tending = Ticker("featmon-claims", settings.claim_lease / 4, self._tend_claims)
 
     # -- the life cycle --------------------------------------------------------------------
 
@@ -237,11 +229,12 @@ class Daemon:
                 raise
         plan = schedules(loaded)
         for name, schedule in plan.items():
-            self._scheduler.put(_VIEW + name, schedule, self._job(name))
-        self._scheduler.put(RETENTION_KEY, RETENTION_SCHEDULE, self._prune)
+            self._scheduler.put(_VIEW + name, schedule, self._job(name), first=First.LATEST)
+        self._scheduler.put(RETENTION_KEY, RETENTION_SCHEDULE, self._prune, first=First.NOW)
         self._scheduler.put(ALERTS_KEY, ALERTS_SCHEDULE, self._flush_alerts)
         self._scheduler.start()
-        self._watcher = _Watcher(
+        self._tending.start()
+        self._watcher = Watcher(
             lambda: watched_files(self._generation().loaded),
             self._settings.watch_interval,
             self._changed,
@@ -277,7 +270,9 @@ class Daemon:
             plan = plan_jobs(schedules(old.loaded), wanted)
             for name in plan.remove:
                 self._scheduler.remove(_VIEW + name)
-            for name in (*plan.add, *plan.reschedule):
+            for name in plan.add:
+                self._scheduler.put(_VIEW + name, wanted[name], self._job(name), first=First.LATEST)
+            for name in plan.reschedule:
                 self._scheduler.put(_VIEW + name, wanted[name], self._job(name))
             old.retire()
         log.info(
@@ -309,6 +304,7 @@ class Daemon:
             log.warning(
                 "%d runs still going after %.0f s, not waited for: %s", len(going), grace, going
             )
+        self._tending.stop()  # the claims of runs not waited for end with their lease
         if self._sidecar is not None:
             self._sidecar.stop()
         if self._current is not None:
@@ -335,35 +331,98 @@ class Daemon:
     def _job(self, name: str) -> Callable[[datetime], None]:
         return lambda scheduled_at: self._run_view(name, scheduled_at)
 
-    def _run_view(self, name: str, scheduled_at: datetime) -> None:
+    def _run_view(self, name: str, scheduled_at: datetime, *, claimed: bool = False) -> None:
+        """Run `name` at `scheduled_at` once it is claimed (`claimed`: it was taken over)."""
         with self._run_slot(name) as generation:
             view = None if generation is None else generation.views.get(name)
-            if generation is None or view is None:
-                return  # stopping, or the view was removed by a reload
-            started = time.monotonic()
-            app = generation.app
-            run = _execute(app, view, scheduled_at, self._observer)
-            app.record(run)
-            write_run_report(run, Path(app.loaded.config.reports.dir), app.state)
-            if generation.alerts is not None:
-                generation.alerts.after_run(run, datetime.now(UTC))
-            self._observer.run_finished(name, run)
-            counts = run.counts()
-            log.info(
-                "run %s of view %s: %s, %d checks (%d pass, %d warn, %d fail, %d error), "
-                "scheduled at %s, started %.0f ms late, took %.0f ms",
-                run.run_id,
-                name,
-                run.status.value,
-                len(run.results),
-                counts["pass"],
-                counts["warn"],
-                counts["fail"],
-                counts["error"],
-                scheduled_at.isoformat(),
-                (run.started_at - scheduled_at).total_seconds() * 1000,
-                (time.monotonic() - started) * 1000,
-            )
+            if generation is None or view is None:  # stopping, or removed by a reload
+                if claimed:
+                    self._claims.drop((name, scheduled_at))
+                return
+            state = generation.app.state
+            if state is None:
+                self._run_claimed(generation, view, scheduled_at, None)
+                return
+            if not claimed and not self._claims.claim(state, name, scheduled_at):
+                return
+            settled = False
+            try:
+                settled = self._run_claimed(generation, view, scheduled_at, self._claims.holder)
+            finally:
+                if settled:
+                    self._claims.drop((name, scheduled_at))
+                else:  # not recorded: the claim is finished on its own
+                    self._claims.finish(state, name, scheduled_at)
+
+    def _run_taken_over(self, key: str, name: str, scheduled_at: datetime) -> None:
+        with self._lock:
+            self._takeovers.pop(key, None)
+        self._run_view(name, scheduled_at, claimed=True)
+
+    def _run_claimed(
+        self, generation: _Generation, view: LoadedView, scheduled_at: datetime, holder: str | None
+    ) -> bool:
+        """Probe, record (finishing the claim of `holder` in the same transaction), report and
+        alert; True when the claim was settled by the recording."""
+        name = view.view.name
+        started = time.monotonic()
+        app = generation.app
+        run = _execute(app, view, scheduled_at, self._observer)
+        if app.state is not None:
+            try:
+                claim = None if holder is None else (name, holder)
+                if not app.state.record_run(run, claim):
+                    log.warning(
+                        "run %s of view %s not recorded: its claim was taken over by another "
+                        "replica (the lease of %s ran out), which records it",
+                        run.run_id,
+                        name,
+                        self._settings.claim_lease,
+                    )
+                    return True
+            except StateError as exc:
+                log.error("run %s was not recorded in the state database: %s", run.run_id, exc)
+                return False
+        write_run_report(run, Path(app.loaded.config.reports.dir), app.state)
+        if generation.alerts is not None:
+            generation.alerts.after_run(run, datetime.now(UTC))
+        self._observer.run_finished(name, run)
+        counts = run.counts()
+        log.info(
+            "run %s of view %s: %s, %d checks (%d pass, %d warn, %d fail, %d error), "
+            "scheduled at %s, started %.0f ms late, took %.0f ms",
+            run.run_id,
+            name,
+            run.status.value,
+            len(run.results),
+            counts["pass"],
+            counts["warn"],
+            counts["fail"],
+            counts["error"],
+            scheduled_at.isoformat(),
+            (run.started_at - scheduled_at).total_seconds() * 1000,
+            (time.monotonic() - started) * 1000,
+        )
+        return holder is not None
+
+    def _tend_claims(self) -> None:
+        """Renew the claims of the runs going here; take over abandoned runs (see
+        `monitor.claims`), each run then on the worker pool."""
+        with self._lock:
+            generation = None if self._stopping else self._current
+        if generation is None or generation.app.state is None:
+            return
+        now = datetime.now(UTC)
+        generation.acquire()
+        try:
+            taken = self._claims.tend(generation.app.state, frozenset(generation.views), now)
+        finally:
+            generation.release()
+        for name, at in taken:
+            key = f"{_TAKEOVER}{name}@{at.isoformat()}"
+            with self._lock:
+                self._takeovers[key] = (name, at)
+            self._scheduler.once(key, at, partial(self._run_taken_over, key, name))
 
     def _generation_of(self, loaded: Loaded, app: App) -> _Generation:
         """A generation with its alerting started (when the app has a state database)."""
@@ -386,8 +445,10 @@ class Daemon:
             state = None if generation is None else generation.app.state
             if generation is None or state is None:
                 return
+            retention = generation.loaded.config.state.retention
             try:
-                state.prune(scheduled_at - generation.loaded.config.state.retention)
+                state.prune(scheduled_at - retention)
+                state.prune_run_claims(scheduled_at - min(retention, CLAIM_RETENTION))
             except StateError as exc:
                 log.error("pruning the state database failed, retried in an hour: %s", exc)
 
@@ -427,6 +488,10 @@ class Daemon:
         self._observer.run_skipped(name, scheduled_at)
 
     def _missed(self, key: str, scheduled_at: datetime) -> None:
+        with self._lock:
+            taken = self._takeovers.pop(key, None)
+        if taken is not None:  # not run: its claim ends with its lease, and is found lost
+            self._claims.drop(taken)
         log.warning(
             "run of %s scheduled at %s dropped: no worker was free within the misfire grace "
             "of %s (raise --workers)",
@@ -481,47 +546,6 @@ def _execute(
         finished_at=datetime.now(UTC),
         results=tuple(results),
     )
-
-
-class _Watcher:
-    """A thread that calls `changed()` when `look()` answers differently from the last time,
-    and then the same for one more interval (so that a file being written is read whole)."""
-
-    def __init__(
-        self,
-        look: Callable[[], frozenset[FileState]],
-        interval: timedelta,
-        changed: Callable[[], None],
-    ) -> None:
-        self._look = look
-        self._interval = interval.total_seconds()
-        self._changed = changed
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="featmon-watch", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout=self._interval + 5)
-
-    def _watch(self) -> None:
-        last = self._look()
-        pending: frozenset[FileState] | None = None
-        while not self._stop.wait(self._interval):
-            try:
-                seen = self._look()
-                if seen == last:
-                    pending = None
-                elif seen == pending:  # unchanged for one interval: the writer is done
-                    last, pending = seen, None
-                    self._changed()
-                else:
-                    pending = seen
-            except Exception:  # the watcher's boundary: one bad poll must not end watching
-                log.exception("watching the configuration files failed")
 
 
 def serve(daemon: Daemon) -> int:

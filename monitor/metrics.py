@@ -7,7 +7,7 @@ Two kinds of numbers, after client_python's custom-collector pattern:
   over `StateStore.latest_by_check()`: no gauge is mutated from worker threads, the numbers
   survive a restart, and a scrape shows exactly what the status API shows.
 - What happens while the daemon works (probe durations and errors, skipped runs, finished
-  runs, configuration reloads) is counted by `Metrics`, the `RunObserver` the scheduler calls.
+  runs, runs claimed by another replica or lost, configuration reloads) is counted by `Metrics`, the `RunObserver` the scheduler calls.
 
 Everything registers on a `CollectorRegistry` the caller injects, never the global one:
 
@@ -251,6 +251,19 @@ class Metrics:
             ["feature_view"],
             registry=registry,
         )
+        self.runs_claimed_elsewhere = Counter(
+            "featmon_runs_claimed_elsewhere",
+            "Scheduled runs that another daemon replica claimed (it runs them, not this one).",
+            ["feature_view"],
+            registry=registry,
+        )
+        self.runs_lost = Counter(
+            "featmon_runs_lost",
+            "Scheduled runs that never ran: the claim could not be written, or its holder "
+            "died and no replica took it over within the misfire grace.",
+            ["feature_view"],
+            registry=registry,
+        )
         self.notifications = Counter(
             "featmon_notifications",
             "Delivery attempts of alert notifications, by receiver and outcome "
@@ -298,6 +311,18 @@ class Metrics:
             self.runs_skipped.labels(feature_view).inc()
         except Exception:
             log.exception("metrics: counting a skipped run of %s failed", feature_view)
+
+    def run_claimed_elsewhere(self, feature_view: str, scheduled_at: datetime) -> None:  # noqa: ARG002 - the protocol's signature
+        try:
+            self.runs_claimed_elsewhere.labels(feature_view).inc()
+        except Exception:
+            log.exception("metrics: counting a run claimed elsewhere of %s failed", feature_view)
+
+    def run_lost(self, feature_view: str, scheduled_at: datetime) -> None:  # noqa: ARG002 - the protocol's signature
+        try:
+            self.runs_lost.labels(feature_view).inc()
+        except Exception:
+            log.exception("metrics: counting a lost run of %s failed", feature_view)
 
     def config_reloaded(self, ok: bool, error: str | None) -> None:  # noqa: ARG002 - see below
         # `error` is deliberately not exported: it may quote the file, and files hold ${VARS}.

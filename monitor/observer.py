@@ -21,6 +21,13 @@ class RunObserver(Protocol):
     def run_skipped(self, feature_view: str, scheduled_at: datetime) -> None:
         """A run was due while the previous run of the same view was still going."""
 
+    def run_claimed_elsewhere(self, feature_view: str, scheduled_at: datetime) -> None:
+        """Another daemon replica claimed (and runs, or ran) this scheduled run."""
+
+    def run_lost(self, feature_view: str, scheduled_at: datetime) -> None:
+        """A scheduled run was never run: its claim could not be written, or its holder died
+        and no replica took it over within the misfire grace."""
+
     def config_reloaded(self, ok: bool, error: str | None) -> None:
         """A reload was attempted; on failure the last good configuration keeps running."""
 
@@ -38,6 +45,12 @@ class NoObserver:
         pass
 
     def run_skipped(self, feature_view: str, scheduled_at: datetime) -> None:
+        pass
+
+    def run_claimed_elsewhere(self, feature_view: str, scheduled_at: datetime) -> None:
+        pass
+
+    def run_lost(self, feature_view: str, scheduled_at: datetime) -> None:
         pass
 
     def config_reloaded(self, ok: bool, error: str | None) -> None:

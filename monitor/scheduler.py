@@ -9,6 +9,13 @@ thread pool, never overlaps itself (`max_instances=1`: a run due while the previ
 going is reported to `on_skipped`, not queued), coalesces the runs missed during a pause into
 one, and is dropped (reported to `on_missed`) when it starts later than the misfire grace time.
 
+Scheduled times are the same in every process, whenever it started, so that daemon replicas can
+agree on which run is which (`monitor.claims`): an `every` interval is laid on a grid anchored
+at the Unix epoch plus an offset of whole seconds taken from a hash of the job's key (views
+spread over the interval, and the spread is the same everywhere); cron times are absolute.
+Jitter delays the start of a run by a random amount, but the time handed to the job stays the
+grid time.
+
 Cron expressions are standard cron: weekday 0 and 7 are Sunday, as in crontab(5). APScheduler 3
 counts weekdays from Monday, so the weekday field is translated to day names here. `L`, `W` and
 `#` are not supported, and when both day-of-month and weekday are restricted a run needs both to
@@ -17,9 +24,13 @@ match (crontab needs either).
 
 from __future__ import annotations
 
+import enum
+import hashlib
 import logging
 import random
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,8 +46,9 @@ from apscheduler.events import (
 )
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
+from apscheduler.triggers.date import DateTrigger
 
 from checks.schedule import Schedule
 
@@ -63,6 +75,17 @@ class SchedulerSettings:
             raise ValueError(f"expected at least 1 worker, found {self.workers}")
         if self.misfire_grace < timedelta(seconds=1):
             raise ValueError(f"expected a misfire grace of 1s or more, found {self.misfire_grace}")
+
+
+class First(enum.Enum):
+    """When a job put now first runs. `NEXT`: at its next scheduled time from now. `LATEST`:
+    at its latest scheduled time if that is still within the misfire grace (so a daemon that
+    starts or restarts just after a run was due runs it late rather than skip it), else at the
+    next. `NOW`: at once, off the grid, and on the grid afterwards."""
+
+    NEXT = "next"
+    LATEST = "latest"
+    NOW = "now"
 
 
 def _ignore(key: str, scheduled_at: datetime) -> None:
@@ -93,6 +116,7 @@ class Scheduler:
             },
             timezone=UTC,
         )
+        self._triggers: dict[str, _GridTrigger] = {}  # by key, to map fire times to the grid
         self._scheduler.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES)
         self._scheduler.add_listener(self._missed, EVENT_JOB_MISSED)
 
@@ -108,25 +132,42 @@ class Scheduler:
             self._scheduler.shutdown(wait=False)
             log.info("scheduler stopped")
 
-    def put(self, key: str, schedule: Schedule, job: Job, now: datetime | None = None) -> None:
-        """Add the job `key`, or replace its schedule and function. An `every` job first runs at
-        once (within its jitter), a cron job at its next time. Raises `ScheduleError`."""
+    def put(
+        self,
+        key: str,
+        schedule: Schedule,
+        job: Job,
+        now: datetime | None = None,
+        first: First = First.NEXT,
+    ) -> None:
+        """Add the job `key`, or replace its schedule and function; it first runs as `first`
+        says. Raises `ScheduleError`."""
         check(schedule)
         now = now or datetime.now(UTC)
-        trigger, first = _trigger(schedule, now)
+        trigger = _GridTrigger(grid_of(key, schedule), schedule.jitter.total_seconds())
+        if first is First.NOW:
+            start: datetime | None = now
+        elif first is First.LATEST:
+            start = trigger.get_next_fire_time(None, now - self._settings.misfire_grace)
+        else:
+            start = trigger.get_next_fire_time(None, now)
+        self._triggers[key] = trigger
         self._scheduler.add_job(
-            _Timed(job),
-            trigger,
-            id=key,
-            name=key,
-            replace_existing=True,
-            next_run_time=first,
+            _Timed(job), trigger, id=key, name=key, replace_existing=True, next_run_time=start
+        )
+
+    def once(self, key: str, scheduled_at: datetime, job: Job) -> None:
+        """Run `job` once, handed `scheduled_at`, as soon as a worker is free, unless that is
+        later than the misfire grace after `scheduled_at` (then `on_missed` hears of it)."""
+        self._scheduler.add_job(
+            _Timed(job), DateTrigger(scheduled_at, UTC), id=key, name=key, replace_existing=True
         )
 
     def remove(self, key: str) -> None:
         """Remove the job `key` (a run already going finishes); unknown keys are ignored."""
         if self._scheduler.get_job(key) is not None:
             self._scheduler.remove_job(key)
+        self._triggers.pop(key, None)
 
     def keys(self) -> frozenset[str]:
         return frozenset(job.id for job in self._scheduler.get_jobs())
@@ -139,10 +180,14 @@ class Scheduler:
 
     def _skipped(self, event: JobSubmissionEvent) -> None:
         for moment in event.scheduled_run_times[-1:]:
-            self._on_skipped(event.job_id, moment.astimezone(UTC))
+            self._on_skipped(event.job_id, self._grid_time(event.job_id, moment))
 
     def _missed(self, event: JobExecutionEvent) -> None:
-        self._on_missed(event.job_id, event.scheduled_run_time.astimezone(UTC))
+        self._on_missed(event.job_id, self._grid_time(event.job_id, event.scheduled_run_time))
+
+    def _grid_time(self, key: str, fired: datetime) -> datetime:
+        trigger = self._triggers.get(key)
+        return (fired if trigger is None else trigger.grid_time(fired)).astimezone(UTC)
 
 
 def check(schedule: Schedule) -> None:
@@ -152,33 +197,84 @@ def check(schedule: Schedule) -> None:
         _cron(schedule.cron, zone, 0.0)
 
 
-def next_time(schedule: Schedule, now: datetime) -> datetime | None:
-    """When a job put at `now` on `schedule` first runs (without jitter). Raises
-    `ScheduleError`."""
-    unjittered = schedule.model_copy(update={"jitter": timedelta(0)})
-    trigger, first = _trigger(unjittered, now)
-    if first is not None:
-        return first
-    moment = trigger.get_next_fire_time(None, now)  # type: ignore[attr-defined]
-    return moment.astimezone(UTC) if isinstance(moment, datetime) else None
+def next_time(schedule: Schedule, now: datetime, key: str = "") -> datetime | None:
+    """The first scheduled time at or after `now` of the job `key` on `schedule` (without
+    jitter). Raises `ScheduleError`."""
+    check(schedule)
+    return grid_of(key, schedule)(now)
 
 
-def _trigger(schedule: Schedule, now: datetime) -> tuple[object, datetime | None]:
-    """The APScheduler trigger of `schedule` and the job's first run time (None: the trigger's)."""
-    zone = _zone(schedule.timezone)
-    jitter = schedule.jitter.total_seconds()
+def grid_offset(key: str, every: timedelta) -> timedelta:
+    """Where on an `every` interval the job `key` runs: whole seconds from 0 to `every` less
+    one, the same in every process (a hash of the key, not Python's salted `hash`)."""
+    seconds = int(every.total_seconds())
+    digest = hashlib.sha256(key.encode()).digest()
+    return timedelta(seconds=int.from_bytes(digest[:8], "big") % seconds) if seconds else _ZERO
+
+
+def grid_of(key: str, schedule: Schedule) -> Callable[[datetime], datetime | None]:
+    """The function from a moment to the job's first scheduled time at or after it."""
     if schedule.cron is not None:
-        return _cron(schedule.cron, zone, jitter), None
+        cron = _cron(schedule.cron, _zone(schedule.timezone), 0.0)
+
+        def next_cron(moment: datetime) -> datetime | None:
+            found = cron.get_next_fire_time(None, moment)  # type: ignore[attr-defined]
+            return found.astimezone(UTC) if isinstance(found, datetime) else None
+
+        return next_cron
     assert schedule.every is not None  # noqa: S101  (Schedule has exactly one of the two)
-    trigger = IntervalTrigger(
-        seconds=schedule.every.total_seconds(),
-        start_date=now,
-        timezone=zone,
-        jitter=jitter or None,
-    )
-    # Jitter spreads the first runs of many views started together, as it spreads the others.
-    first = now + timedelta(seconds=random.uniform(0, jitter)) if jitter else now  # noqa: S311  (load spreading, not cryptography)
-    return trigger, first
+    interval = _micros(schedule.every)
+    anchor = _micros(grid_offset(key, schedule.every))
+
+    def next_interval(moment: datetime) -> datetime:
+        since = _micros(moment - _EPOCH) - anchor
+        steps = -(-since // interval)  # ceiling division, in exact integers
+        return _EPOCH + timedelta(microseconds=anchor + steps * interval)
+
+    return next_interval
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ZERO = timedelta(0)
+_TICK = timedelta(microseconds=1)
+
+
+def _micros(span: timedelta) -> int:
+    return (span.days * 86_400 + span.seconds) * 1_000_000 + span.microseconds
+
+
+class _GridTrigger(BaseTrigger):  # type: ignore[misc]  # apscheduler is untyped
+    """An APScheduler trigger over a grid of scheduled times, each fired up to `jitter`
+    seconds late. It remembers the grid time of the fire times it handed out, so that the
+    executor gives the job its grid time, not the jittered one."""
+
+    def __init__(self, grid: Callable[[datetime], datetime | None], jitter: float) -> None:
+        self._grid = grid
+        self._jitter = jitter
+        self._fired: OrderedDict[datetime, datetime] = OrderedDict()  # fire time -> grid time
+        self._lock = threading.Lock()
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        after = now if previous_fire_time is None else self.grid_time(previous_fire_time) + _TICK
+        grid = self._grid(after)
+        if grid is None or not self._jitter:
+            return grid
+        fire = grid + timedelta(seconds=random.uniform(0, self._jitter))  # noqa: S311  (load spreading, not cryptography)
+        with self._lock:
+            self._fired[fire] = grid
+            while len(self._fired) > _REMEMBERED:
+                self._fired.popitem(last=False)
+        return fire
+
+    def grid_time(self, fired: datetime) -> datetime:
+        """The grid time of a fire time this trigger handed out (itself when not jittered)."""
+        with self._lock:
+            return self._fired.get(fired, fired)
+
+
+_REMEMBERED = 64  # fire times kept: a job has one pending, and a skip event reads one more
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -264,7 +360,9 @@ class _ScheduledTimeExecutor(ThreadPoolExecutor):  # type: ignore[misc]  # apsch
 
     def _do_submit_job(self, job: _ApsJob, run_times: list[datetime]) -> None:
         run_time = run_times[-1]
-        super()._do_submit_job(_BoundJob(job, run_time), [run_time])
+        trigger = getattr(job, "trigger", None)
+        grid = trigger.grid_time(run_time) if isinstance(trigger, _GridTrigger) else run_time
+        super()._do_submit_job(_BoundJob(job, grid), [run_time])
 
 
 class _ApsJob(Protocol):
@@ -279,13 +377,14 @@ class _ApsJob(Protocol):
 
 
 class _BoundJob:
-    """An `_ApsJob` whose `func` is bound to one scheduled run time."""
+    """An `_ApsJob` whose `func` is bound to one scheduled (grid) time; APScheduler's misfire
+    check still sees the time it fired at (the grid time plus any jitter)."""
 
-    def __init__(self, job: _ApsJob, run_time: datetime) -> None:
+    def __init__(self, job: _ApsJob, grid_time: datetime) -> None:
         self.id: str = job.id
         self._jobstore_alias: str = job._jobstore_alias
         self.misfire_grace_time: int | None = job.misfire_grace_time
-        self.func = partial(job.func, run_time.astimezone(UTC))
+        self.func = partial(job.func, grid_time.astimezone(UTC))
         self.args: tuple[Any, ...] = tuple(job.args)
         self.kwargs: dict[str, Any] = dict(job.kwargs)
         self._name = str(job)

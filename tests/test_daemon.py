@@ -94,6 +94,8 @@ class Recorder:
     def __init__(self) -> None:
         self.runs: list[tuple[str, RunResult]] = []
         self.skipped: list[tuple[str, datetime]] = []
+        self.elsewhere: list[tuple[str, datetime]] = []
+        self.lost: list[tuple[str, datetime]] = []
         self.reloads: list[tuple[bool, str | None]] = []
         self.probes: list[tuple[str, str, float, bool]] = []
         self.notifications: list[tuple[str, str]] = []
@@ -111,6 +113,15 @@ class Recorder:
     def run_skipped(self, feature_view: str, scheduled_at: datetime) -> None:
         with self._changed:
             self.skipped.append((feature_view, scheduled_at))
+            self._changed.notify_all()
+
+    def run_claimed_elsewhere(self, feature_view: str, scheduled_at: datetime) -> None:
+        with self._changed:
+            self.elsewhere.append((feature_view, scheduled_at))
+
+    def run_lost(self, feature_view: str, scheduled_at: datetime) -> None:
+        with self._changed:
+            self.lost.append((feature_view, scheduled_at))
             self._changed.notify_all()
 
     def config_reloaded(self, ok: bool, error: str | None) -> None:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from checks.schedule import Schedule
 from monitor.scheduler import (
+    First,
     ScheduleError,
     Scheduler,
     SchedulerSettings,
     check,
+    grid_offset,
     next_time,
     weekday_names,
 )
@@ -44,8 +48,128 @@ def test_a_cron_schedule_runs_at_its_time_in_its_zone() -> None:
     assert next_time(schedule, MONDAY) == datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 
 
-def test_an_interval_schedule_runs_at_once() -> None:
-    assert next_time(Schedule(every=timedelta(minutes=5)), MONDAY) == MONDAY
+def test_an_interval_is_anchored_to_the_epoch_plus_the_keys_offset() -> None:
+    """`every: 5m` runs at the same second of each 5-minute slot of the clock, whenever the
+    scheduler was started: the key's whole-second offset after the epoch's 5-minute grid."""
+    every = Schedule(every=timedelta(minutes=5))
+    offset = grid_offset("view:user_stats", timedelta(minutes=5))
+    assert timedelta(0) <= offset < timedelta(minutes=5)
+    assert offset.microseconds == 0
+    for started in (
+        MONDAY,
+        MONDAY + timedelta(seconds=1),
+        MONDAY + timedelta(minutes=4, seconds=59),
+    ):
+        assert next_time(every, started, "view:user_stats") == MONDAY + offset + (
+            timedelta(0) if started <= MONDAY + offset else timedelta(minutes=5)
+        )
+
+
+def test_different_keys_spread_over_the_interval_and_each_offset_is_stable() -> None:
+    """Offsets are a hash of the key, not Python's per-process salted `hash`."""
+    every = timedelta(seconds=60)
+    offsets = {grid_offset(f"view:v{k}", every) for k in range(500)}
+    assert len(offsets) == 60
+    assert grid_offset("view:user_stats", every) == timedelta(seconds=grid_offset_seconds())
+
+
+def grid_offset_seconds() -> int:
+    """The offset of `view:user_stats` on a minute, computed independently of featmon."""
+    import hashlib  # noqa: PLC0415  (only this check needs it)
+
+    digest = hashlib.sha256(b"view:user_stats").digest()
+    return int.from_bytes(digest[:8], "big") % 60
+
+
+def test_two_schedulers_started_at_different_moments_hand_out_the_same_times() -> None:
+    """Two real schedulers (replicas) started 1.3 s apart give each job the same scheduled
+    times: the grid, not each one's start time."""
+    seen: dict[str, list[datetime]] = {"a": [], "b": []}
+    both = threading.Event()
+
+    def job(name: str) -> Callable[[datetime], None]:
+        def run(at: datetime) -> None:
+            seen[name].append(at)
+            if len(seen["a"]) >= 3 and len(seen["b"]) >= 3:
+                both.set()
+
+        return run
+
+    first, second = Scheduler(), Scheduler()
+    every = Schedule(every=timedelta(seconds=2))
+    first.put("view:v", every, job("a"))
+    first.start()
+    time.sleep(1.3)
+    second.put("view:v", every, job("b"))
+    second.start()
+    try:
+        assert both.wait(10)
+    finally:
+        first.shutdown()
+        second.shutdown()
+    common = sorted(set(seen["a"]) & set(seen["b"]))
+    assert len(common) >= 2
+    assert all(at.microsecond == 0 and int(at.timestamp()) % 2 == 0 for at in common)
+    assert set(seen["b"]) <= set(seen["a"]) | {max(seen["b"])}
+
+
+def test_jitter_delays_the_start_but_the_job_receives_the_grid_time() -> None:
+    """With up to 0.8 s of jitter, every run still gets a whole-second scheduled time."""
+    seen: list[tuple[datetime, datetime]] = []
+    done = threading.Event()
+
+    def job(at: datetime) -> None:
+        seen.append((at, datetime.now(UTC)))
+        if len(seen) == 4:
+            done.set()
+
+    scheduler = Scheduler()
+    schedule = Schedule(every=timedelta(seconds=1), jitter=timedelta(milliseconds=800))
+    scheduler.put("view:jittered", schedule, job)
+    scheduler.start()
+    try:
+        assert done.wait(8)
+    finally:
+        scheduler.shutdown()
+    assert all(at.microsecond == 0 for at, _ in seen)
+    assert all(at <= ran < at + timedelta(seconds=1) for at, ran in seen)
+    assert [b - a for (a, _), (b, _) in itertools.pairwise(seen)] == [timedelta(seconds=1)] * (
+        len(seen) - 1
+    )
+
+
+def test_latest_first_runs_the_run_just_due_and_now_runs_off_the_grid() -> None:
+    """`First.LATEST` catches up the latest grid time within the misfire grace; `NOW` runs at
+    the moment given and then on the grid."""
+    seen: dict[str, list[datetime]] = {"latest": [], "now": []}
+    done = threading.Event()
+
+    def job(name: str) -> Callable[[datetime], None]:
+        def run(at: datetime) -> None:
+            seen[name].append(at)
+            if len(seen["latest"]) >= 1 and len(seen["now"]) >= 2:
+                done.set()
+
+        return run
+
+    scheduler = Scheduler()
+    moment = datetime.now(UTC)
+    every = Schedule(every=timedelta(seconds=10))
+    scheduler.put("view:x", every, job("latest"), now=moment, first=First.LATEST)
+    scheduler.put(
+        "view:y", Schedule(every=timedelta(seconds=1)), job("now"), now=moment, first=First.NOW
+    )
+    scheduler.start()
+    try:
+        assert done.wait(5)
+    finally:
+        scheduler.shutdown()
+    offset = grid_offset("view:x", timedelta(seconds=10))
+    latest = seen["latest"][0]
+    assert moment - timedelta(seconds=10) < latest <= moment
+    assert (latest - offset).timestamp() % 10 == 0
+    assert seen["now"][0] == moment
+    assert seen["now"][1].microsecond == 0
 
 
 @pytest.mark.parametrize(
@@ -73,7 +197,7 @@ def test_putting_a_key_again_replaces_its_job() -> None:
 
 
 def test_each_run_receives_its_scheduled_time_not_the_time_it_ran() -> None:
-    """Runs of an `every: 1s` job are handed times exactly one second apart from the start."""
+    """Runs of an `every: 1s` job are handed whole-second times exactly one second apart."""
     seen: list[datetime] = []
     done = threading.Event()
 
@@ -84,8 +208,9 @@ def test_each_run_receives_its_scheduled_time_not_the_time_it_ran() -> None:
             done.set()
 
     scheduler = Scheduler()
-    start = datetime.now(UTC) + timedelta(seconds=0.2)
-    scheduler.put("job", Schedule(every=timedelta(seconds=1)), job, now=start)
+    moment = datetime.now(UTC)
+    start = moment.replace(microsecond=0) + timedelta(seconds=1)
+    scheduler.put("job", Schedule(every=timedelta(seconds=1)), job, now=moment)
     scheduler.start()
     try:
         assert done.wait(5)
@@ -109,8 +234,9 @@ def test_a_run_due_while_the_last_is_going_is_skipped_not_queued() -> None:
             second_run.set()
 
     scheduler = Scheduler(on_skipped=lambda _key, at: skipped.append(at))
-    start = datetime.now(UTC) + timedelta(seconds=0.2)
-    scheduler.put("slow", Schedule(every=timedelta(seconds=1)), job, now=start)
+    moment = datetime.now(UTC)
+    start = (moment + timedelta(seconds=1)).replace(microsecond=0)
+    scheduler.put("slow", Schedule(every=timedelta(seconds=1)), job, now=moment)
     scheduler.start()
     try:
         assert second_run.wait(6)
@@ -134,9 +260,10 @@ def test_a_run_that_cannot_start_within_the_misfire_grace_is_reported_missed() -
         on_missed=lambda key, _at: missed.append(key),
     )
     start = datetime.now(UTC) + timedelta(seconds=0.2)
-    scheduler.put("blocker", Schedule(every=timedelta(hours=1)), blocker, now=start)
+    hourly = Schedule(every=timedelta(hours=1))
+    scheduler.put("blocker", hourly, blocker, now=start, first=First.NOW)
     later = start + timedelta(seconds=0.3)
-    scheduler.put("other", Schedule(every=timedelta(hours=1)), lambda _: None, now=later)
+    scheduler.put("other", hourly, lambda _: None, now=later, first=First.NOW)
     scheduler.start()
     try:
         assert blocker_started.wait(3)

@@ -10,6 +10,7 @@ contracts); what leaves it are the frozen values of `monitor.state.values` and `
     store.record_run(run)
     store.advance_alerts(step, now, run.run_id)  # alert state + outbox, one transaction
     store.claim_outbox(now, lease, token)        # the delivery worker's side
+    store.claim_run(view, scheduled_at, holder, now, lease)  # one replica runs each run
 """
 
 from monitor.state.errors import SchemaTooNew, StateError
@@ -19,10 +20,13 @@ from monitor.state.values import (
     AlertChange,
     AlertDocuments,
     Baseline,
+    ClaimEnd,
+    ClaimOutcome,
     HistoryPoint,
     NewNotification,
     OutboxRow,
     OutboxState,
+    RunClaim,
     RunCounts,
     StoredGroup,
     StoredResult,
@@ -34,11 +38,14 @@ __all__ = [
     "AlertChange",
     "AlertDocuments",
     "Baseline",
+    "ClaimEnd",
+    "ClaimOutcome",
     "HistoryPoint",
     "Migration",
     "NewNotification",
     "OutboxRow",
     "OutboxState",
+    "RunClaim",
     "RunCounts",
     "SchemaTooNew",
     "StateError",

@@ -12,7 +12,8 @@ table), SQLite begins with `BEGIN IMMEDIATE`. A second process starting at the s
 then finds nothing left to do. A database at a version above the last known migration is
 refused with `SchemaTooNew` and left untouched.
 
-Version 2 adds alert state and the outbox; later ones (silences, leases) add tables the same way.
+Version 2 adds alert state and the outbox; version 3 the claims of scheduled runs (leases shared
+by daemon replicas); later ones (silences) add tables the same way.
 PostgreSQL DDL that cannot run in a transaction (CREATE INDEX CONCURRENTLY) is not supported.
 """
 
@@ -171,9 +172,32 @@ def _v2_alerting(conn: sa.Connection) -> None:
     meta.create_all(conn)
 
 
+def _v3_run_claims(conn: sa.Connection) -> None:
+    """Claims of scheduled runs: one row per (feature view, scheduled time), inserted by the
+    one replica that runs it, with a lease its holder renews until the run is finished."""
+    meta = sa.MetaData(naming_convention=schema.NAMING)
+    time = sa.DateTime(timezone=True)
+    sa.Table(
+        "run_claims",
+        meta,
+        sa.Column("feature_view", sa.Text, primary_key=True),
+        sa.Column("scheduled_at", time, primary_key=True),
+        sa.Column("holder", sa.Text, nullable=False),
+        sa.Column("claimed_at", time, nullable=False),
+        sa.Column("expires_at", time, nullable=False),
+        sa.Column("attempt", sa.Integer, nullable=False),
+        sa.Column("finished_at", time, nullable=True),
+        sa.Column("end", sa.Text, nullable=True),
+        sa.Index(None, "finished_at", "expires_at"),
+        sa.Index(None, "scheduled_at"),
+    )
+    meta.create_all(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs, results, latest results, schema baselines", _v1_history),
     Migration(2, "alert records, alert groups, alerted runs, notification outbox", _v2_alerting),
+    Migration(3, "claims of scheduled runs (replicas run each run once)", _v3_run_claims),
 )
 
 

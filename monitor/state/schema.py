@@ -188,3 +188,20 @@ outbox = sa.Table(
     sa.Index(None, "dedup_key", unique=True),
     sa.Index(None, "created_at"),
 )
+
+# -- version 3: claims of scheduled runs (replicas) ---------------------------------------------
+
+run_claims = sa.Table(
+    "run_claims",
+    metadata,
+    sa.Column("feature_view", sa.Text, primary_key=True),
+    sa.Column("scheduled_at", UtcDateTime, primary_key=True),
+    sa.Column("holder", sa.Text, nullable=False),
+    sa.Column("claimed_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("finished_at", UtcDateTime, nullable=True),
+    sa.Column("end", sa.Text, nullable=True),
+    sa.Index(None, "finished_at", "expires_at"),
+    sa.Index(None, "scheduled_at"),
+)

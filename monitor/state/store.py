@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from checks.result import RunResult, Status
-from monitor.state import outbox, rows
+from monitor.state import claims, outbox, rows
 from monitor.state.engine import Database
 from monitor.state.migrations import MIGRATIONS, Migration, current_version, migrate
 from monitor.state.schema import latest_results, results, runs, schema_baselines
@@ -27,9 +27,11 @@ from monitor.state.values import (
     AlertChange,
     AlertDocuments,
     Baseline,
+    ClaimOutcome,
     HistoryPoint,
     OutboxRow,
     OutboxState,
+    RunClaim,
     StoredResult,
     StoredRun,
 )
@@ -90,12 +92,22 @@ class StateStore:
 
     # -- runs and results ---------------------------------------------------------------------
 
-    def record_run(self, run: RunResult) -> None:
+    def record_run(self, run: RunResult, claim: tuple[str, str] | None = None) -> bool:
         """Store a run and all its results, in one transaction. Idempotent on `run.run_id`: a run
-        already recorded is left as it was (the first record wins)."""
+        already recorded is left as it was (the first record wins).
+
+        With `claim` (feature view, holder), the run's claim is finished in the same
+        transaction, and nothing is recorded (False) when the claim is no longer the holder's:
+        a replica that took it over records the run instead, so a run is recorded once even
+        when its first holder dies between recording and finishing."""
         row = rows.run_row(run, recorded_at=datetime.now(UTC))
         started = time.monotonic()
         with self._db.write(f"recording run {run.run_id}") as conn:
+            if claim is not None:
+                view, holder = claim
+                now = datetime.now(UTC)
+                if not claims.finish(conn, view, run.scheduled_at, holder, now):
+                    return False
             inserted = (
                 conn.execute(
                     self._insert(runs)
@@ -116,6 +128,7 @@ class StateStore:
             len(run.results),
             (time.monotonic() - started) * 1000,
         )
+        return True
 
     def run(self, run_id: str) -> StoredRun | None:
         """The recorded run `run_id`, if any."""
@@ -373,6 +386,57 @@ class StateStore:
         with self._db.write("pruning the outbox") as conn:
             deleted = outbox.prune(conn, cutoff)
         log.info("state database %s: pruned %d finished notifications", self._db.name, deleted)
+        return deleted
+
+    # -- run claims (replicas) -----------------------------------------------------------------
+
+    def claim_run(
+        self, view: str, scheduled_at: datetime, holder: str, now: datetime, lease: timedelta
+    ) -> ClaimOutcome:
+        """Claim the run of `view` scheduled at `scheduled_at` for `holder` until `now + lease`
+        (see `monitor.state.claims`): of all the replicas asking, exactly one is answered `WON`,
+        or `TAKEN_OVER` when the claim it found was abandoned (lease ended, not finished)."""
+        scheduled_at = rows.aware(scheduled_at, "scheduled_at")
+        now = rows.aware(now, "now")
+        with self._db.write(f"claiming the run of {view}") as conn:
+            return claims.claim(conn, view, scheduled_at, holder, now, lease)
+
+    def finish_run_claim(
+        self, view: str, scheduled_at: datetime, holder: str, now: datetime
+    ) -> bool:
+        """Mark the claim done; False when `holder` no longer held it (it was taken over)."""
+        scheduled_at = rows.aware(scheduled_at, "scheduled_at")
+        with self._db.write(f"finishing the claim of {view}") as conn:
+            return claims.finish(conn, view, scheduled_at, holder, rows.aware(now, "now"))
+
+    def renew_run_claims(self, holder: str, now: datetime, lease: timedelta) -> int:
+        """Extend the lease of every unfinished claim of `holder` to `now + lease`."""
+        with self._db.write("renewing run claims") as conn:
+            return claims.renew(conn, holder, rows.aware(now, "now"), lease)
+
+    def abandoned_run_claims(self, now: datetime, limit: int = 100) -> list[RunClaim]:
+        """Unfinished claims whose lease ended before `now` (their holder died or hangs)."""
+        with self._db.read("reading abandoned run claims") as conn:
+            return claims.abandoned(conn, rows.aware(now, "now"), _limit(limit))
+
+    def lose_run_claim(self, view: str, scheduled_at: datetime, now: datetime) -> bool:
+        """Declare an abandoned claim lost; True for the one caller that did."""
+        scheduled_at = rows.aware(scheduled_at, "scheduled_at")
+        with self._db.write(f"declaring a run of {view} lost") as conn:
+            return claims.lose(conn, view, scheduled_at, rows.aware(now, "now"))
+
+    def run_claims(self, view: str | None = None, since: datetime | None = None) -> list[RunClaim]:
+        """Claims of runs scheduled at or after `since`, oldest first (tests, diagnosis)."""
+        since = None if since is None else rows.aware(since, "since")
+        with self._db.read("reading run claims") as conn:
+            return claims.listed(conn, view, since)
+
+    def prune_run_claims(self, older_than: datetime) -> int:
+        """Delete the claims of runs scheduled before `older_than`; returns how many."""
+        cutoff = rows.aware(older_than, "older_than")
+        with self._db.write("pruning run claims") as conn:
+            deleted = claims.prune(conn, cutoff)
+        log.info("state database %s: pruned %d run claims", self._db.name, deleted)
         return deleted
 
     # -- dialect-specific statements ----------------------------------------------------------

@@ -241,3 +241,36 @@ class OutboxRow:
     last_error: str | None
     delivered_at: datetime | None
     claim: str | None
+
+
+class ClaimOutcome(enum.Enum):
+    """What `StateStore.claim_run` answered: this holder runs the scheduled run (`WON`: first
+    claim; `TAKEN_OVER`: its earlier holder let the lease end unfinished), or it does not
+    (`ELSEWHERE`: held or finished by another holder)."""
+
+    WON = "won"
+    TAKEN_OVER = "taken over"
+    ELSEWHERE = "elsewhere"
+
+
+class ClaimEnd(enum.Enum):
+    """How a claimed run ended: run by its holder, or lost (its holder stopped renewing the
+    lease and nobody took it over within the misfire grace)."""
+
+    DONE = "done"
+    LOST = "lost"
+
+
+@dataclass(frozen=True)
+class RunClaim:
+    """One scheduled run of one feature view, claimed by one daemon replica. `attempt` is 1 for
+    the first holder and counts each takeover."""
+
+    feature_view: str
+    scheduled_at: datetime
+    holder: str
+    claimed_at: datetime
+    expires_at: datetime
+    attempt: int
+    finished_at: datetime | None
+    end: ClaimEnd | None

@@ -1,0 +1,265 @@
+"""The daemon under load: N feature views (500) with 4 checks each, every minute, for M minutes.
+
+Builds, in a temporary directory: a Feast SQLite online store (half the views, one table each),
+a private redis-server in Feast's layout (the other half), and a SQLite offline table per view
+(the population and the late-arrival check), `entities` rows each; then runs `featmon run` on
+them with a SQLite state database and measures the daemon process over the last M minutes:
+
+- CPU seconds per minute (utime + stime of the process, /proc), and the same minus the wall time
+  spent inside probes (the daemon's own "probed VIEW: ..., N ms" log lines, one per run): an
+  upper and a lower bound of the cost beyond the store queries (probe wall time also holds
+  featmon's decoding and waits on the GIL, so the lower bound under-counts);
+- peak RSS (VmHWM);
+- scheduling lateness: the p99 of "started N ms late" from the daemon's run log lines.
+
+Targets: under 10% of one core beyond the queries, RSS under 200 MB, lateness p99 under 1 s.
+Prints PASS or MISS for each. Exits 0 with the report, 2 when something could not run.
+
+    .venv/bin/python -m bench.daemon_load --minutes 3 --views 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bench.redis_load import BenchError, FeastLoader, FeastView, event_times, private_redis
+from tests.feast_fixtures import Row, create_table, key, write_rows
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT = "bench"
+FEATURES = {"f_rev": "double", "f_cnt": "int64", "f_seg": "string"}
+LATE = re.compile(r"started (-?\d+) ms late")
+PROBED = re.compile(r"monitor\.probe: probed \S+: .*?, (\d+) ms$", re.MULTILINE)
+WARMUP = timedelta(seconds=20)
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The daemon at one moment: CPU seconds and log length."""
+
+    at: float
+    cpu: float
+    log_offset: int
+
+
+def view_yaml(index: int) -> str:
+    store = "redis" if index % 2 else "sqlite"
+    return (
+        f"  - name: v{index}\n"
+        "    entity: user_id\n"
+        "    ttl: 1d\n"
+        "    features: {f_rev: double, f_cnt: int64, f_seg: string}\n"
+        f"    online: {{store: {store}, sample: 200, population: offline}}\n"
+        f"    offline: {{store: warehouse, table: v{index}, ingested_at: created_ts}}\n"
+        "    schedule: {every: 60s}\n"
+        "    checks:\n"
+        "      - {kind: freshness, max: 1h}\n"
+        "      - {kind: coverage, min: 0.9}\n"
+        "      - {kind: null_rate, feature: f_rev, max: 0.05}\n"
+        "      - {kind: late_arrivals, watermark: 10m, max: 0.05}\n"
+    )
+
+
+def build(root: Path, views: int, entities: int, redis_port: int) -> Path:
+    """The stores, the check file and config.yaml; returns the config's path."""
+    now = datetime.now(UTC)
+    online, offline = root / "online.db", root / "offline.db"
+    times = event_times(now, entities)
+    pools: dict[str, Sequence[object]] = {
+        "f_rev": [round(k * 1.5, 2) for k in range(1, entities + 1)],
+        "f_cnt": list(range(1, entities + 1)),
+        "f_seg": [f"s{k % 7}" for k in range(1, entities + 1)],
+    }
+    with sqlite3.connect(offline) as conn:
+        for index in range(views):
+            conn.execute(
+                f"CREATE TABLE v{index} (user_id INTEGER, event_timestamp TIMESTAMP, "
+                "created_ts TIMESTAMP, f_rev REAL, f_cnt INTEGER, f_seg TEXT)"
+            )
+            conn.executemany(
+                f"INSERT INTO v{index} VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        k,
+                        times[k - 1].replace(tzinfo=None).isoformat(" "),
+                        (times[k - 1] + timedelta(seconds=30)).replace(tzinfo=None).isoformat(" "),
+                        pools["f_rev"][k - 1],
+                        pools["f_cnt"][k - 1],
+                        pools["f_seg"][k - 1],
+                    )
+                    for k in range(1, entities + 1)
+                ],
+            )
+    for index in range(0, views, 2):
+        table = f"{PROJECT}_v{index}"
+        create_table(online, table)
+        write_rows(
+            online,
+            table,
+            [
+                Row(
+                    key(k), name, _encoded(pools[name][k - 1], dtype), int(times[k - 1].timestamp())
+                )
+                for k in range(1, entities + 1)
+                for name, dtype in FEATURES.items()
+            ],
+        )
+    for index in range(1, views, 2):
+        loader = FeastLoader(
+            redis_port, FeastView(PROJECT, f"v{index}", "user_id", FEATURES), pools, times
+        )
+        try:
+            loader.load(1, entities)
+        finally:
+            loader.close()
+    (root / "checks").mkdir()
+    (root / "checks" / "views.yaml").write_text(
+        "feature_views:\n" + "".join(view_yaml(k) for k in range(views)), encoding="utf-8"
+    )
+    config = root / "config.yaml"
+    config.write_text(
+        "stores:\n"
+        f"  sqlite: {{type: feast-sqlite, path: '{online}', project: {PROJECT}}}\n"
+        f"  redis: {{type: redis, url: 'redis://127.0.0.1:{redis_port}/0', project: {PROJECT}}}\n"
+        f"  warehouse: {{type: sql, url: 'sqlite:///{offline}'}}\n"
+        "checks: checks/*.yaml\n"
+        "state: {url: 'sqlite:///state.db'}\n"
+        f"http: {{listen: '127.0.0.1:{_free_port()}'}}\n"
+        "reports: {dir: reports}\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+def _encoded(value: object, dtype: str) -> bytes:
+    from monitor.feast.codec import encode_value  # noqa: PLC0415  (the writer's encoder)
+
+    return encode_value(value, dtype)
+
+
+def _free_port() -> int:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14 and 15)
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise BenchError("no VmHWM in /proc/PID/status")
+
+
+def sample(pid: int, log: Path) -> Sample:
+    return Sample(time.monotonic(), cpu_seconds(pid), log.stat().st_size)
+
+
+def p99(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else float("nan")
+
+
+def run(options: argparse.Namespace, workdir: Path) -> int:
+    with private_redis(workdir) as redis_server:
+        started = time.monotonic()
+        config = build(workdir, options.views, options.entities, redis_server.port)
+        print(f"built {options.views} views x {options.entities} entities in "
+              f"{time.monotonic() - started:.1f} s ({workdir})")  # fmt: skip
+        log = workdir / "featmon.log"
+        with log.open("w") as stream:
+            daemon = subprocess.Popen(  # noqa: S603  (our own command line)
+                [sys.executable, "-m", "monitor.cli", "run", "--config", str(config),
+                 "--workers", str(options.workers)],
+                cwd=workdir, stderr=stream, env={**os.environ, "PYTHONPATH": str(REPO)},
+            )  # fmt: skip
+        try:
+            return measure(options, daemon, log)
+        finally:
+            if daemon.poll() is None:
+                daemon.send_signal(signal.SIGTERM)
+                try:
+                    daemon.wait(60)
+                except subprocess.TimeoutExpired:
+                    daemon.kill()
+
+
+def measure(options: argparse.Namespace, daemon: subprocess.Popen[bytes], log: Path) -> int:
+    deadline = time.monotonic() + 60
+    while "featmon running" not in log.read_text():
+        if daemon.poll() is not None or time.monotonic() > deadline:
+            raise BenchError(f"the daemon did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)
+    time.sleep(WARMUP.total_seconds())  # start-up and the first catch-up runs are not measured
+    first = sample(daemon.pid, log)
+    time.sleep(options.minutes * 60)
+    last = sample(daemon.pid, log)
+    rss = peak_rss_mb(daemon.pid)
+    with log.open("rb") as stream:
+        stream.seek(first.log_offset)
+        window = stream.read(last.log_offset - first.log_offset).decode(errors="replace")
+    lateness = [float(ms) / 1000 for ms in LATE.findall(window)]
+    minutes = (last.at - first.at) / 60
+    cpu = (last.cpu - first.cpu) / minutes
+    probes = sum(int(ms) for ms in PROBED.findall(window)) / 1000 / minutes
+    beyond = max(0.0, cpu - probes)
+    errors = window.count(" ERROR ")
+    late = p99(lateness)
+    print(f"window: {minutes:.2f} min, {len(lateness)} runs ({len(lateness) / minutes:.0f}/min, "
+          f"expected {options.views}/min), {errors} ERROR log lines")  # fmt: skip
+    print(f"CPU: {cpu:.2f} s/min total ({cpu / 60:.1%} of a core); probes' wall time "
+          f"{probes:.2f} s/min; beyond the probes at least {beyond:.2f} s/min "
+          f"({beyond / 60:.1%} of a core)")  # fmt: skip
+    verdicts = [
+        ("CPU beyond the queries < 10% of a core (lower bound)", beyond / 60 < 0.10),
+        ("CPU in total < 10% of a core (upper bound)", cpu / 60 < 0.10),
+        (f"peak RSS {rss:.0f} MB < 200 MB", rss < 200),
+        (f"lateness p99 {late * 1000:.0f} ms < 1 s", late < 1.0),
+    ]
+    for text, ok in verdicts:
+        print(f"{'PASS' if ok else 'MISS'}  {text}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--views", type=int, default=500)
+    parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--entities", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    options = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="featmon-daemon-load-"))
+    try:
+        return run(options, workdir)
+    except BenchError as exc:
+        print(f"daemon_load: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if not options.keep:
+            import shutil  # noqa: PLC0415
+
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
