@@ -12,6 +12,7 @@ layout lives in `templates/report.html.j2` and `templates/details.html.j2`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -144,8 +145,12 @@ def _by_status(results: Iterable[CheckResult]) -> Mapping[str, int]:
 # Rendering and writing.
 
 
+@functools.cache
 def environment() -> Environment:
-    """A fresh environment over the packaged templates: autoescaped, undefined names fail."""
+    """The environment over the packaged templates: autoescaped, undefined names fail.
+
+    Built once per process and never changed afterwards (Jinja2 environments are safe to render
+    from several threads): compiling the templates cost more than a whole probe, per run."""
     env = Environment(
         loader=PackageLoader("alerts", "templates"),
         autoescape=True,
