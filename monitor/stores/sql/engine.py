@@ -53,10 +53,11 @@ def open_engine(url: str, store: str, timeout: timedelta, read_only_file: bool =
         connect_args["read_only"] = True
     options: dict[str, Any] = {"pool_pre_ping": True}
     if backend == "duckdb":
-        # A DuckDB connection refuses a second caller instead of waiting, and the default pool
-        # hands one connection per thread: probes on a thread pool then meet connections that a
-        # finished thread's pool closed. A fresh connection per use is cheap and always safe.
-        options = {"poolclass": sa.pool.NullPool}
+        # A DuckDB connection refuses a second caller instead of waiting, and duckdb-engine's
+        # default pool hands one connection per thread: probes on a thread pool then meet
+        # connections that a finished thread's pool closed. A queue pool gives each checkout a
+        # connection of its own, whatever the thread, and keeps a few (opening one costs ~40 ms).
+        options = {"poolclass": sa.pool.QueuePool, "pool_size": 2, "max_overflow": 8}
     try:
         return sa.create_engine(parsed, connect_args=connect_args, **options)
     except (sa_exc.ArgumentError, ImportError) as exc:
