@@ -26,6 +26,7 @@ from monitor.feast.codec import (
     encode_entity_key,
     encode_value,
     infer_entity_dtype,
+    int64_key_encoder,
 )
 
 INT64 = st.integers(-(1 << 63), (1 << 63) - 1)
@@ -490,6 +491,57 @@ def test_whatever_featmon_accepts_protobuf_reads_the_same(blob: bytes) -> None:
     assert same(result, (FeatureState.VALUE, python_value(member(which), message)))
 
 
+# The first bytes of a Value holding one double, float, int64, bool or string member: the
+# shapes decode_value reads without walking the message (see codec.decode_value).
+SCALAR_TAGS = st.sampled_from([0x29, 0x35, 0x20, 0x38, 0x12])
+
+
+@given(SCALAR_TAGS, st.binary(max_size=12))
+def test_blobs_opening_with_a_scalar_tag_read_as_protobuf_reads_them(tag: int, rest: bytes) -> None:
+    """A scalar tag followed by anything (truncated, too long, trailing fields, bad UTF-8):
+    where decode_value accepts the bytes, protobuf reads the same member and value."""
+    blob = bytes([tag]) + rest
+    result = attempt(decode_value, blob)
+    if isinstance(result, DecodeError):
+        assert 0 <= result.offset <= len(blob)
+        return
+    message = parse_real(blob)
+    which = message.WhichOneof("val")
+    if which in (None, "null_val"):
+        assert result == (FeatureState.NULL, None)
+        return
+    assert same(result, (FeatureState.VALUE, python_value(member(which), message)))
+
+
+@pytest.mark.parametrize(
+    ("wire_hex", "expected"),
+    [
+        ("2001" + "2002", 2),  # a second int64 member after the first: the last wins
+        ("2001" + "29" + "0000000000000040", 2.0),  # an int64, then a double: the double wins
+        ("20" + "ff" * 9 + "01", -1),  # a ten-byte varint: a negative int64
+        ("3802", True),  # any non-zero varint is true
+        ("38" + "80" * 9 + "01", True),  # even one that only sets bit 63
+        ("1280" + "01" + "61" * 128, "a" * 128),  # a string of 128 bytes: a two-byte length
+        ("1201c3", DecodeError("string is not valid UTF-8", 2)),
+        ("20" + "ff" * 10 + "01", DecodeError("varint longer than 10 bytes", 1)),
+        ("2901" + "00" * 6, DecodeError("double needs 8 bytes, 7 left", 1)),
+        ("29" + "00" * 8 + "20", DecodeError("truncated varint", 10)),
+        ("1203" + "6162", DecodeError("length 3 runs past the end", 2)),
+    ],
+)
+def test_scalar_shapes_at_the_edges_of_the_fast_path_read_as_before(
+    wire_hex: str, expected: object
+) -> None:
+    """Blobs that open like a single scalar but are not exactly one read member by member,
+    with the same value or the same DecodeError (message and offset) as ever."""
+    result = attempt(decode_value, bytes.fromhex(wire_hex))
+    if isinstance(expected, DecodeError):
+        assert isinstance(result, DecodeError)
+        assert (result.what, result.offset) == (expected.what, expected.offset)
+    else:
+        assert result == (FeatureState.VALUE, expected)
+
+
 DTYPE_MEMBER = {
     "int": "int64_val",
     "int64": "int64_val",
@@ -544,6 +596,22 @@ def test_protobufs_null_and_empty_messages_read_as_null() -> None:
 
 
 # --- entity keys -------------------------------------------------------------------------------
+
+
+@given(
+    st.text(min_size=1, max_size=12),
+    st.one_of(INT64, st.integers(), st.booleans(), st.text(max_size=3)),
+)
+def test_the_int64_key_encoder_writes_encode_entity_keys_bytes(
+    join_key: str, value: object
+) -> None:
+    """For an int64 the fast encoder's bytes are encode_entity_key's; for anything else
+    (a bool, a str, an int out of range) it declines with None."""
+    encoded = int64_key_encoder(join_key)(value)
+    if type(value) is int and -(1 << 63) <= value < 1 << 63:
+        assert encoded == encode_entity_key([join_key], [value], ["int64"])
+    else:
+        assert encoded is None
 
 
 def test_single_int64_key_has_feasts_exact_version_3_bytes() -> None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,6 +18,7 @@ from hypothesis import strategies as st
 
 from checks.model import FeatureView
 from checks.observation import FeatureState
+from monitor.abc import EntityKey
 from monitor.feast.codec import DecodeError, decode_entity_key, encode_entity_key
 from monitor.feast.redis_layout import (
     decode_timestamp,
@@ -31,6 +34,7 @@ from monitor.feast.redis_layout import (
     timestamp_field,
 )
 from monitor.stores.redis.hash_layout import KeyTemplate, ValueReader, key_value, parse_time
+from monitor.stores.redis.layout import FeastLayout
 
 UTC_ZONE = ZoneInfo("UTC")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -151,6 +155,59 @@ def test_protobuf_timestamps_round_trip(seconds: int, nanos: int) -> None:
     assert decode_timestamp(blob) == expected
 
 
+@st.composite
+def damaged_timestamps(draw: st.DrawFn) -> bytes:
+    """A Timestamp as protobuf writes it for the years Feast writes (seconds in five bytes,
+    nanos in up to five), with one byte flipped, cut or appended: shapes close to the common
+    one that are not quite it."""
+    seconds = draw(st.integers(1 << 28, (1 << 35) - 1))
+    nanos = draw(st.integers(0, 999_999_999))
+    blob = bytearray(Timestamp(seconds=seconds, nanos=nanos).SerializeToString())
+    where = draw(st.integers(0, len(blob) - 1))
+    action = draw(st.sampled_from(["keep", "flip", "cut", "append"]))
+    if action == "flip":
+        blob[where] ^= draw(st.integers(1, 255))
+    elif action == "cut":
+        del blob[where:]
+    elif action == "append":
+        blob += draw(st.binary(min_size=1, max_size=3))
+    return bytes(blob)
+
+
+@given(damaged_timestamps())
+def test_whatever_decodes_as_a_timestamp_protobuf_reads_the_same(blob: bytes) -> None:
+    """Where decode_timestamp accepts bytes near the usual shape, protobuf parses the same
+    seconds and nanos (truncated to microseconds): never more lenient, nor different."""
+    try:
+        result = decode_timestamp(blob)
+    except DecodeError:
+        return
+    reference = Timestamp()
+    reference.ParseFromString(blob)
+    assert result == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(
+        seconds=reference.seconds, microseconds=reference.nanos // 1000
+    )
+    assert result.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    ("blob", "what"),
+    [
+        (bytes.fromhex("08d0f99ed806") + b"\x10", "truncated varint"),
+        (bytes.fromhex("08d0f99ed806") + bytes.fromhex("1080a8d6b907"), "nanos 2000000000"),
+        (bytes.fromhex("08d0f99ed806") + b"\x18\x01", "unknown field number 3"),
+        (bytes.fromhex("08d0f99ed886"), "truncated varint"),
+    ],
+)
+def test_near_misses_of_the_usual_timestamp_shape_raise_decode_error(
+    blob: bytes, what: str
+) -> None:
+    """Seconds as Feast writes them followed by a cut, out-of-range or unknown field, or cut
+    themselves: the same DecodeError as any other corrupt Timestamp."""
+    with pytest.raises(DecodeError, match=what):
+        decode_timestamp(blob)
+
+
 # --- keys ---------------------------------------------------------------------------------------
 
 
@@ -220,6 +277,37 @@ def test_keys_round_trip_and_other_projects_never_split(
     if other != project:
         with pytest.raises(DecodeError):
             split_key(key, other)
+
+
+def key_or_error(encode: Callable[[], bytes]) -> bytes | tuple[type[Exception], str]:
+    try:
+        return encode()
+    except (TypeError, ValueError) as exc:
+        return type(exc), str(exc)
+
+
+@pytest.mark.parametrize("declared", [{"user_id": "int64"}, {"user_id": "int"}, {}])
+@given(
+    st.one_of(
+        st.tuples(st.integers()),
+        st.tuples(st.booleans()),
+        st.tuples(names),
+        st.tuples(st.integers(), st.integers()),
+    )
+)
+def test_a_views_key_encoder_writes_what_key_writes(
+    declared: dict[str, str], key: tuple[object, ...]
+) -> None:
+    """The encoder worked out once per view gives `key`'s bytes, or its very error, for any
+    key: ints in and out of the int64 range, bools, strings and the wrong arity."""
+    layout = FeastLayout("shop", {})
+    target = FeatureView.model_validate(
+        {"name": "user_stats", "entity": "user_id", "entity_types": declared, "ttl": "1d",
+         "features": {"orders": "int64"}, "online": {"store": "redis"}}
+    )  # fmt: skip
+    entity_key = cast(EntityKey, key)
+    fast = key_or_error(lambda: layout.key_encoder(target)(entity_key))
+    assert fast == key_or_error(lambda: layout.key(target, entity_key))
 
 
 def test_glob_characters_are_escaped_in_scan_patterns() -> None:

@@ -21,7 +21,7 @@ from checks.observation import FeatureReading, FeatureState
 from monitor.abc import EntityKey
 from monitor.config import RedisStoreConfig
 from monitor.errors import ProbeTimeout, QueryFailed, StoreUnavailable
-from monitor.feast.redis_layout import feature_field, field_label
+from monitor.feast.redis_layout import feature_field, field_label, timestamp_field
 from monitor.stores.redis import RedisOnlineStore
 from monitor.stores.redis.store import SCAN_CALLS
 from tests.redis_fixtures import (
@@ -263,17 +263,42 @@ def test_one_info_line_per_read_names_store_view_and_counts(
 def test_reads_are_batched_and_each_key_is_read_once(
     private: Server, private_admin: redis.Redis
 ) -> None:
-    """Five asked keys (one twice) at batch_size 2: readings in order, 4 HMGET and 4 HKEYS."""
+    """Five asked keys (one twice) at batch_size 2: readings in order, one HGETALL for each of
+    the four distinct keys, and no other read command (no HMGET, HKEYS, KEYS or SCAN)."""
     planter = Planter(private_admin)
     for uid in (1, 2, 3):
         planter.hset(feast_key("p", [uid]), feast_hash("user_stats", users(orders=uid), T1))
-    before = {c: command_calls(private_admin, c) for c in ("hmget", "hkeys")}
+    commands = ("hgetall", "hmget", "hkeys", "hget", "keys", "scan")
+    before = {c: command_calls(private_admin, c) for c in commands}
     with opened(config(private.url, project="p", batch_size=2)) as store:
         observation = store.read(USERS, [(1,), (2,), (1,), (99,), (3,)], "offline")
     orders = [e.features["orders"].value if e.present else None for e in observation.entities]
     assert orders == [1, 2, 1, None, 3]
-    after = {c: command_calls(private_admin, c) for c in ("hmget", "hkeys")}
-    assert {c: after[c] - before[c] for c in after} == {"hmget": 4, "hkeys": 4}
+    after = {c: command_calls(private_admin, c) for c in commands}
+    assert {c: after[c] - before[c] for c in after} == {
+        "hgetall": 4, "hmget": 0, "hkeys": 0, "hget": 0, "keys": 0, "scan": 0
+    }  # fmt: skip
+
+
+def test_a_hash_shared_with_other_views_reads_only_the_views_fields(
+    private: Server, private_admin: redis.Redis
+) -> None:
+    """HGETALL returns a sibling view's fields and values too: they are neither readings nor
+    undeclared when the store knows that view, and they are not decoded (the sibling's bytes
+    here are corrupt, and no decode error is counted)."""
+    planter = Planter(private_admin)
+    planter.hset(
+        feast_key("p", [1]),
+        {**feast_hash("user_stats", users(orders=4), T1),
+         feature_field("user_profile", "age"): b"\xff\xff",
+         timestamp_field("user_profile"): b"\xff"},
+    )  # fmt: skip
+    with opened(config(private.url, project="p"), known_views=[USERS, PROFILE]) as store:
+        observation = store.read(USERS, [(1,)], "offline")
+    assert dict(observation.entities[0].features) == {
+        "orders": FeatureReading(FeatureState.VALUE, 4, T1)
+    }
+    assert (observation.decode_errors, observation.undeclared_fields) == (0, frozenset())
 
 
 def test_close_releases_the_connections_the_store_opened(
@@ -576,11 +601,11 @@ def test_a_user_without_a_read_command_gets_query_failed_naming_it(
     private: Server, private_admin: redis.Redis, planted_private: str
 ) -> None:
     """NOPERM is QueryFailed naming the refused command, not an unavailable store."""
-    with acl_user([private_admin], ["+@read", "+@connection", "-hkeys"]) as user:
+    with acl_user([private_admin], ["+@read", "+@connection", "-hgetall"]) as user:
         url = with_credentials(private.url, user, SECRET)
         with (
             opened(config(url, project=planted_private)) as store,
-            pytest.raises(QueryFailed, match="may not run HKEYS") as caught,
+            pytest.raises(QueryFailed, match="may not run HGETALL") as caught,
         ):
             store.read(USERS, [(1,)], "offline")
     assert SECRET not in str(caught.value)

@@ -21,7 +21,7 @@ else, whatever the input. Encoders exist so that tests and the demo can write wh
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -270,6 +270,73 @@ def _list_item(reader: _Reader, field: _Field) -> Scalar:
     return item
 
 
+# The fast path of decode_value: a blob holding exactly one scalar member whose tag is the
+# first byte (every value Feast writes for a scalar feature). Each reader returns None for any
+# other shape (trailing fields, a long length, bad UTF-8, ...), which the general decoder then
+# reads, with its errors, exactly as it would have without the fast path.
+_VALUE, _NULL = FeatureState.VALUE, FeatureState.NULL
+_NULL_READING: tuple[FeatureState, FeatureValue] = (_NULL, None)
+_DOUBLE = struct.Struct("<d").unpack_from
+_FLOAT = struct.Struct("<f").unpack_from
+
+
+def _varint_to_end(blob: bytes) -> int | None:
+    """The varint from byte 1 when it ends exactly at the end of `blob` within 10 bytes."""
+    last = len(blob) - 1
+    result = shift = 0
+    for pos in range(1, len(blob)):
+        byte = blob[pos]
+        result |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return result & _MASK64 if pos == last and shift <= 70 else None
+    return None
+
+
+def _fast_double(blob: bytes) -> tuple[FeatureState, FeatureValue] | None:
+    return (_VALUE, _DOUBLE(blob, 1)[0]) if len(blob) == 9 else None
+
+
+def _fast_float(blob: bytes) -> tuple[FeatureState, FeatureValue] | None:
+    return (_VALUE, _FLOAT(blob, 1)[0]) if len(blob) == 5 else None
+
+
+def _fast_int64(blob: bytes) -> tuple[FeatureState, FeatureValue] | None:
+    size = len(blob)
+    if size == 2 and blob[1] < 0x80:  # 0 to 127
+        return _VALUE, blob[1]
+    if size == 3 and blob[1] & 0x80 and blob[2] < 0x80:  # 128 to 16383
+        return _VALUE, (blob[1] & 0x7F) | blob[2] << 7
+    raw = _varint_to_end(blob)
+    return None if raw is None else (_VALUE, _signed64(raw))
+
+
+def _fast_bool(blob: bytes) -> tuple[FeatureState, FeatureValue] | None:
+    if len(blob) == 2 and blob[1] < 0x80:
+        return _VALUE, blob[1] != 0
+    raw = _varint_to_end(blob)
+    return None if raw is None else (_VALUE, raw != 0)
+
+
+def _fast_string(blob: bytes) -> tuple[FeatureState, FeatureValue] | None:
+    size = len(blob) - 2
+    if not 0 <= size < 0x80 or blob[1] != size:  # a length of one byte, reaching the end
+        return None
+    try:
+        return _VALUE, blob[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+_FAST_READERS = {
+    _SCALAR_FIELD["double"] << 3 | _I64: _fast_double,
+    _SCALAR_FIELD["float"] << 3 | _I32: _fast_float,
+    _SCALAR_FIELD["int64"] << 3 | _VARINT: _fast_int64,
+    _SCALAR_FIELD["bool"] << 3 | _VARINT: _fast_bool,
+    _SCALAR_FIELD["string"] << 3 | _LEN: _fast_string,
+}
+
+
 def decode_value(blob: bytes) -> tuple[FeatureState, FeatureValue]:
     """The state and Python value of a serialized Feast `Value`.
 
@@ -277,6 +344,19 @@ def decode_value(blob: bytes) -> tuple[FeatureState, FeatureValue]:
     datetimes. As protobuf does, the last oneof member on the wire wins, and a list member
     repeated back to back is merged. Raises `DecodeError` for anything else.
     """
+    if type(blob) is bytes:
+        if not blob:
+            return _NULL_READING
+        fast = _FAST_READERS.get(blob[0])
+        if fast is not None:
+            reading = fast(blob)
+            if reading is not None:
+                return reading
+    return _decode_any(blob)
+
+
+def _decode_any(blob: bytes) -> tuple[FeatureState, FeatureValue]:
+    """`decode_value` of any blob, one field at a time."""
     reader = _Reader(bytes(blob))
     chosen: int | None = None
     value: FeatureValue = None
@@ -465,6 +545,25 @@ def encode_entity_key(
         code, data = _key_value(value, dtype)
         out.append(struct.pack("<II", code, len(data)) + data)
     return b"".join(out)
+
+
+INT64_KEY_DTYPES = frozenset(dtype for dtype, code in _KEY_TYPE.items() if code == _INT64)
+"""The dtypes of a join key whose values are stored as INT64."""
+
+
+def int64_key_encoder(join_key: str) -> Callable[[object], bytes | None]:
+    """`encode_entity_key([join_key], [value], ["int64"])` with the constant bytes worked out
+    once: the encoder returns None for a value that is not an int in the int64 range, which
+    `encode_entity_key` then refuses with its own error."""
+    head = encode_entity_key([join_key], [0], ["int64"])[:-8]
+    pack = struct.Struct("<q").pack
+
+    def encode(value: object) -> bytes | None:
+        if type(value) is int and _INT64_MIN <= value <= _INT64_MAX:
+            return head + pack(value)
+        return None
+
+    return encode
 
 
 def _u32(reader: _Reader, what: str) -> int:

@@ -1,7 +1,7 @@
 """The redis-py boundary of the Redis store: the client, pipelined hash reads, SCAN walks, and
 the translation of redis-py errors into featmon's own (most specific first).
 
-Only commands of ACL categories `@read` (HMGET, HKEYS, HEXISTS, SCAN) and `@connection` (AUTH,
+Only commands of ACL categories `@read` (HGETALL, HEXISTS, SCAN) and `@connection` (AUTH,
 PING, CLIENT SETINFO, whose refusal redis-py ignores) are sent to a standalone server, so a
 user created with `+@read +@connection` is enough. A cluster client also asks a node for its
 slot map at start (CLUSTER SLOTS, in no category but @slow): grant `+cluster|slots` there too.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import unquote, urlparse
@@ -35,20 +35,17 @@ from redis.retry import Retry
 from monitor.errors import ProbeTimeout, QueryFailed, StoreError, StoreUnavailable
 
 Client = redis.Redis | RedisCluster
-Fields = tuple[bytes, ...]
-_VALUE_TYPES = frozenset({bytes, type(None)})
-_NAME_TYPES = frozenset({bytes})
+_BYTES_ONLY = frozenset({bytes})
 
 
 @dataclass(frozen=True)
-class HashRead:
-    """What one pipelined HMGET and HKEYS found under one key: the values of the fields asked
-    (None when absent) and the names of every stored field. `wrong_type` when the key holds
-    something other than a hash (then no value and no field)."""
+class HashReads:
+    """What the HGETALLs of one read found: every field and value of each key's hash (an
+    empty mapping when the key does not exist), and the keys that hold something other than
+    a hash, which have no entry in `hashes`."""
 
-    values: tuple[bytes | None, ...]
-    fields: Fields
-    wrong_type: bool = False
+    hashes: Mapping[bytes, Mapping[bytes, bytes]]
+    wrong_type: frozenset[bytes]
 
 
 @dataclass
@@ -169,46 +166,46 @@ class Connection:
                 self.store, f"stopped before {action}: past the {seconds:g}s timeout"
             )
 
-    def read_hashes(
-        self, keys: Sequence[bytes], fields: Fields, batch_size: int, deadline: float
-    ) -> dict[bytes, HashRead]:
-        """HMGET of `fields` and HKEYS of each key, pipelined `batch_size` keys a round trip."""
-        found: dict[bytes, HashRead] = {}
+    def read_hashes(self, keys: Sequence[bytes], batch_size: int, deadline: float) -> HashReads:
+        """One HGETALL of each key, pipelined `batch_size` keys a round trip."""
+        hashes: dict[bytes, dict[bytes, bytes]] = {}
+        wrong_type: set[bytes] = set()
         for start in range(0, len(keys), batch_size):
             batch = keys[start : start + batch_size]
-            self.check_deadline(deadline, "HMGET and HKEYS")
-            with self.translated("HMGET and HKEYS"):
+            self.check_deadline(deadline, "HGETALL")
+            with self.translated("HGETALL"):
                 pipe = self.client().pipeline(transaction=False)
                 for key in batch:
-                    pipe.hmget(key, list(fields))
-                    pipe.hkeys(key)
+                    pipe.hgetall(key)
                 results = pipe.execute(raise_on_error=False)
-            for index, key in enumerate(batch):
-                values, names = results[2 * index], results[2 * index + 1]
-                found[key] = self._hash_read(values, names, len(fields))
-        return found
+            for key, result in zip(batch, results, strict=True):
+                # The usual reply, a dict of bytes, is taken as it is: checking its types in C
+                # costs a fraction of converting it item by item.
+                if (
+                    type(result) is dict
+                    and _BYTES_ONLY.issuperset(map(type, result))
+                    and _BYTES_ONLY.issuperset(map(type, result.values()))
+                ):
+                    hashes[key] = result
+                elif isinstance(result, ResponseError) and str(result).startswith("WRONGTYPE"):
+                    wrong_type.add(key)
+                else:
+                    hashes[key] = self._as_hash(result)
+        return HashReads(hashes, frozenset(wrong_type))
 
-    def _hash_read(self, values: object, names: object, width: int) -> HashRead:
-        # The usual replies, lists of bytes (and None for absent values), are taken as they
-        # are: checking their types in C costs a tenth of converting them one by one.
-        if (
-            type(values) is list
-            and type(names) is list
-            and _VALUE_TYPES.issuperset(map(type, values))
-            and _NAME_TYPES.issuperset(map(type, names))
-        ):
-            return HashRead(tuple(values), tuple(names))
-        for result, command in ((values, "HMGET"), (names, "HKEYS")):
-            if isinstance(result, ResponseError) and str(result).startswith("WRONGTYPE"):
-                return HashRead((None,) * width, (), wrong_type=True)
-            if isinstance(result, Exception):
-                raise self.translate(result, command) from result
-        if not isinstance(values, list) or not isinstance(names, list):
-            raise QueryFailed(self.store, "HMGET or HKEYS returned something other than a list")
-        return HashRead(
-            tuple(_as_bytes(value) for value in values),
-            tuple(name for name in (_as_bytes(n) for n in names) if name is not None),
-        )
+    def _as_hash(self, result: object) -> dict[bytes, bytes]:
+        """A reply other than a dict of bytes: a redis-py error translated, or the fields and
+        values of a client made with `decode_responses=True` encoded back to bytes."""
+        if isinstance(result, Exception):
+            raise self.translate(result, "HGETALL") from result
+        if not isinstance(result, dict):
+            raise QueryFailed(self.store, "HGETALL returned something other than a mapping")
+        converted: dict[bytes, bytes] = {}
+        for name, value in result.items():
+            field, data = _as_bytes(name), _as_bytes(value)
+            if field is not None and data is not None:
+                converted[field] = data
+        return converted
 
     def hold_field(
         self, keys: Sequence[bytes], field: bytes, batch_size: int, deadline: float

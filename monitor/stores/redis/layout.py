@@ -7,9 +7,10 @@ names, say), else its name: it is what `{feature_view}` fields and key templates
 
 from __future__ import annotations
 
+import functools
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -24,12 +25,14 @@ from checks.observation import (
 )
 from monitor.abc import EntityKey
 from monitor.feast.codec import (
+    INT64_KEY_DTYPES,
     KEY_DTYPES,
     DecodeError,
     decode_entity_key,
     decode_value,
     encode_entity_key,
     infer_entity_dtype,
+    int64_key_encoder,
 )
 from monitor.feast.redis_layout import (
     TIMESTAMP_PREFIX,
@@ -41,7 +44,7 @@ from monitor.feast.redis_layout import (
     split_key,
     timestamp_field,
 )
-from monitor.stores.redis.client import HashRead
+from monitor.stores.redis.client import HashReads
 from monitor.stores.redis.hash_layout import (
     KeyTemplate,
     ValueReader,
@@ -54,6 +57,9 @@ log = logging.getLogger(__name__)
 DECODE_ERRORS = (ValueError, TypeError, RecursionError)
 """What a layout's decoders raise for bytes they cannot read (DecodeError is a ValueError;
 deeply nested JSON raises RecursionError)."""
+
+ValueDecoder = Callable[[bytes], tuple[FeatureState, FeatureValue]]
+"""A layout's value decoder for one dtype."""
 
 
 def online_name(view: FeatureView) -> str:
@@ -86,9 +92,21 @@ class Layout(ABC):
     def decode_value(self, raw: bytes, dtype: str) -> tuple[FeatureState, FeatureValue]:
         """A stored value; raises one of DECODE_ERRORS."""
 
+    def value_decoder(self, dtype: str) -> ValueDecoder:
+        """`decode_value` for one dtype, looked up once per view rather than once per value."""
+        return functools.partial(self.decode_value, dtype=dtype)
+
     @abstractmethod
     def decode_time(self, raw: bytes) -> datetime:
         """A stored event time as aware UTC; raises one of DECODE_ERRORS."""
+
+    def time_decoder(self) -> Callable[[bytes], datetime]:
+        """`decode_time`, looked up once per read rather than once per entity."""
+        return self.decode_time
+
+    def key_encoder(self, view: FeatureView) -> Callable[[EntityKey], bytes]:
+        """`key` for one view, worked out once per read rather than once per key."""
+        return functools.partial(self.key, view)
 
     @abstractmethod
     def undeclared(self, view: FeatureView, stored: bytes) -> str | None:
@@ -153,8 +171,34 @@ class FeastLayout(Layout):
     ) -> tuple[FeatureState, FeatureValue]:
         return decode_value(raw)
 
+    def value_decoder(self, dtype: str) -> ValueDecoder:  # noqa: ARG002 - as decode_value
+        return decode_value
+
     def decode_time(self, raw: bytes) -> datetime:
         return decode_timestamp(raw)
+
+    def time_decoder(self) -> Callable[[bytes], datetime]:
+        return decode_timestamp
+
+    def key_encoder(self, view: FeatureView) -> Callable[[EntityKey], bytes]:
+        """For one join key declared (or given as) an int64, most keys are constant bytes
+        around the packed value; any other key goes through `key`, which says what is wrong."""
+        join_keys = view.join_keys
+        declared = view.entity_types.get(join_keys[0]) if len(join_keys) == 1 else "compound"
+        if declared is not None and declared not in INT64_KEY_DTYPES:
+            return super().key_encoder(view)
+        encode_int64 = int64_key_encoder(join_keys[0])
+        tail = self.project.encode("utf-8")
+        general = self.key
+
+        def encode(key: EntityKey) -> bytes:
+            if len(key) == 1:
+                entity_key = encode_int64(key[0])
+                if entity_key is not None:
+                    return entity_key + tail
+            return general(view, key)
+
+        return encode
 
     def undeclared(
         self,
@@ -251,7 +295,8 @@ class HashLayout(Layout):
 @dataclass
 class Readings:
     """Turns the hashes of one read into readings, counting what did not decode and collecting
-    the fields that nothing explains."""
+    the fields that nothing explains. What depends only on the view (its fields and decoders)
+    is worked out once, not once per entity."""
 
     layout: Layout
     view: FeatureView
@@ -260,54 +305,75 @@ class Readings:
     other_views: set[str] = field(default_factory=set)  # `_ts:` fields of other views seen
 
     def __post_init__(self) -> None:
-        self._declared = frozenset(self.layout.feature_fields(self.view))
-        self._time_field = self.layout.time_field(self.view)
+        layout, view = self.layout, self.view
+        fields = layout.feature_fields(view)
+        decoders = [layout.value_decoder(dtype) for dtype in view.features.values()]
+        self._features = tuple(zip(view.features, fields, decoders, strict=True))
+        self._time_field = layout.time_field(view)
+        self._decode_time = layout.time_decoder()
+        # The fields already accounted for: the view's own, and every other field once it has
+        # been classified (a set of labels does not change when one is added again).
+        self._classified = {*fields, self._time_field}
 
-    def entity(self, key: EntityKey, stored: HashRead | None) -> EntityReading:
-        """The reading of one entity: absent when none of the view's fields is stored."""
-        if stored is None:
-            return EntityReading(key=key, present=False)
-        if stored.wrong_type:
-            self.errors += 1
-            undecodable = FeatureReading(FeatureState.UNDECODABLE)
-            features = dict.fromkeys(self.view.features, undecodable)
-            return EntityReading(key=key, present=True, features=MappingProxyType(features))
-        self._collect_undeclared(stored.fields)
-        *values, raw_time = stored.values
-        if raw_time is None and all(value is None for value in values):
-            return EntityReading(key=key, present=False)
-        when = self._time(raw_time)
+    def entities(
+        self, keys: Sequence[EntityKey], blobs: Sequence[bytes | None], hashes: HashReads
+    ) -> tuple[EntityReading, ...]:
+        """The reading of each key, whose Redis key is the blob beside it (None: it has none)."""
+        stored, wrong_type = hashes.hashes, hashes.wrong_type
+        readings: list[EntityReading] = []
+        for key, blob in zip(keys, blobs, strict=True):
+            if blob is None:
+                readings.append(EntityReading(key, False))
+            elif blob in wrong_type:
+                readings.append(self.wrong_type(key))
+            else:
+                readings.append(self.entity(key, stored.get(blob)))
+        return tuple(readings)
+
+    def wrong_type(self, key: EntityKey) -> EntityReading:
+        """The reading of a key holding something other than a hash: one decode error."""
+        self.errors += 1
+        undecodable = FeatureReading(FeatureState.UNDECODABLE)
+        features = dict.fromkeys(self.view.features, undecodable)
+        return EntityReading(key, True, MappingProxyType(features))
+
+    def entity(self, key: EntityKey, stored: Mapping[bytes, bytes] | None) -> EntityReading:
+        """The reading of one entity from its hash (None or empty when there is no hash):
+        absent when none of the view's fields is stored."""
+        if not stored:
+            return EntityReading(key, False)
+        if not self._classified.issuperset(stored):
+            self._classify(stored.keys() - self._classified)
+        raw_time = stored.get(self._time_field)
+        when = None
+        if raw_time is not None:
+            try:
+                when = self._decode_time(raw_time)
+            except DECODE_ERRORS as exc:
+                self.errors += 1
+                log.debug("view %s: event time did not decode: %s", self.view.name, exc)
         readings: dict[str, FeatureReading] = {}
-        for (name, dtype), raw in zip(self.view.features.items(), values, strict=True):
-            if raw is not None:  # an absent field: never materialized, not in the mapping
-                readings[name] = self._feature(name, dtype, raw, when)
-        return EntityReading(key=key, present=True, features=MappingProxyType(readings))
-
-    def _collect_undeclared(self, fields: tuple[bytes, ...]) -> None:
-        for stored in fields:
-            if stored in self._declared or stored == self._time_field:
+        for name, stored_field, decode in self._features:
+            raw = stored.get(stored_field)
+            if raw is None:  # an absent field: never materialized, not in the mapping
                 continue
+            try:
+                state, value = decode(raw)
+            except DECODE_ERRORS as exc:
+                self.errors += 1
+                log.debug("view %s feature %s: value did not decode: %s", self.view.name, name, exc)
+                readings[name] = FeatureReading(FeatureState.UNDECODABLE, None, when)
+            else:
+                readings[name] = FeatureReading(state, value, when)
+        if raw_time is None and not readings:
+            return EntityReading(key, False)
+        return EntityReading(key, True, MappingProxyType(readings))
+
+    def _classify(self, fields: Iterable[bytes]) -> None:
+        for stored in fields:
+            self._classified.add(stored)
             label = self.layout.undeclared(self.view, stored)
             if label is not None:
                 self.undeclared.add(label)
             elif stored.startswith(TIMESTAMP_PREFIX):
                 self.other_views.add(stored[len(TIMESTAMP_PREFIX) :].decode("utf-8", "replace"))
-
-    def _time(self, raw: bytes | None) -> datetime | None:
-        if raw is None:
-            return None
-        try:
-            return self.layout.decode_time(raw)
-        except DECODE_ERRORS as exc:
-            self.errors += 1
-            log.debug("view %s: event time did not decode: %s", self.view.name, exc)
-            return None
-
-    def _feature(self, name: str, dtype: str, raw: bytes, when: datetime | None) -> FeatureReading:
-        try:
-            state, value = self.layout.decode_value(raw, dtype)
-        except DECODE_ERRORS as exc:
-            self.errors += 1
-            log.debug("view %s feature %s: value did not decode: %s", self.view.name, name, exc)
-            return FeatureReading(FeatureState.UNDECODABLE, None, when)
-        return FeatureReading(state, value, when)
