@@ -29,7 +29,7 @@ class FeatureState(enum.Enum):
     UNDECODABLE = "undecodable"  # present, but its bytes did not decode
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FeatureReading:
     state: FeatureState
     value: FeatureValue = None
@@ -46,7 +46,7 @@ class FeatureReading:
 ABSENT = FeatureReading(FeatureState.ABSENT)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EntityReading:
     """One sampled entity: its key, whether the online store had it, and its features."""
 
