@@ -28,8 +28,10 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from alerts.format import format_count, format_ratio, format_seconds, format_time, format_value
 from checks.result import (
+    AnomalyDetails,
     CheckResult,
     CoverageDetails,
+    DriftDetails,
     DuplicateDetails,
     ErrorDetails,
     FreshnessDetails,
@@ -39,6 +41,7 @@ from checks.result import (
     RowCountDetails,
     RunResult,
     SchemaDriftDetails,
+    SkewDetails,
     Status,
     rfc3339,
     worst,
@@ -89,6 +92,9 @@ _DETAILS_KINDS: tuple[tuple[type, str], ...] = (
     (RowCountDetails, "row_count"),
     (DuplicateDetails, "duplicates"),
     (RangeDetails, "range"),
+    (SkewDetails, "skew"),
+    (DriftDetails, "distribution_drift"),
+    (AnomalyDetails, "anomaly"),
     (ErrorDetails, "error"),
 )
 

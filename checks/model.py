@@ -12,7 +12,7 @@ import math
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from checks.duration import Duration, format_duration
 from checks.schedule import DEFAULT_SCHEDULE, Schedule
@@ -124,6 +124,7 @@ class CheckBase(Strict):
     severity: Severity = "P3"
     labels: dict[str, str] = Field(default_factory=dict)
     target: Target | None = Field(None, description="Measure the online or the offline store.")
+    enabled: bool = Field(True, description="`false` switches the check off (it is not planned).")
 
 
 class FreshnessCheck(CheckBase):
@@ -187,10 +188,21 @@ class SchemaDriftCheck(CheckBase):
     warn: Annotated[int, Field(ge=0)] | None = None
     max: Annotated[int, Field(ge=0)] = 0
     allow_added: bool = Field(False, description="Do not count columns that nothing declares.")
+    baseline: bool = Field(
+        False,
+        description="Compare the offline columns with a baseline kept in the state database "
+        "instead of the declared schema: the first run captures it, `featmon baseline accept` "
+        "replaces it. Offline only.",
+    )
 
     @model_validator(mode="after")
     def _thresholds(self) -> SchemaDriftCheck:
         _ordered(self.warn, self.max, "max")
+        if self.baseline and self.target == "online":
+            raise ValueError(
+                "expected target `offline` with `baseline: true` (a baseline is an offline "
+                "schema), found `online`"
+            )
         return self
 
 
@@ -316,6 +328,153 @@ class RangeCheck(CheckBase):
         return self
 
 
+def _online_only(kind: str, value: Target | None) -> Target | None:
+    if value == "offline":
+        raise ValueError(
+            f"expected target `online` ({kind} compares the online sample with the offline "
+            "store), found `offline`"
+        )
+    return value
+
+
+class SkewCheck(CheckBase):
+    """Training-serving skew: the fraction of sampled entities found online whose online value
+    of some compared feature differs from the offline value it was materialized from (the
+    latest offline row of the entity at or before its online event time)."""
+
+    kind: Literal["skew"]
+    features: tuple[str, ...] | None = Field(None, description="Compared features; default all.")
+    abs_tol: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
+        1e-6, description="Numbers equal within max(rel_tol * max(|a|, |b|), abs_tol)."
+    )
+    rel_tol: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
+        1e-6, description="Relative tolerance of numbers (float32 offline columns: about 1e-6)."
+    )
+    examples: int = Field(5, ge=0, le=50, description="Mismatched entities shown in details.")
+    warn: Ratio | None = None
+    max: Ratio | None = None
+
+    @field_validator("target")
+    @classmethod
+    def _online(cls, value: Target | None) -> Target | None:
+        return _online_only("skew", value)
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> SkewCheck:
+        _ordered(self.warn, self.max, "max")
+        return self
+
+
+class ReferenceWindow(Strict):
+    """Event times of the reference rows: `{start, end}` (RFC 3339 with a zone, end exclusive),
+    or `{last, ending}`: the `last` duration ending `ending` before the scheduled time."""
+
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+    last: Duration | None = None
+    ending: Duration = Field(timedelta(0), description="How long before the run it ends.")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> ReferenceWindow:
+        fixed = self.start is not None or self.end is not None
+        if fixed == (self.last is not None):
+            found = "both" if fixed else "neither"
+            raise ValueError(
+                f"expected either `start` and `end` or `last` (with `ending`), found {found}"
+            )
+        if fixed and (self.start is None or self.end is None or self.start >= self.end):
+            raise ValueError(
+                f"expected `start` before `end`, found start {self.start} and end {self.end}"
+            )
+        if fixed and "ending" in self.model_fields_set:
+            raise ValueError("expected `ending` only with `last`, found it with `start`/`end`")
+        return self
+
+
+class DistributionDriftCheck(CheckBase):
+    """Population stability index of one feature between a reference window of the offline
+    store and the current online sample (numeric: quantile bins of the reference; categorical:
+    its top-k categories and `other`). Details also give the KS statistic of numeric features."""
+
+    kind: Literal["distribution_drift"]
+    feature: str | None = Field(None, description="One feature; every declared one if unset.")
+    reference: ReferenceWindow
+    bins: int = Field(10, ge=2, le=100, description="Quantile bins of numbers (10: deciles).")
+    top_k: int = Field(10, ge=1, le=100, description="Categories kept apart from `other`.")
+    reference_sample: int = Field(
+        10_000, ge=100, le=1_000_000, description="Reference rows drawn at random by the engine."
+    )
+    warn: Annotated[float, Field(ge=0)] | None = 0.1
+    max: Annotated[float, Field(ge=0)] | None = 0.25
+
+    @field_validator("target")
+    @classmethod
+    def _online(cls, value: Target | None) -> Target | None:
+        return _online_only("distribution_drift", value)
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> DistributionDriftCheck:
+        _ordered(self.warn, self.max, "max")
+        return self
+
+
+class AnomalyCheck(CheckBase):
+    """The value of another check (`of`, a check id, or one of this view's ids without the
+    view's name) against its own last `window` values in the state database: robust z =
+    0.6745 (x - median) / MAD. Passes with "not enough history" below `min_history` values."""
+
+    kind: Literal["anomaly"]
+    of: str = Field(min_length=1, description="The check id whose value is watched.")
+    window: int = Field(20, ge=3, le=1000, description="Past values the median and MAD use.")
+    min_history: int = Field(8, ge=3, le=1000, description="Fewer past values pass unjudged.")
+    direction: Literal["both", "up", "down"] = Field(
+        "both", description="Which deviations count: `up` only rises, `down` only falls."
+    )
+    warn: Annotated[float, Field(gt=0)] | None = None
+    max: Annotated[float, Field(gt=0)] | None = Field(3.5, description="Largest |robust z|.")
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> AnomalyCheck:
+        _ordered(self.warn, self.max, "max")
+        if self.min_history > self.window:
+            raise ValueError(
+                f"expected `min_history` at most `window`, found min_history "
+                f"{self.min_history} > window {self.window}"
+            )
+        return self
+
+
+class SodaCheck(CheckBase):
+    """A Soda Core v4 data contract verified on the view's offline table: one result per check
+    of the contract (`<view>.soda.<key>@offline`, see `checks.soda_contract`). Needs the
+    optional extra: pip install 'featmon[soda]'."""
+
+    kind: Literal["soda"]
+    contract: str | None = Field(
+        None,
+        description="The contract's YAML, inline (its `dataset` may be left out: featmon sets "
+        "it to the view's offline table). With `contract_file`, the loader puts the file's "
+        "text here.",
+    )
+    contract_file: str | None = Field(
+        None, description="A contract YAML file, relative to the check file."
+    )
+
+    @field_validator("target")
+    @classmethod
+    def _offline(cls, value: Target | None) -> Target | None:
+        return _offline_only("soda", value)
+
+    @model_validator(mode="after")
+    def _one_contract(self) -> SodaCheck:
+        if (self.contract is None) == (self.contract_file is None):
+            found = "neither" if self.contract is None else "both"
+            raise ValueError(
+                f"expected exactly one of `contract` or `contract_file`, found {found}"
+            )
+        return self
+
+
 AnyCheck = (
     FreshnessCheck
     | CoverageCheck
@@ -325,9 +484,13 @@ AnyCheck = (
     | RowCountCheck
     | DuplicatesCheck
     | RangeCheck
+    | SkewCheck
+    | DistributionDriftCheck
+    | AnomalyCheck
+    | SodaCheck
 )
 Check = Annotated[AnyCheck, Field(discriminator="kind")]
-OFFLINE_ONLY = frozenset({"late_arrivals", "row_count", "duplicates"})
+OFFLINE_ONLY = frozenset({"late_arrivals", "row_count", "duplicates", "soda"})
 
 
 def _ordered(warn: float | timedelta | None, bound: float | timedelta | None, word: str) -> None:
@@ -397,6 +560,10 @@ def default_target(check: AnyCheck, view: FeatureView) -> Target | None:
     elif check.kind == "coverage":
         order = ("online",)
     elif check.kind in OFFLINE_ONLY:
+        order = ("offline",)
+    elif check.kind in ("skew", "distribution_drift"):
+        order = ("online",)
+    elif isinstance(check, SchemaDriftCheck) and check.baseline:
         order = ("offline",)
     for target in order:
         if getattr(view, target) is not None:

@@ -220,6 +220,84 @@ class OfflineObservation:
 
 
 @dataclass(frozen=True)
+class OfflineRow:
+    """One row of an offline source: its event time and the values of some features."""
+
+    event_time: datetime
+    values: Mapping[str, FeatureValue]
+
+
+@dataclass(frozen=True)
+class SkewObservation:
+    """The online sample, and for each sampled entity found online with an event time, the
+    latest offline row of that entity at or before that time (absent: there is none)."""
+
+    online: OnlineObservation
+    offline: Mapping[tuple[EntityValue, ...], OfflineRow]
+    source: str  # the offline table or Parquet path, for the report
+
+
+@dataclass(frozen=True)
+class ReferenceSample:
+    """Up to `size` rows of the offline source with an event time in [since, until), drawn at
+    random by the engine: the values of each feature asked for, nulls included."""
+
+    since: datetime
+    until: datetime
+    size: int
+    values: Mapping[str, tuple[FeatureValue, ...]]
+    source: str
+
+
+@dataclass(frozen=True)
+class DriftObservation:
+    """A reference sample of the offline store and the current online sample."""
+
+    online: OnlineObservation
+    reference: ReferenceSample
+
+
+@dataclass(frozen=True)
+class SchemaBaseline:
+    """The accepted columns of an offline source (kept by the monitor's state database)."""
+
+    columns: tuple[Column, ...]
+    captured_at: datetime
+    accepted_by: str | None = None
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class BaselineObservation:
+    """The offline source's columns now, and its baseline; `captured` when this run stored
+    the baseline (the first run of a view)."""
+
+    offline: OfflineObservation
+    baseline: SchemaBaseline
+    captured: bool = False
+
+
+@dataclass(frozen=True)
+class PastValue:
+    """One recorded value of a check."""
+
+    scheduled_at: datetime
+    value: float
+
+
+@dataclass(frozen=True)
+class MetricHistory:
+    """The value an anomaly check judges and the check's past values (newest first, before
+    the judged one; runs without a value left out). `current_at` is when the judged value was
+    measured: this run for a check of the same view, else the newest recorded run."""
+
+    of: str
+    current: float | None
+    current_at: datetime | None
+    past: tuple[PastValue, ...]
+
+
+@dataclass(frozen=True)
 class ProbeFailure:
     """The probe could not measure at all; every check it feeds becomes an `error` result."""
 
@@ -228,4 +306,12 @@ class ProbeFailure:
     reason: str
 
 
-Observation = OnlineObservation | OfflineObservation | ProbeFailure
+Observation = (
+    OnlineObservation
+    | OfflineObservation
+    | ProbeFailure
+    | SkewObservation
+    | DriftObservation
+    | BaselineObservation
+    | MetricHistory
+)

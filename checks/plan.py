@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from checks.model import (
+    AnomalyCheck,
     AnyCheck,
     CheckFile,
     CoverageCheck,
+    DistributionDriftCheck,
     DuplicatesCheck,
     FeatureView,
     FreshnessCheck,
@@ -18,6 +20,9 @@ from checks.model import (
     NullRateCheck,
     RangeCheck,
     RowCountCheck,
+    SchemaDriftCheck,
+    SkewCheck,
+    SodaCheck,
     Target,
     default_target,
     dtype_family,
@@ -35,12 +40,15 @@ from checks.observation import (
     ValueCount,
     ValueStat,
 )
+from checks.soda_contract import keys_of as soda_keys
+from checks.soda_contract import problems as soda_problems
 from checks.source import Path
 
 __all__ = [  # AnyCheck is defined with the kinds in checks.model, and imported from here too
     "AnyCheck",
     "PlannedCheck",
     "check_id",
+    "drift_features",
     "lateness_bounds",
     "lateness_metrics",
     "metrics_of",
@@ -49,6 +57,7 @@ __all__ = [  # AnyCheck is defined with the kinds in checks.model, and imported 
     "plan_view",
     "problems_of",
     "range_metrics",
+    "reference_bounds",
     "window_of",
 ]
 
@@ -81,13 +90,17 @@ def plan_view(view: FeatureView, view_path: Path = ()) -> list[PlannedCheck]:
     for index, check in enumerate(view.checks):
         target = default_target(check, view)
         source = getattr(view, target) if target else None
-        if target is None or source is None:
+        if target is None or source is None or not check.enabled:
             continue
         features: Iterable[str | None] = [None]
         if isinstance(check, NullRateCheck):
             features = [check.feature] if check.feature else list(view.features)
+        elif isinstance(check, DistributionDriftCheck):
+            features = [check.feature] if check.feature else drift_features(view)
         elif isinstance(check, RangeCheck):
             features = [check.feature]
+        elif isinstance(check, SodaCheck):  # one result per check of the contract
+            features = soda_keys(check)
         for feature in features:
             out.append(
                 PlannedCheck(
@@ -114,8 +127,13 @@ def plan_file(check_file: CheckFile) -> list[PlannedCheck]:
 def check_id(view: FeatureView, check: AnyCheck, target: Target, feature: str | None) -> str:
     """`user_stats.null_rate.rolling_7d_revenue@online`, or the check's own `name`."""
     if check.name:
-        per_feature = isinstance(check, NullRateCheck) and check.feature is None
+        if isinstance(check, SodaCheck) and feature:  # `<name>.<key of the Soda check>`
+            return f"{check.name}.{feature}"
+        per_feature = isinstance(check, NullRateCheck | DistributionDriftCheck)
+        per_feature = per_feature and getattr(check, "feature", None) is None
         return f"{check.name}.{feature}" if feature and per_feature else check.name
+    if isinstance(check, AnomalyCheck):  # `of` without the view's own name, if it is there
+        return f"{view.name}.anomaly.{check.of.removeprefix(view.name + '.')}"
     middle = f".{feature}" if feature else ""
     return f"{view.name}.{check.kind}{middle}@{target}"
 
@@ -146,9 +164,10 @@ def problems_of(check_file: CheckFile) -> list[tuple[Path, str]]:
                     )
                 )
             names: list[tuple[Path, str]] = []
-            if isinstance(check, NullRateCheck | RangeCheck) and check.feature is not None:
+            single = NullRateCheck | RangeCheck | DistributionDriftCheck
+            if isinstance(check, single) and check.feature is not None:
                 names = [(("feature",), check.feature)]
-            if isinstance(check, CoverageCheck) and check.features is not None:
+            if isinstance(check, CoverageCheck | SkewCheck) and check.features is not None:
                 names = [(("features", i), name) for i, name in enumerate(check.features)]
             for where, name in names:
                 if name not in view.features:
@@ -160,12 +179,31 @@ def problems_of(check_file: CheckFile) -> list[tuple[Path, str]]:
 
 
 _NUMERIC = ("int", "float")
+_OFFLINE_NEED = {
+    "skew": "the values the online ones were materialized from",
+    "distribution_drift": "the reference window",
+    "schema_drift": "the schema a baseline keeps",
+}
 
 
 def _kind_problems(view: FeatureView, check: AnyCheck, path: Path) -> list[tuple[Path, str]]:
     """What a kind needs of its view: late arrivals an ingestion-time column, range a numeric
-    feature."""
+    feature, skew and distribution drift an offline source besides the online one, a baseline
+    an offline source."""
+    if isinstance(check, SodaCheck):
+        return soda_problems(view, check, path)
     offline = view.offline
+    needs_offline = isinstance(check, SkewCheck | DistributionDriftCheck) or (
+        isinstance(check, SchemaDriftCheck) and check.baseline
+    )
+    if needs_offline and offline is None:
+        return [
+            (
+                path,
+                f"expected the view to declare an `offline` source for {check.kind} "
+                f"({_OFFLINE_NEED[check.kind]}), found none",
+            )
+        ]
     if isinstance(check, LateArrivalsCheck) and offline is not None and not offline.ingested_at:
         return [
             (
@@ -257,3 +295,24 @@ def range_metrics(check: RangeCheck, window: timedelta) -> tuple[OfflineMetric, 
     if check.max_value is not None:
         out.append(ValueCount(column, "above", window, check.max_value))
     return tuple(out)
+
+
+DRIFT_FAMILIES = frozenset({"int", "float", "string", "bool"})
+
+
+def drift_features(view: FeatureView) -> list[str]:
+    """The features distribution drift compares when a check names none: numbers and
+    categories (strings, booleans)."""
+    return [name for name, dtype in view.features.items() if dtype_family(dtype) in DRIFT_FAMILIES]
+
+
+def reference_bounds(
+    check: DistributionDriftCheck, scheduled_at: datetime
+) -> tuple[datetime, datetime]:
+    """The reference window [since, until) of a drift check at one scheduled time."""
+    ref = check.reference
+    if ref.start is not None and ref.end is not None:
+        return ref.start, ref.end
+    assert ref.last is not None  # noqa: S101  (the model holds one form or the other)
+    until = scheduled_at - ref.ending
+    return until - ref.last, until

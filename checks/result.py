@@ -45,7 +45,7 @@ class Threshold:
     direction: Literal["max", "min"]
     fail: float | None
     warn: float | None
-    unit: Literal["seconds", "ratio", "count"]
+    unit: Literal["seconds", "ratio", "count", "score", "number"]  # score: PSI, z; number: Soda
     fail_min: float | None = None
     warn_min: float | None = None
 
@@ -190,9 +190,11 @@ class SchemaDriftDetails:
     removed: tuple[str, ...]
     retyped: tuple[Retyped, ...]
     counted_added: bool = True
+    baseline_at: datetime | None = None  # compared with the baseline captured then
+    baseline_captured: bool = False  # this run captured the baseline (the first run)
 
     def as_json(self) -> dict[str, JSON]:
-        return {
+        out: dict[str, JSON] = {
             "added": list(self.added),
             "removed": list(self.removed),
             "retyped": [
@@ -200,6 +202,12 @@ class SchemaDriftDetails:
             ],
             "counted_added": self.counted_added,
         }
+        if self.baseline_at is not None:
+            out |= {
+                "baseline_at": rfc3339(self.baseline_at),
+                "baseline_captured": self.baseline_captured,
+            }
+        return out
 
 
 @dataclass(frozen=True)
@@ -313,6 +321,171 @@ class RangeDetails:
         return out
 
 
+Shown = str | int | float | bool | None  # a feature value as the report shows it
+
+
+@dataclass(frozen=True)
+class SkewExample:
+    """One mismatched entity: its key, and each differing feature's online and offline value."""
+
+    key: tuple[Shown, ...]
+    online_time: datetime
+    offline_time: datetime
+    differences: tuple[tuple[str, Shown, Shown], ...]  # feature, online, offline
+
+    def as_json(self) -> dict[str, JSON]:
+        return {
+            "key": list(self.key),
+            "online_event_time": rfc3339(self.online_time),
+            "offline_event_time": rfc3339(self.offline_time),
+            "differences": [
+                {"feature": f, "online": on, "offline": off} for f, on, off in self.differences
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class SkewDetails:
+    """Entities compared (found online with an event time and an offline row at or before it),
+    those with any feature differing, per-feature mismatch counts, and a few examples."""
+
+    mismatched: int
+    compared: int
+    without_offline_row: int  # found online, but no offline row at or before its event time
+    interval: Interval
+    per_feature: Mapping[str, int]
+    examples: tuple[SkewExample, ...]
+    abs_tol: float
+    rel_tol: float
+    source: str
+    sample: SampleInfo
+
+    def as_json(self) -> dict[str, JSON]:
+        return {
+            "mismatched": self.mismatched,
+            "compared": self.compared,
+            "without_offline_row": self.without_offline_row,
+            "ci_low": self.interval.low,
+            "ci_high": self.interval.high,
+            "per_feature": dict(self.per_feature),
+            "examples": [e.as_json() for e in self.examples],
+            "abs_tol": self.abs_tol,
+            "rel_tol": self.rel_tol,
+            "offline_source": self.source,
+            **self.sample.as_json(),
+        }
+
+
+@dataclass(frozen=True)
+class DriftBin:
+    """One bin: its label (`(1.5, 2.5]`, a category, `other`) and the fraction of each side."""
+
+    label: str
+    reference: float
+    current: float
+
+
+@dataclass(frozen=True)
+class DriftDetails:
+    """PSI = sum over bins of (current - reference) * ln(current / reference), each fraction at
+    least `epsilon`; `ks` the two-sample Kolmogorov-Smirnov statistic (numeric features)."""
+
+    psi: float
+    ks: float | None
+    categorical: bool
+    reference_rows: int  # non-null reference values
+    current_rows: int  # non-null online values
+    reference_since: datetime
+    reference_until: datetime
+    epsilon: float
+    bins: tuple[DriftBin, ...]
+    sample: SampleInfo
+
+    def as_json(self) -> dict[str, JSON]:
+        return {
+            "psi": self.psi,
+            "ks": self.ks,
+            "categorical": self.categorical,
+            "reference_rows": self.reference_rows,
+            "current_rows": self.current_rows,
+            "reference_since": rfc3339(self.reference_since),
+            "reference_until": rfc3339(self.reference_until),
+            "epsilon": self.epsilon,
+            "bins": [
+                {"bin": b.label, "reference": b.reference, "current": b.current} for b in self.bins
+            ],
+            **self.sample.as_json(),
+        }
+
+
+@dataclass(frozen=True)
+class AnomalyDetails:
+    """The judged value against the median and MAD of its past values. `scale` says what
+    divided the deviation: `mad` (0.6745 (x - median) / MAD), `mean_ad` (MAD = 0: (x - median)
+    / (1.2533 mean absolute deviation)) or `constant` (every past value equal: z 0 when x
+    equals them, else +-`Z_CAP`). `reason` is set when the value was not judged."""
+
+    of: str
+    current: float | None
+    current_at: datetime | None
+    history: int  # past values used
+    min_history: int
+    median: float | None
+    mad: float | None
+    z: float | None
+    scale: str | None
+    direction: str
+    reason: str | None = None
+
+    def as_json(self) -> dict[str, JSON]:
+        return {
+            "of": self.of,
+            "current": self.current,
+            "current_at": rfc3339(self.current_at) if self.current_at is not None else None,
+            "history": self.history,
+            "min_history": self.min_history,
+            "median": self.median,
+            "mad": self.mad,
+            "z": self.z,
+            "scale": self.scale,
+            "direction": self.direction,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class SodaDetails:
+    """One check of a Soda Core contract: its identity in the contract, Soda's outcome and
+    threshold (as Soda states it), and Soda's diagnostic values (missing_count, ...)."""
+
+    soda_check: str  # Soda's relative path: checks.row_count, columns.revenue.checks.missing
+    name: str | None
+    type: str
+    column: str | None
+    outcome: str  # passed, warn, failed, not_evaluated, excluded
+    threshold: str  # `must be < 5 (warn: must be < 2)`
+    diagnostics: Mapping[str, float | int | str]
+    dataset: str
+    contract_line: int | None
+    errors: tuple[str, ...] = ()
+    soda_version: str = ""
+
+    def as_json(self) -> dict[str, JSON]:
+        return {
+            "soda_check": self.soda_check,
+            "name": self.name,
+            "type": self.type,
+            "column": self.column,
+            "outcome": self.outcome,
+            "threshold": self.threshold,
+            "diagnostics": dict(self.diagnostics),
+            "dataset": self.dataset,
+            "contract_line": self.contract_line,
+            "errors": list(self.errors),
+            "soda_version": self.soda_version,
+        }
+
+
 @dataclass(frozen=True)
 class ErrorDetails:
     reason: str
@@ -330,6 +503,10 @@ Details = (
     | RowCountDetails
     | DuplicateDetails
     | RangeDetails
+    | SkewDetails
+    | DriftDetails
+    | AnomalyDetails
+    | SodaDetails
     | ErrorDetails
 )
 

@@ -8,11 +8,22 @@ the probe turns those into `error` results.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
 
 from checks.model import FeatureView
-from checks.observation import EntityValue, OfflineMetric, OfflineObservation, OnlineObservation
+from checks.observation import (
+    EntityValue,
+    OfflineMetric,
+    OfflineObservation,
+    OfflineRow,
+    OnlineObservation,
+    ReferenceSample,
+)
+
+if TYPE_CHECKING:
+    from monitor.state.values import Baseline, HistoryPoint
 
 EntityKey = tuple[EntityValue, ...]  # one value per join key, in the order of view.join_keys
 
@@ -65,5 +76,36 @@ class OfflineStore(ABC):
         the user's `query` (one column per join key, named as the join keys)."""
 
     @abstractmethod
+    def latest_rows(
+        self, view: FeatureView, bounds: Mapping[EntityKey, datetime], features: Sequence[str]
+    ) -> dict[EntityKey, OfflineRow]:
+        """For each entity of `bounds`, its latest row with an event time at or before its
+        bound, with the values of `features` (entities without one are left out): skew's
+        input, in queries of a bounded batch of entities each."""
+
+    @abstractmethod
+    def sample_rows(
+        self,
+        view: FeatureView,
+        features: Sequence[str],
+        since: datetime,
+        until: datetime,
+        size: int,
+    ) -> ReferenceSample:
+        """Up to `size` rows with an event time in [since, until), drawn at random by the
+        engine, with the values of `features`: distribution drift's reference."""
+
+    @abstractmethod
     def close(self) -> None:
         """Release the client this store created."""
+
+
+class StateReader(Protocol):
+    """What a probe reads from (and, for a first schema baseline, writes to) the state
+    database: `monitor.state.StateStore` is one. Every method raises `StateError` on failure."""
+
+    def history(self, check: str, limit: int = 50) -> list[HistoryPoint]: ...
+
+    def baseline(self, view: str, store: str) -> Baseline | None: ...
+
+    def save_baseline(self, baseline: Baseline) -> None: ...

@@ -77,7 +77,7 @@ def build_app(loaded: Loaded, with_state: bool = True) -> App:
         if state is not None:
             cleanup.callback(state.close)
         cleanup.pop_all()  # every store built: the app owns them now
-    return App(loaded, Stores(online, offline), state)
+    return App(loaded, Stores(online, offline, state=state), state)
 
 
 def open_state(loaded: Loaded) -> StateStore | None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from checks.duration import parse_duration
 from checks.errors import ConfigError
 from checks.result import RunResult
-from monitor import demo, schema
+from monitor import baseline_command, demo, schema
 from monitor.app import build_app
 from monitor.daemon import DaemonSettings, build_daemon, serve
 from monitor.feast import init as feast_init
@@ -28,6 +28,7 @@ from monitor.format import summary_table
 from monitor.loader import Loaded, load
 from monitor.reports import write_run_report
 from monitor.run import run_once
+from monitor.stores import soda
 
 log = logging.getLogger("featmon")
 
@@ -115,6 +116,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_run_daemon)
 
+    baseline_command.add_parser(commands)
+
     write_schema = commands.add_parser(
         "schema", help="write the JSON Schemas of config.yaml and check files"
     )
@@ -166,6 +169,9 @@ def _duration(text: str) -> timedelta:
 
 def _validate(args: argparse.Namespace) -> int:
     loaded = load(args.config)
+    soda_warning = soda.missing_extra_warning(loaded.planned)
+    if soda_warning is not None:
+        print(f"warning: {soda_warning}", file=sys.stderr)
     print(
         f"{args.config}: valid ({len(loaded.check_files)} check files, "
         f"{len(loaded.views)} feature views, {len(loaded.planned)} checks)"

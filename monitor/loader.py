@@ -17,8 +17,9 @@ from pydantic import SecretStr
 
 from alerts.routing import receiver_problems
 from checks.errors import ConfigError, Problem
-from checks.model import CheckFile, FeatureView
+from checks.model import CheckFile, FeatureView, SodaCheck
 from checks.plan import PlannedCheck, plan_view, problems_of
+from checks.soda_contract import problems as soda_problems
 from checks.source import Document, interpolate, load_yaml, validate
 from monitor.config import (
     OFFLINE_TYPES,
@@ -85,8 +86,9 @@ def load(config_path: Path | str, env: Mapping[str, str] | None = None) -> Loade
             continue
         problems.extend(doc.problem(p, message) for p, message in problems_of(check_file))
         for index, declared in enumerate(check_file.feature_views):
-            view = _resolve_view(declared, file.parent)
             view_path = ("feature_views", index)
+            view = _resolve_view(declared, file.parent)
+            view = _read_contracts(view, file.parent, doc, view_path, problems)
             loaded = LoadedView(
                 view, doc.source, doc.line_of(view_path), tuple(plan_view(view, view_path))
             )
@@ -224,6 +226,33 @@ def _resolve_view(view: FeatureView, base: Path) -> FeatureView:
         return view
     ids_file = str(_absolute(online.ids_file, base))
     return view.model_copy(update={"online": online.model_copy(update={"ids_file": ids_file})})
+
+
+def _read_contracts(
+    view: FeatureView,
+    base: Path,
+    doc: Document,
+    view_path: tuple[str | int, ...],
+    problems: list[Problem],
+) -> FeatureView:
+    """A Soda check's `contract_file` is relative to the check file; its text is read here, at
+    the edge, so that planning (pure) knows the contract's checks. Problems name the file."""
+    checks = list(view.checks)
+    for position, check in enumerate(checks):
+        if not isinstance(check, SodaCheck) or check.contract_file is None:
+            continue
+        path = _absolute(check.contract_file, base)
+        where = (*view_path, "checks", position)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            problems.append(doc.problem((*where, "contract_file"), f"cannot read {path}: {reason}"))
+            continue
+        read = check.model_copy(update={"contract_file": str(path), "contract": text})
+        checks[position] = read
+        problems.extend(doc.problem(p, m) for p, m in soda_problems(view, read, where))
+    return view.model_copy(update={"checks": tuple(checks)})
 
 
 def _resolve_store(store: StoreConfig, base: Path) -> StoreConfig:

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from checks.evaluate import error_result, evaluate
-from checks.model import FeatureView
+from checks.kinds.soda import SodaObservation
+from checks.model import AnomalyCheck, FeatureView
 from checks.observation import Observation, ProbeFailure
 from checks.plan import PlannedCheck, offline_metrics
 from checks.result import CheckResult, worst
-from monitor import population
-from monitor.abc import OfflineStore, OnlineStore
+from monitor import analytics, population
+from monitor.abc import OfflineStore, OnlineStore, StateReader
 from monitor.errors import StoreError
+from monitor.stores import soda
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,8 @@ class Stores:
     # Told of every probe as it ends: (feature view, store, seconds, failed). The daemon feeds
     # the Prometheus probe-duration histogram and error counter from it.
     on_probe: Callable[[str, str, float, bool], None] | None = None
+    # Where anomaly checks read history and schema baselines are kept; None: not available.
+    state: StateReader | None = None
 
 
 def probe_view(
@@ -44,11 +48,26 @@ def probe_view(
     """Every planned check of `view`, measured with at most one online read and one offline query."""
     started = time.monotonic()
     observations: dict[str, Observation] = {}
-    if any(p.target == "offline" for p in planned) and view.offline is not None:
+    if any(p.target == "offline" and p.kind != "soda" for p in planned) and view.offline:
         observations["offline"] = _offline(view, planned, stores, scheduled_at)
-    if any(p.target == "online" for p in planned) and view.online is not None:
+    if any(p.target == "online" and p.kind != "anomaly" for p in planned) and view.online:
         observations["online"] = _online(view, stores, scheduled_at)
-    results = [_evaluate(p, observations[p.target], scheduled_at) for p in planned]
+    contracts = (  # Soda checks: one verification of each contract, on the offline store
+        soda.observe(view, planned, stores.offline[view.offline.store]) if view.offline else {}
+    )
+    offline = stores.offline.get(view.offline.store) if view.offline else None
+    extra = analytics.measure(view, planned, offline, stores.state, observations, scheduled_at)
+    first: list[CheckResult | None] = [
+        None
+        if p.kind == "anomaly"  # judged below, from the results of this run and the history
+        else _evaluate(
+            p,
+            contracts[p.path] if p.kind == "soda" else extra.get(p.id) or observations[p.target],
+            scheduled_at,
+        )
+        for p in planned
+    ]
+    results = _with_anomalies(planned, first, stores.state, scheduled_at)
     log.info(
         "probed %s: %d checks, worst %s, %.0f ms",
         view.name,
@@ -59,7 +78,29 @@ def probe_view(
     return results
 
 
-def _evaluate(planned: PlannedCheck, observation: Observation, at: datetime) -> CheckResult:
+def _with_anomalies(
+    planned: tuple[PlannedCheck, ...],
+    first: list[CheckResult | None],
+    state: StateReader | None,
+    at: datetime,
+) -> list[CheckResult]:
+    """Every result in declaration order, the anomaly checks' judged against this run's other
+    results and the history in the state database."""
+    done = [r for r in first if r is not None]
+    out: list[CheckResult] = []
+    for p, result in zip(planned, first, strict=True):
+        if result is not None:
+            out.append(result)
+            continue
+        assert isinstance(p.check, AnomalyCheck)  # noqa: S101  (only anomalies wait)
+        observed = analytics.history(p, p.check.of, p.check.window, done, state)
+        out.append(_evaluate(p, observed, at))
+    return out
+
+
+def _evaluate(
+    planned: PlannedCheck, observation: Observation | SodaObservation, at: datetime
+) -> CheckResult:
     try:
         return evaluate(planned, observation, at)
     except Exception as exc:  # the per-run boundary: one bad value must not lose the run

@@ -66,7 +66,9 @@ def test_the_kubernetes_config_map_holds_a_valid_configuration(tmp_path: Path) -
     (tmp_path / "checks" / "user_stats.yaml").write_text(
         config_map["data"]["user_stats.yaml"], encoding="utf-8"
     )
-    env = dict.fromkeys(("REDIS_PASSWORD", "WAREHOUSE_PASSWORD", "PAGERDUTY_ROUTING_KEY"), "x") | {"SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/X"}
+    env = dict.fromkeys(("REDIS_PASSWORD", "WAREHOUSE_PASSWORD", "PAGERDUTY_ROUTING_KEY"), "x") | {
+        "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/X"
+    }
     loaded = load(tmp_path / "config.yaml", env)
     assert [v.view.name for v in loaded.views] == ["user_stats"]
     assert loaded.config.http.listen == "0.0.0.0:9108"

@@ -94,7 +94,8 @@ def test_problems_of_several_files_are_reported_together(tmp_path: Path) -> None
         "1h30m or 7d, found '1 hour'",
         "checks/a.yaml:10: feature_views[0].checks[1].kind: expected 'kind' to be one of "
         "'freshness', 'coverage', 'null_rate', 'schema_drift', 'late_arrivals', 'row_count', "
-        "'duplicates', 'range', found 'null_rat'",
+        "'duplicates', 'range', 'skew', 'distribution_drift', 'anomaly', 'soda', "
+        "found 'null_rat'",
         "checks/b.yaml:6: feature_views[0].colour: unknown key 'colour'",
     ]
 

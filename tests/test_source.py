@@ -245,7 +245,8 @@ def test_every_problem_of_a_file_is_reported_at_once_at_its_own_line() -> None:
         "found 'P0'",
         "t.yaml:20: feature_views[0].checks[2].kind: expected 'kind' to be one of 'freshness', "
         "'coverage', 'null_rate', 'schema_drift', 'late_arrivals', 'row_count', 'duplicates', "
-        "'range', found 'null_rat'",
+        "'range', 'skew', 'distribution_drift', 'anomaly', 'soda', "
+        "found 'null_rat'",
         "t.yaml:23: feature_views[0].checks[3].alow_added: unknown key 'alow_added' "
         "(did you mean 'allow_added'?)",
         "t.yaml:24: feature_views[0].checks[4]: expected `warn` at most `max`, found warn 2h > max 1h",
@@ -427,7 +428,8 @@ def test_a_wrong_kind_in_block_style_points_at_the_kind_line() -> None:
     assert problems_in(text) == [
         "t.yaml:9: feature_views[0].checks[0].kind: expected 'kind' to be one of 'freshness', "
         "'coverage', 'null_rate', 'schema_drift', 'late_arrivals', 'row_count', 'duplicates', "
-        "'range', found 'freshnes'"
+        "'range', 'skew', 'distribution_drift', 'anomaly', 'soda', "
+        "found 'freshnes'"
     ]
 
 

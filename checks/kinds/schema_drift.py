@@ -3,11 +3,18 @@ declared ones (DESIGN.md section 3)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from checks.kinds.base import build, error, narrow
 from checks.model import SchemaDriftCheck, dtype_family
-from checks.observation import FeatureState, OfflineObservation, OnlineObservation
+from checks.observation import (
+    BaselineObservation,
+    Column,
+    FeatureState,
+    OfflineObservation,
+    OnlineObservation,
+)
 from checks.plan import PlannedCheck
 from checks.result import CheckResult, Retyped, SchemaDriftDetails, Threshold
 
@@ -40,9 +47,37 @@ def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime
     limit = threshold(check)
     if not observation.columns:
         return error(planned, limit, f"no columns could be read for {observation.source}")
-    expected = expected_columns(planned)
-    actual = {c.name: c for c in observation.columns}
-    details = SchemaDriftDetails(
+    details = _compare(expected_columns(planned), observation.columns, check)
+    return build(planned, limit, float(_count(details)), details)
+
+
+def baseline(
+    planned: PlannedCheck,
+    observation: BaselineObservation,
+    at: datetime,  # noqa: ARG001
+) -> CheckResult:
+    """The offline columns against the baseline kept in the state database (`baseline: true`):
+    added, removed, and retyped by type family, as against a declared schema. The run that
+    captured the baseline compares it with itself, and passes."""
+    check = narrow(planned, SchemaDriftCheck)
+    limit = threshold(check)
+    columns = observation.offline.columns
+    if not columns:
+        return error(planned, limit, f"no columns could be read for {observation.offline.source}")
+    expected: dict[str, str | None] = {c.name: c.family for c in observation.baseline.columns}
+    details = replace(
+        _compare(expected, columns, check),
+        baseline_at=observation.baseline.captured_at,
+        baseline_captured=observation.captured,
+    )
+    return build(planned, limit, float(_count(details)), details)
+
+
+def _compare(
+    expected: dict[str, str | None], columns: tuple[Column, ...], check: SchemaDriftCheck
+) -> SchemaDriftDetails:
+    actual = {c.name: c for c in columns}
+    return SchemaDriftDetails(
         added=tuple(sorted(set(actual) - set(expected))),
         removed=tuple(sorted(set(expected) - set(actual))),
         retyped=tuple(
@@ -52,7 +87,6 @@ def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime
         ),
         counted_added=not check.allow_added,
     )
-    return build(planned, limit, float(_count(details)), details)
 
 
 def online(planned: PlannedCheck, observation: OnlineObservation, at: datetime) -> CheckResult:  # noqa: ARG001

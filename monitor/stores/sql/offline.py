@@ -36,11 +36,14 @@ from sqlalchemy import exc as sa_exc
 from checks.model import FeatureView
 from checks.observation import (
     EntityValue,
+    FeatureValue,
     MaxLateness,
     MaxTimestamp,
     MetricValue,
     OfflineMetric,
     OfflineObservation,
+    OfflineRow,
+    ReferenceSample,
     ValueStat,
 )
 from monitor.abc import EntityKey, OfflineStore
@@ -57,6 +60,7 @@ from monitor.stores.sql.columns import (
 )
 from monitor.stores.sql.engine import open_engine, read_only, safe_url
 from monitor.stores.sql.metrics import aggregate, metric_order, unavailable
+from monitor.stores.sql.rows import BATCH, latest_rows_query, reference_query
 
 __all__ = [  # Source and the column helpers moved to `columns`; still importable from here
     "TIMESTAMP",
@@ -181,6 +185,11 @@ class AggregateStore(OfflineStore):
         """The engine every query runs on (read it to attach events; never replace it)."""
         return self._engine
 
+    @property
+    def timeout(self) -> timedelta:
+        """The longest one query may take (Soda contracts run with it too)."""
+        return self._timeout
+
     @abstractmethod
     def _source(self, conn: sa.Connection, view: FeatureView) -> Source:
         """Look the view's table or files up in the catalog (one lookup); raise
@@ -260,6 +269,98 @@ class AggregateStore(OfflineStore):
                 _elapsed_ms(started),
             )
         return keys
+
+    def latest_rows(
+        self, view: FeatureView, bounds: Mapping[EntityKey, datetime], features: Sequence[str]
+    ) -> dict[EntityKey, OfflineRow]:
+        found: dict[EntityKey, OfflineRow] = {}
+        if not bounds:
+            return found
+        with self._outcome("reading the latest rows of", view) as started:
+            with read_only(self._engine, self.name, self._timeout) as conn:
+                source = self._source(conn, view)
+                self._require_sampleable(source, view)
+                columns = [name for name in features if not source.missing((name,))]
+                event_type = source.selectable.c[view.timestamp].type
+                entries = [(k, bound(b, event_type, self._zone)) for k, b in bounds.items()]
+                for start in range(0, len(entries), BATCH):
+                    query = latest_rows_query(
+                        source, view.join_keys, view.timestamp, entries[start : start + BATCH],
+                        columns,
+                    )  # fmt: skip
+                    for row in conn.execute(query).mappings():
+                        key = tuple(_entity_value(row[k]) for k in view.join_keys)
+                        found[key] = OfflineRow(
+                            self._moment(row[view.timestamp]),
+                            MappingProxyType({n: self._feature(row[n]) for n in columns}),
+                        )
+            self._log.info(
+                "store %s: read the latest rows of %d of %d entities of %s in %.1f ms",
+                self.name,
+                len(found),
+                len(bounds),
+                source.label,
+                _elapsed_ms(started),
+            )
+        return found
+
+    def sample_rows(
+        self,
+        view: FeatureView,
+        features: Sequence[str],
+        since: datetime,
+        until: datetime,
+        size: int,
+    ) -> ReferenceSample:
+        require_aware(since)
+        require_aware(until)
+        with self._outcome("sampling the reference rows of", view) as started:
+            with read_only(self._engine, self.name, self._timeout) as conn:
+                source = self._source(conn, view)
+                self._require_sampleable(source, view)
+                columns = [name for name in features if not source.missing((name,))]
+                event_type = source.selectable.c[view.timestamp].type
+                lower, upper = (
+                    bound(since, event_type, self._zone),
+                    bound(until, event_type, self._zone),
+                )
+                query = reference_query(source, view.timestamp, columns, lower, upper, size)
+                rows = conn.execute(query).all() if columns else []
+            values = {
+                name: tuple(self._feature(row[i]) for row in rows) for i, name in enumerate(columns)
+            }
+            self._log.info(
+                "store %s: sampled %d reference rows of %s in %.1f ms",
+                self.name,
+                len(rows),
+                source.label,
+                _elapsed_ms(started),
+            )
+        return ReferenceSample(since, until, size, MappingProxyType(values), source.label)
+
+    def _moment(self, raw: object) -> datetime:
+        if not isinstance(raw, datetime):
+            raise QueryFailed(self.name, f"expected an event time, found {type(raw).__name__}")
+        return (raw.replace(tzinfo=self._zone) if raw.tzinfo is None else raw).astimezone(UTC)
+
+    def _feature(self, raw: object) -> FeatureValue:
+        """A feature value as the online store's codec gives it: numbers as int or float,
+        times aware UTC, lists as tuples, anything unknown as its text."""
+        if raw is None or isinstance(raw, bool | int | float | str | bytes):
+            return raw
+        if isinstance(raw, Decimal):
+            return (
+                int(raw)
+                if raw == raw.to_integral_value() and raw.as_tuple().exponent == 0
+                else float(raw)
+            )
+        if isinstance(raw, datetime):
+            return self._moment(raw)
+        if isinstance(raw, list | tuple):
+            return tuple(
+                v for v in map(self._feature, raw) if v is not None and not isinstance(v, tuple)
+            )
+        return str(raw)
 
     def close(self) -> None:
         """Dispose of the engine (its pooled connections)."""

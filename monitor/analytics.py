@@ -1,0 +1,214 @@
+"""What the analytical checks compare, measured for one probe of one view.
+
+`checks/` stays pure: skew, distribution drift, schema baselines and anomalies get frozen
+values built here from the stores and the state database.
+
+- skew: one extra offline query per view (in batches of entities), the latest offline row of
+  each sampled entity found online at or before its online event time;
+- distribution drift: one reference sample per distinct reference window of the view;
+- schema drift with `baseline: true`: the baseline in the state database; when there is none,
+  the columns of this run are saved as the baseline (the first run captures it);
+- anomaly: the referenced check's value this run (a check of the same view) or its newest
+  recorded value, and its past values from the state database.
+
+Any failure to measure becomes a `ProbeFailure` for the checks it feeds (an `error` result).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from functools import partial
+
+from checks.kinds.skew import compared_features
+from checks.model import DistributionDriftCheck, FeatureView, SchemaDriftCheck
+from checks.observation import (
+    BaselineObservation,
+    DriftObservation,
+    MetricHistory,
+    Observation,
+    OfflineObservation,
+    OnlineObservation,
+    PastValue,
+    ProbeFailure,
+    SchemaBaseline,
+    SkewObservation,
+)
+from checks.plan import PlannedCheck, reference_bounds
+from checks.result import CheckResult
+from monitor.abc import EntityKey, OfflineStore, StateReader
+from monitor.errors import QueryFailed, StoreError
+from monitor.state import StateError
+from monitor.state.values import Baseline
+
+log = logging.getLogger(__name__)
+
+FIRST_RUN = "featmon (first run)"  # `accepted_by` of a baseline the first run captured
+
+
+def measure(
+    view: FeatureView,
+    planned: Sequence[PlannedCheck],
+    offline: OfflineStore | None,
+    state: StateReader | None,
+    observations: Mapping[str, Observation],
+    at: datetime,
+) -> dict[str, Observation]:
+    """The observation of each skew, drift and baseline schema check, by check id."""
+    out: dict[str, Observation] = {}
+    online = observations.get("online")
+    skews = [p for p in planned if p.kind == "skew"]
+    if skews:
+        observed = _guard(offline, view, lambda store: _skew(view, skews, store, online))
+        out |= dict.fromkeys((p.id for p in skews), observed)
+    drifts = [p for p in planned if isinstance(p.check, DistributionDriftCheck)]
+    for window, group in _by_reference(drifts, at).items():
+        observed = _guard(offline, view, partial(_drift, view, group, online=online, window=window))
+        out |= dict.fromkeys((p.id for p in group), observed)
+    for p in planned:
+        if isinstance(p.check, SchemaDriftCheck) and p.check.baseline:
+            out[p.id] = _baseline(view, p, state, observations.get("offline"), at)
+    return out
+
+
+def history(
+    planned: PlannedCheck,
+    of: str,
+    window: int,
+    results: Iterable[CheckResult],
+    state: StateReader | None,
+) -> Observation:
+    """The values an anomaly check judges: this run's value of a check of the same view, or
+    else the newest recorded one, and up to `window` earlier values."""
+    if state is None:
+        return ProbeFailure(planned.store, planned.view.name, "no state database: no history")
+    same_view = {r.check: r for r in results}
+    ids = (of, f"{planned.view.name}.{of}")
+    current = next((same_view[i] for i in ids if i in same_view), None)
+    target = current.check if current is not None else of
+    try:
+        points = state.history(target, window + (0 if current is not None else 1))
+    except StateError as exc:
+        log.warning("reading the history of %s failed: %s", target, exc)
+        return ProbeFailure(planned.store, planned.view.name, str(exc))
+    past = [PastValue(p.scheduled_at, p.value) for p in points if p.value is not None]
+    if current is not None:
+        return MetricHistory(target, current.value, None, tuple(past))
+    if not past:
+        return MetricHistory(target, None, None, ())
+    return MetricHistory(target, past[0].value, past[0].scheduled_at, tuple(past[1:]))
+
+
+def _skew(
+    view: FeatureView,
+    planned: Sequence[PlannedCheck],
+    store: OfflineStore,
+    online: Observation | None,
+) -> Observation:
+    if not isinstance(online, OnlineObservation):
+        return online or ProbeFailure(store.name, view.name, "the online store was not read")
+    bounds: dict[EntityKey, datetime] = {
+        e.key: e.event_time for e in online.entities if e.present and e.event_time is not None
+    }
+    features = sorted({f for p in planned for f in compared_features(p)})
+    rows = store.latest_rows(view, bounds, features)
+    return SkewObservation(online, rows, _label(view))
+
+
+def _drift(
+    view: FeatureView,
+    planned: Sequence[PlannedCheck],
+    store: OfflineStore,
+    *,
+    online: Observation | None,
+    window: tuple[datetime, datetime, int],
+) -> Observation:
+    if not isinstance(online, OnlineObservation):
+        return online or ProbeFailure(store.name, view.name, "the online store was not read")
+    features = sorted({p.feature for p in planned if p.feature is not None})
+    since, until, size = window
+    return DriftObservation(online, store.sample_rows(view, features, since, until, size))
+
+
+def _by_reference(
+    planned: Sequence[PlannedCheck], at: datetime
+) -> dict[tuple[datetime, datetime, int], list[PlannedCheck]]:
+    groups: dict[tuple[datetime, datetime, int], list[PlannedCheck]] = {}
+    for p in planned:
+        assert isinstance(p.check, DistributionDriftCheck)  # noqa: S101  (filtered by the caller)
+        since, until = reference_bounds(p.check, at)
+        groups.setdefault((since, until, p.check.reference_sample), []).append(p)
+    return groups
+
+
+def _baseline(
+    view: FeatureView,
+    planned: PlannedCheck,
+    state: StateReader | None,
+    offline: Observation | None,
+    at: datetime,
+) -> Observation:
+    if not isinstance(offline, OfflineObservation):
+        return offline or ProbeFailure(planned.store, view.name, "the offline store was not read")
+    if state is None:
+        return ProbeFailure(
+            planned.store, view.name, "no state database to keep the schema baseline in"
+        )
+    try:
+        kept = state.baseline(view.name, planned.store)
+        captured = kept is None and bool(offline.columns)
+        if kept is None and offline.columns:
+            kept = Baseline(
+                view.name, planned.store, offline.source, offline.columns, at, FIRST_RUN
+            )
+            state.save_baseline(kept)
+    except StateError as exc:
+        log.warning("the schema baseline of %s: %s", view.name, exc)
+        return ProbeFailure(planned.store, view.name, str(exc))
+    if kept is None:
+        return offline  # no columns to compare: schema_drift reports it as an error
+    accepted = SchemaBaseline(kept.columns, kept.captured_at, kept.accepted_by, kept.comment)
+    return BaselineObservation(offline, accepted, captured)
+
+
+def _guard(
+    store: OfflineStore | None,
+    view: FeatureView,
+    measure: Callable[[OfflineStore], Observation],
+) -> Observation:
+    if store is None:
+        return ProbeFailure("", view.name, "the view has no offline store")
+    try:
+        return measure(store)
+    except StoreError as exc:
+        log.warning("probe of %s on %s failed: %s", view.name, store.name, exc)
+        return ProbeFailure(store.name, view.name, str(exc))
+    except Exception as exc:  # the per-run boundary: a bug must not blind the other checks
+        log.exception("probe of %s on %s failed unexpectedly", view.name, store.name)
+        return ProbeFailure(store.name, view.name, f"internal error: {type(exc).__name__}: {exc}")
+
+
+def _label(view: FeatureView) -> str:
+    offline = view.offline
+    return (offline.table or offline.path or "?") if offline is not None else "?"
+
+
+def accept_baseline(
+    view: FeatureView,
+    store: OfflineStore,
+    state: StateReader,
+    at: datetime,
+    accepted_by: str | None,
+    comment: str | None = None,
+) -> Baseline:
+    """Read the columns of the view's offline source now and save them as its baseline (what
+    `featmon baseline accept` does). Raises `StoreError` or `StateError`."""
+    observed = store.measure(view, frozenset(), at)  # the catalog lookup only: no metric
+    if not observed.columns:
+        raise QueryFailed(store.name, f"no columns could be read for {observed.source}")
+    baseline = Baseline(
+        view.name, store.name, observed.source, observed.columns, at, accepted_by, comment
+    )
+    state.save_baseline(baseline)
+    return baseline

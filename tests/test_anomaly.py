@@ -1,0 +1,192 @@
+"""Anomaly: a check's value against the median and MAD of its own recorded history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from checks.evaluate import evaluate
+from checks.kinds.anomaly import Z_CAP, robust_z
+from checks.model import AnomalyCheck, FeatureView
+from checks.observation import MetricHistory, PastValue
+from checks.plan import PlannedCheck, plan_view
+from checks.result import (
+    AnomalyDetails,
+    CheckResult,
+    Interval,
+    NullRateDetails,
+    RunResult,
+    Status,
+    Threshold,
+)
+from monitor.app import App, build_app
+from monitor.loader import load
+from monitor.run import run_once
+from monitor.state import StateStore
+from tests.analytics_fixtures import config, write_offline, write_online
+
+NOW = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
+
+
+def test_the_robust_z_of_a_value_three_mads_above_the_median() -> None:
+    """Median 10, deviations 0 0 0 1 1 1 2: MAD 1; z = 0.6745 * 3."""
+    z, median, mad, scale = robust_z(13, [10, 11, 12, 9, 10, 11, 10])
+    assert (median, mad, scale) == (10, 1, "mad")
+    assert z == pytest.approx(2.0235)
+
+
+def test_a_zero_mad_falls_back_to_the_mean_absolute_deviation() -> None:
+    """Six fives, a four and a six: MAD 0, mean AD 2 / 8; z = 2 / (1.2533 * 0.25)."""
+    z, _, mad, scale = robust_z(7, [5, 5, 5, 5, 6, 4, 5, 5])
+    assert (mad, scale) == (0, "mean_ad")
+    assert z == pytest.approx(6.3831, abs=1e-4)
+
+
+def test_any_change_of_a_constant_history_is_capped_at_z_cap() -> None:
+    assert robust_z(5, [5] * 8)[0] == 0
+    assert robust_z(4, [5] * 8) == (-Z_CAP, 5, 0, "constant")
+
+
+def planned_anomaly(**options: object) -> PlannedCheck:
+    view = FeatureView.model_validate(
+        {
+            "name": "v",
+            "entity": "user_id",
+            "ttl": "1d",
+            "features": {"x": "float"},
+            "online": {"store": "online"},
+            "checks": [{"kind": "anomaly", "of": "v.null_rate.x@online", **options}],
+        }
+    )
+    (planned,) = plan_view(view)
+    return planned
+
+
+def history(current: float, past: list[float]) -> MetricHistory:
+    points = tuple(PastValue(NOW - timedelta(hours=i + 1), v) for i, v in enumerate(past))
+    return MetricHistory("v.null_rate.x@online", current, None, points)
+
+
+def test_below_the_minimum_history_the_check_passes_unjudged() -> None:
+    result = evaluate(planned_anomaly(min_history=8), history(99.0, [1.0, 1.0, 1.0]), NOW)
+    assert isinstance(result.details, AnomalyDetails)
+    assert result.status is Status.PASS
+    assert result.value is None
+    assert result.details.reason == "not enough history: 3 of 8 past values"
+
+
+def test_a_value_beyond_the_threshold_fails_and_within_warn_warns() -> None:
+    past = [10.0, 11.0, 12.0, 9.0, 10.0, 11.0, 10.0]  # median 10, MAD 1
+    check = planned_anomaly(warn=2.0, max=3.5, min_history=7)
+    assert evaluate(check, history(13.0, past), NOW).status is Status.WARN  # z 2.02
+    assert evaluate(check, history(16.0, past), NOW).status is Status.FAIL  # z 4.05
+
+
+def test_direction_up_lets_a_fall_pass() -> None:
+    past = [10.0, 11.0, 12.0, 9.0, 10.0, 11.0, 10.0]  # median 10, MAD 1
+    result = evaluate(planned_anomaly(direction="up", min_history=7), history(4.0, past), NOW)
+    assert result.status is Status.PASS
+    assert result.value == pytest.approx(-0.6745 * 6)
+
+
+def test_the_window_limits_the_past_values_used() -> None:
+    """The newest five (10 10 10 100 100) have median 10; all 23 would have 100."""
+    past = [10.0] * 3 + [100.0] * 20
+    result = evaluate(planned_anomaly(window=5, min_history=3), history(10.0, past), NOW)
+    assert isinstance(result.details, AnomalyDetails)
+    assert (result.details.history, result.details.median) == (5, 10.0)
+
+
+def test_a_check_switched_off_is_not_planned() -> None:
+    assert AnomalyCheck.model_validate({"kind": "anomaly", "of": "a", "enabled": False})
+    view = FeatureView.model_validate(
+        {
+            "name": "v",
+            "entity": "user_id",
+            "ttl": "1d",
+            "features": {"x": "float"},
+            "online": {"store": "online"},
+            "checks": [{"kind": "anomaly", "of": "a", "enabled": False}],
+        }
+    )
+    assert plan_view(view) == []
+
+
+def recorded(check: str, value: float, at: datetime, index: int) -> RunResult:
+    result = CheckResult(
+        check=check,
+        kind="null_rate",
+        feature_view="user_stats",
+        feature="x",
+        store="online",
+        target="online",
+        status=Status.PASS,
+        severity="P3",
+        value=value,
+        threshold=Threshold("max", 0.9, None, "ratio"),
+        sample_size=100,
+        details=NullRateDetails(round(value * 100), 100, Interval(0.0, 1.0)),
+    )
+    return RunResult(f"run-{index}", at, at, at, (result,))
+
+
+CHECKS = """\
+      - {kind: null_rate, feature: x, max: 0.9}
+      - {kind: anomaly, of: null_rate.x@online, window: 20, min_history: 8, max: 3.5}"""
+HISTORY = [0.10, 0.11, 0.09, 0.10, 0.12, 0.10, 0.08, 0.11, 0.10, 0.09]
+
+
+def test_a_jump_of_the_null_rate_against_its_recorded_history_fails(tmp_path: Path) -> None:
+    """History median 0.10, MAD 0.01; this run's null rate 0.5 (50 of 100 users):
+    z = 0.6745 * 0.4 / 0.01 = 26.98."""
+    write_online(
+        tmp_path / "online.db",
+        [(u, NOW, None if u <= 50 else 1.0, "red") for u in range(1, 101)],
+    )
+    with build_app_from(tmp_path) as app:
+        assert app.state is not None
+        for i, value in enumerate(HISTORY):
+            at = NOW - timedelta(hours=len(HISTORY) - i)
+            app.state.record_run(recorded("user_stats.null_rate.x@online", value, at, i))
+        null_rate, anomaly = run_once(app, NOW).results
+    assert null_rate.value == 0.5
+    assert isinstance(anomaly.details, AnomalyDetails)
+    assert anomaly.check == "user_stats.anomaly.null_rate.x@online"
+    assert anomaly.details.median == pytest.approx(0.10)
+    assert anomaly.details.history == 10
+    assert anomaly.details.mad == pytest.approx(0.01)
+    assert anomaly.value == pytest.approx(0.6745 * 0.4 / 0.01)
+    assert anomaly.status is Status.FAIL
+
+
+def test_runs_recorded_by_real_runs_build_the_history(tmp_path: Path) -> None:
+    """Nine steady runs (null rate 0.5) recorded, then the tenth judged: z 0, pass."""
+    write_online(
+        tmp_path / "online.db",
+        [(u, NOW, None if u <= 50 else 1.0, "red") for u in range(1, 101)],
+    )
+    with build_app_from(tmp_path) as app:
+        for i in range(9):
+            run = run_once(app, NOW - timedelta(hours=9 - i))
+            app.record(run)
+        last = run_once(app, NOW).results[1]
+    assert isinstance(last.details, AnomalyDetails)
+    assert last.details.history == 9
+    assert last.details.reason is None
+    assert (last.value, last.status) == (0.0, Status.PASS)
+    with StateStore(f"sqlite:///{tmp_path / 'state.db'}") as state:
+        kept = state.history("user_stats.anomaly.null_rate.x@online")
+    assert len(kept) == 9
+    assert kept[-1].value is None  # the first runs passed unjudged (not enough history)
+
+
+def build_app_from(root: Path) -> App:
+    engine = sa.create_engine(f"sqlite:///{root / 'offline.db'}")
+    write_offline(engine, [(1, NOW, 1.0, "red")])
+    engine.dispose()
+    store = f"{{type: sql, url: 'sqlite:///{root / 'offline.db'}'}}"
+    path = config(root, store, "table: user_stats", CHECKS, root / "state.db")
+    return build_app(load(path, {}))
