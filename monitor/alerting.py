@@ -12,6 +12,18 @@ grouper state and the notifications due now into the outbox in one transaction
 happen), a crash after it doubles nothing (the outbox has it, and the step is not redone: a run
 already alerted is skipped by its run id). Sending is `monitor.delivery`'s work.
 
+Silences are those of config.yaml plus the API's (`StateStore.add_silence`) in force at the
+step's time, read in the step's transaction: a silence created or expired through the API
+applies from the next step on. An API silence that no longer reads is logged and ignored.
+
+Alertmanager re-sends. Alertmanager ends an alert at its `endsAt` (featmon sends the push's time
++ `firing_ends_after`), or after its `resolve_timeout` without one, unless the alert is pushed
+again; the lifecycle repeats a firing alert only every `repeat_interval` (hours), for every
+receiver. So at each run step, every group of an `alertmanager` receiver that announced firing
+alerts and has sent nothing for that receiver's `resend_interval` is given those alerts again
+(those still firing and not silenced), for that receiver only (`_resends`): Alertmanager is told
+at every run at most once per `resend_interval`, and no other receiver hears a repeat.
+
 Silenced and inhibited alerts are logged and counted in the `Alerted` a step returns, for the
 daemon's metrics. A stored record or group that no longer reads is logged and dropped (its
 alert starts afresh) rather than stopping alerting for every other alert.
@@ -24,14 +36,15 @@ import json
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import MappingProxyType
 
 from alerts.codec import CodecError, groups_from_json, groups_to_json, notification_to_json
+from alerts.config import AlertmanagerReceiver
 from alerts.lifecycle import AlertingConfig, AlertRecord, Suppressed, Transition, advance, retire
-from alerts.model import Notification
-from alerts.routing import Group, GroupState, RoutingTree, group
-from alerts.silences import Silences
+from alerts.model import AlertState, Notification
+from alerts.routing import Group, GroupState, Routed, RouteMatch, RoutingTree, group
+from alerts.silences import Silence, Silences
 from checks.result import JSON, RunResult
 from monitor.config import Config
 from monitor.state import (
@@ -40,9 +53,13 @@ from monitor.state import (
     NewNotification,
     StateStore,
     StoredGroup,
+    StoredSilence,
 )
 
 log = logging.getLogger(__name__)
+
+Step = Callable[[Mapping[str, AlertRecord], Silences], Transition]
+"""One step's transition: the alert records and the silences in force in, the new state out."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +70,8 @@ class AlertingSettings:
     tree: RoutingTree
     silences: Silences = field(default_factory=Silences)
     external_url: str | None = None  # featmon's reports index, in every notification
+    # alertmanager receiver -> its resend_interval: firing alerts are pushed again that often
+    resend: Mapping[str, timedelta] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
     def from_config(cls, config: Config) -> AlertingSettings:
@@ -62,6 +81,13 @@ class AlertingSettings:
             tree=RoutingTree.from_config(config.route, kinds),
             silences=Silences(config.silences, config.maintenance_windows),
             external_url=config.reports.base_url,
+            resend=MappingProxyType(
+                {
+                    name: receiver.resend_interval
+                    for name, receiver in config.receivers.items()
+                    if isinstance(receiver, AlertmanagerReceiver)
+                }
+            ),
         )
 
 
@@ -109,14 +135,14 @@ class Alerting:
         (nothing was written) when the state database fails."""
         settings = self._settings
 
-        def transition(records: Mapping[str, AlertRecord]) -> Transition:
+        def transition(records: Mapping[str, AlertRecord], silences: Silences) -> Transition:
             return advance(
                 records,
                 run,
                 settings.alerting,
                 now,
                 report_url,
-                silences=settings.silences,
+                silences=silences,
                 repeat_for=settings.tree.repeat_interval,
             )
 
@@ -134,7 +160,7 @@ class Alerting:
         """After a reload: resolve the alerts of feature views no longer configured."""
         settings = self._settings
 
-        def transition(records: Mapping[str, AlertRecord]) -> Transition:
+        def transition(records: Mapping[str, AlertRecord], _silences: Silences) -> Transition:
             return retire(records, views, settings.alerting, now)
 
         return self._step("reload", now, transition, None)
@@ -149,7 +175,7 @@ class Alerting:
         self,
         what: str,
         now: datetime,
-        transition: Callable[[Mapping[str, AlertRecord]], Transition] | None,
+        transition: Step | None,
         run_id: str | None,
     ) -> Alerted:
         done: list[Alerted] = []
@@ -171,18 +197,22 @@ class Alerting:
         self,
         docs: AlertDocuments,
         now: datetime,
-        transition: Callable[[Mapping[str, AlertRecord]], Transition] | None,
+        transition: Step | None,
     ) -> tuple[AlertChange, Alerted]:
         """Pure but for logging: the documents in, the change and its summary out."""
         settings = self._settings
         records: Mapping[str, Mapping[str, JSON]] = docs.records
         changed = Transition(records={}, events=())
+        groups = _read_groups(docs.groups)
+        resent: tuple[Routed, ...] = ()
         if transition is not None:
-            changed = transition(_read_records(docs.records))
+            silences = _with_api_silences(settings.silences, docs.silences)
+            changed = transition(_read_records(docs.records), silences)
             records = {fp: r.as_json() for fp, r in changed.records.items()}
+            resent = _resends(groups, changed.records, settings.resend, now, silences)
         grouped = group(
-            _read_groups(docs.groups),
-            settings.tree.routed(changed.events),
+            groups,
+            (*resent, *settings.tree.routed(changed.events)),  # the step's own events win
             now,
             settings.external_url,
         )
@@ -193,6 +223,54 @@ class Alerting:
         )
         alerted = Alerted(grouped.notifications, changed.suppressed, changed.inhibited)
         return change, alerted
+
+
+def _resends(
+    groups: GroupState,
+    records: Mapping[str, AlertRecord],
+    resend: Mapping[str, timedelta],
+    now: datetime,
+    silences: Silences,
+) -> tuple[Routed, ...]:
+    """The firing alerts to push again to the groups of Alertmanager receivers (`resend`:
+    receiver -> interval) that sent nothing for that interval and have nothing waiting."""
+    out: list[Routed] = []
+    for (receiver, _key), current in sorted(groups.groups.items()):
+        interval = resend.get(receiver)
+        if interval is None or current.flush_at is not None or current.last_sent_at is None:
+            continue  # not Alertmanager; or a send is coming anyway; or never sent
+        if now - current.last_sent_at < interval:
+            continue
+        match = RouteMatch(
+            receiver=receiver,
+            route=current.key,
+            group_key=current.key,
+            group_labels=current.labels,
+            group_wait=timedelta(0),  # unused: the group exists
+            group_interval=current.group_interval,
+            repeat_interval=None,
+        )
+        for fp in sorted(current.firing):
+            record = records.get(fp)
+            if record is None or record.state is not AlertState.FIRING:
+                continue  # resolved in this step: its resolved event is on its way
+            if silences.is_silenced(record.labels, now) is not None:
+                continue
+            out.append(Routed(record.event(), (match,)))
+    return tuple(out)
+
+
+def _with_api_silences(config: Silences, stored: Iterable[StoredSilence]) -> Silences:
+    """The silences of config.yaml and those of the API that read."""
+    api: list[Silence] = []
+    for found in stored:
+        try:
+            api.append(Silence.model_validate(found.document))
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            log.error("silence %s: its stored document does not read (%s); ignored", found.id, exc)
+    if not api:
+        return config
+    return Silences(config.silences + tuple(api), config.windows)
 
 
 def _read_records(docs: Mapping[str, Mapping[str, JSON]]) -> dict[str, AlertRecord]:

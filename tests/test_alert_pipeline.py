@@ -145,6 +145,14 @@ def test_migration_2_adds_the_alert_tables_to_a_version_1_database(url: str) -> 
         assert v2.alert_documents().records == {}
 
 
+def test_migration_4_adds_the_silences_table_to_a_version_3_database(url: str) -> None:
+    with StateStore(url, migrations=MIGRATIONS[:3]) as v3:
+        assert v3.migrate() == [1, 2, 3]
+    with StateStore(url, migrations=MIGRATIONS[:4]) as v4:
+        assert v4.migrate() == [4]
+        assert v4.silences(AT) == []
+
+
 # -- the lifecycle through the pipeline -----------------------------------------------------------
 
 
@@ -240,6 +248,62 @@ def test_a_silenced_alert_is_counted_and_not_enqueued(state: StateStore) -> None
     assert state.outbox_rows() == []
 
 
+def add_api_silence(state: StateStore, silence_id: str, starts: datetime, ends: datetime) -> None:
+    """As `POST /api/v1/silences` stores one: the validated silence's JSON."""
+    silence = Silence.model_validate(
+        {
+            "id": silence_id,
+            "matchers": ['feature_view="user_stats"'],
+            "starts_at": starts,
+            "ends_at": ends,
+            "created_by": "oncall",
+            "comment": "INC-7",
+        }
+    )
+    state.add_silence(silence_id, silence.model_dump(mode="json"), (starts, ends), starts)
+
+
+def test_an_api_silence_mutes_a_due_notification_until_it_is_expired(state: StateStore) -> None:
+    """Firing at run 0 under an API silence: recorded as silenced, nothing enqueued. Expired
+    before run 1, the still-due firing notification goes out at run 1."""
+    add_api_silence(state, "api-1", AT - STEP, AT + 10 * STEP)
+    alerting = Alerting(state, settings())
+    [muted] = play(alerting, FAIL)
+    assert [s.silence.id for s in muted.suppressed] == ["api-1"]
+    assert state.outbox_rows() == []
+    assert state.expire_silence("api-1", AT + STEP / 2) is not None
+    [sent] = play(alerting, FAIL, start=1)
+    assert sent.suppressed == ()
+    assert [states(row) for row in state.outbox_rows()] == [["firing"]]
+
+
+def test_config_and_api_silences_apply_together(state: StateStore) -> None:
+    """The config silence covers run 0 only, the API silence run 1 only: neither run sends."""
+    config = Silence.model_validate(
+        {
+            "id": "config-1",
+            "matchers": ['store="redis_prod"'],
+            "starts_at": AT - STEP,
+            "ends_at": AT + STEP / 2,
+            "created_by": "ops",
+            "comment": "maintenance",
+        }
+    )
+    add_api_silence(state, "api-1", AT + STEP / 2, AT + 2 * STEP)
+    alerting = Alerting(state, settings(silences=Silences((config,))))
+    first, second = play(alerting, FAIL, FAIL)
+    assert [s.silence.id for s in first.suppressed] == ["config-1"]
+    assert [s.silence.id for s in second.suppressed] == ["api-1"]
+    assert state.outbox_rows() == []
+
+
+def test_an_api_silence_that_does_not_read_is_ignored(state: StateStore) -> None:
+    state.add_silence("broken", {"id": "broken", "matchers": []}, (AT - STEP, AT + STEP), AT)
+    [alerted] = play(Alerting(state, settings()), FAIL)
+    assert alerted.suppressed == ()
+    assert len(state.outbox_rows()) == 1
+
+
 def test_enqueueing_wakes_the_delivery_worker(state: StateStore) -> None:
     woken = threading.Event()
     play(Alerting(state, settings(), wake=woken.set), FAIL)
@@ -330,3 +394,21 @@ def test_a_notification_with_a_naive_time_is_refused() -> None:
     doc["created_at"] = AT.replace(tzinfo=None).isoformat()
     with pytest.raises(CodecError, match="created_at"):
         notification_from_json(doc)
+
+
+def test_settings_from_config_resend_to_alertmanager_receivers_only() -> None:
+    config = Config.model_validate(
+        {
+            "stores": {"warehouse": {"type": "sql", "url": "sqlite:///w.db"}},
+            "checks": "checks/*.yaml",
+            "receivers": {
+                "am": {
+                    "type": "alertmanager",
+                    "peers": ["http://am:9093"],
+                    "resend_interval": "2m",
+                },
+                "pd": {"type": "pagerduty", "routing_key": "k" * 32},
+            },
+        }
+    )
+    assert dict(AlertingSettings.from_config(config).resend) == {"am": timedelta(minutes=2)}

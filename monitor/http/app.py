@@ -7,6 +7,8 @@
     /reports/{run_id}   the HTML report of a run       (token)
     /api/v1/status      per view: last run, worst status (token)
     /api/v1/results     results history, filtered      (token)
+    /api/v1/silences    GET list, POST create          (token; see monitor.http.silences)
+    /api/v1/silences/{id}  DELETE: expire now          (token)
 
 Everything the endpoints read is injected through `Services`; nothing is global, so tests
 and the daemon build their own.
@@ -28,6 +30,7 @@ from starlette.routing import Route
 from monitor.http.api import Api
 from monitor.http.auth import BearerAuth
 from monitor.http.reports import Reports
+from monitor.http.silences import SilenceApi
 from monitor.metrics import StateSource
 from monitor.state import StateError
 
@@ -90,6 +93,7 @@ def create_app(services: Services) -> Starlette:
     """The sidecar's routes over `services`, behind the bearer token when one is set."""
     api = Api(services.state)
     reports = Reports(services.state, services.reports_dir)
+    silences = SilenceApi(services.state)
 
     def metrics(request: Request) -> Response:
         body, content_type = services.metrics(request.headers.get("accept"))
@@ -118,6 +122,9 @@ def create_app(services: Services) -> Starlette:
         Route("/reports/{run_id}", reports.run, methods=["GET"]),
         Route("/api/v1/status", api.status, methods=["GET"]),
         Route("/api/v1/results", api.results, methods=["GET"]),
+        Route("/api/v1/silences", silences.list, methods=["GET"]),
+        Route("/api/v1/silences", silences.create, methods=["POST"]),
+        Route("/api/v1/silences/{silence_id}", silences.expire, methods=["DELETE"]),
     ]
     middleware = [] if services.token is None else [Middleware(BearerAuth, token=services.token)]
     return Starlette(routes=routes, middleware=middleware)

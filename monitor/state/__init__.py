@@ -11,6 +11,7 @@ contracts); what leaves it are the frozen values of `monitor.state.values` and `
     store.advance_alerts(step, now, run.run_id)  # alert state + outbox, one transaction
     store.claim_outbox(now, lease, token)        # the delivery worker's side
     store.claim_run(view, scheduled_at, holder, now, lease)  # one replica runs each run
+    store.add_silence(silence_id, document, starts_at, ends_at, now)  # API silences
 """
 
 from monitor.state.errors import SchemaTooNew, StateError
@@ -31,6 +32,7 @@ from monitor.state.values import (
     StoredGroup,
     StoredResult,
     StoredRun,
+    StoredSilence,
 )
 
 __all__ = [
@@ -53,4 +55,5 @@ __all__ = [
     "StoredGroup",
     "StoredResult",
     "StoredRun",
+    "StoredSilence",
 ]

@@ -13,7 +13,7 @@ then finds nothing left to do. A database at a version above the last known migr
 refused with `SchemaTooNew` and left untouched.
 
 Version 2 adds alert state and the outbox; version 3 the claims of scheduled runs (leases shared
-by daemon replicas); later ones (silences) add tables the same way.
+by daemon replicas); version 4 the silences created through the API.
 PostgreSQL DDL that cannot run in a transaction (CREATE INDEX CONCURRENTLY) is not supported.
 """
 
@@ -194,10 +194,31 @@ def _v3_run_claims(conn: sa.Connection) -> None:
     meta.create_all(conn)
 
 
+def _v4_silences(conn: sa.Connection) -> None:
+    """Silences created through the API: the silence as JSON, its window as columns (to find
+    those in force without reading every document), and when it was created and expired."""
+    meta = sa.MetaData(naming_convention=schema.NAMING)
+    time = sa.DateTime(timezone=True)
+    json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+    sa.Table(
+        "silences",
+        meta,
+        sa.Column("id", sa.Text, primary_key=True),
+        sa.Column("silence", json, nullable=False),
+        sa.Column("starts_at", time, nullable=False),
+        sa.Column("ends_at", time, nullable=False),
+        sa.Column("created_at", time, nullable=False),
+        sa.Column("expired_at", time, nullable=True),
+        sa.Index(None, "ends_at"),
+    )
+    meta.create_all(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs, results, latest results, schema baselines", _v1_history),
     Migration(2, "alert records, alert groups, alerted runs, notification outbox", _v2_alerting),
     Migration(3, "claims of scheduled runs (replicas run each run once)", _v3_run_claims),
+    Migration(4, "silences created through the API", _v4_silences),
 )
 
 

@@ -205,3 +205,17 @@ run_claims = sa.Table(
     sa.Index(None, "finished_at", "expires_at"),
     sa.Index(None, "scheduled_at"),
 )
+
+# -- version 4: silences created through the API ------------------------------------------------
+
+silences = sa.Table(
+    "silences",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("silence", json_type(), nullable=False),
+    sa.Column("starts_at", UtcDateTime, nullable=False),
+    sa.Column("ends_at", UtcDateTime, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expired_at", UtcDateTime, nullable=True),
+    sa.Index(None, "ends_at"),
+)

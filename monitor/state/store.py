@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from checks.result import RunResult, Status
-from monitor.state import claims, outbox, rows
+from checks.result import JSON, RunResult, Status
+from monitor.state import claims, outbox, rows, silences
 from monitor.state.engine import Database
 from monitor.state.migrations import MIGRATIONS, Migration, current_version, migrate
 from monitor.state.schema import latest_results, results, runs, schema_baselines
@@ -34,6 +35,7 @@ from monitor.state.values import (
     RunClaim,
     StoredResult,
     StoredRun,
+    StoredSilence,
 )
 
 log = logging.getLogger(__name__)
@@ -306,14 +308,15 @@ class StateStore:
         """Read the alert state, let `step` compute what follows, and write it back with the
         notifications to enqueue, all in one transaction under the alert-state lock (replicas
         take turns). With `run_id`, a run already processed is not processed again: the answer
-        is None and nothing is written. An exception from `step` rolls everything back."""
+        is None and nothing is written. An exception from `step` rolls everything back.
+        `step` is given the API silences in force at `now` with the alert state."""
         now = rows.aware(now, "now")
         with self._db.write("advancing the alert state") as conn:
             outbox.lock_alerts(conn)
             if run_id is not None and outbox.run_seen(conn, run_id):
                 log.info("state database %s: run %s was alerted already", self._db.name, run_id)
                 return None
-            before = outbox.read_alerts(conn)
+            before = replace(outbox.read_alerts(conn), silences=silences.in_force(conn, now))
             change = step(before)
             outbox.write_alerts(conn, before, change, now)
             if run_id is not None:
@@ -387,6 +390,61 @@ class StateStore:
             deleted = outbox.prune(conn, cutoff)
         log.info("state database %s: pruned %d finished notifications", self._db.name, deleted)
         return deleted
+
+    # -- silences created through the API ------------------------------------------------------
+
+    def add_silence(
+        self,
+        silence_id: str,
+        document: Mapping[str, JSON],
+        window: tuple[datetime, datetime],
+        now: datetime,
+    ) -> StoredSilence:
+        """Store a silence (`document`, validated by the caller, with `silence_id` in it) that
+        mutes from `window[0]` until `window[1]`. Raises `StateError` if the id is taken."""
+        starts_at, ends_at = (rows.aware(w, "window") for w in window)
+        now = rows.aware(now, "now")
+        with self._db.write(f"adding silence {silence_id}") as conn:
+            silences.add(conn, silence_id, document, (starts_at, ends_at), now)
+            added = silences.get(conn, silence_id)
+        if added is None:  # pragma: no cover - read back in the transaction that wrote it
+            raise RuntimeError(f"silence {silence_id} was not written")
+        log.info(
+            "state database %s: added silence %s (%s to %s)",
+            self._db.name,
+            silence_id,
+            starts_at.isoformat(),
+            ends_at.isoformat(),
+        )
+        return added
+
+    def silences(self, now: datetime, ended_since: datetime | None = None) -> list[StoredSilence]:
+        """Active and pending silences at `now`, and with `ended_since` those that ended (or
+        were expired) since then; soonest start first."""
+        now = rows.aware(now, "now")
+        since = None if ended_since is None else rows.aware(ended_since, "ended_since")
+        with self._db.read("reading silences") as conn:
+            return silences.listed(conn, now, since)
+
+    def silences_in_force(self, now: datetime) -> tuple[StoredSilence, ...]:
+        """The silences that mute at `now`."""
+        with self._db.read("reading the silences in force") as conn:
+            return silences.in_force(conn, rows.aware(now, "now"))
+
+    def silence(self, silence_id: str) -> StoredSilence | None:
+        with self._db.read(f"reading silence {silence_id}") as conn:
+            return silences.get(conn, silence_id)
+
+    def expire_silence(self, silence_id: str, now: datetime) -> StoredSilence | None:
+        """End a silence at `now` (one that has ended already is left as it was); None when
+        there is no such silence."""
+        now = rows.aware(now, "now")
+        with self._db.write(f"expiring silence {silence_id}") as conn:
+            expired = silences.expire(conn, silence_id, now)
+            found = silences.get(conn, silence_id)
+        if expired:
+            log.info("state database %s: expired silence %s", self._db.name, silence_id)
+        return found
 
     # -- run claims (replicas) -----------------------------------------------------------------
 

@@ -188,12 +188,49 @@ class StoredGroup:
 
 
 @dataclass(frozen=True)
+class StoredSilence:
+    """One silence created through the API (version 4): the silence as it was posted (with its
+    id), its window, and when it was created and, if it was, expired (ended early)."""
+
+    id: str
+    document: Mapping[str, FrozenJSON]
+    starts_at: datetime
+    ends_at: datetime
+    created_at: datetime
+    expired_at: datetime | None
+
+    @property
+    def ended_at(self) -> datetime:
+        """When it stops (or stopped) muting: its end, or its expiry if that came first."""
+        if self.expired_at is None:
+            return self.ends_at
+        return min(self.ends_at, self.expired_at)
+
+    def status(self, now: datetime) -> str:
+        """Alertmanager's words: `pending` (not started), `active` or `expired`."""
+        if self.ended_at <= now:
+            return "expired"
+        return "pending" if now < self.starts_at else "active"
+
+    def as_json(self, now: datetime) -> dict[str, JSON]:
+        return {
+            **{key: thaw(value) for key, value in self.document.items()},
+            "id": self.id,
+            "status": self.status(now),
+            "created_at": rfc3339(self.created_at),
+            "expired_at": None if self.expired_at is None else rfc3339(self.expired_at),
+        }
+
+
+@dataclass(frozen=True)
 class AlertDocuments:
     """The alert state as the database holds it: each alert record's JSON document by
-    fingerprint, and each group by (receiver, group key)."""
+    fingerprint, each group by (receiver, group key), and (in an alerting step) the API
+    silences in force at the step's time, read in the same transaction."""
 
     records: Mapping[str, Mapping[str, JSON]]
     groups: Mapping[tuple[str, str], StoredGroup]
+    silences: tuple[StoredSilence, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,132 @@
+"""Firing alerts routed to an `alertmanager` receiver are pushed again at each run, at most every
+`resend_interval`, so that Alertmanager does not end them at their `endsAt`; other receivers
+hear only the lifecycle's `repeat_interval`. The pipeline over a SQLite state database, its
+outbox sent by the real Alertmanager sender to the real Alertmanager of `test_alertmanager`."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import MappingProxyType
+
+import httpx
+import pytest
+
+from alerts.codec import notification_from_json
+from alerts.config import AlertmanagerReceiver
+from alerts.lifecycle import AlertingConfig
+from alerts.routing import RootRouteConfig, RoutingTree
+from alerts.senders.alertmanager import AlertmanagerSender
+from checks.result import CheckResult, FreshnessDetails, RunResult, Status, Threshold
+from monitor.alerting import Alerting, AlertingSettings
+from monitor.state import StateStore
+from monitor.state.values import thaw
+from tests.test_alertmanager import Alertmanager, alertmanager, client
+
+__all__ = ["alertmanager", "client"]  # the real Alertmanager fixtures, used here by name
+
+AT = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def failing(at: datetime, status: Status = Status.FAIL) -> RunResult:
+    result = CheckResult(
+        check="user_stats.freshness@online",
+        kind="freshness",
+        feature_view="user_stats",
+        feature=None,
+        store="redis_prod",
+        target="online",
+        status=status,
+        severity="P1",
+        value=7200.0,
+        threshold=Threshold("max", 3600.0, None, "seconds"),
+        sample_size=100,
+        details=FreshnessDetails(p50=7200.0, p90=7200.0, p99=7200.0, max=7200.0),
+    )
+    return RunResult(f"run-{uuid.uuid4().hex[:8]}", at, at, at, (result,))
+
+
+def settings(resend: timedelta) -> AlertingSettings:
+    """Every alert to `am` (Alertmanager) and `chat` (webhook), one group each, 1s apart."""
+    route = RootRouteConfig.model_validate(
+        {
+            "group_wait": "0s",
+            "group_interval": "1s",
+            "routes": [
+                {"receiver": "am", "continue": True},
+                {"receiver": "chat", "continue": True},
+            ],
+        }
+    )
+    return AlertingSettings(
+        alerting=AlertingConfig(),  # repeat_interval 4h
+        tree=RoutingTree.from_config(route, {"am": "alertmanager", "chat": "webhook"}),
+        resend=MappingProxyType({"am": resend}),
+    )
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[StateStore]:
+    with StateStore(f"sqlite:///{tmp_path / 'state.db'}") as store:
+        store.migrate()
+        yield store
+
+
+def pushes(state: StateStore, receiver: str) -> int:
+    return len(state.outbox_rows(receiver=receiver))
+
+
+def test_each_run_pushes_firing_alerts_to_alertmanager_again(state: StateStore) -> None:
+    alerting = Alerting(state, settings(resend=timedelta(minutes=1)))
+    for minute in range(4):
+        at = AT + timedelta(minutes=minute)
+        alerting.after_run(failing(at), at)
+    assert (pushes(state, "am"), pushes(state, "chat")) == (4, 1)
+
+
+def test_runs_closer_than_the_resend_interval_push_once_per_interval(state: StateStore) -> None:
+    alerting = Alerting(state, settings(resend=timedelta(minutes=5)))
+    for minute in range(11):  # pushes at 0, 5 and 10
+        at = AT + timedelta(minutes=minute)
+        alerting.after_run(failing(at), at)
+    assert pushes(state, "am") == 3
+
+
+def test_a_resolved_alert_is_not_pushed_again(state: StateStore) -> None:
+    alerting = Alerting(state, settings(resend=timedelta(minutes=1)))
+    for minute, status in enumerate((Status.FAIL, Status.PASS, Status.PASS)):
+        at = AT + timedelta(minutes=minute)
+        alerting.after_run(failing(at, status), at)
+    rows = state.outbox_rows(receiver="am")
+    told = [notification_from_json(thaw(r.notification)).alerts for r in rows]
+    assert [[a.state.value for a in alerts] for alerts in told] == [["firing"], ["resolved"]]
+
+
+def test_alertmanager_keeps_an_alert_firing_past_its_ends_at_because_featmon_resends(
+    state: StateStore, alertmanager: Alertmanager, client: httpx.Client
+) -> None:
+    """endsAt is 3s after each push; runs every second for 6s push it forward each time."""
+    receiver = AlertmanagerReceiver(
+        type="alertmanager",
+        peers=(alertmanager.url,),
+        resend_interval="1s",
+        firing_ends_after="3s",
+    )
+    sender = AlertmanagerSender("am", receiver, client)
+    alerting = Alerting(state, settings(resend=receiver.resend_interval))
+    sent: set[int] = set()
+    started = time.monotonic()
+    while time.monotonic() - started < 6:
+        now = datetime.now(UTC)
+        alerting.after_run(failing(now), now)
+        for row in state.outbox_rows(receiver="am"):
+            if row.id not in sent:
+                sender.send(notification_from_json(thaw(row.notification)))
+                sent.add(row.id)
+        time.sleep(1.05)
+    active = [a for a in alertmanager.alerts() if a["status"]["state"] == "active"]
+    assert [a["labels"]["alertname"] for a in active] == ["featmon_check_failed"]
+    assert len(sent) >= 5
