@@ -7,7 +7,8 @@ table share one scan. Three things have no portable SQL spelling and are compile
 (`sqlalchemy.ext.compiler`), with the SQL standard / PostgreSQL spelling as the default:
 
 - `seconds_between(start, end)`: end - start in seconds, as a number.
-    PostgreSQL  EXTRACT(EPOCH FROM (end - start))          (exact: numeric)
+    PostgreSQL  date_part('epoch', end - start)            (double precision, to the microsecond)
+    others      EXTRACT(EPOCH FROM (end - start))
     DuckDB      (epoch_us(end) - epoch_us(start)) / 1e6    (exact to the microsecond)
     SQLite      round((julianday(end) - julianday(start)) * 86400000) / 1000
                 (SQLite keeps times as whole milliseconds; rounding recovers them exactly)
@@ -80,6 +81,14 @@ def _arguments(element: FunctionElement[Any], compiler: SQLCompiler, **kw: objec
 def _seconds_default(element: seconds_between, compiler: SQLCompiler, **kw: object) -> str:
     start, end = _arguments(element, compiler, **kw)
     return f"EXTRACT(EPOCH FROM ({end} - {start}))"
+
+
+@compiles(seconds_between, "postgresql")
+def _seconds_postgresql(element: seconds_between, compiler: SQLCompiler, **kw: object) -> str:
+    # date_part gives double precision; EXTRACT gives numeric (PostgreSQL 14+), which made the
+    # lateness histogram's twenty comparisons per row about three times slower.
+    start, end = _arguments(element, compiler, **kw)
+    return f"date_part('epoch', {end} - {start})"
 
 
 @compiles(seconds_between, "duckdb")
