@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -19,6 +19,7 @@ from checks.result import JSON, Status, rfc3339, worst
 from monitor.metrics import StateSource
 from monitor.state import StateError, StateStore, StoredResult
 from monitor.state.store import MAX_LIMIT
+from monitor.state.values import OutboxRow, OutboxState
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -190,3 +191,55 @@ class Api:
         if found is None:
             return unavailable()
         return JSONResponse({"count": len(found), "results": [r.as_json() for r in found]})
+
+
+def outbox_json(row: OutboxRow) -> dict[str, JSON]:
+    """One notification's delivery as the API shows it: never the claim token (the
+    notification itself holds labels and annotations only, no receiver secret)."""
+    alerts = row.notification.get("alerts")
+    listed = alerts if isinstance(alerts, tuple | list) else ()
+    firing = any(isinstance(a, Mapping) and a.get("state") == "firing" for a in listed)
+    return {
+        "id": row.id,
+        "receiver": row.receiver,
+        "group_key": row.group_key,
+        "dedup_key": row.dedup_key,
+        "status": "firing" if firing else "resolved",
+        "alerts": len(listed),
+        "state": row.state.value,
+        "attempts": row.attempts,
+        "created_at": rfc3339(row.created_at),
+        "next_attempt_at": rfc3339(row.next_attempt_at),
+        "delivered_at": rfc3339(row.delivered_at) if row.delivered_at else None,
+        "last_error": row.last_error,
+    }
+
+
+_NOTIFICATION_PARAMETERS = frozenset({"state", "receiver", "limit"})
+
+
+def notifications(source: StateSource, request: Request) -> JSONResponse:
+    """`GET /api/v1/notifications?state=pending|delivered|dead&receiver=&limit=`: the outbox,
+    newest last, so a dead notification and its reason can be seen."""
+    params = request.query_params
+    unknown = sorted(set(params) - _NOTIFICATION_PARAMETERS)
+    if unknown:
+        return error(400, "bad request", f"{unknown[0]}: expected one of state, receiver, limit")
+    state: OutboxState | None = None
+    try:
+        if "state" in params:
+            state = OutboxState(params["state"])
+        limit = parse_limit(params["limit"]) if "limit" in params else 100
+    except ValueError as exc:
+        detail = str(exc)
+        if "state" in params and state is None:
+            detail = f"state: expected pending, delivered or dead, found {params['state']!r}"
+        return error(400, "bad request", detail)
+    rows = read_state(
+        source,
+        lambda store: store.outbox_rows(state, limit, params.get("receiver")),
+        f"GET {request.url.path}",
+    )
+    if rows is None:
+        return unavailable()
+    return JSONResponse({"count": len(rows), "notifications": [outbox_json(r) for r in rows]})

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from monitor.http.api import Api
+from monitor.http.api import Api, notifications
 from monitor.http.auth import BearerAuth
 from monitor.http.reports import Reports
 from monitor.http.silences import SilenceApi
@@ -122,6 +122,11 @@ def create_app(services: Services) -> Starlette:
         Route("/reports/{run_id}", reports.run, methods=["GET"]),
         Route("/api/v1/status", api.status, methods=["GET"]),
         Route("/api/v1/results", api.results, methods=["GET"]),
+        Route(
+            "/api/v1/notifications",
+            lambda request: notifications(services.state, request),
+            methods=["GET"],
+        ),
         Route("/api/v1/silences", silences.list, methods=["GET"]),
         Route("/api/v1/silences", silences.create, methods=["POST"]),
         Route("/api/v1/silences/{silence_id}", silences.expire, methods=["DELETE"]),

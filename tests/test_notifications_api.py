@@ -1,0 +1,87 @@
+"""The outbox through the JSON API: each notification's delivery state, attempts and the reason a
+dead one gave up, against the real sidecar over a migrated SQLite state database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from alerts.lifecycle import AlertingConfig
+from alerts.routing import RootRouteConfig, RoutingTree
+from checks.result import CheckResult, FreshnessDetails, RunResult, Status, Threshold
+from monitor.alerting import Alerting, AlertingSettings
+from monitor.state import StateStore
+from tests.sidecar import serve
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[StateStore]:
+    with StateStore(f"sqlite:///{tmp_path / 'state.db'}") as store:
+        store.migrate()
+        yield store
+
+
+@pytest.fixture
+def base(state: StateStore, tmp_path: Path) -> Iterator[str]:
+    with serve(state, tmp_path) as url:
+        yield url
+
+
+def enqueue_one(state: StateStore) -> None:
+    """A failing P1 check routed to `team` with no group wait: one pending notification."""
+    now = datetime.now(UTC)
+    route = RootRouteConfig.model_validate({"receiver": "team", "group_wait": "0s"})
+    alerting = Alerting(
+        state,
+        AlertingSettings(
+            alerting=AlertingConfig(), tree=RoutingTree.from_config(route, {"team": "webhook"})
+        ),
+    )
+    failing = CheckResult(
+        check="user_stats.freshness@online",
+        kind="freshness",
+        feature_view="user_stats",
+        feature=None,
+        store="redis_prod",
+        target="online",
+        status=Status.FAIL,
+        severity="P1",
+        value=7200.0,
+        threshold=Threshold("max", 3600.0, None, "seconds"),
+        sample_size=100,
+        details=FreshnessDetails(p50=7200.0, p90=7200.0, p99=7200.0, max=7200.0),
+    )
+    alerting.after_run(RunResult("run-1", now, now, now, (failing,)), now)
+
+
+def test_a_pending_notification_is_listed_with_its_receiver_and_state(
+    base: str, state: StateStore
+) -> None:
+    enqueue_one(state)
+    body = httpx.get(f"{base}/api/v1/notifications", timeout=10).json()
+    assert body["count"] == 1
+    (row,) = body["notifications"]
+    assert (row["receiver"], row["state"], row["status"], row["alerts"]) == (
+        "team", "pending", "firing", 1,
+    )  # fmt: skip
+    assert "claim" not in row
+    filtered = httpx.get(f"{base}/api/v1/notifications", params={"state": "dead"}, timeout=10)
+    assert filtered.json()["count"] == 0
+
+
+@pytest.mark.parametrize(
+    ("params", "detail"),
+    [
+        ({"state": "lost"}, "state: expected pending, delivered or dead, found 'lost'"),
+        ({"limit": "0"}, "limit"),
+        ({"colour": "red"}, "colour: expected one of state, receiver, limit"),
+    ],
+)
+def test_bad_parameters_are_400_naming_them(base: str, params: dict[str, str], detail: str) -> None:
+    response = httpx.get(f"{base}/api/v1/notifications", params=params, timeout=10)
+    assert response.status_code == 400
+    assert detail in response.text
