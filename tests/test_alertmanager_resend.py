@@ -130,3 +130,40 @@ def test_alertmanager_keeps_an_alert_firing_past_its_ends_at_because_featmon_res
     active = [a for a in alertmanager.alerts() if a["status"]["state"] == "active"]
     assert [a["labels"]["alertname"] for a in active] == ["featmon_check_failed"]
     assert len(sent) >= 5
+
+
+def test_alertmanager_shows_the_alert_resolved_after_the_data_heals(
+    state: StateStore, alertmanager: Alertmanager, client: httpx.Client
+) -> None:
+    """The whole path on real data states: a failing run fires in Alertmanager, a passing run
+    (the data healed) resolves it there: `endsAt = now`, so Alertmanager lists it no more."""
+    receiver = AlertmanagerReceiver(
+        type="alertmanager", peers=(alertmanager.url,), resend_interval="1m"
+    )
+    sender = AlertmanagerSender("am", receiver, client)
+    alerting = Alerting(state, settings(resend=receiver.resend_interval))
+    sent: set[int] = set()
+
+    def run(status: Status | None) -> None:
+        now = datetime.now(UTC)
+        if status is None:
+            alerting.tick(now)  # the daemon's timer: flush groups whose interval has passed
+        else:
+            alerting.after_run(failing(now, status), now)
+        for row in state.outbox_rows(receiver="am"):
+            if row.id not in sent:
+                sender.send(notification_from_json(thaw(row.notification)))
+                sent.add(row.id)
+
+    run(Status.FAIL)
+    firing = [a for a in alertmanager.alerts() if a["status"]["state"] == "active"]
+    assert [a["labels"]["check"] for a in firing] == ["user_stats.freshness@online"]
+    time.sleep(0.1)
+    run(Status.PASS)
+    time.sleep(1.1)  # group_interval 1s: the change waits for it, then the timer sends it
+    run(None)
+    deadline = time.monotonic() + 10
+    while alertmanager.alerts() and time.monotonic() < deadline:
+        time.sleep(0.2)  # Alertmanager drops a resolved alert from its API within a moment
+    assert alertmanager.alerts() == []
+    assert len(sent) == 2
