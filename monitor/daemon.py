@@ -449,6 +449,7 @@ class Daemon:
             try:
                 state.prune(scheduled_at - retention)
                 state.prune_run_claims(scheduled_at - min(retention, CLAIM_RETENTION))
+                state.prune_outbox(scheduled_at - retention)  # delivered and dead only
             except StateError as exc:
                 log.error("pruning the state database failed, retried in an hour: %s", exc)
 

@@ -4,7 +4,7 @@ dead one gave up, against the real sidecar over a migrated SQLite state database
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -31,7 +31,7 @@ def base(state: StateStore, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-def enqueue_one(state: StateStore) -> None:
+def enqueue_one(state: StateStore, status: Status = Status.FAIL) -> None:
     """A failing P1 check routed to `team` with no group wait: one pending notification."""
     now = datetime.now(UTC)
     route = RootRouteConfig.model_validate({"receiver": "team", "group_wait": "0s"})
@@ -48,7 +48,7 @@ def enqueue_one(state: StateStore) -> None:
         feature=None,
         store="redis_prod",
         target="online",
-        status=Status.FAIL,
+        status=status,
         severity="P1",
         value=7200.0,
         threshold=Threshold("max", 3600.0, None, "seconds"),
@@ -85,3 +85,15 @@ def test_bad_parameters_are_400_naming_them(base: str, params: dict[str, str], d
     response = httpx.get(f"{base}/api/v1/notifications", params=params, timeout=10)
     assert response.status_code == 400
     assert detail in response.text
+
+
+def test_pruning_the_outbox_keeps_pending_notifications(state: StateStore) -> None:
+    """Retention deletes delivered (and dead) notifications, never one still to be sent."""
+    enqueue_one(state)
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    assert state.prune_outbox(later) == 0  # still to be sent: kept
+    now = datetime.now(UTC)
+    (row,) = state.claim_outbox(now, timedelta(minutes=1), "worker")
+    assert state.outbox_delivered(row.id, "worker", now)
+    assert state.prune_outbox(later) == 1
+    assert state.outbox_rows() == []
