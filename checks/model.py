@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -126,6 +126,25 @@ class CheckBase(Strict):
     target: Target | None = Field(None, description="Measure the online or the offline store.")
     enabled: bool = Field(True, description="`false` switches the check off (it is not planned).")
 
+    # Per kind: the one store it is measured on and why (None: either store), and the name of
+    # its fail threshold that `warn` must not be beyond (None: the kind orders its own).
+    only: ClassVar[tuple[Target, str] | None] = None
+    bound: ClassVar[Literal["max", "min"] | None] = None
+
+    @field_validator("target")
+    @classmethod
+    def _measured_on(cls, value: Target | None) -> Target | None:
+        if cls.only is not None and value is not None and value != cls.only[0]:
+            wanted, reason = cls.only
+            raise ValueError(f"expected target `{wanted}` ({reason}), found `{value}`")
+        return value
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> Self:
+        if self.bound is not None:
+            _ordered(getattr(self, "warn", None), getattr(self, self.bound, None), self.bound)
+        return self
+
 
 class FreshnessCheck(CheckBase):
     """Age of the values: online per sampled entity (a quantile), offline of the newest row."""
@@ -135,10 +154,7 @@ class FreshnessCheck(CheckBase):
     warn: Duration | None = None
     max: Duration | None = None
 
-    @model_validator(mode="after")
-    def _thresholds(self) -> FreshnessCheck:
-        _ordered(self.warn, self.max, "max")
-        return self
+    bound = "max"
 
 
 class CoverageCheck(CheckBase):
@@ -150,20 +166,9 @@ class CoverageCheck(CheckBase):
     features: tuple[str, ...] | None = Field(None, description="Required features; default all.")
     max_age: Duration | None = Field(None, description="Oldest acceptable value; default the TTL.")
 
-    @field_validator("target")
-    @classmethod
-    def _online_only(cls, value: Target | None) -> Target | None:
-        if value == "offline":
-            raise ValueError(
-                "expected target `online` (coverage is measured on the online store), "
-                "found `offline`"
-            )
-        return value
+    only = ("online", "coverage is measured on the online store")
 
-    @model_validator(mode="after")
-    def _thresholds(self) -> CoverageCheck:
-        _ordered(self.warn, self.min, "min")
-        return self
+    bound = "min"
 
 
 class NullRateCheck(CheckBase):
@@ -175,10 +180,7 @@ class NullRateCheck(CheckBase):
     max: Annotated[float, Field(ge=0, le=1)] | None = None
     window: Duration | None = Field(None, description="Offline rows considered; default the TTL.")
 
-    @model_validator(mode="after")
-    def _thresholds(self) -> NullRateCheck:
-        _ordered(self.warn, self.max, "max")
-        return self
+    bound = "max"
 
 
 class SchemaDriftCheck(CheckBase):
@@ -195,9 +197,10 @@ class SchemaDriftCheck(CheckBase):
         "replaces it. Offline only.",
     )
 
+    bound = "max"
+
     @model_validator(mode="after")
-    def _thresholds(self) -> SchemaDriftCheck:
-        _ordered(self.warn, self.max, "max")
+    def _rules(self) -> SchemaDriftCheck:
         if self.baseline and self.target == "online":
             raise ValueError(
                 "expected target `offline` with `baseline: true` (a baseline is an offline "
@@ -210,14 +213,6 @@ Ratio = Annotated[float, Field(ge=0, le=1)]
 WINDOW = "Offline rows considered, by event time; default the view's TTL."
 
 
-def _offline_only(kind: str, value: Target | None) -> Target | None:
-    if value == "online":
-        raise ValueError(
-            f"expected target `offline` ({kind} is measured on the offline store), found `online`"
-        )
-    return value
-
-
 class LateArrivalsCheck(CheckBase):
     """Fraction of the rows in the window whose ingestion time (the view's
     `offline.ingested_at`) is more than `watermark` after their event time."""
@@ -228,15 +223,9 @@ class LateArrivalsCheck(CheckBase):
     max: Ratio | None = None
     window: Duration | None = Field(None, description=WINDOW)
 
-    @field_validator("target")
-    @classmethod
-    def _offline(cls, value: Target | None) -> Target | None:
-        return _offline_only("late_arrivals", value)
+    only = ("offline", "late_arrivals is measured on the offline store")
 
-    @model_validator(mode="after")
-    def _thresholds(self) -> LateArrivalsCheck:
-        _ordered(self.warn, self.max, "max")
-        return self
+    bound = "max"
 
 
 class RowCountCheck(CheckBase):
@@ -250,10 +239,7 @@ class RowCountCheck(CheckBase):
     warn_max: Annotated[int, Field(ge=0)] | None = Field(None, description="More rows warn.")
     window: Duration | None = Field(None, description=WINDOW)
 
-    @field_validator("target")
-    @classmethod
-    def _offline(cls, value: Target | None) -> Target | None:
-        return _offline_only("row_count", value)
+    only = ("offline", "row_count is measured on the offline store")
 
     @model_validator(mode="after")
     def _bounds(self) -> RowCountCheck:
@@ -284,15 +270,9 @@ class DuplicatesCheck(CheckBase):
     max: Ratio | None = None
     window: Duration | None = Field(None, description=WINDOW)
 
-    @field_validator("target")
-    @classmethod
-    def _offline(cls, value: Target | None) -> Target | None:
-        return _offline_only("duplicates", value)
+    only = ("offline", "duplicates is measured on the offline store")
 
-    @model_validator(mode="after")
-    def _thresholds(self) -> DuplicatesCheck:
-        _ordered(self.warn, self.max, "max")
-        return self
+    bound = "max"
 
 
 Bound = Annotated[float, Field(allow_inf_nan=False)]
@@ -312,9 +292,10 @@ class RangeCheck(CheckBase):
     max: Ratio | None = None
     window: Duration | None = Field(None, description=WINDOW)
 
+    bound = "max"
+
     @model_validator(mode="after")
-    def _thresholds(self) -> RangeCheck:
-        _ordered(self.warn, self.max, "max")
+    def _rules(self) -> RangeCheck:
         low, high = self.min_value, self.max_value
         if low is not None and high is not None and low > high:
             raise ValueError(
@@ -326,15 +307,6 @@ class RangeCheck(CheckBase):
                 f"expected `min_value` of at least 0 with `non_negative: true`, found {low:g}"
             )
         return self
-
-
-def _online_only(kind: str, value: Target | None) -> Target | None:
-    if value == "offline":
-        raise ValueError(
-            f"expected target `online` ({kind} compares the online sample with the offline "
-            "store), found `offline`"
-        )
-    return value
 
 
 class SkewCheck(CheckBase):
@@ -354,15 +326,9 @@ class SkewCheck(CheckBase):
     warn: Ratio | None = None
     max: Ratio | None = None
 
-    @field_validator("target")
-    @classmethod
-    def _online(cls, value: Target | None) -> Target | None:
-        return _online_only("skew", value)
+    only = ("online", "skew compares the online sample with the offline store")
 
-    @model_validator(mode="after")
-    def _thresholds(self) -> SkewCheck:
-        _ordered(self.warn, self.max, "max")
-        return self
+    bound = "max"
 
 
 class ReferenceWindow(Strict):
@@ -407,15 +373,9 @@ class DistributionDriftCheck(CheckBase):
     warn: Annotated[float, Field(ge=0)] | None = 0.1
     max: Annotated[float, Field(ge=0)] | None = 0.25
 
-    @field_validator("target")
-    @classmethod
-    def _online(cls, value: Target | None) -> Target | None:
-        return _online_only("distribution_drift", value)
+    only = ("online", "distribution_drift compares the online sample with the offline store")
 
-    @model_validator(mode="after")
-    def _thresholds(self) -> DistributionDriftCheck:
-        _ordered(self.warn, self.max, "max")
-        return self
+    bound = "max"
 
 
 class AnomalyCheck(CheckBase):
@@ -433,9 +393,10 @@ class AnomalyCheck(CheckBase):
     warn: Annotated[float, Field(gt=0)] | None = None
     max: Annotated[float, Field(gt=0)] | None = Field(3.5, description="Largest |robust z|.")
 
+    bound = "max"
+
     @model_validator(mode="after")
-    def _thresholds(self) -> AnomalyCheck:
-        _ordered(self.warn, self.max, "max")
+    def _rules(self) -> AnomalyCheck:
         if self.min_history > self.window:
             raise ValueError(
                 f"expected `min_history` at most `window`, found min_history "
@@ -460,10 +421,7 @@ class SodaCheck(CheckBase):
         None, description="A contract YAML file, relative to the check file."
     )
 
-    @field_validator("target")
-    @classmethod
-    def _offline(cls, value: Target | None) -> Target | None:
-        return _offline_only("soda", value)
+    only = ("offline", "soda is measured on the offline store")
 
     @model_validator(mode="after")
     def _one_contract(self) -> SodaCheck:
