@@ -24,6 +24,7 @@ from checks.kinds.soda import SodaObservation
 from checks.model import AnomalyCheck, DistributionDriftCheck, SkewCheck
 from checks.observation import (
     BaselineObservation,
+    CountHistory,
     DriftObservation,
     MetricHistory,
     Observation,
@@ -126,6 +127,8 @@ def _analytical(
         return anomaly.evaluate(planned, observation, at)
     if isinstance(observation, BaselineObservation) and planned.kind == "schema_drift":
         return schema_drift.baseline(planned, observation, at)
+    if isinstance(observation, CountHistory) and planned.kind == "row_count":
+        return row_count.with_history(planned, observation, at)
     return None
 
 

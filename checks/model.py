@@ -228,9 +228,56 @@ class LateArrivalsCheck(CheckBase):
     bound = "max"
 
 
+class RowCountChange(Strict):
+    """Bounds on the change of the row count against earlier runs of the same check: the
+    reference is the median of the last `against` recorded counts, and a fall of more than
+    `max_drop` (a fraction of the reference) or a rise of more than `max_rise` fails."""
+
+    against: int = Field(
+        1, ge=1, le=1000, description="Recorded counts the reference is the median of."
+    )
+    min_history: int = Field(
+        1, ge=1, le=1000, description="Fewer recorded counts: the change is not judged."
+    )
+    max_drop: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        None, description="A fall below the reference by more than this fraction fails."
+    )
+    warn_drop: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        None, description="A fall below the reference by more than this fraction warns."
+    )
+    max_rise: Annotated[float, Field(ge=0)] | None = Field(
+        None, description="A rise above the reference by more than this fraction fails."
+    )
+    warn_rise: Annotated[float, Field(ge=0)] | None = Field(
+        None, description="A rise above the reference by more than this fraction warns."
+    )
+
+    @model_validator(mode="after")
+    def _rules(self) -> RowCountChange:
+        bounds = (self.max_drop, self.warn_drop, self.max_rise, self.warn_rise)
+        if all(b is None for b in bounds):
+            raise ValueError(
+                "expected at least one of `max_drop`, `warn_drop`, `max_rise` or `warn_rise`, "
+                "found none"
+            )
+        for warn, fail in (("warn_drop", "max_drop"), ("warn_rise", "max_rise")):
+            low, high = getattr(self, warn), getattr(self, fail)
+            if low is not None and high is not None and low > high:
+                raise ValueError(
+                    f"expected `{warn}` at most `{fail}`, found {warn} {low} > {fail} {high}"
+                )
+        if self.min_history > self.against:
+            raise ValueError(
+                f"expected `min_history` at most `against`, found min_history "
+                f"{self.min_history} > against {self.against}"
+            )
+        return self
+
+
 class RowCountCheck(CheckBase):
     """Rows in the window, held between `min` and `max` (fail) and `warn_min` and `warn_max`
-    (warn); any one of the four bounds may be left out."""
+    (warn), and, with `change`, against the counts of earlier runs; any one of the four bounds
+    may be left out."""
 
     kind: Literal["row_count"]
     min: Annotated[int, Field(ge=0)] | None = Field(None, description="Fewer rows fail.")
@@ -238,6 +285,11 @@ class RowCountCheck(CheckBase):
     warn_min: Annotated[int, Field(ge=0)] | None = Field(None, description="Fewer rows warn.")
     warn_max: Annotated[int, Field(ge=0)] | None = Field(None, description="More rows warn.")
     window: Duration | None = Field(None, description=WINDOW)
+    change: RowCountChange | None = Field(
+        None,
+        description="Bounds on the change against the median of earlier runs' counts (read "
+        "from the state database).",
+    )
 
     only = ("offline", "row_count is measured on the offline store")
 
@@ -248,9 +300,10 @@ class RowCountCheck(CheckBase):
             for name in ("min", "warn_min", "warn_max", "max")
             if getattr(self, name) is not None
         ]
-        if not chain:
+        if not chain and self.change is None:
             raise ValueError(
-                "expected at least one bound, `min`, `max`, `warn_min` or `warn_max`, found none"
+                "expected at least one bound, `min`, `max`, `warn_min`, `warn_max` or "
+                "`change`, found none"
             )
         for (low_name, low), (high_name, high) in itertools.pairwise(chain):
             if low > high:

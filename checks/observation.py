@@ -298,6 +298,24 @@ class MetricHistory:
 
 
 @dataclass(frozen=True)
+class PastCount:
+    """One recorded count of a row_count check, with the window it counted."""
+
+    scheduled_at: datetime
+    rows: float
+    window_seconds: float | None  # None: not recorded with the result
+
+
+@dataclass(frozen=True)
+class CountHistory:
+    """What a row_count check with `change` judges: this run's offline observation and the
+    check's recorded counts before this run (newest first; runs without a count left out)."""
+
+    offline: OfflineObservation
+    past: tuple[PastCount, ...]
+
+
+@dataclass(frozen=True)
 class ProbeFailure:
     """The probe could not measure at all; every check it feeds becomes an `error` result."""
 
@@ -314,4 +332,5 @@ Observation = (
     | DriftObservation
     | BaselineObservation
     | MetricHistory
+    | CountHistory
 )

@@ -243,11 +243,24 @@ class LateArrivalDetails:
 
 @dataclass(frozen=True)
 class RowCountDetails:
+    """The rows of the window; with `change`, the reference (the median of the last `history`
+    earlier counts), the change (rows - reference) / reference (None when the reference is 0),
+    and `reason` when the change was not judged."""
+
     rows: int
     window_seconds: float
+    history: int | None = None
+    reference: float | None = None
+    change: float | None = None
+    reason: str | None = None
 
     def as_json(self) -> dict[str, JSON]:
-        return {"rows": self.rows, "window_seconds": self.window_seconds}
+        out: dict[str, JSON] = {"rows": self.rows, "window_seconds": self.window_seconds}
+        if self.history is not None:
+            out |= {"history": self.history, "reference": self.reference, "change": self.change}
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from checks.observation import (
 )
 
 if TYPE_CHECKING:
-    from monitor.state.values import Baseline, HistoryPoint
+    from checks.result import Status
+    from monitor.state.values import Baseline, HistoryPoint, StoredResult
 
 EntityKey = tuple[EntityValue, ...]  # one value per join key, in the order of view.join_keys
 
@@ -105,6 +106,16 @@ class StateReader(Protocol):
     database: `monitor.state.StateStore` is one. Every method raises `StateError` on failure."""
 
     def history(self, check: str, limit: int = 50) -> list[HistoryPoint]: ...
+
+    def results(
+        self,
+        view: str | None = None,
+        check: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        status: Status | None = None,
+        limit: int = 100,
+    ) -> list[StoredResult]: ...
 
     def baseline(self, view: str, store: str) -> Baseline | None: ...
 

@@ -8,6 +8,7 @@ values built here from the stores and the state database.
 - distribution drift: one reference sample per distinct reference window of the view;
 - schema drift with `baseline: true`: the baseline in the state database; when there is none,
   the columns of this run are saved as the baseline (the first run captures it);
+- row_count with `change`: the check's earlier counts (and the windows they counted);
 - anomaly: the referenced check's value this run (a check of the same view) or its newest
   recorded value, and its past values from the state database.
 
@@ -22,14 +23,16 @@ from datetime import datetime
 from functools import partial
 
 from checks.kinds.skew import compared_features
-from checks.model import DistributionDriftCheck, FeatureView, SchemaDriftCheck
+from checks.model import DistributionDriftCheck, FeatureView, RowCountCheck, SchemaDriftCheck
 from checks.observation import (
     BaselineObservation,
+    CountHistory,
     DriftObservation,
     MetricHistory,
     Observation,
     OfflineObservation,
     OnlineObservation,
+    PastCount,
     PastValue,
     ProbeFailure,
     SchemaBaseline,
@@ -69,6 +72,9 @@ def measure(
     for p in planned:
         if isinstance(p.check, SchemaDriftCheck) and p.check.baseline:
             out[p.id] = _baseline(view, p, state, observations.get("offline"), at)
+        if isinstance(p.check, RowCountCheck) and p.check.change is not None:
+            against = p.check.change.against
+            out[p.id] = _counts(view, p, against, state, observations.get("offline"), at)
     return out
 
 
@@ -170,6 +176,39 @@ def _baseline(
         return offline  # no columns to compare: schema_drift reports it as an error
     accepted = SchemaBaseline(kept.columns, kept.captured_at, kept.accepted_by, kept.comment)
     return BaselineObservation(offline, accepted, captured)
+
+
+def _counts(
+    view: FeatureView,
+    planned: PlannedCheck,
+    against: int,
+    state: StateReader | None,
+    offline: Observation | None,
+    at: datetime,
+) -> Observation:
+    """This run's count and the check's earlier ones. Reads a margin beyond `against`, so that
+    a few runs that measured nothing or counted another window still leave enough."""
+    if not isinstance(offline, OfflineObservation):
+        return offline or ProbeFailure(planned.store, view.name, "the offline store was not read")
+    if state is None:
+        return ProbeFailure(
+            planned.store, view.name, "no state database: no earlier counts to compare with"
+        )
+    try:
+        found = state.results(check=planned.id, until=at, limit=2 * against + 10)
+    except StateError as exc:
+        log.warning("reading the earlier counts of %s failed: %s", planned.id, exc)
+        return ProbeFailure(planned.store, view.name, str(exc))
+    past = tuple(
+        PastCount(r.scheduled_at, r.value, _number(r.details.get("window_seconds")))
+        for r in found
+        if r.value is not None
+    )
+    return CountHistory(offline, past)
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _guard(

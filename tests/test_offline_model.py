@@ -62,7 +62,11 @@ def test_the_offline_only_kinds_refuse_the_online_target(kind: str) -> None:
 @pytest.mark.parametrize(
     ("bounds", "message"),
     [
-        ({}, "expected at least one bound, `min`, `max`, `warn_min` or `warn_max`, found none"),
+        (
+            {},
+            "expected at least one bound, `min`, `max`, `warn_min`, `warn_max` or `change`, "
+            "found none",
+        ),
         ({"min": 10, "max": 5}, "expected `min` at most `max`, found min 10 > max 5"),
         (
             {"min": 10, "warn_min": 5},

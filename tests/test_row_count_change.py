@@ -1,0 +1,247 @@
+"""row_count's `change`: the count of this run against the median of the check's earlier counts,
+as bounds that tighten the absolute ones. Pure evaluation on hand-built histories, the model's
+rules, and runs against a real SQLite offline table recorded in a real state database."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from pydantic import TypeAdapter, ValidationError
+
+from checks.evaluate import evaluate
+from checks.model import Check
+from checks.observation import CountHistory, PastCount, ProbeFailure, RowCount
+from checks.plan import PlannedCheck
+from checks.result import CheckResult, ErrorDetails, RowCountDetails, Status, Threshold
+from monitor import analytics
+from monitor.app import build_app
+from monitor.loader import load
+from monitor.run import run_once
+from tests.analytics_fixtures import config, write_offline, write_online
+from tests.builders import AT, offline, plan
+
+DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
+CHECK: TypeAdapter[Any] = TypeAdapter(Check)
+
+
+def counted(
+    rows: int, past: list[float], change: Mapping[str, object], **bounds: object
+) -> CheckResult:
+    """Evaluate a one-day row_count with `change` on `rows` now and `past` (newest first)."""
+    planned = plan({"kind": "row_count", "change": dict(change), **bounds})
+    history = tuple(
+        PastCount(AT - (i + 1) * HOUR, value, DAY.total_seconds()) for i, value in enumerate(past)
+    )
+    return evaluate(planned, CountHistory(offline({RowCount(DAY): rows}), history), AT)
+
+
+def details(result: CheckResult) -> RowCountDetails:
+    assert isinstance(result.details, RowCountDetails)
+    return result.details
+
+
+# --- evaluation -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rows", "status"),
+    [
+        (49, Status.FAIL),
+        (50, Status.WARN),
+        (69, Status.WARN),
+        (70, Status.PASS),
+        (200, Status.PASS),
+    ],
+)
+def test_a_drop_beyond_max_drop_of_the_previous_count_fails(rows: int, status: Status) -> None:
+    """Reference 100 (the previous run): below 50 fails (a 50% drop is allowed), below 70 warns."""
+    result = counted(rows, [100], {"max_drop": 0.5, "warn_drop": 0.3})
+    assert (result.value, result.status) == (float(rows), status)
+    assert result.threshold == Threshold("min", 50.0, 70.0, "count")
+    assert (details(result).reference, details(result).history) == (100.0, 1)
+    assert details(result).change == pytest.approx((rows - 100) / 100)
+
+
+@pytest.mark.parametrize(
+    ("rows", "status"),
+    [(150, Status.PASS), (151, Status.WARN), (200, Status.WARN), (201, Status.FAIL)],
+)
+def test_a_rise_beyond_max_rise_fails(rows: int, status: Status) -> None:
+    result = counted(rows, [100], {"max_rise": 1.0, "warn_rise": 0.5})
+    assert result.status is status
+    assert result.threshold == Threshold("max", 200.0, 150.0, "count")
+
+
+def test_the_reference_is_the_median_of_the_last_against_counts() -> None:
+    """The last three counts, 100, 10 and 90 (the fourth, 1000, is beyond `against`): median 90;
+    a drop to 40 is more than half of 90."""
+    result = counted(40, [100, 10, 90, 1000], {"against": 3, "max_drop": 0.5})
+    assert (details(result).reference, details(result).history) == (90.0, 3)
+    assert result.threshold.fail == 45.0
+    assert result.status is Status.FAIL
+
+
+def test_the_tighter_of_an_absolute_and_a_change_bound_holds() -> None:
+    """min 60 is tighter than 50% below 100; on the upper side, +100% (200) is tighter than max
+    1000; warn_max 150 stays, there is no warn_rise."""
+    result = counted(55, [100], {"max_drop": 0.5, "max_rise": 1.0}, min=60, max=1000, warn_max=150)
+    assert result.threshold == Threshold("max", 200.0, 150.0, "count", fail_min=60.0)
+    assert result.status is Status.FAIL
+    assert result.as_json()["threshold"] == {
+        "min": 60.0,
+        "max": 200.0,
+        "warn_max": 150.0,
+        "unit": "count",
+    }
+
+
+def test_counts_of_another_window_are_not_compared() -> None:
+    """After the window changed from 1h to 1d, the 1h counts are left out."""
+    planned = plan({"kind": "row_count", "change": {"max_drop": 0.5, "against": 2}})
+    past = (
+        PastCount(AT - HOUR, 5.0, HOUR.total_seconds()),
+        PastCount(AT - 2 * HOUR, 120.0, DAY.total_seconds()),
+        PastCount(AT - 3 * HOUR, 4.0, HOUR.total_seconds()),
+        PastCount(AT - 4 * HOUR, 80.0, None),  # recorded without a window: counted
+    )
+    result = evaluate(planned, CountHistory(offline({RowCount(DAY): 90}), past), AT)
+    assert (details(result).reference, details(result).history) == (100.0, 2)
+    assert result.status is Status.PASS
+
+
+def test_without_enough_history_only_the_absolute_bounds_are_judged() -> None:
+    result = counted(5, [100, 100], {"max_drop": 0.5, "against": 5, "min_history": 3}, min=10)
+    assert result.status is Status.FAIL  # min 10 still holds
+    assert result.threshold == Threshold("min", 10.0, None, "count")
+    assert details(result).reason == "not enough history: 2 of 3 earlier counts"
+    assert details(result).reference is None
+    first = counted(0, [], {"max_drop": 0.5})
+    assert (first.status, details(first).reason) == (
+        Status.PASS,
+        "not enough history: 0 of 1 earlier counts",
+    )
+
+
+def test_from_a_reference_of_zero_any_row_is_an_infinite_rise_and_no_drop_is_possible() -> None:
+    rose = counted(1, [0.0], {"max_rise": 5.0, "max_drop": 0.5})
+    assert (rose.status, details(rose).change) == (Status.FAIL, None)
+    still = counted(0, [0.0], {"max_rise": 5.0, "max_drop": 0.5})
+    assert (still.status, details(still).change) == (Status.PASS, None)
+
+
+def test_change_details_in_json() -> None:
+    shown = counted(40, [100], {"max_drop": 0.5}).as_json()
+    assert shown["details"] == {
+        "rows": 40,
+        "window_seconds": 86400.0,
+        "history": 1,
+        "reference": 100.0,
+        "change": -0.6,
+    }
+
+
+# --- the model --------------------------------------------------------------------------------
+
+
+def refused(check: Mapping[str, object]) -> list[str]:
+    with pytest.raises(ValidationError) as caught:
+        CHECK.validate_python(dict(check))
+    return [error["msg"].removeprefix("Value error, ") for error in caught.value.errors()]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {},
+            "expected at least one of `max_drop`, `warn_drop`, `max_rise` or `warn_rise`, found none",
+        ),
+        (
+            {"max_drop": 0.2, "warn_drop": 0.3},
+            "expected `warn_drop` at most `max_drop`, found warn_drop 0.3 > max_drop 0.2",
+        ),
+        (
+            {"max_rise": 1, "against": 2, "min_history": 3},
+            "expected `min_history` at most `against`, found min_history 3 > against 2",
+        ),
+        ({"max_drop": 1.5}, "Input should be less than or equal to 1"),
+        ({"max_rise": -1}, "Input should be greater than or equal to 0"),
+        ({"max_rise": 1, "since": "1d"}, "Extra inputs are not permitted"),
+    ],
+)
+def test_change_bounds_are_checked(change: dict[str, object], message: str) -> None:
+    assert refused({"kind": "row_count", "change": change}) == [message]
+
+
+def test_change_alone_is_enough_and_defaults_to_the_previous_run() -> None:
+    check = CHECK.validate_python({"kind": "row_count", "change": {"max_drop": 0.5}})
+    assert (check.min, check.max, check.change.against, check.change.min_history) == (
+        None,
+        None,
+        1,
+        1,
+    )
+
+
+# --- the probe: where the earlier counts come from ----------------------------------------------
+
+
+def test_without_a_state_database_the_change_cannot_be_judged_and_is_an_error() -> None:
+    planned: PlannedCheck = plan({"kind": "row_count", "min": 1, "change": {"max_drop": 0.5}})
+    observed = analytics.measure(
+        planned.view, [planned], None, None, {"offline": offline({RowCount(DAY): 7})}, AT
+    )
+    failure = observed[planned.id]
+    assert isinstance(failure, ProbeFailure)
+    result = evaluate(planned, failure, AT)
+    assert result.status is Status.ERROR
+    assert isinstance(result.details, ErrorDetails)
+    assert result.details.reason == "no state database: no earlier counts to compare with"
+
+
+NOW = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
+CHECKS = """\
+      - {kind: row_count, window: 1h, min: 1, change: {against: 3, max_drop: 0.5, warn_drop: 0.2}}"""
+
+
+def test_runs_recorded_in_the_state_database_are_the_reference(tmp_path: Path) -> None:
+    """Each of the hours before NOW - 1h holds 100 rows, the last hour 40: the runs at NOW - 3h,
+    - 2h and - 1h count 100 each (the first with no history, passing unjudged); the run at NOW
+    counts 40 against their median 100, a 60% drop: fail, with its threshold min 50."""
+    rows = [
+        (u, NOW - timedelta(hours=h, minutes=30), 1.0, "red")
+        for h in range(1, 6)
+        for u in range(1, 101)
+    ] + [(u, NOW - timedelta(minutes=10), 1.0, "red") for u in range(1, 41)]
+    write_online(tmp_path / "online.db", [(1, NOW, 1.0, "red")])
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'offline.db'}")
+    write_offline(engine, rows)
+    engine.dispose()
+    store = f"{{type: sql, url: 'sqlite:///{tmp_path / 'offline.db'}'}}"
+    path = config(tmp_path, store, "table: user_stats", CHECKS, tmp_path / "state.db")
+    with build_app(load(path, {})) as app:
+        earlier = []
+        for hours in (3, 2, 1):
+            run = run_once(app, NOW - timedelta(hours=hours))
+            app.record(run)
+            earlier.append(run.results[0])
+        (now,) = run_once(app, NOW).results
+
+    assert [(r.value, r.status) for r in earlier] == [(100.0, Status.PASS)] * 3
+    assert [details(r).reason for r in earlier] == [
+        "not enough history: 0 of 1 earlier counts",
+        None,
+        None,
+    ]
+    assert [details(r).reference for r in earlier] == [None, 100.0, 100.0]
+    assert (now.value, now.status) == (40.0, Status.FAIL)
+    assert now.threshold == Threshold("min", 50.0, 80.0, "count")
+    assert details(now) == RowCountDetails(
+        rows=40, window_seconds=3600.0, history=3, reference=100.0, change=-0.6
+    )
