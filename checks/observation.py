@@ -31,6 +31,12 @@ class FeatureState(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class FeatureReading:
+    """One feature of one sampled entity. `event_time` is the feature's own event time where
+    the store keeps one per feature (Feast's SQL online stores: one row per feature); None
+    where one time applies to all the entity's features (Redis: one `_ts:` field per view),
+    which `EntityReading.event_time` then holds. A read may share one reading among every
+    entity whose stored bytes were the same."""
+
     state: FeatureState
     value: FeatureValue = None
     event_time: datetime | None = None
@@ -44,24 +50,117 @@ class FeatureReading:
 
 
 ABSENT = FeatureReading(FeatureState.ABSENT)
+UNDECODABLE = FeatureReading(FeatureState.UNDECODABLE)
+
+FeatureIndex = Mapping[str, int]
+"""Feature name -> position of its reading, shared by every entity of one read."""
+
+_NO_READINGS: Mapping[str, FeatureReading] = MappingProxyType({})
+_NO_INDEX: FeatureIndex = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
 class EntityReading:
-    """One sampled entity: its key, whether the online store had it, and its features."""
+    """One sampled entity: its key, whether the online store had it, and its features.
 
-    key: tuple[EntityValue, ...]
-    present: bool
-    features: Mapping[str, FeatureReading] = field(default_factory=lambda: MappingProxyType({}))
+    Compact, because a read makes one per sampled entity: the readings are a tuple in the
+    order of a `FeatureIndex` that the entities of one read share (`ABSENT` where a feature
+    was never written), and nothing per feature is built unless asked for. Immutable: the
+    attributes are read-only properties over private slots (a frozen dataclass's __init__ costs
+    several times as much, once per entity).
 
-    def reading(self, feature: str) -> FeatureReading:
-        return self.features.get(feature, ABSENT)
+    `EntityReading(key, present, features)` takes readings that carry their own event times
+    (the entity's is the newest); `EntityReading.of_row` takes readings in the order of an
+    index and the one event time of all of them.
+    """
+
+    __slots__ = ("_cells", "_event_time", "_index", "_key", "_present")
+
+    _key: tuple[EntityValue, ...]
+    _present: bool
+    _index: FeatureIndex
+    _cells: tuple[FeatureReading, ...]
+    _event_time: datetime | None
+
+    def __init__(
+        self,
+        key: tuple[EntityValue, ...],
+        present: bool,
+        features: Mapping[str, FeatureReading] = _NO_READINGS,
+    ) -> None:
+        self._key = key
+        self._present = present
+        self._index = (
+            {name: position for position, name in enumerate(features)} if features else _NO_INDEX
+        )
+        self._cells = tuple(features.values())
+        times = [r.event_time for r in self._cells if r.event_time is not None]
+        self._event_time = max(times) if times else None
+
+    @classmethod
+    def of_row(
+        cls,
+        key: tuple[EntityValue, ...],
+        index: FeatureIndex,
+        cells: tuple[FeatureReading, ...],
+        event_time: datetime | None,
+    ) -> EntityReading:
+        """A present entity whose readings are `cells`, in the order of `index`, and whose
+        features were all written at `event_time` (the readings carry no time of their own)."""
+        entity = cls.__new__(cls)
+        entity._key = key
+        entity._present = True
+        entity._index = index
+        entity._cells = cells
+        entity._event_time = event_time
+        return entity
+
+    @property
+    def key(self) -> tuple[EntityValue, ...]:
+        return self._key
+
+    @property
+    def present(self) -> bool:
+        return self._present
 
     @property
     def event_time(self) -> datetime | None:
-        """The view's event time for this entity: the newest time of any of its features."""
-        times = [r.event_time for r in self.features.values() if r.event_time is not None]
-        return max(times) if times else None
+        """The view's event time for this entity: the one time of all its features, or the
+        newest time of any of its features."""
+        return self._event_time
+
+    def reading(self, feature: str) -> FeatureReading:
+        position = self._index.get(feature)
+        return ABSENT if position is None else self._cells[position]
+
+    @property
+    def features(self) -> Mapping[str, FeatureReading]:
+        """The readings of the features found (every state but ABSENT), by name."""
+        cells = self._cells
+        return MappingProxyType(
+            {
+                name: cells[position]
+                for name, position in self._index.items()
+                if cells[position].state is not FeatureState.ABSENT
+            }
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EntityReading):
+            return NotImplemented
+        return (self._key, self._present, self._event_time, dict(self.features)) == (
+            other._key,
+            other._present,
+            other._event_time,
+            dict(other.features),
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value; unhashable, as the dataclass was
+
+    def __repr__(self) -> str:
+        return (
+            f"EntityReading(key={self._key!r}, present={self._present!r}, "
+            f"features={dict(self.features)!r}, event_time={self._event_time!r})"
+        )
 
 
 @dataclass(frozen=True)

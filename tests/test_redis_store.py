@@ -25,6 +25,8 @@ from monitor.feast.redis_layout import feature_field, field_label, timestamp_fie
 from monitor.stores.redis import RedisOnlineStore
 from monitor.stores.redis.store import SCAN_CALLS
 from tests.redis_fixtures import (
+    CORRUPT_TIME,
+    CORRUPT_VALUE,
     ORPHAN,
     PAIRS,
     PLAIN,
@@ -138,19 +140,22 @@ def test_read_returns_one_reading_per_asked_key_in_order(store: RedisOnlineStore
 
 
 def test_a_complete_entity_reads_every_declared_feature(store: RedisOnlineStore) -> None:
-    """Values decode to Python values, each with the view's _ts event time."""
-    assert readings(store, (1,)) == {
-        "revenue": FeatureReading(FeatureState.VALUE, 12.5, T1),
-        "orders": FeatureReading(FeatureState.VALUE, 3, T1),
-        "segment": FeatureReading(FeatureState.VALUE, "gold", T1),
+    """Values decode to Python values; the view's _ts is the entity's event time, which its
+    readings leave to it (they carry none of their own)."""
+    entity = store.read(USERS, [(1,)], "offline").entities[0]
+    assert dict(entity.features) == {
+        "revenue": FeatureReading(FeatureState.VALUE, 12.5),
+        "orders": FeatureReading(FeatureState.VALUE, 3),
+        "segment": FeatureReading(FeatureState.VALUE, "gold"),
     }
+    assert entity.event_time == T1
 
 
 def test_null_empty_and_absent_fields_are_told_apart(store: RedisOnlineStore) -> None:
     """b"" is NULL, an empty string is a value, and an unwritten field is not in the mapping."""
     second, third = store.read(USERS, [(2,), (3,)], "offline").entities
-    assert second.features["revenue"] == FeatureReading(FeatureState.NULL, None, STALE)
-    assert second.features["segment"] == FeatureReading(FeatureState.VALUE, "", STALE)
+    assert second.features["revenue"] == FeatureReading(FeatureState.NULL, None)
+    assert second.features["segment"] == FeatureReading(FeatureState.VALUE, "")
     assert set(third.features) == {"revenue"}
     assert third.reading("orders").state is FeatureState.ABSENT
 
@@ -168,6 +173,28 @@ def test_undecodable_values_and_times_are_counted_not_raised(store: RedisOnlineS
         "orders": FeatureReading(FeatureState.VALUE, 9, None),
     }
     assert observation.decode_errors == 2
+
+
+def test_equal_corrupt_bytes_count_an_error_each_time_they_are_read(
+    private: Server, private_admin: redis.Redis
+) -> None:
+    """Equal stored bytes are decoded once a read, but the same corrupt value and _ts under
+    three entities are six decode errors, not two; the good value beside them reads in each."""
+    planter = Planter(private_admin)
+    corrupt = {
+        feature_field("user_stats", "revenue"): CORRUPT_VALUE,
+        feature_field("user_stats", "orders"): feast_hash("user_stats", users(orders=7), None)[
+            feature_field("user_stats", "orders")
+        ],
+        timestamp_field("user_stats"): CORRUPT_TIME,
+    }
+    for uid in (1, 2, 3):
+        planter.hset(feast_key("p", [uid]), corrupt)
+    with opened(config(private.url, project="p")) as store:
+        observation = store.read(USERS, [(1,), (2,), (3,)], "offline")
+    assert observation.decode_errors == 6
+    assert [(e.reading("revenue").state, e.reading("orders").value, e.event_time)
+            for e in observation.entities] == [(FeatureState.UNDECODABLE, 7, None)] * 3  # fmt: skip
 
 
 def test_a_key_that_is_not_a_hash_is_present_and_undecodable(store: RedisOnlineStore) -> None:
@@ -218,10 +245,11 @@ def test_compound_keys_read_in_the_views_join_key_order(store: RedisOnlineStore)
     """Feast sorts join keys by name; the store takes and returns them in the view's order."""
     observation = store.read(PAIRS, [(1, "m1"), (2, "m2"), (1, "m2")], "offline")
     assert [dict(e.features) for e in observation.entities] == [
-        {"spend": FeatureReading(FeatureState.VALUE, 2.5, T1)},
-        {"spend": FeatureReading(FeatureState.NULL, None, T1)},
+        {"spend": FeatureReading(FeatureState.VALUE, 2.5)},
+        {"spend": FeatureReading(FeatureState.NULL, None)},
         {},
     ]
+    assert [e.event_time for e in observation.entities] == [T1, T1, None]
     assert observation.found == 2
 
 
@@ -296,7 +324,7 @@ def test_a_hash_shared_with_other_views_reads_only_the_views_fields(
     with opened(config(private.url, project="p"), known_views=[USERS, PROFILE]) as store:
         observation = store.read(USERS, [(1,)], "offline")
     assert dict(observation.entities[0].features) == {
-        "orders": FeatureReading(FeatureState.VALUE, 4, T1)
+        "orders": FeatureReading(FeatureState.VALUE, 4)
     }
     assert (observation.decode_errors, observation.undeclared_fields) == (0, frozenset())
 
@@ -439,7 +467,9 @@ def test_plain_hashes_read_the_event_time_in_each_format(
     planter.hset(f"{prefix}:plain_stats:1".encode(), {b"orders": b"3", b"_ts": written})
     cfg = plain_config(prefix, timestamp_format=time_format, timezone=zone)
     with opened(cfg) as store:
-        assert readings(store, (1,), PLAIN) == {"orders": FeatureReading(FeatureState.VALUE, 3, T1)}
+        entity = store.read(PLAIN, [(1,)], "online").entities[0]
+    assert dict(entity.features) == {"orders": FeatureReading(FeatureState.VALUE, 3)}
+    assert entity.event_time == T1
 
 
 def test_plain_text_values_are_parsed_by_dtype(planter: Planter) -> None:
@@ -459,17 +489,18 @@ def test_plain_text_values_are_parsed_by_dtype(planter: Planter) -> None:
         observation = store.read(PLAIN, [(1,), (2,), (3,)], "online")
     first, second, third = (dict(e.features) for e in observation.entities)
     assert first == {
-        "revenue": FeatureReading(FeatureState.VALUE, 12.5, T1),
-        "orders": FeatureReading(FeatureState.VALUE, 3, T1),
-        "active": FeatureReading(FeatureState.VALUE, True, T1),
-        "segment": FeatureReading(FeatureState.VALUE, "gold", T1),
-        "blob": FeatureReading(FeatureState.VALUE, b"\xff\x00", T1),
-        "seen": FeatureReading(FeatureState.VALUE, T1, T1),
+        "revenue": FeatureReading(FeatureState.VALUE, 12.5),
+        "orders": FeatureReading(FeatureState.VALUE, 3),
+        "active": FeatureReading(FeatureState.VALUE, True),
+        "segment": FeatureReading(FeatureState.VALUE, "gold"),
+        "blob": FeatureReading(FeatureState.VALUE, b"\xff\x00"),
+        "seen": FeatureReading(FeatureState.VALUE, T1),
     }
     assert second == {
-        "revenue": FeatureReading(FeatureState.NULL, None, T1),
-        "orders": FeatureReading(FeatureState.UNDECODABLE, None, T1),
+        "revenue": FeatureReading(FeatureState.NULL, None),
+        "orders": FeatureReading(FeatureState.UNDECODABLE, None),
     }
+    assert [e.event_time for e in observation.entities] == [T1, T1, None]
     assert (third, observation.entities[2].present) == ({}, False)
     assert observation.decode_errors == 1
     assert observation.undeclared_fields == {"legacy"}
@@ -627,7 +658,7 @@ def test_a_rediss_url_reads_through_tls(tmp_path: Path) -> None:
         finally:
             admin.close()
         with opened(config(url, project="p")) as store:
-            assert readings(store, (1,)) == {"orders": FeatureReading(FeatureState.VALUE, 5, T1)}
+            assert readings(store, (1,)) == {"orders": FeatureReading(FeatureState.VALUE, 5)}
             assert store.sample_keys(USERS, 5) == [(1,)]
         plain = config(f"redis://127.0.0.1:{server.port}/0", project="p", timeout="2s")
         with opened(plain) as store, pytest.raises(StoreUnavailable):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import operator
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,8 +18,11 @@ from types import MappingProxyType
 
 from checks.model import FeatureView
 from checks.observation import (
+    ABSENT,
+    UNDECODABLE,
     EntityReading,
     EntityValue,
+    FeatureIndex,
     FeatureReading,
     FeatureState,
     FeatureValue,
@@ -292,82 +296,130 @@ class HashLayout(Layout):
         return None
 
 
+class _Decoded(dict[bytes | None, FeatureReading]):
+    """The readings of one feature's stored bytes, memoized for one read: equal bytes (a bool,
+    a small int, a category) are decoded once and share one reading, and None (a field that is
+    not stored) is ABSENT. Bytes that do not decode are not kept, so that every occurrence is
+    counted as an error."""
+
+    __slots__ = ("decode", "errors", "feature", "view")
+
+    def __init__(self, decode: ValueDecoder, view: str, feature: str) -> None:
+        super().__init__({None: ABSENT})
+        self.decode = decode
+        self.view = view
+        self.feature = feature
+        self.errors = 0
+
+    def __missing__(self, raw: bytes | None) -> FeatureReading:
+        assert raw is not None  # noqa: S101 - None is in the mapping from the start
+        try:
+            state, value = self.decode(raw)
+        except DECODE_ERRORS as exc:
+            self.errors += 1
+            log.debug("view %s feature %s: value did not decode: %s", self.view, self.feature, exc)
+            return UNDECODABLE
+        reading = FeatureReading(state, value)
+        self[raw] = reading
+        return reading
+
+
+class _Times(dict[bytes | None, datetime | None]):
+    """Event times of stored bytes, memoized for one read like `_Decoded`; None (no event-time
+    field) is None. Bytes that do not decode read as None and count an error each time."""
+
+    __slots__ = ("decode", "errors", "view")
+
+    def __init__(self, decode: Callable[[bytes], datetime], view: str) -> None:
+        super().__init__({None: None})
+        self.decode = decode
+        self.view = view
+        self.errors = 0
+
+    def __missing__(self, raw: bytes | None) -> datetime | None:
+        assert raw is not None  # noqa: S101 - None is in the mapping from the start
+        try:
+            when = self.decode(raw)
+        except DECODE_ERRORS as exc:
+            self.errors += 1
+            log.debug("view %s: event time did not decode: %s", self.view, exc)
+            return None
+        self[raw] = when
+        return when
+
+
 @dataclass
 class Readings:
     """Turns the hashes of one read into readings, counting what did not decode and collecting
     the fields that nothing explains. What depends only on the view (its fields and decoders)
-    is worked out once, not once per entity."""
+    is worked out once, not once per entity; each distinct stored value and event time is
+    decoded once per read (`_Decoded`, `_Times`), and an entity is one `EntityReading` over a
+    tuple of shared readings, in the order of one index."""
 
     layout: Layout
     view: FeatureView
-    errors: int = 0
     undeclared: set[str] = field(default_factory=set)
     other_views: set[str] = field(default_factory=set)  # `_ts:` fields of other views seen
+    _wrong_type: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         layout, view = self.layout, self.view
-        fields = layout.feature_fields(view)
-        decoders = [layout.value_decoder(dtype) for dtype in view.features.values()]
-        self._features = tuple(zip(view.features, fields, decoders, strict=True))
+        self._fields = layout.feature_fields(view)
+        self._index: FeatureIndex = MappingProxyType(
+            {name: position for position, name in enumerate(view.features)}
+        )
+        self._values = tuple(
+            _Decoded(layout.value_decoder(dtype), view.name, name)
+            for name, dtype in view.features.items()
+        )
         self._time_field = layout.time_field(view)
-        self._decode_time = layout.time_decoder()
+        self._times = _Times(layout.time_decoder(), view.name)
         # The fields already accounted for: the view's own, and every other field once it has
         # been classified (a set of labels does not change when one is added again).
-        self._classified = {*fields, self._time_field}
+        self._classified = {*self._fields, self._time_field}
+
+    @property
+    def errors(self) -> int:
+        """Values, event times and keys of the wrong type that did not decode so far."""
+        return self._wrong_type + self._times.errors + sum(d.errors for d in self._values)
 
     def entities(
         self, keys: Sequence[EntityKey], blobs: Sequence[bytes | None], hashes: HashReads
     ) -> tuple[EntityReading, ...]:
         """The reading of each key, whose Redis key is the blob beside it (None: it has none)."""
-        stored, wrong_type = hashes.hashes, hashes.wrong_type
+        stored_of, wrong_type = hashes.hashes.get, hashes.wrong_type
+        fields, values, times, index = self._fields, self._values, self._times, self._index
+        time_field, classified = self._time_field, self._classified
+        of_row, getitem = EntityReading.of_row, operator.getitem
         readings: list[EntityReading] = []
         for key, blob in zip(keys, blobs, strict=True):
-            if blob is None:
-                readings.append(EntityReading(key, False))
-            elif blob in wrong_type:
-                readings.append(self.wrong_type(key))
-            else:
-                readings.append(self.entity(key, stored.get(blob)))
+            stored = None if blob is None else stored_of(blob)
+            if not stored:
+                if blob is not None and blob in wrong_type:
+                    readings.append(self.wrong_type(key))
+                else:  # no Redis key, no hash, or an empty one
+                    readings.append(EntityReading(key, False))
+                continue
+            if not classified.issuperset(stored):
+                self._classify(stored.keys() - classified)
+            raws = tuple(map(stored.get, fields))
+            raw_time = stored.get(time_field)
+            if None in raws and all(raw is None for raw in raws):
+                # No feature of the view: absent, unless the event time is there alone.
+                if raw_time is None:
+                    readings.append(EntityReading(key, False))
+                else:
+                    times[raw_time]  # decoded for its error count only
+                    readings.append(EntityReading(key, True))
+                continue
+            cells = tuple(map(getitem, values, raws))
+            readings.append(of_row(key, index, cells, times[raw_time]))
         return tuple(readings)
 
     def wrong_type(self, key: EntityKey) -> EntityReading:
         """The reading of a key holding something other than a hash: one decode error."""
-        self.errors += 1
-        undecodable = FeatureReading(FeatureState.UNDECODABLE)
-        features = dict.fromkeys(self.view.features, undecodable)
-        return EntityReading(key, True, MappingProxyType(features))
-
-    def entity(self, key: EntityKey, stored: Mapping[bytes, bytes] | None) -> EntityReading:
-        """The reading of one entity from its hash (None or empty when there is no hash):
-        absent when none of the view's fields is stored."""
-        if not stored:
-            return EntityReading(key, False)
-        if not self._classified.issuperset(stored):
-            self._classify(stored.keys() - self._classified)
-        raw_time = stored.get(self._time_field)
-        when = None
-        if raw_time is not None:
-            try:
-                when = self._decode_time(raw_time)
-            except DECODE_ERRORS as exc:
-                self.errors += 1
-                log.debug("view %s: event time did not decode: %s", self.view.name, exc)
-        readings: dict[str, FeatureReading] = {}
-        for name, stored_field, decode in self._features:
-            raw = stored.get(stored_field)
-            if raw is None:  # an absent field: never materialized, not in the mapping
-                continue
-            try:
-                state, value = decode(raw)
-            except DECODE_ERRORS as exc:
-                self.errors += 1
-                log.debug("view %s feature %s: value did not decode: %s", self.view.name, name, exc)
-                readings[name] = FeatureReading(FeatureState.UNDECODABLE, None, when)
-            else:
-                readings[name] = FeatureReading(state, value, when)
-        if raw_time is None and not readings:
-            return EntityReading(key, False)
-        return EntityReading(key, True, MappingProxyType(readings))
+        self._wrong_type += 1
+        return EntityReading.of_row(key, self._index, (UNDECODABLE,) * len(self._fields), None)
 
     def _classify(self, fields: Iterable[bytes]) -> None:
         for stored in fields:
