@@ -44,7 +44,6 @@ from monitor.loader import Loaded, LoadedView, load
 from monitor.notify import AlertRuntime
 from monitor.observer import NoObserver, RunObserver
 from monitor.probe import probe_view
-from monitor.reports import write_run_report
 from monitor.run import new_run_id
 from monitor.scheduler import First, ScheduleError, Scheduler, SchedulerSettings, check
 from monitor.state import StateError, StateStore
@@ -362,8 +361,9 @@ class Daemon:
     def _run_claimed(
         self, generation: _Generation, view: LoadedView, scheduled_at: datetime, holder: str | None
     ) -> bool:
-        """Probe, record (finishing the claim of `holder` in the same transaction), report and
-        alert; True when the claim was settled by the recording."""
+        """Probe, record (finishing the claim of `holder` in the same transaction) and alert;
+        True when the claim was settled by the recording. No report file is written: the
+        sidecar renders a run's report from the state database when it is asked for."""
         name = view.view.name
         started = time.monotonic()
         app = generation.app
@@ -383,7 +383,6 @@ class Daemon:
             except StateError as exc:
                 log.error("run %s was not recorded in the state database: %s", run.run_id, exc)
                 return False
-        write_run_report(run, Path(app.loaded.config.reports.dir), app.state)
         if generation.alerts is not None:
             generation.alerts.after_run(run, datetime.now(UTC))
         self._observer.run_finished(name, run)
@@ -580,7 +579,7 @@ def serve(daemon: Daemon) -> int:
 def build_daemon(path: Path, settings: DaemonSettings) -> Daemon:
     """The daemon as `featmon run` deploys it: Prometheus metrics on a registry of its own, and
     the HTTP sidecar on `http.listen` of the configuration (read once here: changing the listen
-    address or the reports directory needs a restart). Raises ConfigError when invalid."""
+    address needs a restart). Raises ConfigError when invalid."""
     # The web stack loads only for the daemon.
     from monitor.http import DaemonSidecar, daemon_state  # noqa: PLC0415
     from monitor.metrics import Exposition, Metrics, new_registry  # noqa: PLC0415
@@ -598,6 +597,6 @@ def build_daemon(path: Path, settings: DaemonSettings) -> Daemon:
             yield state
 
     metrics = Metrics(registry, current_state)
-    sidecar = DaemonSidecar(config.http, Path(config.reports.dir), Exposition(registry))
+    sidecar = DaemonSidecar(config.http, Exposition(registry))
     daemon = Daemon(path, settings, observer=metrics, sidecar=sidecar)
     return daemon

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from alerts.report import write_report
 from checks.result import RunResult
 from monitor.app import build_app
 from monitor.demo import example_config
@@ -19,7 +18,6 @@ from monitor.demo import store as planted
 from monitor.http import Readiness, Services, Sidecar, create_app
 from monitor.loader import load
 from monitor.metrics import Exposition, Metrics, fixed_state
-from monitor.reports import report_history
 from monitor.run import run_once
 from monitor.state import StateStore
 
@@ -34,14 +32,10 @@ class Demo:
     state_url: str
     runs: tuple[RunResult, ...]  # oldest first
 
-    @property
-    def reports(self) -> Path:
-        return self.directory / "reports"
-
 
 def run_demo(directory: Path) -> Demo:
     """Build the demo store, run its checks at each of SCHEDULES, record every run in a SQLite
-    state database and write each run's report (with history charts) as the daemon does."""
+    state database, as the daemon does (the sidecar renders their reports from it)."""
     planted.build(directory, NOW)
     loaded = load(example_config(), {"FEATMON_DEMO_DIR": str(directory)})
     runs = []
@@ -50,8 +44,6 @@ def run_demo(directory: Path) -> Demo:
         for moment in SCHEDULES:
             run = run_once(app, moment, run_id=f"{moment:%Y%m%dT%H%M%SZ}-demo")
             app.record(run)
-            history = report_history(app.state, run)
-            write_report(run, directory / "reports", history=history, index_href="./")
             runs.append(run)
     return Demo(directory, f"sqlite:///{directory / 'state.db'}", tuple(runs))
 
@@ -70,7 +62,6 @@ class Flags:
 @contextlib.contextmanager
 def serve(
     state: StateStore | None,
-    reports: Path,
     *,
     token: str | None = None,
     flags: Flags | None = None,
@@ -84,7 +75,6 @@ def serve(
     services = Services(
         metrics=Exposition(registry),
         state=fixed_state(state),
-        reports_dir=reports,
         readiness=(flags or Flags()).readiness(),
         token=token,
     )

@@ -65,7 +65,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
 
 @pytest.fixture(scope="module")
 def base(demo: Demo) -> Iterator[str]:
-    with StateStore(demo.state_url) as state, serve(state, demo.reports) as url:
+    with StateStore(demo.state_url) as state, serve(state) as url:
         yield url
 
 

@@ -50,7 +50,7 @@ def exported(tmp_path: Path) -> set[str]:
         # What the daemon's observer reports while it works: a failed probe, a skipped run.
         metrics.probe_finished("user_stats", "demo_online", 0.5, failed=True)
         metrics.run_skipped("user_stats", datetime.now(UTC))
-        with serve(state, demo.reports, registry=registry) as url:
+        with serve(state, registry=registry) as url:
             text = httpx.get(f"{url}/metrics", timeout=10).text
     return set(re.findall(r"^(featmon_[a-z_]+)[{ ]", text, re.MULTILINE))
 

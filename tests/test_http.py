@@ -8,16 +8,17 @@ import re
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+from alerts.report import render_report
 from monitor.config import HttpConfig
 from monitor.http import DaemonSidecar, ListenError, Services, Sidecar, create_app
 from monitor.http.app import Readiness
 from monitor.metrics import Exposition, Metrics, fixed_state
+from monitor.reports import report_history
 from monitor.state import StateStore
 from tests.sidecar import NOW, Demo, Flags, run_demo, serve
 
@@ -36,8 +37,8 @@ def state(demo: Demo) -> Iterator[StateStore]:
 
 
 @pytest.fixture(scope="module")
-def base(demo: Demo, state: StateStore) -> Iterator[str]:
-    with serve(state, demo.reports) as url:
+def base(state: StateStore) -> Iterator[str]:
+    with serve(state) as url:
         yield url
 
 
@@ -75,21 +76,19 @@ def test_readyz_is_ready_when_config_state_and_scheduler_are(client: httpx.Clien
     }
 
 
-def test_readyz_names_a_stopped_scheduler_and_an_unloaded_config(
-    demo: Demo, state: StateStore
-) -> None:
+def test_readyz_names_a_stopped_scheduler_and_an_unloaded_config(state: StateStore) -> None:
     """/readyz is 503 and lists each reason when the scheduler is stopped and no config loaded."""
     flags = Flags(config_loaded=False, scheduler_running=False)
-    with serve(state, demo.reports, flags=flags) as url:
+    with serve(state, flags=flags) as url:
         response = httpx.get(f"{url}/readyz")
     assert response.status_code == 503
     assert response.json()["reasons"] == ["configuration not loaded", "scheduler not running"]
 
 
-def test_readyz_is_not_ready_when_the_state_database_is_unreachable(tmp_path: Path) -> None:
+def test_readyz_is_not_ready_when_the_state_database_is_unreachable() -> None:
     """A state database that cannot be read makes /readyz 503 with the state reason."""
     missing = StateStore("postgresql+psycopg://featmon@127.0.0.1:1/none")  # nothing listens
-    with serve(missing, tmp_path) as url:
+    with serve(missing) as url:
         response = httpx.get(f"{url}/readyz")
     missing.close()
     assert response.status_code == 503
@@ -97,9 +96,9 @@ def test_readyz_is_not_ready_when_the_state_database_is_unreachable(tmp_path: Pa
     assert response.json()["checks"]["state"] == "state database unreachable"
 
 
-def test_readyz_is_not_ready_without_a_state_database(tmp_path: Path) -> None:
+def test_readyz_is_not_ready_without_a_state_database() -> None:
     """A daemon running without history is alive but not ready."""
-    with serve(None, tmp_path) as url:
+    with serve(None) as url:
         assert httpx.get(f"{url}/healthz").status_code == 200
         response = httpx.get(f"{url}/readyz")
     assert response.status_code == 503
@@ -218,9 +217,9 @@ def test_a_repeated_parameter_is_400(client: httpx.Client) -> None:
     assert "repeated" in response.json()["detail"]
 
 
-def test_the_api_is_503_without_a_state_database(tmp_path: Path) -> None:
+def test_the_api_is_503_without_a_state_database() -> None:
     """Without history the JSON API says the state database is unavailable."""
-    with serve(None, tmp_path) as url:
+    with serve(None) as url:
         status = httpx.get(f"{url}/api/v1/status")
         found = httpx.get(f"{url}/api/v1/results")
     assert (status.status_code, found.status_code) == (503, 503)
@@ -231,8 +230,8 @@ def test_the_api_is_503_without_a_state_database(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def guarded(demo: Demo, state: StateStore) -> Iterator[str]:
-    with serve(state, demo.reports, token=TOKEN) as url:
+def guarded(state: StateStore) -> Iterator[str]:
+    with serve(state, token=TOKEN) as url:
         yield url
 
 
@@ -298,14 +297,32 @@ def test_reports_redirects_to_the_index(client: httpx.Client) -> None:
     assert (response.status_code, response.headers["location"]) == (308, "/reports/")
 
 
-def test_latest_is_the_newest_report(client: httpx.Client, demo: Demo) -> None:
-    """/reports/latest serves latest.html."""
+def test_latest_is_the_newest_report(client: httpx.Client) -> None:
+    """/reports/latest is the report of the newest recorded run."""
     response = client.get("/reports/latest")
-    assert response.content == (demo.reports / "latest.html").read_bytes()
+    assert response.status_code == 200
+    assert response.content == client.get("/reports/20261126T060000Z-demo").content
+
+
+def test_a_report_is_the_page_of_the_run_as_it_was_measured(
+    client: httpx.Client, demo: Demo, state: StateStore
+) -> None:
+    """The page rendered on demand from the state database is byte for byte the page of the
+    run the checks returned (every result read back, charts of the history up to it)."""
+    run = demo.runs[-1]
+    expected = render_report(run, history=report_history(state, run), index_href="./")
+    assert client.get(f"/reports/{run.run_id}").text == expected
+
+
+def test_a_past_report_charts_the_history_it_had(client: httpx.Client, demo: Demo) -> None:
+    """The oldest run's page draws no chart: later runs are not part of its history."""
+    page = client.get(f"/reports/{demo.runs[0].run_id}").text
+    assert f"<code>{demo.runs[0].run_id}</code>" in page
+    assert '<svg class="spark"' not in page
 
 
 def test_an_unknown_run_is_404(client: httpx.Client) -> None:
-    """A well-formed run id without a report file is 404."""
+    """A well-formed run id that was never recorded is 404."""
     assert client.get("/reports/20000101T000000Z-none").status_code == 404
 
 
@@ -332,13 +349,12 @@ def test_paths_out_of_the_reports_directory_are_refused(base: str, raw_path: str
     assert b"SQLite format" not in reply
 
 
-def test_a_symlink_out_of_the_reports_directory_is_refused(
-    client: httpx.Client, demo: Demo
-) -> None:
-    """A report-named file that resolves outside the directory is not served."""
-    outside = demo.directory / "secret.html"
-    outside.write_text("secret", encoding="utf-8")
-    (demo.reports / "escape.html").symlink_to(outside)
+def test_files_named_like_reports_are_not_served(client: httpx.Client, demo: Demo) -> None:
+    """Pages come from recorded runs only: an HTML file beside the state database, or one a
+    `featmon check` wrote, is never read by the sidecar."""
+    (demo.directory / "reports").mkdir(exist_ok=True)
+    for where in (demo.directory, demo.directory / "reports"):
+        (where / "escape.html").write_text("secret", encoding="utf-8")
     response = client.get("/reports/escape")
     assert response.status_code == 404
     assert "secret" not in response.text
@@ -347,7 +363,7 @@ def test_a_symlink_out_of_the_reports_directory_is_refused(
 # The server.
 
 
-def test_a_port_in_use_is_a_listen_error(tmp_path: Path) -> None:
+def test_a_port_in_use_is_a_listen_error() -> None:
     """start() raises ListenError in the caller when the address cannot be bound."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -356,7 +372,6 @@ def test_a_port_in_use_is_a_listen_error(tmp_path: Path) -> None:
         services = Services(
             metrics=lambda _accept: (b"", "text/plain"),
             state=fixed_state(None),
-            reports_dir=tmp_path,
             readiness=Readiness(lambda: True, lambda: True),
         )
         sidecar = Sidecar(create_app(services), f"127.0.0.1:{port}")
@@ -364,9 +379,9 @@ def test_a_port_in_use_is_a_listen_error(tmp_path: Path) -> None:
             sidecar.start()
 
 
-def test_stop_closes_the_port(tmp_path: Path) -> None:
+def test_stop_closes_the_port() -> None:
     """After stop() nothing listens on the sidecar's port."""
-    with serve(None, tmp_path) as url:
+    with serve(None) as url:
         address = _address(url)
         assert httpx.get(f"{url}/healthz").status_code == 200
     with pytest.raises(ConnectionRefusedError):
@@ -397,17 +412,13 @@ class FakeDaemon:
             self.in_use -= 1
 
 
-def test_the_daemon_sidecar_follows_a_reload_to_the_new_state(
-    demo: Demo, state: StateStore
-) -> None:
+def test_the_daemon_sidecar_follows_a_reload_to_the_new_state(state: StateStore) -> None:
     """DaemonSidecar reads the state of the daemon's current configuration at each request,
     and releases it after."""
     daemon = FakeDaemon(FakeApp(None))
     registry = CollectorRegistry()
     Metrics(registry, fixed_state(None))
-    sidecar = DaemonSidecar(
-        HttpConfig(listen="127.0.0.1:0", token=None), demo.reports, Exposition(registry)
-    )
+    sidecar = DaemonSidecar(HttpConfig(listen="127.0.0.1:0", token=None), Exposition(registry))
     sidecar.start(daemon)
     try:
         url = "http://{}:{}".format(*sidecar.address)
@@ -419,15 +430,11 @@ def test_the_daemon_sidecar_follows_a_reload_to_the_new_state(
         sidecar.stop()
 
 
-def test_the_daemon_sidecar_is_not_ready_while_the_daemon_stops(
-    demo: Demo, state: StateStore
-) -> None:
+def test_the_daemon_sidecar_is_not_ready_while_the_daemon_stops(state: StateStore) -> None:
     """/readyz follows daemon.ready, and a daemon without configuration is not ready."""
     daemon = FakeDaemon(FakeApp(state), ready=False)
     registry = CollectorRegistry()
-    sidecar = DaemonSidecar(
-        HttpConfig(listen="127.0.0.1:0", token=None), demo.reports, Exposition(registry)
-    )
+    sidecar = DaemonSidecar(HttpConfig(listen="127.0.0.1:0", token=None), Exposition(registry))
     sidecar.start(daemon)
     try:
         url = "http://{}:{}".format(*sidecar.address)

@@ -26,7 +26,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
 
 @pytest.fixture(scope="module")
 def scraped(demo: Demo) -> Samples:
-    with StateStore(demo.state_url) as state, serve(state, demo.reports) as url:
+    with StateStore(demo.state_url) as state, serve(state) as url:
         text = httpx.get(f"{url}/metrics", timeout=10).text
     return parse(text)
 

@@ -26,8 +26,8 @@ def state(tmp_path: Path) -> Iterator[StateStore]:
 
 
 @pytest.fixture
-def base(state: StateStore, tmp_path: Path) -> Iterator[str]:
-    with serve(state, tmp_path) as url:
+def base(state: StateStore) -> Iterator[str]:
+    with serve(state) as url:
         yield url
 
 

@@ -32,7 +32,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.fail("Prometheus is not installed: apt-get install -y prometheus (Debian package)")
     root = tmp_path_factory.mktemp("prometheus")
     demo = run_demo(root / "demo")
-    with StateStore(demo.state_url) as state, serve(state, demo.reports) as sidecar:
+    with StateStore(demo.state_url) as state, serve(state) as sidecar:
         target = sidecar.removeprefix("http://")
         config = root / "prometheus.yml"
         config.write_text(

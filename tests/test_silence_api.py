@@ -47,8 +47,8 @@ def state(tmp_path: Path) -> Iterator[StateStore]:
 
 
 @pytest.fixture
-def base(state: StateStore, tmp_path: Path) -> Iterator[str]:
-    with serve(state, tmp_path, token=TOKEN) as url:
+def base(state: StateStore) -> Iterator[str]:
+    with serve(state, token=TOKEN) as url:
         yield url
 
 

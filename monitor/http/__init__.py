@@ -6,7 +6,7 @@ With the daemon (`monitor.daemon.Daemon` calls `sidecar.start(daemon)` and `side
 
     registry = CollectorRegistry()
     metrics = Metrics(registry, lambda: daemon_state(daemon)())   # late-bound: daemon below
-    sidecar = DaemonSidecar(config.http, Path(config.reports.dir), Exposition(registry))
+    sidecar = DaemonSidecar(config.http, Exposition(registry))
     daemon = Daemon(path, settings, observer=metrics, sidecar=sidecar)
 
 On its own (tests, tools): `Sidecar(create_app(Services(...)), listen)` with `start()`/`stop()`;

@@ -4,7 +4,7 @@
     /healthz            the process answers (open)
     /readyz             config loaded, state database reachable, scheduler running (open)
     /reports/           index of recent runs           (token, when configured)
-    /reports/{run_id}   the HTML report of a run       (token)
+    /reports/{run_id}   the HTML report of a run, rendered from the state database (token)
     /api/v1/status      per view: last run, worst status (token)
     /api/v1/results     results history, filtered      (token)
     /api/v1/silences    GET list, POST create          (token; see monitor.http.silences)
@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -58,7 +57,6 @@ class Services:
 
     metrics: MetricsExposition
     state: StateSource
-    reports_dir: Path
     readiness: Readiness
     token: str | None = None
 
@@ -92,7 +90,7 @@ def _state_reason(source: StateSource) -> str:
 def create_app(services: Services) -> Starlette:
     """The sidecar's routes over `services`, behind the bearer token when one is set."""
     api = Api(services.state)
-    reports = Reports(services.state, services.reports_dir)
+    reports = Reports(services.state)
     silences = SilenceApi(services.state)
 
     def metrics(request: Request) -> Response:

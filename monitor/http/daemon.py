@@ -3,15 +3,14 @@
 
 Each request reads the state database of the daemon's current configuration through
 `daemon.using()`, so a reload (which builds a new app and state store) is followed at once and
-a store is never closed under a request. The listener and the reports directory are those of
-the configuration the daemon started with: changing them needs a restart.
+a store is never closed under a request. The listener is that of the configuration the daemon
+started with: changing it needs a restart.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Protocol
 
 from monitor.config import HttpConfig
@@ -55,11 +54,11 @@ def has_configuration(daemon: Serving) -> bool:
 
 
 class DaemonSidecar:
-    """Serves `http.listen` for a daemon: metrics from `metrics`, reports from `reports_dir`."""
+    """Serves `http.listen` for a daemon: metrics from `metrics`, reports and the API from the
+    daemon's state database."""
 
-    def __init__(self, http: HttpConfig, reports_dir: Path, metrics: MetricsExposition) -> None:
+    def __init__(self, http: HttpConfig, metrics: MetricsExposition) -> None:
         self._http = http
-        self._reports_dir = reports_dir
         self._metrics = metrics
         self._server: Sidecar | None = None
 
@@ -75,7 +74,6 @@ class DaemonSidecar:
         services = Services(
             metrics=self._metrics,
             state=daemon_state(daemon),
-            reports_dir=self._reports_dir,
             readiness=Readiness(
                 config_loaded=lambda: has_configuration(daemon),
                 scheduler_running=lambda: daemon.ready,

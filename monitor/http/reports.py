@@ -1,11 +1,9 @@
-"""The HTML reports: `/reports/` (an index of recent runs and the views' status, from the
-state database) and `/reports/{run_id}` (the page the daemon wrote for that run).
+"""The HTML reports: `/reports/` (an index of recent runs and the views' status) and
+`/reports/{run_id}` (the report of that run, `latest` the newest), both rendered from the state
+database when asked for: the daemon writes no report file per run (`monitor.reports`).
 
-Run ids are checked against the report-file pattern before any path is built (a name of
-letters, digits, `.`, `_` and `-` that starts with a letter or digit: never a path, never
-`..`), and the file must resolve inside the reports directory.
-
-`monitor.reports.report_history(state, run)` gives what `write_report(..., history=...)` draws.
+A run id is checked against the report-name pattern (letters, digits, `.`, `_` and `-`, starting
+with a letter or digit) before the database is asked; nothing is read from the file system.
 """
 
 from __future__ import annotations
@@ -13,22 +11,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from html import escape
-from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from alerts.report import (
-    LATEST,
-    IndexRun,
-    IndexView,
-    is_report_name,
-    render_index,
-)
+from alerts.report import LATEST, IndexRun, IndexView, is_report_name, render_index
 from checks.result import Status, worst
 from monitor.http.api import read_state
 from monitor.metrics import StateSource
-from monitor.state import StoredResult, StoredRun
+from monitor.reports import render_recorded
+from monitor.state import StateStore, StoredResult, StoredRun
 
 log = logging.getLogger(__name__)
 
@@ -43,20 +35,7 @@ HTML_HEADERS = {
 }
 
 
-def report_file(directory: Path, run_id: str) -> Path | None:
-    """The report file of `run_id` inside `directory`, or None for a name that is not a report
-    name or a file that does not exist. `latest` is the newest report."""
-    if not is_report_name(run_id):
-        return None
-    name = LATEST if run_id == LATEST_NAME else f"{run_id}.html"
-    root = directory.resolve()
-    path = (root / name).resolve()
-    if path.parent != root or not path.is_file():
-        return None
-    return path
-
-
-def index_views(latest: Iterable[StoredResult], directory: Path) -> tuple[IndexView, ...]:
+def index_views(latest: Iterable[StoredResult]) -> tuple[IndexView, ...]:
     grouped: dict[str, list[StoredResult]] = {}
     for result in latest:
         grouped.setdefault(result.feature_view, []).append(result)
@@ -74,13 +53,13 @@ def index_views(latest: Iterable[StoredResult], directory: Path) -> tuple[IndexV
                 last_run=newest.scheduled_at,
                 last_run_id=newest.run_id,
                 counts=counts,
-                href=_href(directory, newest.run_id),
+                href=newest.run_id,
             )
         )
     return tuple(views)
 
 
-def index_runs(runs: Iterable[StoredRun], directory: Path) -> tuple[IndexRun, ...]:
+def index_runs(runs: Iterable[StoredRun]) -> tuple[IndexRun, ...]:
     return tuple(
         IndexRun(
             run_id=run.run_id,
@@ -94,15 +73,10 @@ def index_runs(runs: Iterable[StoredRun], directory: Path) -> tuple[IndexRun, ..
                 "fail": run.counts.failed,
                 "error": run.counts.errors,
             },
-            href=_href(directory, run.run_id),
+            href=run.run_id,  # relative to /reports/
         )
         for run in runs
     )
-
-
-def _href(directory: Path, run_id: str) -> str | None:
-    """A link relative to /reports/, when the run's report file exists."""
-    return run_id if report_file(directory, run_id) is not None else None
 
 
 def _page(status_code: int, title: str, message: str) -> HTMLResponse:
@@ -116,11 +90,10 @@ def _page(status_code: int, title: str, message: str) -> HTMLResponse:
 
 
 class Reports:
-    """The report pages over the state database of the moment and the reports `directory`."""
+    """The report pages over the state database of the moment."""
 
-    def __init__(self, source: StateSource, directory: Path) -> None:
+    def __init__(self, source: StateSource) -> None:
         self._source = source
-        self._directory = directory
 
     def index(self, request: Request) -> Response:
         found = read_state(
@@ -131,7 +104,7 @@ class Reports:
         if found is None:
             return _page(503, "Unavailable", "The state database is unavailable.")
         runs, latest = found
-        page = render_index(index_runs(runs, self._directory), index_views(latest, self._directory))
+        page = render_index(index_runs(runs), index_views(latest))
         return HTMLResponse(page, headers=HTML_HEADERS)
 
     def run(self, request: Request) -> Response:
@@ -143,7 +116,22 @@ class Reports:
                 "Expected a run id of letters, digits, '.', '_' or '-' starting with a letter "
                 "or digit.",
             )
-        path = report_file(self._directory, run_id)
-        if path is None:
-            return _page(404, "No report", f"No report was written for run {run_id}.")
-        return Response(path.read_bytes(), media_type="text/html", headers=HTML_HEADERS)
+        found = read_state(
+            self._source, lambda state: (_render(state, run_id),), f"GET {request.url.path}"
+        )
+        if found is None:
+            return _page(503, "Unavailable", "The state database is unavailable.")
+        (page,) = found
+        if page is None:
+            return _page(404, "No report", f"No run {run_id} was recorded.")
+        return HTMLResponse(page, headers=HTML_HEADERS)
+
+
+def _render(state: StateStore, run_id: str) -> str | None:
+    """The page of `run_id` (`latest`: the newest recorded run); None when there is none."""
+    if run_id == LATEST_NAME:
+        newest = state.runs(limit=1)
+        if not newest:
+            return None
+        run_id = newest[0].run_id
+    return render_recorded(state, run_id)

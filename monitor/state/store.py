@@ -19,8 +19,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from checks.result import JSON, RunResult, Status
-from monitor.state import claims, outbox, rows, silences
+from monitor.state import claims, decoding, outbox, rows, silences
 from monitor.state.engine import Database
+from monitor.state.errors import StateError
 from monitor.state.migrations import MIGRATIONS, Migration, current_version, migrate
 from monitor.state.schema import latest_results, results, runs, schema_baselines
 from monitor.state.schema import outbox as outbox_table
@@ -184,11 +185,42 @@ class StateStore:
             found = conn.execute(query).mappings().all()
         return [rows.to_result(row) for row in found]
 
-    def history(self, check: str, limit: int = 50) -> list[HistoryPoint]:
-        """The last `limit` values of one check, newest first (the input of anomaly checks)."""
+    def recorded_run(self, run_id: str) -> RunResult | None:
+        """The run `run_id` as it was recorded, every result in declaration order (what its
+        report is rendered from); None when it was never recorded. A result that no longer
+        reads as a `CheckResult` raises `StateError`."""
+        with self._db.read(f"reading run {run_id}") as conn:
+            row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().first()
+            if row is None:
+                return None
+            found = conn.execute(
+                sa.select(results).where(results.c.run_id == run_id).order_by(results.c.seq)
+            ).mappings()
+            stored = [rows.to_result(r) for r in found]
+        try:
+            checked = tuple(decoding.check_result(result) for result in stored)
+        except decoding.DecodeError as exc:
+            raise StateError(self._db.name, f"reading run {run_id} failed: {exc}") from exc
+        return RunResult(
+            run_id=row["run_id"],
+            scheduled_at=row["scheduled_at"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            results=checked,
+        )
+
+    def history(
+        self, check: str, limit: int = 50, until: datetime | None = None
+    ) -> list[HistoryPoint]:
+        """The last `limit` values of one check, newest first (the input of anomaly checks);
+        with `until`, those scheduled at or before it (a past run's report shows the history
+        it had)."""
+        conditions = [results.c.check_id == check]
+        if until is not None:
+            conditions.append(results.c.scheduled_at <= rows.aware(until, "until"))
         query = (
             sa.select(results.c.run_id, results.c.scheduled_at, results.c.value, results.c.status)
-            .where(results.c.check_id == check)
+            .where(*conditions)
             .order_by(results.c.scheduled_at.desc(), results.c.run_id.desc(), results.c.seq)
             .limit(_limit(limit))
         )
