@@ -412,12 +412,20 @@ class ReferenceWindow(Strict):
 
 class DistributionDriftCheck(CheckBase):
     """Population stability index of one feature between a reference window of the offline
-    store and the current online sample (numeric: quantile bins of the reference; categorical:
-    its top-k categories and `other`). Details also give the KS statistic of numeric features."""
+    store and the current values: the online sample (target online), or a recent window of the
+    offline store (target offline, `current`). Numeric: quantile bins of the reference;
+    categorical: its top-k categories and `other`. Details also give the KS statistic of
+    numeric features."""
 
     kind: Literal["distribution_drift"]
     feature: str | None = Field(None, description="One feature; every declared one if unset.")
     reference: ReferenceWindow
+    current: ReferenceWindow | None = Field(
+        None,
+        description="Target offline: the window of the offline store the current values are "
+        "drawn from (as many rows as `reference_sample`); default the last day. Implies target "
+        "offline.",
+    )
     bins: int = Field(10, ge=2, le=100, description="Quantile bins of numbers (10: deciles).")
     top_k: int = Field(10, ge=1, le=100, description="Categories kept apart from `other`.")
     reference_sample: int = Field(
@@ -426,9 +434,20 @@ class DistributionDriftCheck(CheckBase):
     warn: Annotated[float, Field(ge=0)] | None = 0.1
     max: Annotated[float, Field(ge=0)] | None = 0.25
 
-    only = ("online", "distribution_drift compares the online sample with the offline store")
-
     bound = "max"
+
+    @model_validator(mode="after")
+    def _current_offline(self) -> DistributionDriftCheck:
+        if self.current is not None and self.target == "online":
+            raise ValueError(
+                "expected `current` only with target `offline` (online, the current values are "
+                "the online sample), found target `online`"
+            )
+        return self
+
+    def current_window(self) -> ReferenceWindow:
+        """The recent offline window compared on target offline."""
+        return self.current or ReferenceWindow(last=timedelta(days=1))
 
 
 class AnomalyCheck(CheckBase):
@@ -570,7 +589,9 @@ def default_target(check: AnyCheck, view: FeatureView) -> Target | None:
         order = ("offline", "online")
     elif check.kind == "coverage":
         order = ("online",)
-    elif check.kind in OFFLINE_ONLY:
+    elif check.kind in OFFLINE_ONLY or (
+        isinstance(check, DistributionDriftCheck) and check.current is not None
+    ):
         order = ("offline",)
     elif check.kind in ("skew", "distribution_drift"):
         order = ("online",)

@@ -350,9 +350,10 @@ class ReferenceSample:
 
 @dataclass(frozen=True)
 class DriftObservation:
-    """A reference sample of the offline store and the current online sample."""
+    """A reference sample of the offline store and the current values: the online sample, or
+    (target offline) a sample of a recent window of the offline store."""
 
-    online: OnlineObservation
+    current: OnlineObservation | ReferenceSample
     reference: ReferenceSample
 
 

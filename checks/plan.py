@@ -19,6 +19,7 @@ from checks.model import (
     LateArrivalsCheck,
     NullRateCheck,
     RangeCheck,
+    ReferenceWindow,
     RowCountCheck,
     SchemaDriftCheck,
     SkewCheck,
@@ -48,6 +49,7 @@ __all__ = [  # AnyCheck is defined with the kinds in checks.model, and imported 
     "AnyCheck",
     "PlannedCheck",
     "check_id",
+    "current_bounds",
     "drift_features",
     "lateness_bounds",
     "lateness_metrics",
@@ -310,9 +312,19 @@ def reference_bounds(
     check: DistributionDriftCheck, scheduled_at: datetime
 ) -> tuple[datetime, datetime]:
     """The reference window [since, until) of a drift check at one scheduled time."""
-    ref = check.reference
-    if ref.start is not None and ref.end is not None:
-        return ref.start, ref.end
-    assert ref.last is not None  # noqa: S101  (the model holds one form or the other)
-    until = scheduled_at - ref.ending
-    return until - ref.last, until
+    return _bounds(check.reference, scheduled_at)
+
+
+def current_bounds(
+    check: DistributionDriftCheck, scheduled_at: datetime
+) -> tuple[datetime, datetime]:
+    """The recent offline window [since, until) a drift check on target offline compares."""
+    return _bounds(check.current_window(), scheduled_at)
+
+
+def _bounds(window: ReferenceWindow, scheduled_at: datetime) -> tuple[datetime, datetime]:
+    if window.start is not None and window.end is not None:
+        return window.start, window.end
+    assert window.last is not None  # noqa: S101  (the model holds one form or the other)
+    until = scheduled_at - window.ending
+    return until - window.last, until

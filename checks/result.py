@@ -407,14 +407,28 @@ class DriftDetails:
     ks: float | None
     categorical: bool
     reference_rows: int  # non-null reference values
-    current_rows: int  # non-null online values
+    current_rows: int  # non-null current values
     reference_since: datetime
     reference_until: datetime
     epsilon: float
     bins: tuple[DriftBin, ...]
-    sample: SampleInfo
+    sample: SampleInfo | None  # the online sample; None on target offline
+    current_since: datetime | None = None  # target offline: the current window [since, until)
+    current_until: datetime | None = None
 
     def as_json(self) -> dict[str, JSON]:
+        current: dict[str, JSON] = (
+            self.sample.as_json()
+            if self.sample is not None
+            else {
+                "current_since": None
+                if self.current_since is None
+                else rfc3339(self.current_since),
+                "current_until": None
+                if self.current_until is None
+                else rfc3339(self.current_until),
+            }
+        )
         return {
             "psi": self.psi,
             "ks": self.ks,
@@ -427,7 +441,7 @@ class DriftDetails:
             "bins": [
                 {"bin": b.label, "reference": b.reference, "current": b.current} for b in self.bins
             ],
-            **self.sample.as_json(),
+            **current,
         }
 
 

@@ -5,7 +5,8 @@ values built here from the stores and the state database.
 
 - skew: one extra offline query per view (in batches of entities), the latest offline row of
   each sampled entity found online at or before its online event time;
-- distribution drift: one reference sample per distinct reference window of the view;
+- distribution drift: one reference sample per distinct reference window of the view, and on
+  target offline one sample of the current window;
 - schema drift with `baseline: true`: the baseline in the state database; when there is none,
   the columns of this run are saved as the baseline (the first run captures it);
 - row_count with `change`: the check's earlier counts (and the windows they counted);
@@ -38,7 +39,7 @@ from checks.observation import (
     SchemaBaseline,
     SkewObservation,
 )
-from checks.plan import PlannedCheck, reference_bounds
+from checks.plan import PlannedCheck, current_bounds, reference_bounds
 from checks.result import CheckResult
 from monitor.abc import EntityKey, OfflineStore, StateReader
 from monitor.errors import QueryFailed, StoreError
@@ -66,8 +67,8 @@ def measure(
         observed = _guard(offline, view, lambda store: _skew(view, skews, store, online))
         out |= dict.fromkeys((p.id for p in skews), observed)
     drifts = [p for p in planned if isinstance(p.check, DistributionDriftCheck)]
-    for window, group in _by_reference(drifts, at).items():
-        observed = _guard(offline, view, partial(_drift, view, group, online=online, window=window))
+    for windows, group in _by_windows(drifts, at).items():
+        observed = _guard(offline, view, partial(_drift, view, group, online, windows))
         out |= dict.fromkeys((p.id for p in group), observed)
     for p in planned:
         if isinstance(p.check, SchemaDriftCheck) and p.check.baseline:
@@ -122,29 +123,39 @@ def _skew(
     return SkewObservation(online, rows, _label(view))
 
 
+Bounds = tuple[datetime, datetime]
+DriftWindows = tuple[Bounds, int, Bounds | None]  # reference, sample size, current (offline)
+
+
 def _drift(
     view: FeatureView,
     planned: Sequence[PlannedCheck],
-    store: OfflineStore,
-    *,
     online: Observation | None,
-    window: tuple[datetime, datetime, int],
+    windows: DriftWindows,
+    store: OfflineStore,
 ) -> Observation:
+    """One reference sample for the group; the current values are the online sample, or (on
+    target offline) one sample of the current window, as large as the reference's."""
+    (since, until), size, current = windows
+    features = sorted({p.feature for p in planned if p.feature is not None})
+    if current is not None:
+        recent = store.sample_rows(view, features, current[0], current[1], size)
+        return DriftObservation(recent, store.sample_rows(view, features, since, until, size))
     if not isinstance(online, OnlineObservation):
         return online or ProbeFailure(store.name, view.name, "the online store was not read")
-    features = sorted({p.feature for p in planned if p.feature is not None})
-    since, until, size = window
     return DriftObservation(online, store.sample_rows(view, features, since, until, size))
 
 
-def _by_reference(
+def _by_windows(
     planned: Sequence[PlannedCheck], at: datetime
-) -> dict[tuple[datetime, datetime, int], list[PlannedCheck]]:
-    groups: dict[tuple[datetime, datetime, int], list[PlannedCheck]] = {}
+) -> dict[DriftWindows, list[PlannedCheck]]:
+    """Drift checks that share their samples: the same windows and sample size (and target)."""
+    groups: dict[DriftWindows, list[PlannedCheck]] = {}
     for p in planned:
         assert isinstance(p.check, DistributionDriftCheck)  # noqa: S101  (filtered by the caller)
-        since, until = reference_bounds(p.check, at)
-        groups.setdefault((since, until, p.check.reference_sample), []).append(p)
+        current = current_bounds(p.check, at) if p.target == "offline" else None
+        windows = (reference_bounds(p.check, at), p.check.reference_sample, current)
+        groups.setdefault(windows, []).append(p)
     return groups
 
 

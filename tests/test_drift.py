@@ -1,12 +1,15 @@
-"""Distribution drift: PSI (and KS) between a reference window offline and the online sample."""
+"""Distribution drift: PSI (and KS) between a reference window offline and the online sample,
+or (target offline) a recent window of the offline store."""
 
 from __future__ import annotations
 
 import math
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from checks.kinds.distribution_drift import (
     category_bins,
@@ -16,12 +19,18 @@ from checks.kinds.distribution_drift import (
     psi_of_bins,
     quantile,
 )
-from checks.model import ReferenceWindow
-from checks.result import DriftDetails, Status
+from checks.model import DistributionDriftCheck, FeatureView, ReferenceWindow, default_target
+from checks.result import CheckResult, DriftDetails, Status
 from monitor.app import build_app
 from monitor.loader import load
 from monitor.run import run_once
-from tests.analytics_fixtures import OfflineRowSpec, config, write_online, write_parquet
+from tests.analytics_fixtures import (
+    OfflineRowSpec,
+    config,
+    write_offline,
+    write_online,
+    write_parquet,
+)
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
 
@@ -133,3 +142,108 @@ def test_the_reference_window_ends_a_day_before_the_run(tmp_path: Path) -> None:
     assert first.details.reference_until == NOW - timedelta(days=1)
     assert [r.status for r in results] == [Status.PASS, Status.PASS]
     assert first.value == pytest.approx(0.0)
+
+
+# --- target offline: a recent window of the offline store against the reference ---------------
+
+OFFLINE_CHECK = (
+    "      - {kind: distribution_drift, target: offline, reference: {last: 7d, ending: 1d},"
+    " current: {last: 1d}, top_k: 10}"
+)
+
+
+def recent_shift() -> list[OfflineRowSpec]:
+    """Reference (3 days ago): users 1..100 with x = u, all red. The last day (an hour ago):
+    x = u + 50 and users 81..100 blue, the same planted shift as the online one above. Five
+    days ago, outside both windows: rows with x = 1000 that must not count."""
+    rows: list[OfflineRowSpec] = [
+        (u, NOW - timedelta(days=3), float(u), "red") for u in range(1, 101)
+    ]
+    rows += [
+        (u, NOW - timedelta(hours=1), u + 50.0, "blue" if u > 80 else "red") for u in range(1, 101)
+    ]
+    rows += [(u, NOW - timedelta(days=9), 1000.0, "green") for u in range(1, 101)]
+    return rows
+
+
+def offline_drift(root: Path, store: str, location: str) -> dict[str, CheckResult]:
+    write_online(root / "online.db", [])
+    path = config(root, store, location, OFFLINE_CHECK, root / "state.db")
+    with build_app(load(path, {})) as app:
+        results = run_once(app, NOW).results
+    return {r.check: r for r in results}
+
+
+def assert_recent_shift(results: dict[str, CheckResult]) -> None:
+    x = results["user_stats.distribution_drift.x@offline"]
+    colour = results["user_stats.distribution_drift.colour@offline"]
+    assert isinstance(x.details, DriftDetails)
+    assert isinstance(colour.details, DriftDetails)
+    assert x.details.psi == pytest.approx(5 * (0.0001 - 0.1) * math.log(0.001) + 0.5 * math.log(6))
+    assert (x.details.ks, x.details.reference_rows, x.details.current_rows) == (0.5, 100, 100)
+    assert colour.details.psi == pytest.approx(
+        -0.2 * math.log(0.8) + (0.2 - 0.0001) * math.log(0.2 / 0.0001)
+    )
+    assert (x.details.current_since, x.details.current_until) == (NOW - timedelta(days=1), NOW)
+    assert x.details.sample is None
+    assert (x.status, colour.status) == (Status.FAIL, Status.FAIL)
+    shown = x.as_json()["details"]
+    assert isinstance(shown, dict)
+    assert (shown["current_since"], shown["current_until"]) == (
+        "2026-11-25T06:00:00Z",
+        "2026-11-26T06:00:00Z",
+    )
+
+
+def test_target_offline_compares_the_recent_window_of_a_parquet_file(tmp_path: Path) -> None:
+    write_parquet(tmp_path / "user_stats.parquet", recent_shift())
+    store = f"{{type: parquet, root: '{tmp_path}'}}"
+    assert_recent_shift(offline_drift(tmp_path, store, "path: user_stats.parquet"))
+
+
+@pytest.mark.postgres
+def test_target_offline_compares_the_recent_window_of_a_postgresql_table(
+    tmp_path: Path, pg_url: str
+) -> None:
+    schema = f"drift_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(pg_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.schema.CreateSchema(schema))
+        write_offline(engine, recent_shift(), schema=schema)
+        store = f"{{type: sql, url: '{pg_url}'}}"
+        assert_recent_shift(offline_drift(tmp_path, store, f"table: {schema}.user_stats"))
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.schema.DropSchema(schema, cascade=True, if_exists=True))
+        engine.dispose()
+
+
+def test_current_is_refused_on_target_online() -> None:
+    with pytest.raises(ValueError, match="expected `current` only with target `offline`"):
+        DistributionDriftCheck.model_validate(
+            {
+                "kind": "distribution_drift",
+                "target": "online",
+                "reference": {"last": "7d"},
+                "current": {"last": "1d"},
+            }
+        )
+
+
+def test_current_alone_makes_the_check_an_offline_one() -> None:
+    check = DistributionDriftCheck.model_validate(
+        {"kind": "distribution_drift", "reference": {"last": "7d"}, "current": {"last": "2h"}}
+    )
+    view = FeatureView.model_validate(
+        {
+            "name": "v",
+            "entity": "user_id",
+            "ttl": "1d",
+            "features": {"x": "float"},
+            "online": {"store": "online"},
+            "offline": {"store": "warehouse", "table": "v"},
+        }
+    )
+    assert default_target(check, view) == "offline"
+    assert check.current_window() == ReferenceWindow(last=timedelta(hours=2))

@@ -1,5 +1,7 @@
 """Distribution drift: the population stability index (PSI) of one feature between a reference
-window of the offline store and the current online sample (DESIGN.md section 3).
+window of the offline store and the current values (DESIGN.md section 3): the online sample, or,
+on target offline, a random sample of a recent window of the offline store (`current`, default
+the last day before the scheduled time; as many rows as the reference, drawn the same way).
 
 The reference is a random sample of up to `reference_sample` rows whose event time lies in the
 window (drawn by the engine, `ORDER BY random() LIMIT n`: the transfer is bounded, and the bins
@@ -33,7 +35,7 @@ from datetime import datetime
 
 from checks.kinds.base import build, error, narrow, sample_info
 from checks.model import DistributionDriftCheck, dtype_family
-from checks.observation import DriftObservation, FeatureState, FeatureValue
+from checks.observation import DriftObservation, FeatureState, FeatureValue, ReferenceSample
 from checks.plan import PlannedCheck
 from checks.result import CheckResult, DriftBin, DriftDetails, Threshold
 
@@ -119,19 +121,26 @@ def evaluate(planned: PlannedCheck, observation: DriftObservation, at: datetime)
         return error(
             planned, limit, f"distribution drift compares numbers and categories, not {family}"
         )
-    online = observation.online
-    current_raw = [
-        e.reading(feature).value
-        for e in online.entities
-        if e.present and e.reading(feature).state is FeatureState.VALUE
-    ]
+    drawn = observation.current
+    if isinstance(drawn, ReferenceSample):
+        current_raw: Sequence[FeatureValue] = drawn.values.get(feature, ())
+    else:
+        current_raw = [
+            e.reading(feature).value
+            for e in drawn.entities
+            if e.present and e.reading(feature).state is FeatureState.VALUE
+        ]
     reference_raw = observation.reference.values.get(feature, ())
     convert = _number if family in NUMERIC else (_flag if family == "bool" else _category)
     current = [v for v in map(convert, current_raw) if v is not None]
     reference = [v for v in map(convert, reference_raw) if v is not None]
     ref = observation.reference
     if not reference or not current:
-        empty = "reference window" if not reference else "online sample"
+        empty = (
+            "reference window"
+            if not reference
+            else ("current window" if isinstance(drawn, ReferenceSample) else "online sample")
+        )
         return error(planned, limit, f"no values of {feature} in the {empty} to compare")
     if family in NUMERIC:
         numbers_ref = [float(v) for v in reference]
@@ -152,7 +161,9 @@ def evaluate(planned: PlannedCheck, observation: DriftObservation, at: datetime)
         reference_until=ref.until,
         epsilon=EPSILON,
         bins=bins,
-        sample=sample_info(online),
+        sample=None if isinstance(drawn, ReferenceSample) else sample_info(drawn),
+        current_since=drawn.since if isinstance(drawn, ReferenceSample) else None,
+        current_until=drawn.until if isinstance(drawn, ReferenceSample) else None,
     )
     return build(planned, limit, value, details, sample_size=len(current))
 
