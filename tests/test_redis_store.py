@@ -355,6 +355,57 @@ def test_an_injected_client_is_left_open(private: Server) -> None:
         client.close()
 
 
+ASKED: list[EntityKey] = [(1,), (3,), (6,), (4,), (2,), (99,)]
+"""Keys of the planted project with a WRONGTYPE key (6) amid hashes and a missing key."""
+
+
+def test_replies_after_a_wrongtype_key_in_a_batch_stay_in_step(
+    private: Server, planted_private: str
+) -> None:
+    """One batch holding a key that is not a hash reads every other key as reading it alone
+    does: each reply is matched to its own key."""
+    with opened(config(private.url, project=planted_private)) as store:
+        together = store.read(USERS, ASKED, "offline")
+        alone = [store.read(USERS, [key], "offline").entities[0] for key in ASKED]
+    assert list(together.entities) == alone
+    assert [e.present for e in alone] == [True, True, True, True, True, False]
+    assert alone[2].reading("orders").state is FeatureState.UNDECODABLE
+
+
+@pytest.mark.parametrize(
+    "client_options",
+    [{"decode_responses": True}, {"protocol": 3}],
+    ids=["decode_responses", "resp3"],
+)
+def test_an_injected_client_of_another_reply_shape_reads_the_same(
+    private: Server, planted_private: str, client_options: dict[str, object]
+) -> None:
+    """A client that decodes replies to str, or speaks RESP3 (HGETALL a map), reads the same
+    observation as the store's own client."""
+    cfg = config(private.url, project=planted_private)
+    with opened(cfg) as store:
+        expected = store.read(USERS, ASKED, "offline")
+    client = redis.Redis.from_url(private.url, **client_options)
+    try:
+        with opened(cfg, client=client) as store:
+            assert store.read(USERS, ASKED, "offline") == expected
+    finally:
+        client.close()
+
+
+def test_a_connection_the_server_dropped_between_reads_is_reopened(
+    private: Server, private_admin: redis.Redis, planted_private: str
+) -> None:
+    """The server closes the store's pooled connection between two reads: the second read
+    reconnects and reads the same, and the store holds one connection again."""
+    with opened(config(private.url, project=planted_private)) as store:
+        first = store.read(USERS, ASKED, "offline")
+        killed = private_admin.client_kill_filter(_type="normal", skipme=True)
+        second = store.read(USERS, ASKED, "offline")
+        clients = private_admin.info("clients")["connected_clients"]
+    assert (killed, second, clients) == (1, first, 2)
+
+
 # --- sample_keys, on the private server ---------------------------------------------------------
 
 

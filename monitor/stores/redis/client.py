@@ -167,18 +167,29 @@ class Connection:
             )
 
     def read_hashes(self, keys: Sequence[bytes], batch_size: int, deadline: float) -> HashReads:
-        """One HGETALL of each key, pipelined `batch_size` keys a round trip."""
+        """One HGETALL of each key, pipelined `batch_size` keys a round trip: on a standalone
+        server packed by hand and sent on one of the client's pooled connections
+        (`_hgetall_batch`), on a cluster through the cluster client's pipeline, which routes
+        each key to its node."""
         hashes: dict[bytes, dict[bytes, bytes]] = {}
         wrong_type: set[bytes] = set()
+        client = self.client()
         for start in range(0, len(keys), batch_size):
             batch = keys[start : start + batch_size]
             self.check_deadline(deadline, "HGETALL")
             with self.translated("HGETALL"):
-                pipe = self.client().pipeline(transaction=False)
-                for key in batch:
-                    pipe.hgetall(key)
-                results = pipe.execute(raise_on_error=False)
-            for key, result in zip(batch, results, strict=True):
+                if isinstance(client, RedisCluster):
+                    pipe = client.pipeline(transaction=False)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+                    for key in batch:
+                        pipe.hgetall(key)
+                    results = pipe.execute(raise_on_error=False)
+                else:
+                    results = _hgetall_batch(client, batch)
+            for key, reply in zip(batch, results, strict=True):
+                result = reply
+                if type(reply) is list:  # RESP2 without redis-py's callback: field, value, ...
+                    pairs = iter(reply)
+                    result = dict(zip(pairs, pairs, strict=False))
                 # The usual reply, a dict of bytes, is taken as it is: checking its types in C
                 # costs a fraction of converting it item by item.
                 if (
@@ -256,6 +267,46 @@ class Connection:
         if self._owned and self._client is not None:
             self._client.close()
         self._client = None
+
+
+_HGETALL = b"*2\r\n$7\r\nHGETALL\r\n$%d\r\n%s\r\n"
+"""One HGETALL in RESP, the key left to fill in."""
+
+
+def _hgetall_batch(client: redis.Redis, keys: Sequence[bytes]) -> list[object]:
+    """The replies to one HGETALL of each key, sent in one write on a connection of the
+    client's pool and read back in order: a list of fields and values each (a mapping over
+    RESP3), always bytes, or the `ResponseError` of a key. The same commands and round trips as
+    the client's pipeline, without its per-command Python layers (queueing, packing, response
+    callbacks), which took most of a read's time (bench/README.md). A dropped connection is retried as the client's
+    `retry` says, with the whole batch; a timeout or any other error leaves the connection
+    closed, never with replies unread."""
+    pool = client.connection_pool
+    try:
+        connection = pool.get_connection()
+    except TypeError:  # older redis-py wants the name of a command
+        connection = pool.get_connection("HGETALL")  # type: ignore[call-arg, unused-ignore]
+    packed = b"".join([_HGETALL % (len(key), key) for key in keys])
+
+    def exchange() -> list[object]:
+        connection.send_packed_command([packed])  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+        read = connection.read_response
+        replies: list[object] = []
+        for _ in keys:
+            try:
+                replies.append(read(disable_decoding=True))
+            except ResponseError as exc:  # read whole; the next reply follows
+                replies.append(exc)
+        return replies
+
+    def failed(error: Exception) -> None:  # noqa: ARG001 - the signature redis-py calls
+        connection.disconnect()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+
+    try:
+        result: list[object] = connection.retry.call_with_retry(exchange, failed)
+    finally:
+        pool.release(connection)
+    return result
 
 
 def _as_bytes(raw: object) -> bytes | None:
