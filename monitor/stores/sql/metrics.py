@@ -16,10 +16,20 @@ table share one scan. Three things have no portable SQL spelling and are compile
                      SQLite false (it stores a NaN as NULL).
 - `is_infinite(x)`:  PostgreSQL x IN ('Infinity', '-Infinity'); DuckDB isinf(x);
                      SQLite x IN (9e999, -9e999) (how SQLite spells the infinities).
+- `is_finite(x)`:    PostgreSQL x > '-Infinity' AND x < 'Infinity' (NaN sorts above
+                     'Infinity' there, so two comparisons exclude all three); DuckDB isfinite(x);
+                     SQLite x NOT IN (9e999, -9e999); others NOT (is_nan OR is_infinite).
+- `late_by_at_most(event, ingested, s)`: a known lateness of at most s seconds.
+    PostgreSQL  ingested <= event + INTERVAL 's seconds'  (timestamp arithmetic, no interval
+                value or number per row: the cheapest of the spellings measured)
+    DuckDB      epoch_us(ingested) - epoch_us(event) <= s * 10^6  (whole microseconds)
+    others      seconds_between(event, ingested) <= s
 
-NaN and infinity exist only in float columns; for any other column those tests are false and
-every value is finite. Comparisons with bounds only ever see finite values: PostgreSQL and
-DuckDB order NaN above every number, so `x > bound` alone would count it.
+The lateness histogram has about twenty boundaries and the range checks compare every value
+with a bound, per row: these spellings are what keeps featmon's query as cheap as a hand-written
+one (see bench/README.md). NaN and infinity exist only in float columns; for any other column
+those tests are false and every value is finite. Comparisons with bounds only ever see finite
+values: PostgreSQL and DuckDB order NaN above every number, so `x > bound` alone would count it.
 """
 
 from __future__ import annotations
@@ -70,6 +80,21 @@ class is_nan(FunctionElement[bool]):  # noqa: N801
 class is_infinite(FunctionElement[bool]):  # noqa: N801
     type = sa.Boolean()
     name = "is_infinite"
+    inherit_cache = True
+
+
+class is_finite(FunctionElement[bool]):  # noqa: N801
+    type = sa.Boolean()
+    name = "is_finite"
+    inherit_cache = True
+
+
+class late_by_at_most(FunctionElement[bool]):  # noqa: N801
+    """`late_by_at_most(event, ingested, seconds, microseconds)`: ingested - event is at most
+    the bound, given exactly twice as SQL number literals (see `_bound_literals`)."""
+
+    type = sa.Boolean()
+    name = "late_by_at_most"
     inherit_cache = True
 
 
@@ -141,6 +166,61 @@ def _infinite_sqlite(element: is_infinite, compiler: SQLCompiler, **kw: object) 
     return f"({value} IN (9e999, -9e999))"
 
 
+@compiles(is_finite)
+def _finite_default(element: is_finite, compiler: SQLCompiler, **kw: object) -> str:
+    (value,) = element.clauses
+    test = sa.not_(sa.or_(is_nan(value), is_infinite(value)))
+    return str(compiler.process(test, **kw))
+
+
+@compiles(is_finite, "postgresql")
+def _finite_postgresql(element: is_finite, compiler: SQLCompiler, **kw: object) -> str:
+    (value,) = _arguments(element, compiler, **kw)
+    return (
+        f"({value} > CAST('-Infinity' AS DOUBLE PRECISION) "
+        f"AND {value} < CAST('Infinity' AS DOUBLE PRECISION))"
+    )
+
+
+@compiles(is_finite, "duckdb")
+def _finite_duckdb(element: is_finite, compiler: SQLCompiler, **kw: object) -> str:
+    (value,) = _arguments(element, compiler, **kw)
+    return f"isfinite({value})"
+
+
+@compiles(is_finite, "sqlite")
+def _finite_sqlite(element: is_finite, compiler: SQLCompiler, **kw: object) -> str:
+    (value,) = _arguments(element, compiler, **kw)
+    return f"({value} NOT IN (9e999, -9e999))"
+
+
+@compiles(late_by_at_most)
+def _late_default(element: late_by_at_most, compiler: SQLCompiler, **kw: object) -> str:
+    event, ingested, seconds, _ = element.clauses
+    return str(compiler.process(seconds_between(event, ingested) <= seconds, **kw))
+
+
+@compiles(late_by_at_most, "postgresql")
+def _late_postgresql(element: late_by_at_most, compiler: SQLCompiler, **kw: object) -> str:
+    event, ingested, seconds, _ = _arguments(element, compiler, **kw)
+    # Seconds only (never days), so that the interval is an exact span of time in every zone.
+    return f"({ingested} <= {event} + INTERVAL '{seconds} seconds')"
+
+
+@compiles(late_by_at_most, "duckdb")
+def _late_duckdb(element: late_by_at_most, compiler: SQLCompiler, **kw: object) -> str:
+    event, ingested, _, micros = _arguments(element, compiler, **kw)
+    return f"((epoch_us({ingested}) - epoch_us({event})) <= {micros})"
+
+
+def _bound_literals(at_most: timedelta) -> tuple[sa.ColumnClause[Any], sa.ColumnClause[Any]]:
+    """A lateness bound as exact SQL number literals: seconds (decimal) and microseconds."""
+    micros = (at_most.days * 86400 + at_most.seconds) * 1_000_000 + at_most.microseconds
+    whole, fraction = divmod(abs(micros), 1_000_000)
+    seconds = f"{'-' if micros < 0 else ''}{whole}" + (f".{fraction:06d}" if fraction else "")
+    return sa.literal_column(seconds), sa.literal_column(str(micros))
+
+
 # --- what a metric needs --------------------------------------------------------------------
 
 
@@ -201,9 +281,12 @@ def aggregate(
         lateness = _lateness(table, timestamp, metric.ingested_at, zone)
         if isinstance(metric, MaxLateness):
             return sa.func.max(_when(conditions, lateness))
+        event, ingested = _lateness_times(table, timestamp, metric.ingested_at, zone)
         if metric.at_most is None:
-            return _count(*conditions, lateness.is_not(None))
-        return _count(*conditions, lateness <= metric.at_most.total_seconds())
+            return _count(*conditions, event.is_not(None), ingested.is_not(None))
+        return _count(
+            *conditions, late_by_at_most(event, ingested, *_bound_literals(metric.at_most))
+        )
     if isinstance(metric, KeyedRows | DistinctKeys):
         keys = [table.c[key] for key in metric.keys]
         conditions += [key.is_not(None) for key in keys]
@@ -250,16 +333,24 @@ def _when(
 def _lateness(
     table: sa.FromClause, timestamp: str, ingested_at: str, zone: tzinfo
 ) -> sa.ColumnElement[float]:
-    """ingested_at - event time in seconds. A column without a zone holds wall times in the
-    store's zone: when only one of the two has a zone, the other is read in the store's zone."""
+    """ingested_at - event time in seconds."""
+    return seconds_between(*_lateness_times(table, timestamp, ingested_at, zone))
+
+
+def _lateness_times(
+    table: sa.FromClause, timestamp: str, ingested_at: str, zone: tzinfo
+) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[Any]]:
+    """The event time and the ingestion time, comparable. A column without a zone holds wall
+    times in the store's zone: when only one of the two has a zone, the other is read in the
+    store's zone."""
     event, ingested = table.c[timestamp], table.c[ingested_at]
     aware = [bool(getattr(c.type, "timezone", False)) for c in (event, ingested)]
     if aware[0] != aware[1]:
         name = sa.cast(sa.literal(zone_name(zone)), sa.String())
         if aware[0]:
-            return seconds_between(event, sa.func.timezone(name, ingested))
-        return seconds_between(sa.func.timezone(name, event), ingested)
-    return seconds_between(event, ingested)
+            return event, sa.func.timezone(name, ingested)
+        return sa.func.timezone(name, event), ingested
+    return event, ingested
 
 
 def zone_name(zone: tzinfo) -> str:
@@ -293,10 +384,9 @@ def _value_aggregate(
     conditions: list[sa.ColumnElement[bool]],
 ) -> sa.ColumnElement[Any]:
     value = source.selectable.c[metric.column]
-    floating = source.family(metric.column) == "float"
-    finite: list[sa.ColumnElement[bool]] = (
-        [sa.not_(sa.or_(is_nan(value), is_infinite(value)))] if floating else []
-    )
+    family = source.family(metric.column)
+    floating = family == "float"
+    finite: list[sa.ColumnElement[bool]] = [is_finite(value)] if floating else []
     if isinstance(metric, ValueStat):
         chosen = _when([*conditions, *finite], value)
         if metric.stat == "mean":
@@ -307,6 +397,14 @@ def _value_aggregate(
             return _count(sa.false())
         test = is_nan(value) if metric.test == "nan" else is_infinite(value)
         return _count(*conditions, test)
-    limit = sa.literal(0.0 if metric.bound is None else metric.bound, sa.Float())
+    limit = _limit(0.0 if metric.bound is None else metric.bound, integral=family == "int")
     beyond = value > limit if metric.test == "above" else value < limit
     return _count(*conditions, *finite, beyond)
+
+
+def _limit(bound: float, integral: bool) -> sa.ColumnElement[Any]:
+    """A bound as a parameter: a whole bound of an integer column as an integer, so that the
+    engine compares integers rather than converting every value to a float."""
+    if integral and float(bound).is_integer():
+        return sa.literal(int(bound), sa.BigInteger())
+    return sa.literal(float(bound), sa.Float())
