@@ -374,9 +374,13 @@ class Readings:
         )
         self._time_field = layout.time_field(view)
         self._times = _Times(layout.time_decoder(), view.name)
+        # The raw value of every feature, then the event time: a tuple, or KeyError when the
+        # hash lacks one of them.
+        self._every_field = operator.itemgetter(*self._fields, self._time_field)
         # The fields already accounted for: the view's own, and every other field once it has
         # been classified (a set of labels does not change when one is added again).
         self._classified = {*self._fields, self._time_field}
+        self._own = len(self._classified)
 
     @property
     def errors(self) -> int:
@@ -386,35 +390,45 @@ class Readings:
     def entities(
         self, keys: Sequence[EntityKey], blobs: Sequence[bytes | None], hashes: HashReads
     ) -> tuple[EntityReading, ...]:
-        """The reading of each key, whose Redis key is the blob beside it (None: it has none)."""
+        """The reading of each key, whose Redis key is the blob beside it (None: it has none).
+        The loop runs once per sampled entity: a hash holding every field of the view takes
+        one C call for its raw values and one for their readings."""
         stored_of, wrong_type = hashes.hashes.get, hashes.wrong_type
-        fields, values, times, index = self._fields, self._values, self._times, self._index
-        time_field, classified = self._time_field, self._classified
+        values, times, index = self._values, self._times, self._index
+        every_field, classified, own = self._every_field, self._classified, self._own
         of_row, getitem = EntityReading.of_row, operator.getitem
         readings: list[EntityReading] = []
         for key, blob in zip(keys, blobs, strict=True):
             stored = None if blob is None else stored_of(blob)
-            if not stored:
-                if blob is not None and blob in wrong_type:
-                    readings.append(self.wrong_type(key))
-                else:  # no Redis key, no hash, or an empty one
-                    readings.append(EntityReading(key, False))
+            if not stored:  # no Redis key, no hash, an empty one, or not a hash
+                wrong = blob is not None and blob in wrong_type
+                readings.append(self.wrong_type(key) if wrong else EntityReading(key, False))
                 continue
-            if not classified.issuperset(stored):
+            try:
+                raws = every_field(stored)
+            except KeyError:  # a feature never written, or no event time
+                readings.append(self.sparse(key, stored))
+                continue
+            # Holding the view's fields and as many fields as the view has, it holds no other.
+            if len(stored) != own and not classified.issuperset(stored):
                 self._classify(stored.keys() - classified)
-            raws = tuple(map(stored.get, fields))
-            raw_time = stored.get(time_field)
-            if None in raws and all(raw is None for raw in raws):
-                # No feature of the view: absent, unless the event time is there alone.
-                if raw_time is None:
-                    readings.append(EntityReading(key, False))
-                else:
-                    times[raw_time]  # decoded for its error count only
-                    readings.append(EntityReading(key, True))
-                continue
-            cells = tuple(map(getitem, values, raws))
-            readings.append(of_row(key, index, cells, times[raw_time]))
+            cells = tuple(map(getitem, values, raws))  # stops before the time, the last raw
+            readings.append(of_row(key, index, cells, times[raws[-1]]))
         return tuple(readings)
+
+    def sparse(self, key: EntityKey, stored: Mapping[bytes, bytes]) -> EntityReading:
+        """The reading of a hash lacking a feature of the view or its event time: absent when
+        it holds none of the view's fields; present without features when it holds only the
+        event time (so no feature carries it)."""
+        if not self._classified.issuperset(stored):
+            self._classify(stored.keys() - self._classified)
+        raws = tuple(map(stored.get, self._fields))
+        raw_time = stored.get(self._time_field)
+        when = self._times[raw_time]  # None without the field; a bad one counts an error
+        if all(raw is None for raw in raws):
+            return EntityReading(key, raw_time is not None)
+        cells = tuple(map(operator.getitem, self._values, raws))
+        return EntityReading.of_row(key, self._index, cells, when)
 
     def wrong_type(self, key: EntityKey) -> EntityReading:
         """The reading of a key holding something other than a hash: one decode error."""
