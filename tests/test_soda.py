@@ -217,20 +217,90 @@ def test_the_password_never_appears_in_results_or_logs(
     assert SECRET not in caplog.text
 
 
-def test_a_parquet_store_gives_an_error_result_naming_postgresql(tmp_path: Path) -> None:
-    store = ParquetOfflineStore("files", ParquetStoreConfig(type="parquet", root=str(tmp_path)))
-    the_view = view(
-        [{"kind": "soda", "contract": "columns: []\nchecks:\n  - row_count:\n"}], store="files"
-    )
+def write_parquet(path: Path) -> None:
+    """The planted table of the PostgreSQL tests, as one Parquet file written by DuckDB."""
+    engine = sa.create_engine("duckdb:///:memory:")
     try:
-        (result,) = probe_view(
-            the_view, tuple(plan_view(the_view)), Stores({}, {"files": store}), S
-        )
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "CREATE TABLE t AS SELECT (k % 50)::INTEGER AS user_id, "
+                "TIMESTAMPTZ '2024-07-01 12:00+00' - k * INTERVAL '1 minute' AS event_timestamp, "
+                "CASE WHEN k % 10 = 0 THEN NULL ELSE k::DOUBLE END AS revenue, "
+                "(k % 20)::INTEGER AS purchases FROM range(1, 201) r(k)"
+            )
+            conn.exec_driver_sql(f"COPY t TO '{path}' (FORMAT parquet)")
+    finally:
+        engine.dispose()
+
+
+def probe_parquet(root: Path, checks: list[dict[str, object]]) -> dict[str, CheckResult]:
+    store = ParquetOfflineStore("files", ParquetStoreConfig(type="parquet", root=str(root)))
+    the_view = view(checks, store="files")
+    try:
+        results = probe_view(the_view, tuple(plan_view(the_view)), Stores({}, {"files": store}), S)
     finally:
         store.close()
+    return {r.check: r for r in results}
+
+
+def test_a_contract_on_parquet_files_is_verified_through_duckdb(tmp_path: Path) -> None:
+    """The same planted rows and contract as on PostgreSQL give the same statuses and values."""
+    write_parquet(tmp_path / "x.parquet")
+    results = probe_parquet(tmp_path, [{"kind": "soda", "contract": CONTRACT}])
+    assert {check: r.status for check, r in results.items()} == {
+        IDS[0]: Status.FAIL,  # 200 rows, not < 150
+        IDS[1]: Status.PASS,
+        IDS[2]: Status.WARN,  # 10 percent missing
+        IDS[3]: Status.FAIL,  # revenue 101..199 above valid_max
+        IDS[4]: Status.PASS,
+    }
+    missing = results[IDS[2]]
+    assert isinstance(missing.details, SodaDetails)
+    assert (missing.value, missing.details.diagnostics["missing_count"]) == (10.0, 20)
+    assert missing.details.dataset == "files/main/x"
+    assert results[IDS[0]].value == 200.0
+
+
+def test_a_parquet_path_matching_no_file_is_an_error_result(tmp_path: Path) -> None:
+    results = probe_parquet(tmp_path, [{"kind": "soda", "contract": CONTRACT}])
+    for result in results.values():
+        assert result.status is Status.ERROR
+        assert isinstance(result.details, ErrorDetails)
+        assert "no Parquet file matches path 'x.parquet'" in result.details.reason
+
+
+def test_a_sql_store_other_than_postgresql_gives_an_error_result_naming_the_supported(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    results = probe(url, [{"kind": "soda", "contract": "columns: []\nchecks:\n  - row_count:\n"}])
+    (result,) = results.values()
     assert result.status is Status.ERROR
     assert isinstance(result.details, ErrorDetails)
-    assert "PostgreSQL" in result.details.reason
+    assert result.details.reason == (
+        "store 'warehouse': soda checks run on PostgreSQL (type: sql) and Parquet (type: parquet) stores, found a "
+        "sqlite sql store"
+    )
+
+
+def test_the_dataset_name_of_parquet_files_is_the_stem_of_their_path() -> None:
+    def named(path: str) -> str:
+        return soda.parquet_dataset_name(
+            FeatureView.model_validate(
+                {
+                    "name": "user_stats",
+                    "entity": "user_id",
+                    "ttl": "1d",
+                    "features": {"x": "float"},
+                    "offline": {"store": "files", "path": path},
+                }
+            )
+        )
+
+    assert named("features/user-stats.parquet") == "user_stats"
+    assert named("features/daily/") == "daily"
+    assert named("features/*.parquet") == "features"
+    assert named("*.parquet") == "user_stats"
 
 
 # --- the optional extra -------------------------------------------------------------------------
@@ -239,7 +309,7 @@ def test_a_parquet_store_gives_an_error_result_naming_postgresql(tmp_path: Path)
 @pytest.fixture
 def without_soda(monkeypatch: pytest.MonkeyPatch) -> None:
     """soda-core as if it were not installed: importing any of its modules fails."""
-    for name in (*soda.MODULES, "soda_core", "soda_postgres"):
+    for name in (*soda.MODULES, "soda_core", "soda_postgres", "soda_duckdb"):
         monkeypatch.setitem(sys.modules, name, None)
 
 

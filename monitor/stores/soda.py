@@ -11,14 +11,19 @@ Before that import, two switches are set in the process environment, and stay se
   what it finds into the environment. python-dotenv honours the switch from 1.2 on; with an
   older one the import is refused, so a `.env` is never read by surprise.
 
-The Soda data source is built in memory from the store's SQLAlchemy URL (host, port, database,
-user, password as a pydantic `SecretStr`, and the URL's query options such as `sslmode`): no
-file is written and the URL is never logged; every message Soda hands back is scrubbed of the
-password. The connection is read-only (`default_transaction_read_only`) with the store's
-statement and connect timeouts. Soda opens it and closes it again within each verification.
+Two kinds of store are supported; any other gives an `error` result saying so:
 
-Only PostgreSQL stores are supported (`soda-postgres`); any other store gives an `error` result
-saying so.
+- PostgreSQL (`type: sql`, `soda-postgres`): the Soda data source is built in memory from the
+  store's SQLAlchemy URL (host, port, database, user, password as a pydantic `SecretStr`, and
+  the URL's query options such as `sslmode`): no file is written and the URL is never logged;
+  every message Soda hands back is scrubbed of the password. The connection is read-only
+  (`default_transaction_read_only`) with the store's statement and connect timeouts. Soda opens
+  it and closes it again within each verification.
+- Parquet (`type: parquet`, `soda-duckdb`): a private in-memory DuckDB connection per
+  verification, in which the view's files (`read_parquet(..., union_by_name = true)`, the very
+  files featmon's own probe reads) are the view `main.<offline path's stem>`; Soda is handed
+  that connection and it is closed afterwards. The contract's dataset is
+  `<store>/main/<that name>`.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from types import MappingProxyType, ModuleType
@@ -45,6 +50,7 @@ from checks.source import Path
 from monitor.abc import OfflineStore
 from monitor.errors import QueryFailed, StoreError
 from monitor.stores.sql.offline import SqlOfflineStore
+from monitor.stores.sql.parquet import ParquetOfflineStore
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +64,7 @@ MODULES = (
     "soda_core.common.yaml",
     "soda_postgres.common.data_sources.postgres_data_source",
     "soda_postgres.common.data_sources.postgres_data_source_connection",
+    "soda_duckdb.common.data_sources.duckdb_data_source",
 )
 _DOTENV_SWITCH_SINCE = (1, 2)
 _OUTCOMES: Mapping[str, Outcome] = MappingProxyType(
@@ -78,7 +85,8 @@ class SodaUnavailable(StoreError):
 def available() -> bool:
     """Whether the `soda` extra is installed (without importing it)."""
     return all(
-        importlib.util.find_spec(name) is not None for name in ("soda_core", "soda_postgres")
+        importlib.util.find_spec(name) is not None
+        for name in ("soda_core", "soda_postgres", "soda_duckdb")
     )
 
 
@@ -101,6 +109,7 @@ class Soda:
     yaml: ModuleType  # soda_core.common.yaml
     postgres: ModuleType  # soda_postgres...postgres_data_source
     postgres_model: ModuleType  # soda_postgres...postgres_data_source_connection
+    duckdb: ModuleType  # soda_duckdb...duckdb_data_source
     version: str
 
 
@@ -126,8 +135,8 @@ def load(store: str) -> Soda:
     quiet = logging.getLogger("soda")  # soda-core logs its whole results table at INFO
     if quiet.level == logging.NOTSET:
         quiet.setLevel(logging.WARNING)
-    verification, yaml, postgres, postgres_model = modules
-    return Soda(verification, yaml, postgres, postgres_model, version)
+    verification, yaml, postgres, postgres_model, duckdb = modules
+    return Soda(verification, yaml, postgres, postgres_model, duckdb, version)
 
 
 def _release(version: str) -> tuple[int, ...]:
@@ -158,52 +167,116 @@ def observe(
     return out
 
 
+SUPPORTED = "soda checks run on PostgreSQL (type: sql) and Parquet (type: parquet) stores"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a contract is verified: Soda's dataset name, its data source, and what to close
+    and to keep out of messages afterwards."""
+
+    dataset: str
+    source: Any  # a soda-core DataSourceImpl
+    secret: str = ""
+    close: Callable[[], None] | None = None
+
+
 def verify(view: FeatureView, check: SodaCheck, store: OfflineStore) -> SodaObservation:
     """Verify the check's contract on the view's table; raise a `StoreError` when it cannot."""
-    if not isinstance(store, SqlOfflineStore):
-        raise QueryFailed(store.name, "soda checks run on sql stores (PostgreSQL), not parquet")
+    if check.contract is None:
+        raise QueryFailed(store.name, f"the soda check of {view.name!r} has no contract")
+    if isinstance(store, SqlOfflineStore):
+        backend = store.engine.url.get_backend_name()
+        if backend != "postgresql":
+            raise QueryFailed(store.name, f"{SUPPORTED}, found a {backend} sql store")
+        target = _postgres(view, store, load(store.name))
+    elif isinstance(store, ParquetOfflineStore):
+        target = _parquet(view, store, load(store.name))
+    else:
+        raise QueryFailed(store.name, f"{SUPPORTED}, found {type(store).__name__}")
+    try:
+        return _verify(view, check.contract, check.contract_file, store.name, target)
+    finally:
+        if target.close is not None:
+            target.close()
+
+
+def _postgres(view: FeatureView, store: SqlOfflineStore, soda: Soda) -> Target:
     url = store.engine.url
-    if url.get_backend_name() != "postgresql":
-        raise QueryFailed(
-            store.name,
-            f"soda checks run on PostgreSQL stores, found {url.get_backend_name()}",
-        )
     table = view.offline.table if view.offline is not None else None
-    if not table or check.contract is None:
+    if not table:
         raise QueryFailed(store.name, f"feature view {view.name!r} names no offline table")
     schema, _, name = table.rpartition(".")
-    dataset = f"{store.name}/{url.database}/{schema or 'public'}/{name}"
-    soda = load(store.name)
-    password = url.password or ""
     source = soda.postgres_model.PostgresDataSource.model_validate(
         {"name": store.name, "type": "postgres", "connection": connection(url, store.timeout)}
     )
+    return Target(
+        dataset=f"{store.name}/{url.database}/{schema or 'public'}/{name}",
+        source=soda.postgres.PostgresDataSourceImpl(data_source_model=source),
+        secret=url.password or "",
+    )
+
+
+def _parquet(view: FeatureView, store: ParquetOfflineStore, soda: Soda) -> Target:
+    """A private in-memory DuckDB in which the view's files are one view, handed to Soda."""
+    import duckdb  # noqa: PLC0415  (only Soda checks on Parquet need a connection of their own)
+
+    files = store.files(view)
+    name = parquet_dataset_name(view)
+    conn = duckdb.connect(":memory:")
+    try:
+        literal = files.replace("'", "''")
+        conn.execute(
+            f"CREATE VIEW \"{name}\" AS SELECT * FROM read_parquet('{literal}', union_by_name = true)"
+        )
+        source = soda.duckdb.DuckDBDataSourceImpl.from_existing_cursor(conn, name=store.name)
+    except Exception as exc:
+        conn.close()
+        raise QueryFailed(
+            store.name, f"cannot read the Parquet files of {view.name!r}: {exc}"
+        ) from exc
+    return Target(dataset=f"{store.name}/main/{name}", source=source, close=conn.close)
+
+
+def parquet_dataset_name(view: FeatureView) -> str:
+    """The name a view's Parquet files have for Soda: the stem of its path (a directory's or a
+    glob's last plain part), or the view's name."""
+    path = view.offline.path if view.offline is not None else None
+    parts = [p for p in (path or "").replace("\\", "/").split("/") if p and not set("*?[") & set(p)]
+    stem = parts[-1].removesuffix(".parquet") if parts else ""
+    return "".join(c if c.isalnum() or c == "_" else "_" for c in stem) or view.name
+
+
+def _verify(
+    view: FeatureView, contract_text: str, contract_file: str | None, store: str, target: Target
+) -> SodaObservation:
+    soda = load(store)
+    dataset, password = target.dataset, target.secret
     contract = soda.yaml.ContractYamlSource.from_str(
-        with_dataset(check.contract, dataset), file_path=check.contract_file
+        with_dataset(contract_text, dataset), file_path=contract_file
     )
     started = time.monotonic()
     try:
         with warnings.catch_warnings():  # soda-core flags parts of its own SQL layer as
             warnings.simplefilter("ignore")  # experimental with DeprecationWarning: not ours
             session = soda.verification.ContractVerificationSession.execute(
-                contract_yaml_sources=[contract],
-                data_source_impls=[soda.postgres.PostgresDataSourceImpl(data_source_model=source)],
+                contract_yaml_sources=[contract], data_source_impls=[target.source]
             )
     except Exception as exc:  # soda-core's own errors have no common base: translate them all
-        raise QueryFailed(store.name, _scrub(f"soda-core failed: {exc}", password)) from exc
+        raise QueryFailed(store, _scrub(f"soda-core failed: {exc}", password)) from exc
     results = list(session.results)
     errors = tuple(_scrub(e, password) for e in session.get_errors())
     outcomes = {o.relative_path: o for r in results for o in (outcome(c) for c in r.check_results)}
     log.info(
         "store %s: verified the soda contract of %s (%d checks, %d errors) in %.1f ms",
-        store.name,
+        store,
         dataset,
         len(outcomes),
         len(errors),
         (time.monotonic() - started) * 1000,
     )
     return SodaObservation(
-        store=store.name,
+        store=store,
         feature_view=view.name,
         dataset=dataset,
         outcomes=MappingProxyType(outcomes),

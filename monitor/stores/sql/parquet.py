@@ -45,11 +45,17 @@ class ParquetOfflineStore(AggregateStore):
         )
         self._root = Path(config.root)
 
-    def _source(self, conn: sa.Connection, view: FeatureView) -> Source:
+    def files(self, view: FeatureView) -> str:
+        """What `read_parquet` reads for the view's path (a file or a glob). Raises
+        `SourceNotFound` when the view names no path or no file matches it."""
         label = view.offline.path if view.offline is not None else None
         if not label:
             raise SourceNotFound(self.name, f"feature view {view.name!r} names no Parquet path")
-        pattern = self._pattern(label)
+        return self._pattern(label)
+
+    def _source(self, conn: sa.Connection, view: FeatureView) -> Source:
+        pattern = self.files(view)
+        label = (view.offline.path if view.offline is not None else None) or ""
         described = conn.execute(_DESCRIBE, {"parquet_path": pattern}).all()
         found = [(str(row[0]), duckdb_type(str(row[1])), str(row[1])) for row in described]
         files = sa.func.read_parquet(sa.bindparam("parquet_path", pattern), _UNION_BY_NAME)
