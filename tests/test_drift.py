@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from alerts.report import render_report
 from checks.kinds.distribution_drift import (
     category_bins,
     edges,
@@ -170,8 +171,16 @@ def offline_drift(root: Path, store: str, location: str) -> dict[str, CheckResul
     write_online(root / "online.db", [])
     path = config(root, store, location, OFFLINE_CHECK, root / "state.db")
     with build_app(load(path, {})) as app:
-        results = run_once(app, NOW).results
-    return {r.check: r for r in results}
+        assert app.state is not None
+        run = run_once(app, NOW)
+        app.record(run)
+        recorded = app.state.recorded_run(run.run_id)
+    assert recorded is not None
+    assert recorded.results == run.results  # the details survive the state database
+    page = render_report(run)
+    assert "100 values, <time" in page  # the current window, where an online drift says "online"
+    assert "online values" not in page
+    return {r.check: r for r in run.results}
 
 
 def assert_recent_shift(results: dict[str, CheckResult]) -> None:

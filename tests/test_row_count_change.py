@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from pydantic import TypeAdapter, ValidationError
 
+from alerts.report import render_report
 from checks.evaluate import evaluate
 from checks.model import Check
 from checks.observation import CountHistory, PastCount, ProbeFailure, RowCount
@@ -226,12 +227,21 @@ def test_runs_recorded_in_the_state_database_are_the_reference(tmp_path: Path) -
     store = f"{{type: sql, url: 'sqlite:///{tmp_path / 'offline.db'}'}}"
     path = config(tmp_path, store, "table: user_stats", CHECKS, tmp_path / "state.db")
     with build_app(load(path, {})) as app:
+        assert app.state is not None
         earlier = []
         for hours in (3, 2, 1):
             run = run_once(app, NOW - timedelta(hours=hours))
             app.record(run)
             earlier.append(run.results[0])
-        (now,) = run_once(app, NOW).results
+        last = run_once(app, NOW)
+        app.record(last)
+        recorded = app.state.recorded_run(last.run_id)
+    (now,) = last.results
+    assert recorded is not None
+    assert recorded.results == last.results  # the details survive the state database
+    page = render_report(last)
+    assert "median of 3 earlier counts" in page
+    assert "-60.0%" in page
 
     assert [(r.value, r.status) for r in earlier] == [(100.0, Status.PASS)] * 3
     assert [details(r).reason for r in earlier] == [
