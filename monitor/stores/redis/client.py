@@ -179,30 +179,37 @@ class Connection:
             self.check_deadline(deadline, "HGETALL")
             with self.translated("HGETALL"):
                 if isinstance(client, RedisCluster):
-                    pipe = client.pipeline(transaction=False)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
-                    for key in batch:
-                        pipe.hgetall(key)
-                    results = pipe.execute(raise_on_error=False)
+                    replies = self._pipelined(client, batch)
                 else:
-                    results = _hgetall_batch(client, batch)
-            for key, reply in zip(batch, results, strict=True):
-                result = reply
-                if type(reply) is list:  # RESP2 without redis-py's callback: field, value, ...
-                    pairs = iter(reply)
-                    result = dict(zip(pairs, pairs, strict=False))
-                # The usual reply, a dict of bytes, is taken as it is: checking its types in C
-                # costs a fraction of converting it item by item.
-                if (
-                    type(result) is dict
-                    and _BYTES_ONLY.issuperset(map(type, result))
-                    and _BYTES_ONLY.issuperset(map(type, result.values()))
-                ):
-                    hashes[key] = result
-                elif isinstance(result, ResponseError) and str(result).startswith("WRONGTYPE"):
+                    replies = _hgetall_batch(client, batch)
+            for key, reply in zip(batch, replies, strict=True):
+                if type(reply) is dict:  # of bytes, both ways
+                    hashes[key] = reply
+                elif isinstance(reply, ResponseError) and str(reply).startswith("WRONGTYPE"):
                     wrong_type.add(key)
                 else:
-                    hashes[key] = self._as_hash(result)
+                    hashes[key] = self._as_hash(reply)
         return HashReads(hashes, frozenset(wrong_type))
+
+    def _pipelined(self, client: RedisCluster, keys: Sequence[bytes]) -> list[object]:
+        """The cluster pipeline's replies to one HGETALL of each key; a mapping holding
+        anything but bytes (a client made with `decode_responses=True`) made one of bytes."""
+        pipe = client.pipeline(transaction=False)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+        for key in keys:
+            pipe.hgetall(key)
+        replies: list[object] = pipe.execute(raise_on_error=False)
+        # The usual reply, a dict of bytes, is taken as it is: checking its types in C costs a
+        # fraction of converting it item by item.
+        return [
+            reply
+            if type(reply) is not dict
+            or (
+                _BYTES_ONLY.issuperset(map(type, reply))
+                and _BYTES_ONLY.issuperset(map(type, reply.values()))
+            )
+            else self._as_hash(reply)
+            for reply in replies
+        ]
 
     def _as_hash(self, result: object) -> dict[bytes, bytes]:
         """A reply other than a dict of bytes: a redis-py error translated, or the fields and
@@ -275,12 +282,12 @@ _HGETALL = b"*2\r\n$7\r\nHGETALL\r\n$%d\r\n%s\r\n"
 
 def _hgetall_batch(client: redis.Redis, keys: Sequence[bytes]) -> list[object]:
     """The replies to one HGETALL of each key, sent in one write on a connection of the
-    client's pool and read back in order: a list of fields and values each (a mapping over
-    RESP3), always bytes, or the `ResponseError` of a key. The same commands and round trips as
-    the client's pipeline, without its per-command Python layers (queueing, packing, response
-    callbacks), which took most of a read's time (bench/README.md). A dropped connection is retried as the client's
-    `retry` says, with the whole batch; a timeout or any other error leaves the connection
-    closed, never with replies unread."""
+    client's pool and read back in order: a dict of bytes each (read undecoded, whatever the
+    client's `decode_responses`), or the `ResponseError` of a key. The same commands and
+    round trips as the client's pipeline, without its per-command Python layers (queueing,
+    packing, response callbacks), which took most of a read's time (bench/README.md). A
+    dropped connection is retried as the client's `retry` says, with the whole batch; a
+    timeout or any other error leaves the connection closed, never with replies unread."""
     pool = client.connection_pool
     try:
         connection = pool.get_connection()
@@ -294,9 +301,14 @@ def _hgetall_batch(client: redis.Redis, keys: Sequence[bytes]) -> list[object]:
         replies: list[object] = []
         for _ in keys:
             try:
-                replies.append(read(disable_decoding=True))
+                reply = read(disable_decoding=True)
             except ResponseError as exc:  # read whole; the next reply follows
                 replies.append(exc)
+                continue
+            if type(reply) is list:  # RESP2: field, value, field, value, ...
+                pairs = iter(reply)
+                reply = dict(zip(pairs, pairs, strict=False))
+            replies.append(reply)  # RESP3: already a mapping
         return replies
 
     def failed(error: Exception) -> None:  # noqa: ARG001 - the signature redis-py calls
