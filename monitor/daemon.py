@@ -367,7 +367,7 @@ class Daemon:
         name = view.view.name
         started = time.monotonic()
         app = generation.app
-        run = _execute(app, view, scheduled_at, self._observer)
+        run, probe_cpu = _execute(app, view, scheduled_at, self._observer)
         if app.state is not None:
             try:
                 claim = None if holder is None else (name, holder)
@@ -389,7 +389,7 @@ class Daemon:
         counts = run.counts()
         log.info(
             "run %s of view %s: %s, %d checks (%d pass, %d warn, %d fail, %d error), "
-            "scheduled at %s, started %.0f ms late, took %.0f ms",
+            "scheduled at %s, started %.0f ms late, took %.0f ms (probe CPU %.1f ms)",
             run.run_id,
             name,
             run.status.value,
@@ -401,6 +401,7 @@ class Daemon:
             scheduled_at.isoformat(),
             (run.started_at - scheduled_at).total_seconds() * 1000,
             (time.monotonic() - started) * 1000,
+            probe_cpu * 1000,
         )
         return holder is not None
 
@@ -529,9 +530,13 @@ class Daemon:
 
 def _execute(
     app: App, view: LoadedView, scheduled_at: datetime, observer: RunObserver
-) -> RunResult:
-    """Probe one view; a failure outside the probe's own guards becomes `error` results."""
+) -> tuple[RunResult, float]:
+    """Probe one view; a failure outside the probe's own guards becomes `error` results.
+    Returns the run and the CPU seconds the probe took on this thread: the store queries, the
+    decoding of their replies and the evaluation (the run log line says it, so that what the
+    daemon costs beyond its probes can be told apart; bench/daemon_load.py reads it)."""
     started_at = datetime.now(UTC)
+    cpu = time.thread_time()
     try:
         stores = dataclasses.replace(app.stores, on_probe=observer.probe_finished)
         results: list[CheckResult] = probe_view(view.view, view.planned, stores, scheduled_at)
@@ -539,13 +544,15 @@ def _execute(
         log.exception("probe of view %s failed", view.view.name)
         reason = f"internal error: {type(exc).__name__}: {exc}"
         results = [error_result(planned, reason) for planned in view.planned]
-    return RunResult(
+    cpu = time.thread_time() - cpu
+    run = RunResult(
         run_id=new_run_id(scheduled_at),
         scheduled_at=scheduled_at,
         started_at=started_at,
         finished_at=datetime.now(UTC),
         results=tuple(results),
     )
+    return run, cpu
 
 
 def serve(daemon: Daemon) -> int:

@@ -20,8 +20,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
+from monitor.state import upserts
 from monitor.state.schema import run_claims
 from monitor.state.values import ClaimEnd, ClaimOutcome, RunClaim
 
@@ -38,26 +38,14 @@ def claim(
 ) -> ClaimOutcome:
     """Claim the run of `view` at `scheduled_at` for `holder` until `now + lease`, or take it
     over when its claim was abandoned before `now`."""
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(run_claims).values(
-        feature_view=view,
-        scheduled_at=scheduled_at,
-        holder=holder,
-        claimed_at=now,
-        expires_at=now + lease,
-        attempt=1,
-    )
-    upsert = stmt.on_conflict_do_update(
-        index_elements=[_C.feature_view, _C.scheduled_at],
-        set_={
-            "holder": stmt.excluded.holder,
-            "claimed_at": stmt.excluded.claimed_at,
-            "expires_at": stmt.excluded.expires_at,
-            "attempt": _C.attempt + 1,
-        },
-        where=sa.and_(_C.finished_at.is_(None), _C.expires_at < stmt.excluded.claimed_at),
-    ).returning(_C.attempt)
-    attempt = conn.execute(upsert).scalar_one_or_none()
+    params = {
+        "feature_view": view,
+        "scheduled_at": scheduled_at,
+        "holder": holder,
+        "claimed_at": now,
+        "expires_at": now + lease,
+    }
+    attempt = conn.execute(upserts.CLAIM, params).scalar_one_or_none()
     if attempt is None:
         return ClaimOutcome.ELSEWHERE
     return ClaimOutcome.WON if attempt == 1 else ClaimOutcome.TAKEN_OVER

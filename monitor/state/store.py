@@ -16,10 +16,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from checks.result import JSON, RunResult, Status
-from monitor.state import claims, decoding, outbox, rows, silences
+from monitor.state import claims, decoding, outbox, rows, silences, upserts
 from monitor.state.engine import Database
 from monitor.state.errors import StateError
 from monitor.state.migrations import MIGRATIONS, Migration, current_version, migrate
@@ -111,18 +110,10 @@ class StateStore:
                 now = datetime.now(UTC)
                 if not claims.finish(conn, view, run.scheduled_at, holder, now):
                     return False
-            inserted = (
-                conn.execute(
-                    self._insert(runs)
-                    .values(row)
-                    .on_conflict_do_nothing(index_elements=["run_id"])
-                    .returning(runs.c.run_id)
-                ).first()
-                is not None
-            )
+            inserted = conn.execute(upserts.RUN, row).first() is not None
             if inserted and run.results:
                 conn.execute(sa.insert(results), rows.result_rows(run))
-                conn.execute(self._advance_latest(), rows.latest_rows(run))
+                conn.execute(upserts.LATEST, rows.latest_rows(run))
         log.info(
             "state database %s: %s run %s (%d results) in %.0f ms",
             self._db.name,
@@ -528,29 +519,6 @@ class StateStore:
             deleted = claims.prune(conn, cutoff)
         log.info("state database %s: pruned %d run claims", self._db.name, deleted)
         return deleted
-
-    # -- dialect-specific statements ----------------------------------------------------------
-
-    def _insert(self, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
-        """An INSERT that can say what to do ON CONFLICT (both backends spell it the same)."""
-        return (
-            postgresql.insert(table) if self._db.dialect == "postgresql" else sqlite.insert(table)
-        )
-
-    def _advance_latest(self) -> postgresql.Insert | sqlite.Insert:
-        """Point each check's latest result at this run, unless a newer run already holds it
-        (runs may be recorded out of order)."""
-        stmt = self._insert(latest_results)
-        new = stmt.excluded
-        old = latest_results.c
-        return stmt.on_conflict_do_update(
-            index_elements=[old.check_id],
-            set_={"run_id": new.run_id, "seq": new.seq, "scheduled_at": new.scheduled_at},
-            where=sa.or_(
-                old.scheduled_at < new.scheduled_at,
-                sa.and_(old.scheduled_at == new.scheduled_at, old.run_id < new.run_id),
-            ),
-        )
 
 
 def _limit(limit: int) -> int:
