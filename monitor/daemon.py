@@ -41,6 +41,7 @@ from checks.schedule import Schedule
 from monitor.app import App, build_app
 from monitor.claims import RunClaims, Ticker, holder_id
 from monitor.loader import Loaded, LoadedView, load
+from monitor.logqueue import queued_logging
 from monitor.notify import AlertRuntime
 from monitor.observer import NoObserver, RunObserver
 from monitor.probe import probe_view
@@ -557,7 +558,8 @@ def _execute(
 
 def serve(daemon: Daemon) -> int:
     """Run `daemon` until SIGTERM or SIGINT, reloading on SIGHUP; 0 when every run finished
-    within the grace period, 1 otherwise. Call from the main thread."""
+    within the grace period, 1 otherwise. Call from the main thread. The log handlers run on a
+    thread of their own meanwhile (`monitor.logqueue`)."""
     commands: queue.SimpleQueue[str] = queue.SimpleQueue()  # put() is safe in signal handlers
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -565,22 +567,23 @@ def serve(daemon: Daemon) -> int:
 
     handled = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
     previous = {signum: signal.signal(signum, on_signal) for signum in handled}
-    try:
-        daemon.start()
-        while True:
-            try:
-                command = commands.get(timeout=1.0)
-            except queue.Empty:
-                continue
-            if command != "reload":
-                log.info("received %s: stopping", command)
-                break
-            log.info("received SIGHUP: reloading")
-            daemon.reload()
-        return 0 if daemon.stop() else 1
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    with queued_logging():
+        try:
+            daemon.start()
+            while True:
+                try:
+                    command = commands.get(timeout=1.0)
+                except queue.Empty:
+                    continue
+                if command != "reload":
+                    log.info("received %s: stopping", command)
+                    break
+                log.info("received SIGHUP: reloading")
+                daemon.reload()
+            return 0 if daemon.stop() else 1
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 def build_daemon(path: Path, settings: DaemonSettings) -> Daemon:

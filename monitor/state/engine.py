@@ -10,6 +10,11 @@ held a worker for milliseconds each time and cost most of a run's own CPU in the
 pysqlite's own transaction handling is switched off so that SQLAlchemy emits `BEGIN` itself:
 `BEGIN IMMEDIATE` for writes (take the write lock first, so two writers queue on the busy timeout
 instead of failing on a lock upgrade, and DDL is transactional), a deferred `BEGIN` for reads.
+Within one process, write transactions on a SQLite file also take turns on a lock of their own:
+SQLite's busy handler waits for a lock by sleeping (1, 2, 5, ... up to 100 ms) and polling,
+so the daemon's workers, writing a few times per run each, slept far longer than the writes
+took; a thread waiting on the lock is woken as soon as the writer before it commits. Other
+processes still queue on the busy timeout.
 
 PostgreSQL: psycopg 3 (a bare `postgresql://` URL means psycopg, not psycopg2), a connect
 timeout, `application_name=featmon`, connections checked before use.
@@ -22,6 +27,7 @@ import functools
 import json
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -63,6 +69,8 @@ class Database:
         else:
             raise StateError(self.name, f"expected a sqlite or postgresql URL, found {backend!r}")
         self.dialect: str = backend
+        # SQLite: one writer at a time in this process (see the module's docstring).
+        self._writer = threading.Lock() if backend == "sqlite" else contextlib.nullcontext()
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -70,7 +78,7 @@ class Database:
     @contextlib.contextmanager
     def write(self, operation: str) -> Iterator[sa.Connection]:
         """A connection inside a write transaction, committed at the end of the block."""
-        with self.translated(operation), self.engine.connect() as conn:
+        with self._writer, self.translated(operation), self.engine.connect() as conn:
             conn.execution_options(**{WRITE: True})
             with conn.begin():
                 yield conn
