@@ -4,12 +4,13 @@
                                            [--skip-feast]
 
 Starts a private redis-server, loads it with entities in Feast 0.67's layout (one view, four
-features), and times reading a random sample of them three ways: featmon's
+features: a float distinct for every entity, a small count and two categories; event times
+spread over the view's one-day TTL, 86,000 distinct ones), and times reading a random sample of them three ways: featmon's
 `RedisOnlineStore.read`; plain redis-py pipelined HGETALL of the same keys with the same batch
 size (the floor: bytes off the wire, nothing decoded); and Feast's own `get_online_features`,
 in Feast's virtualenv, for the same entities in one call. For information it also times
-featmon's transport alone (the same HGETALLs as the read, nothing decoded). featmon is timed
-with a tenth of the entities loaded and again with all of them. Prints a table and the ratios
+featmon's transport alone (the same HGETALLs as the read, nothing decoded). featmon also reads
+a store of a tenth as many entities (database 1 of the same server), in the same rounds. Prints a table and the ratios
 against their targets; see bench/README.md. Exits 0 with the report, 2 when something could
 not run.
 """
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import redis
 
-from bench.redis_load import BenchError, FeastLoader, FeastView, event_times, private_redis
+from bench.redis_load import BenchError, FeastLoader, FeastView, Values, private_redis
 from checks.model import FeatureView
 from monitor.abc import EntityKey
 from monitor.config import RedisStoreConfig
@@ -51,13 +52,14 @@ VIEW = FeastView(
     join_key="user_id",
     features={"revenue": "double", "orders": "int64", "segment": "string", "active": "bool"},
 )
-POOLS: dict[str, Sequence[object]] = {
-    "revenue": [round(index * 0.37, 2) for index in range(997)],
-    "orders": list(range(1009)),
+VALUES: dict[str, Values] = {
+    "revenue": lambda user_id: user_id * 0.37,  # a float of its own for every entity
+    "orders": list(range(1009)),  # small counts, each shared by about 1% of the entities
     "segment": ["bronze", "silver", "gold", "platinum", "diamond"],
     "active": [True, False, True],
 }
-TIME_POOL = 3_601
+TIME_POOL = 86_000
+"""Distinct event times: one in each second of the last 86,000 of the view's one-day TTL."""
 TARGETS = {"featmon / HGETALL": ("<=", 1.5), "Feast / featmon": (">=", 3.0), "size": ("<=", 1.2)}
 PLAIN = "plain redis-py HGETALL"
 TRANSPORT = "featmon transport, no decoding"
@@ -136,15 +138,8 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def timed(name: str, run: Callable[[], None], options: Options) -> Timing:
-    for _ in range(options.warmup):
-        run()
-    seconds = []
-    for _ in range(options.repeat):
-        started = time.perf_counter()
-        run()
-        seconds.append(time.perf_counter() - started)
-    return Timing(name, tuple(seconds))
+def small_name(entities: int) -> str:
+    return f"featmon @ {entities:,}"
 
 
 def featmon_read(
@@ -255,12 +250,24 @@ def feast_timing(
     return Timing("Feast get_online_features", tuple(result["seconds"])), result["feast_version"]
 
 
-def load(loader: FeastLoader, first: int, last: int) -> None:
+def event_times(now: datetime) -> list[datetime]:
+    """`TIME_POOL` event times, one in each second before `now`, each with microseconds of its
+    own (as event times written from pandas have): entity `i` gets the `i`-th."""
+    return [
+        now - timedelta(seconds=index, microseconds=index * 7_919 % 1_000_000)
+        for index in range(TIME_POOL)
+    ]
+
+
+def load(loader: FeastLoader, first: int, last: int, where: str) -> None:
     started = time.perf_counter()
     loader.load(first, last)
     elapsed = time.perf_counter() - started
     count = last - first + 1
-    say(f"loaded {count:,} entities in {elapsed:.1f} s ({count / elapsed:,.0f} entities/s)")
+    say(
+        f"loaded {count:,} entities into {where} in {elapsed:.1f} s "
+        f"({count / elapsed:,.0f} entities/s)"
+    )
 
 
 def conditions() -> str:
@@ -271,12 +278,12 @@ def conditions() -> str:
 @dataclass(frozen=True)
 class Results:
     timings: list[Timing]
-    small: Timing | None
     feast_version: str | None
 
 
 def measure(options: Options, workdir: Path) -> Results:
-    """Loads the private Redis in two stages and times every reader; see the module doc."""
+    """Loads the private Redis and times every reader; see the module doc. The small store is
+    database 1 of the same server, so that featmon reading it is timed in the same rounds."""
     python = None if options.skip_feast else feast_python(options)
     rng = random.Random(SEED)
     view = featmon_view()
@@ -286,26 +293,33 @@ def measure(options: Options, workdir: Path) -> Results:
             started = time.perf_counter()
             run_feast(python, "apply", spec, workdir)
             say(f"feast apply took {time.perf_counter() - started:.1f} s (not timed below)")
-        times = event_times(datetime.now(UTC), TIME_POOL)
-        loader = FeastLoader(server.port, VIEW, POOLS, times)
-        config = RedisStoreConfig.model_validate(
-            {"type": "redis", "url": server.url, "layout": "feast", "project": VIEW.project}
-        )
+        times = event_times(datetime.now(UTC))
+        loader = FeastLoader(server.port, VIEW, VALUES, times)
+        first = options.first_stage
+        small_db = first < options.entities
+        small_loader = FeastLoader(server.port, VIEW, VALUES, times, db=1) if small_db else None
+        settings = {"type": "redis", "layout": "feast", "project": VIEW.project}
+        config = RedisStoreConfig.model_validate({**settings, "url": server.url})
         store = RedisOnlineStore("bench", config, known_views=[view])
+        small_url = server.url.removesuffix("/0") + "/1"
+        small_store = RedisOnlineStore(
+            "bench-small",
+            RedisStoreConfig.model_validate({**settings, "url": small_url}),
+            known_views=[view],
+        )
         client = redis.Redis(host="127.0.0.1", port=server.port, protocol=2)
         connection = Connection(
             "bench", server.url, cluster=False, timeout=timedelta(seconds=60)
         )  # creates its own client, closed below
         try:
-            first = options.first_stage
-            load(loader, 1, first)
-            small = None
-            if first < options.entities:
-                ids = rng.sample(range(1, first + 1), options.sample)
-                small = timed(f"featmon @ {first:,}", featmon_read(store, view, ids), options)
-                load(loader, first + 1, options.entities)
+            if small_loader is not None:
+                load(small_loader, 1, first, "database 1")
+            load(loader, 1, options.entities, "database 0")
             info = client.info("memory")
-            say(f"redis-server holds {client.dbsize():,} keys in {info['used_memory_human']}")
+            say(
+                f"redis-server holds {client.dbsize():,} keys in database 0, "
+                f"{info['used_memory_human']} in all"
+            )
             ids = rng.sample(range(1, options.entities + 1), options.sample)
             keys = [loader.key(user_id) for user_id in ids]
             runs = {
@@ -313,6 +327,9 @@ def measure(options: Options, workdir: Path) -> Results:
                 TRANSPORT: transport(connection, keys, config.batch_size),
                 FEATMON: featmon_read(store, view, ids),
             }
+            if small_db:
+                small_ids = rng.sample(range(1, first + 1), options.sample)
+                runs[small_name(first)] = featmon_read(small_store, view, small_ids)
             timings = interleaved(runs, options)
             version = None
             if python is not None:
@@ -320,10 +337,13 @@ def measure(options: Options, workdir: Path) -> Results:
                 timings.append(feast)
         finally:
             loader.close()
+            if small_loader is not None:
+                small_loader.close()
             store.close()
+            small_store.close()
             client.close()
             connection.close()
-    return Results(timings, small, version)
+    return Results(timings, version)
 
 
 def verdict(name: str, value: float | None) -> str:
@@ -340,12 +360,13 @@ def report(options: Options, results: Results) -> None:
     by_name = {timing.name: timing for timing in results.timings}
     plain, own, featmon = by_name[PLAIN], by_name[TRANSPORT], by_name[FEATMON]
     feast = by_name.get("Feast get_online_features")
+    small = by_name.get(small_name(options.first_stage))
     rows = [
         plain,
         own,
         featmon,
         *([feast] if feast else []),
-        *([results.small] if results.small else []),
+        *([small] if small else []),
     ]
     say("")
     say(
@@ -361,7 +382,7 @@ def report(options: Options, results: Results) -> None:
         ("featmon / HGETALL", "featmon / plain HGETALL", featmon, plain),
         ("Feast / featmon", "Feast / featmon", feast, featmon),
         ("size", f"featmon@{options.entities:,} / @{options.first_stage:,}", featmon,
-         results.small),
+         small),
         ("transport", "featmon / its transport", featmon, own),
     ]  # fmt: skip
     say("")

@@ -6,9 +6,11 @@ no`) and is killed when its context ends, so a benchmark never touches a shared 
 `FeastLoader` writes what Feast 0.67's `online_write_batch` writes for one feature view (one
 HSET per entity: mmh3 feature fields holding serialized `feast.types.Value`s, and
 `_ts:{view}` holding a protobuf Timestamp), but as raw RESP over one socket, `BATCH` commands a
-round trip, because redis-py's command packing would take most of the load time. Values come
-from small pools encoded once by featmon's own encoders, and the fast key encoding is checked
-against `encode_entity_key` before anything is written.
+round trip, because redis-py's command packing would take most of the load time. Every value
+and event time is encoded by featmon's own encoders: a feature given as a pool of values is
+encoded once per pool entry, a feature given as a function of the entity id (a value distinct
+per entity) once per entity. The fast key encoding is checked against
+`encode_entity_key` before anything is written.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import socket
 import struct
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -128,35 +130,48 @@ class FeastView:
     features: dict[str, str]
 
 
-class FeastLoader:
-    """Writes entities `user_id = 1..n` of one view, as Feast lays them out, over one socket.
+Values = Sequence[object] | Callable[[int], object]
+"""One feature's values: a pool (entity `i` gets entry `i` modulo its size), or the value of
+entity `i` as a function of `i`."""
 
-    Entity `i` gets the `i`-th value of each pool (modulo its size); `pools` maps each feature
-    to its values and `times` are the event times. Closes its socket in `close`."""
+
+class FeastLoader:
+    """Writes entities `user_id = 1..n` of one view, as Feast lays them out, over one socket,
+    into database `db`.
+
+    `values` maps each feature to its `Values`; `times` are a pool of event times, entity `i`
+    getting entry `i` modulo its size. Closes its socket in `close`."""
 
     def __init__(
         self,
         port: int,
         view: FeastView,
-        pools: dict[str, Sequence[object]],
+        values: Mapping[str, Values],
         times: Sequence[datetime],
+        db: int = 0,
     ) -> None:
         self.view = view
         self._prefix = entity_key_prefix([view.join_key]) + _INT64_HEADER
         self._suffix = view.project.encode("utf-8")
         self._check_key(12_345)
         self._header = b"*%d\r\n$4\r\nHSET\r\n" % (2 + 2 * (len(view.features) + 1))
-        self._fields = [
-            [
-                _bulk(feature_field(view.name, name)) + _bulk(encode_value(value, dtype))
-                for value in pools[name]
-            ]
-            for name, dtype in view.features.items()
-        ]
-        self._fields.append(
-            [_bulk(timestamp_field(view.name)) + _bulk(encode_timestamp(t)) for t in times]
-        )
+        # Per feature: its field as a bulk string, and either the pool's fields and values
+        # encoded once, or the function giving entity i's value and the dtype to encode it as.
+        self._pools: list[list[bytes]] = []
+        self._distinct: list[tuple[bytes, Callable[[int], object], str]] = []
+        for name, dtype in view.features.items():
+            field = _bulk(feature_field(view.name, name))
+            given = values[name]
+            if callable(given):
+                self._distinct.append((field, given, dtype))
+            else:
+                self._pools.append([field + _bulk(encode_value(value, dtype)) for value in given])
+        time_field = _bulk(timestamp_field(view.name))
+        self._pools.append([time_field + _bulk(encode_timestamp(t)) for t in times])
         self._sock = socket.create_connection(("127.0.0.1", port), START_TIMEOUT)
+        if db:
+            self._sock.sendall(b"SELECT %d\r\n" % db)
+            self._read_replies(1, b"+OK")
 
     def key(self, user_id: int) -> bytes:
         """The Redis key of one entity (the fast path of `redis_key(encode_entity_key(...))`)."""
@@ -171,7 +186,9 @@ class FeastLoader:
 
     def _command(self, user_id: int) -> bytes:
         parts = [self._header, _bulk(self.key(user_id))]
-        parts.extend(pool[user_id % len(pool)] for pool in self._fields)
+        parts.extend(pool[user_id % len(pool)] for pool in self._pools)
+        for field, value, dtype in self._distinct:
+            parts.append(field + _bulk(encode_value(value(user_id), dtype)))
         return b"".join(parts)
 
     def load(self, first: int, last: int) -> None:
@@ -184,8 +201,9 @@ class FeastLoader:
             except OSError as exc:
                 raise BenchError(f"loading entities {start}..{ids[-1]} failed: {exc}") from exc
 
-    def _read_replies(self, count: int) -> None:
-        """Reads `count` HSET replies (each one line); raises BenchError for an error reply."""
+    def _read_replies(self, count: int, expected: bytes = b":") -> None:
+        """Reads `count` replies of one line each (HSET's `:N`); raises BenchError for a reply
+        that does not start with `expected`."""
         data = bytearray()
         while data.count(b"\r\n") < count:
             chunk = self._sock.recv(1 << 16)
@@ -193,8 +211,8 @@ class FeastLoader:
                 raise BenchError("redis-server closed the connection while loading")
             data += chunk
         for line in bytes(data).split(b"\r\n")[:count]:
-            if not line.startswith(b":"):
-                raise BenchError(f"HSET failed: {line[:200]!r}")
+            if not line.startswith(expected):
+                raise BenchError(f"redis-server answered {line[:200]!r}")
 
     def close(self) -> None:
         self._sock.close()
