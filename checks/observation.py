@@ -49,6 +49,24 @@ class FeatureReading:
         return isinstance(self.value, float) and math.isnan(self.value)
 
 
+# The slots of FeatureReading, set directly: the frozen dataclass's __init__ sets each through
+# object.__setattr__, which costs about twice as much (see `reading_of`).
+_new_reading = object.__new__
+_set_state, _set_value, _set_time = (
+    vars(FeatureReading)[name].__set__ for name in ("state", "value", "event_time")
+)
+
+
+def reading_of(state: FeatureState, value: FeatureValue) -> FeatureReading:
+    """`FeatureReading(state, value)` (no event time of its own), at half the cost: for a read
+    that makes one per distinct stored value."""
+    reading: FeatureReading = _new_reading(FeatureReading)
+    _set_state(reading, state)
+    _set_value(reading, value)
+    _set_time(reading, None)
+    return reading
+
+
 ABSENT = FeatureReading(FeatureState.ABSENT)
 UNDECODABLE = FeatureReading(FeatureState.UNDECODABLE)
 

@@ -27,6 +27,7 @@ from monitor.feast.codec import (
     encode_value,
     infer_entity_dtype,
     int64_key_encoder,
+    value_decoder,
 )
 
 INT64 = st.integers(-(1 << 63), (1 << 63) - 1)
@@ -511,6 +512,31 @@ def test_blobs_opening_with_a_scalar_tag_read_as_protobuf_reads_them(tag: int, r
         assert result == (FeatureState.NULL, None)
         return
     assert same(result, (FeatureState.VALUE, python_value(member(which), message)))
+
+
+@pytest.mark.parametrize("dtype", ["double", "float64", "float", "float32", "int64", "string"])
+@given(
+    st.one_of(
+        st.binary(max_size=12),
+        damaged(VALID_VALUES),
+        st.builds(lambda tag, rest: bytes([tag]) + rest, SCALAR_TAGS, st.binary(max_size=9)),
+        st.floats().map(lambda x: b"\x29" + struct.pack("<d", x)),
+        st.floats(width=32).map(lambda x: b"\x35" + struct.pack("<f", x)),
+    )
+)
+def test_a_dtypes_value_decoder_reads_every_blob_as_decode_value_does(
+    dtype: str, blob: bytes
+) -> None:
+    """The decoder for a declared dtype (a double's or float's usual value read in place)
+    returns what decode_value returns, or raises the same DecodeError, for any blob."""
+    expected, result = attempt(decode_value, blob), attempt(value_decoder(dtype), blob)
+    if isinstance(expected, DecodeError):
+        assert isinstance(result, DecodeError)
+        assert (result.what, result.offset) == (expected.what, expected.offset)
+    else:
+        assert not isinstance(result, DecodeError)
+        assert result[0] is expected[0]
+        assert same(result[1], expected[1])
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from checks.observation import (
     EntityReading,
     FeatureReading,
     FeatureState,
+    reading_of,
 )
 
 T1 = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)
@@ -70,3 +71,13 @@ def test_an_entity_cannot_be_changed() -> None:
         entity.present = True  # type: ignore[misc]
     with pytest.raises(TypeError):
         hash(entity)
+
+
+def test_a_reading_built_by_reading_of_is_the_frozen_reading_feature_reading_builds() -> None:
+    """reading_of(state, value) equals, hashes like and is as immutable as FeatureReading's."""
+    built = reading_of(FeatureState.VALUE, 1.5)
+    assert built == FeatureReading(FeatureState.VALUE, 1.5)
+    assert hash(built) == hash(FeatureReading(FeatureState.VALUE, 1.5))
+    assert built.event_time is None
+    with pytest.raises(AttributeError):
+        built.value = 2.5  # type: ignore[misc]  # frozen: the assignment must fail

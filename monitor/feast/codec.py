@@ -355,6 +355,27 @@ def decode_value(blob: bytes) -> tuple[FeatureState, FeatureValue]:
     return _decode_any(blob)
 
 
+def value_decoder(dtype: str) -> Callable[[bytes], tuple[FeatureState, FeatureValue]]:
+    """`decode_value` for the values of a feature declared `dtype`. For a double (float32)
+    the usual value, its tag byte and 8 (4) little-endian bytes, is read in place, one call
+    in all: such values rarely repeat, so each is decoded. Anything else goes through
+    `decode_value`, errors and all."""
+    kind = _DTYPE_KIND.get(dtype)
+    if kind not in ("double", "float"):
+        return decode_value
+    if kind == "double":
+        size, tag, unpack = 9, _SCALAR_FIELD["double"] << 3 | _I64, _DOUBLE
+    else:
+        size, tag, unpack = 5, _SCALAR_FIELD["float"] << 3 | _I32, _FLOAT
+
+    def decode(blob: bytes) -> tuple[FeatureState, FeatureValue]:
+        if len(blob) == size and blob[0] == tag:
+            return _VALUE, unpack(blob, 1)[0]
+        return decode_value(blob)
+
+    return decode
+
+
 def _decode_any(blob: bytes) -> tuple[FeatureState, FeatureValue]:
     """`decode_value` of any blob, one field at a time."""
     reader = _Reader(bytes(blob))

@@ -131,53 +131,51 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
             raise DecodeError("varint longer than 10 bytes", start)
 
 
-def _fast_timestamp(blob: bytes) -> datetime | None:
-    """The time of a Timestamp as protobuf and Feast write it for the years 1978 to 3058:
-    `seconds` as a five-byte varint, then `nanos` (from 2 ms up) as a four- or five-byte one,
-    or none. None for any other shape or range, which `decode_timestamp` reads field by field.
-    """
-    size = len(blob)
-    if (
-        size < 6
-        or blob[0] != 0x08
-        or blob[5] & 0x80
-        or not blob[1] & blob[2] & blob[3] & blob[4] & 0x80
-    ):
-        return None
-    seconds = (
-        (blob[1] & 0x7F)
-        | (blob[2] & 0x7F) << 7
-        | (blob[3] & 0x7F) << 14
-        | (blob[4] & 0x7F) << 21
-        | blob[5] << 28
-    )
-    if size == 6:
-        return _EPOCH + timedelta(0, seconds)
-    if blob[6] != 0x10 or not 11 <= size <= 12 or blob[-1] & 0x80:
-        return None
-    if not blob[7] & blob[8] & blob[9] & 0x80:
-        return None
-    nanos = (blob[7] & 0x7F) | (blob[8] & 0x7F) << 7 | (blob[9] & 0x7F) << 14
-    if size == 11:
-        nanos |= blob[10] << 21
-    elif blob[10] & 0x80:
-        nanos |= (blob[10] & 0x7F) << 21 | blob[11] << 28
-        if nanos >= _NANOS:
-            return None
-    else:
-        return None
-    return _EPOCH + timedelta(0, seconds, nanos // 1000)
-
-
 def decode_timestamp(blob: bytes) -> datetime:
     """The aware UTC datetime of a serialized `google.protobuf.Timestamp` (field 1 `seconds`,
     int64; field 2 `nanos`, int32 in [0, 1e9); each omitted when 0, so b"" is the epoch).
     Nanoseconds are truncated to microseconds. As protobuf does, the last occurrence of a
-    field wins. Any other field, wire type or range raises DecodeError."""
-    if type(blob) is bytes:
-        when = _fast_timestamp(blob)
-        if when is not None:
-            return when
+    field wins. Any other field, wire type or range raises DecodeError.
+
+    The shapes protobuf and Feast write for the years 1978 to 3058 are read first, in place:
+    `seconds` as a five-byte varint, then `nanos` (from 2 ms up) as a four- or five-byte one,
+    or none; any other shape or range is read field by field (`_decode_fields`)."""
+    size = len(blob)
+    if 6 <= size <= 12 and blob[0] == 0x08 and blob[1] & blob[2] & blob[3] & blob[4] & 0x80:
+        high = blob[5]
+        if size == 6 and high < 0x80:
+            return _EPOCH + timedelta(0, _seconds(blob, high))
+        if size == 12 and blob[6] == 0x10 and blob[7] & blob[8] & blob[9] & blob[10] & 0x80:
+            nanos = (
+                (blob[7] & 0x7F)
+                | (blob[8] & 0x7F) << 7
+                | (blob[9] & 0x7F) << 14
+                | (blob[10] & 0x7F) << 21
+                | blob[11] << 28
+            )
+            if high < 0x80 and nanos < _NANOS:  # (so byte 11 ends the varint too)
+                return _EPOCH + timedelta(0, _seconds(blob, high), nanos // 1000)
+        elif size == 11 and blob[6] == 0x10 and blob[7] & blob[8] & blob[9] & 0x80:
+            last = blob[10]
+            if high < 0x80 and last < 0x80:
+                nanos = (blob[7] & 0x7F) | (blob[8] & 0x7F) << 7 | (blob[9] & 0x7F) << 14
+                return _EPOCH + timedelta(0, _seconds(blob, high), (nanos | last << 21) // 1000)
+    return _decode_fields(blob)
+
+
+def _seconds(blob: bytes, high: int) -> int:
+    """The five-byte varint at byte 1 whose last byte is `high`."""
+    return (
+        (blob[1] & 0x7F)
+        | (blob[2] & 0x7F) << 7
+        | (blob[3] & 0x7F) << 14
+        | (blob[4] & 0x7F) << 21
+        | high << 28
+    )
+
+
+def _decode_fields(blob: bytes) -> datetime:
+    """`decode_timestamp` of any blob, one field at a time."""
     data = bytes(blob)
     seconds = nanos = 0
     pos = 0

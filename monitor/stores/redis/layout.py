@@ -26,6 +26,7 @@ from checks.observation import (
     FeatureReading,
     FeatureState,
     FeatureValue,
+    reading_of,
 )
 from monitor.abc import EntityKey
 from monitor.feast.codec import (
@@ -37,6 +38,9 @@ from monitor.feast.codec import (
     encode_entity_key,
     infer_entity_dtype,
     int64_key_encoder,
+)
+from monitor.feast.codec import (
+    value_decoder as feast_value_decoder,
 )
 from monitor.feast.redis_layout import (
     TIMESTAMP_PREFIX,
@@ -175,8 +179,9 @@ class FeastLayout(Layout):
     ) -> tuple[FeatureState, FeatureValue]:
         return decode_value(raw)
 
-    def value_decoder(self, dtype: str) -> ValueDecoder:  # noqa: ARG002 - as decode_value
-        return decode_value
+    def value_decoder(self, dtype: str) -> ValueDecoder:
+        """`decode_value`, reading the usual double or float in place for those dtypes."""
+        return feast_value_decoder(dtype)
 
     def decode_time(self, raw: bytes) -> datetime:
         return decode_timestamp(raw)
@@ -319,7 +324,7 @@ class _Decoded(dict[bytes | None, FeatureReading]):
             self.errors += 1
             log.debug("view %s feature %s: value did not decode: %s", self.view, self.feature, exc)
             return UNDECODABLE
-        reading = FeatureReading(state, value)
+        reading = reading_of(state, value)
         self[raw] = reading
         return reading
 
