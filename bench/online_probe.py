@@ -83,10 +83,16 @@ class Options:
 
 @dataclass(frozen=True)
 class Timing:
-    """Seconds of the timed runs of one measurement (warm-up runs left out)."""
+    """Seconds of the timed runs of one measurement (warm-up runs left out), and the CPU
+    seconds this process spent in each (`time.process_time`; none for Feast's process)."""
 
     name: str
     seconds: tuple[float, ...]
+    cpu: tuple[float, ...] = ()
+
+    @property
+    def cpu_median(self) -> float | None:
+        return statistics.median(self.cpu) if self.cpu else None
 
     @property
     def median(self) -> float:
@@ -194,12 +200,14 @@ def interleaved(runs: dict[str, Callable[[], None]], options: Options) -> list[T
         for run in runs.values():
             run()
     seconds: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(options.repeat):
         for name, run in runs.items():
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.process_time()
             run()
             seconds[name].append(time.perf_counter() - started)
-    return [Timing(name, tuple(values)) for name, values in seconds.items()]
+            cpu[name].append(time.process_time() - started_cpu)
+    return [Timing(name, tuple(seconds[name]), tuple(cpu[name])) for name in runs]
 
 
 def feast_python(options: Options) -> Path:
@@ -374,10 +382,14 @@ def report(options: Options, results: Results) -> None:
         f"{options.repeat} timed runs after {options.warmup} warm-up"
         + (f"; Feast {results.feast_version}" if results.feast_version else "")
     )
-    say(f"{'reader':<36}{'median ms':>11}{'min ms':>10}{'entities/s':>13}")
+    say(f"{'reader':<36}{'median ms':>11}{'min ms':>10}{'entities/s':>13}{'CPU ms':>9}")
     for timing in rows:
         rate = options.sample / timing.median
-        say(f"{timing.name:<36}{timing.median * 1e3:>11.1f}{timing.min * 1e3:>10.1f}{rate:>13,.0f}")
+        cpu = "-" if timing.cpu_median is None else f"{timing.cpu_median * 1e3:.1f}"
+        say(
+            f"{timing.name:<36}{timing.median * 1e3:>11.1f}{timing.min * 1e3:>10.1f}"
+            f"{rate:>13,.0f}{cpu:>9}"
+        )
     ratios: list[tuple[str, str, Timing | None, Timing | None]] = [
         ("featmon / HGETALL", "featmon / plain HGETALL", featmon, plain),
         ("Feast / featmon", "Feast / featmon", feast, featmon),
@@ -386,13 +398,15 @@ def report(options: Options, results: Results) -> None:
         ("transport", "featmon / its transport", featmon, own),
     ]  # fmt: skip
     say("")
-    say(f"{'ratio (of medians; of mins)':<40}{'median':>8}{'min':>8}   target")
+    say(f"{'ratio':<40}{'median':>8}{'min':>8}{'CPU':>8}   target")
     for key, label, top, bottom in ratios:
         if top is None or bottom is None:
-            say(f"{label:<40}{'-':>8}{'-':>8}   {verdict(key, None)}")
+            say(f"{label:<40}{'-':>8}{'-':>8}{'-':>8}   {verdict(key, None)}")
             continue
         value = top.median / bottom.median
-        say(f"{label:<40}{value:>8.2f}{top.min / bottom.min:>8.2f}   {verdict(key, value)}")
+        top_cpu, bottom_cpu = top.cpu_median, bottom.cpu_median
+        cpu = "-" if top_cpu is None or bottom_cpu is None else f"{top_cpu / bottom_cpu:.2f}"
+        say(f"{label:<40}{value:>8.2f}{top.min / bottom.min:>8.2f}{cpu:>8}   {verdict(key, value)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
