@@ -19,6 +19,13 @@ table share one scan. Three things have no portable SQL spelling and are compile
 - `is_finite(x)`:    PostgreSQL x > '-Infinity' AND x < 'Infinity' (NaN sorts above
                      'Infinity' there, so two comparisons exclude all three); DuckDB isfinite(x);
                      SQLite x NOT IN (9e999, -9e999); others NOT (is_nan OR is_infinite).
+- `distinct_tuple(key..., event time)`: one value per (keys, event time), for COUNT(DISTINCT):
+    PostgreSQL  the text encoding below, COLLATE "C": sorted as bytes, not by the database's
+                collation (equality is byte equality under either, so the count is the same;
+                the sort behind COUNT(DISTINCT) took about half the time)
+    DuckDB      row(key..., event time): a struct, hashed as its values (about a third of the
+                text encoding's time)
+    others      `<length>:<key text>` per key, then the event time's text
 - `late_by_at_most(event, ingested, s)`: a known lateness of at most s seconds.
     PostgreSQL  ingested <= event + INTERVAL 's seconds'  (timestamp arithmetic, no interval
                 value or number per row: the cheapest of the spellings measured)
@@ -86,6 +93,14 @@ class is_infinite(FunctionElement[bool]):  # noqa: N801
 class is_finite(FunctionElement[bool]):  # noqa: N801
     type = sa.Boolean()
     name = "is_finite"
+    inherit_cache = True
+
+
+class distinct_tuple(FunctionElement[Any]):  # noqa: N801
+    """`distinct_tuple(key..., event_time)`: equal for equal tuples, different otherwise."""
+
+    type = sa.String()
+    name = "distinct_tuple"
     inherit_cache = True
 
 
@@ -194,6 +209,22 @@ def _finite_sqlite(element: is_finite, compiler: SQLCompiler, **kw: object) -> s
     return f"({value} NOT IN (9e999, -9e999))"
 
 
+@compiles(distinct_tuple)
+def _tuple_default(element: distinct_tuple, compiler: SQLCompiler, **kw: object) -> str:
+    *keys, event_time = element.clauses
+    return str(compiler.process(_encoded(keys, event_time), **kw))
+
+
+@compiles(distinct_tuple, "postgresql")
+def _tuple_postgresql(element: distinct_tuple, compiler: SQLCompiler, **kw: object) -> str:
+    return f'({_tuple_default(element, compiler, **kw)}) COLLATE "C"'
+
+
+@compiles(distinct_tuple, "duckdb")
+def _tuple_duckdb(element: distinct_tuple, compiler: SQLCompiler, **kw: object) -> str:
+    return f"row({', '.join(_arguments(element, compiler, **kw))})"
+
+
 @compiles(late_by_at_most)
 def _late_default(element: late_by_at_most, compiler: SQLCompiler, **kw: object) -> str:
     event, ingested, seconds, _ = element.clauses
@@ -293,7 +324,7 @@ def aggregate(
         if isinstance(metric, KeyedRows):
             return _count(*conditions)
         conditions.append(table.c[timestamp].is_not(None))
-        encoded = _encoded(keys, table.c[timestamp])
+        encoded = distinct_tuple(*keys, table.c[timestamp])
         return sa.func.count(sa.distinct(sa.case((sa.and_(*conditions), encoded))))
     if isinstance(metric, ValueCount | ValueStat):
         return _value_aggregate(source, metric, conditions)
