@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from statistics import mean
 
 from bench.redis_load import BenchError, FeastLoader, FeastView, event_times, private_redis
 from tests.feast_fixtures import Row, create_table, key, write_rows
@@ -41,8 +42,10 @@ from tests.feast_fixtures import Row, create_table, key, write_rows
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = "bench"
 FEATURES = {"f_rev": "double", "f_cnt": "int64", "f_seg": "string"}
-# The daemon's line for each run: its lateness and the CPU its probe took.
-RUN = re.compile(r"started (-?\d+) ms late, took \d+ ms \(probe CPU (\d+(?:\.\d+)?) ms\)")
+# The daemon's line for each run: the view, its lateness, wall time and the CPU its probe took.
+RUN = re.compile(
+    r"of view v(\d+): .*started (-?\d+) ms late, took (\d+) ms \(probe CPU (\d+(?:\.\d+)?) ms\)"
+)
 WARMUP = timedelta(seconds=20)
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -219,8 +222,8 @@ def measure(options: argparse.Namespace, daemon: subprocess.Popen[bytes], log: P
         stream.seek(first.log_offset)
         window = stream.read(last.log_offset - first.log_offset).decode(errors="replace")
     found = RUN.findall(window)
-    lateness = [float(late) / 1000 for late, _ in found]
-    probe_cpu = [float(cpu) / 1000 for _, cpu in found]
+    lateness = [float(late) / 1000 for _, late, _, _ in found]
+    probe_cpu = [float(cpu) / 1000 for _, _, _, cpu in found]
     minutes = (last.at - first.at) / 60
     cpu = (last.cpu - first.cpu) / minutes
     probes = sum(probe_cpu) / minutes
@@ -237,6 +240,11 @@ def measure(options: argparse.Namespace, daemon: subprocess.Popen[bytes], log: P
     if runs:
         print(f"per run: {cpu / runs * 1000:.1f} ms CPU in total, {probes / runs * 1000:.1f} ms "
               f"in the probe, {beyond / runs * 1000:.1f} ms beyond it")  # fmt: skip
+    for store, parity in (("sqlite", 0), ("redis", 1)):
+        mine = [(float(took), float(cpu)) for v, _, took, cpu in found if int(v) % 2 == parity]
+        if mine:
+            print(f"  {store} views: {len(mine)} runs, probe CPU {mean(c for _, c in mine):.1f} ms, "
+                  f"run wall time {mean(t for t, _ in mine):.0f} ms (means)")  # fmt: skip
     verdicts = [
         ("CPU beyond the queries < 10% of a core", beyond / 60 < 0.10),
         ("every scheduled run ran (none skipped or dropped)", skipped + dropped == 0),
