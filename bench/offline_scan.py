@@ -135,7 +135,8 @@ class Spelling:
 
 
 POSTGRES = Spelling(
-    # FILTER: 5-10% cheaper than COUNT(CASE ...) on PostgreSQL (featmon writes CASE)
+    # FILTER: 5-10% cheaper than COUNT(CASE ...) on PostgreSQL (featmon counts so too; its
+    # min/max/avg keep the CASE form)
     count_if="count(*) FILTER (WHERE {c})",
     aggregate_if="{f}({e}) FILTER (WHERE {c})",
     # text, sorted as bytes: a row value sorts at about half the speed, text under the

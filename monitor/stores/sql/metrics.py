@@ -113,8 +113,31 @@ class late_by_at_most(FunctionElement[bool]):  # noqa: N801
     inherit_cache = True
 
 
+class count_where(FunctionElement[int]):  # noqa: N801
+    """`count_where(condition)`: the rows matching `condition`, 0 (not NULL) when none do."""
+
+    type = sa.BigInteger()
+    name = "count_where"
+    inherit_cache = True
+
+
 def _arguments(element: FunctionElement[Any], compiler: SQLCompiler, **kw: object) -> list[str]:
     return [compiler.process(argument, **kw) for argument in element.clauses]
+
+
+@compiles(count_where)
+def _count_default(element: count_where, compiler: SQLCompiler, **kw: object) -> str:
+    # COUNT of a CASE without ELSE: the portable spelling (SQLite before 3.30 has no FILTER).
+    (condition,) = element.clauses
+    return str(compiler.process(sa.func.count(sa.case((condition, _ONE))), **kw))
+
+
+@compiles(count_where, "postgresql")
+def _count_postgresql(element: count_where, compiler: SQLCompiler, **kw: object) -> str:
+    # FILTER lets PostgreSQL skip the CASE per row: 5-10% of the whole scan of the offline
+    # benchmark's forty counts. DuckDB is the other way round (CASE about twice as fast).
+    (condition,) = _arguments(element, compiler, **kw)
+    return f"count(*) FILTER (WHERE {condition})"
 
 
 @compiles(seconds_between)
@@ -349,10 +372,10 @@ def _in_window(
 
 
 def _count(*conditions: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
-    """COUNT of a CASE without ELSE counts the matching rows, and is 0 (not NULL) when none do."""
+    """The rows matching every condition (all rows without one)."""
     if not conditions:
         return sa.func.count()
-    return sa.func.count(sa.case((sa.and_(*conditions), _ONE)))
+    return count_where(sa.and_(*conditions))
 
 
 def _when(
