@@ -36,10 +36,17 @@ class OnlineStore(ABC):
 
     @abstractmethod
     def read(
-        self, view: FeatureView, keys: Sequence[EntityKey], population: str
+        self,
+        view: FeatureView,
+        keys: Sequence[EntityKey],
+        population: str,
+        *,
+        undeclared: bool = True,
     ) -> OnlineObservation:
         """Read the declared features of `view` for exactly these entities (one reading each,
-        in order; an entity the store lacks is a reading with `present=False`)."""
+        in order; an entity the store lacks is a reading with `present=False`). `undeclared`:
+        also find the stored features nothing declares (online schema drift needs them); when
+        False a store may read the declared fields alone, and reports none."""
 
     @abstractmethod
     def sample_keys(self, view: FeatureView, size: int) -> list[EntityKey]:

@@ -51,7 +51,8 @@ def probe_view(
     if any(p.target == "offline" and p.kind != "soda" for p in planned) and view.offline:
         observations["offline"] = _offline(view, planned, stores, scheduled_at)
     if any(p.target == "online" and p.kind != "anomaly" for p in planned) and view.online:
-        observations["online"] = _online(view, stores, scheduled_at)
+        undeclared = any(p.target == "online" and p.kind == "schema_drift" for p in planned)
+        observations["online"] = _online(view, stores, scheduled_at, undeclared=undeclared)
     contracts = (  # Soda checks: one verification of each contract, on the offline store
         soda.observe(view, planned, stores.offline[view.offline.store]) if view.offline else {}
     )
@@ -140,13 +141,15 @@ def _offline(
     return _guard(store.name, view.name, lambda: store.measure(view, metrics, at), stores)
 
 
-def _online(view: FeatureView, stores: Stores, at: datetime) -> Observation:
+def _online(view: FeatureView, stores: Stores, at: datetime, *, undeclared: bool) -> Observation:
+    """The online sample; the stored fields nothing declares are looked for only when an
+    online schema drift check needs them (a Redis store then reads whole hashes)."""
     assert view.online is not None  # noqa: S101  (checked by the caller)
     store = stores.online[view.online.store]
     offline = stores.offline[view.offline.store] if view.offline is not None else None
 
     def measure() -> Observation:
         drawn = population.sample(view, store, offline, at)
-        return store.read(view, drawn.keys, drawn.kind)
+        return store.read(view, drawn.keys, drawn.kind, undeclared=undeclared)
 
     return _guard(store.name, view.name, measure, stores)

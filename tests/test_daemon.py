@@ -156,10 +156,15 @@ class SlowOnline(OnlineStore):
         self.closed = threading.Event()
 
     def read(
-        self, view: FeatureView, keys: Sequence[EntityKey], population: str
+        self,
+        view: FeatureView,
+        keys: Sequence[EntityKey],
+        population: str,
+        *,
+        undeclared: bool = True,
     ) -> OnlineObservation:
         time.sleep(self._delay)
-        return self._inner.read(view, keys, population)
+        return self._inner.read(view, keys, population, undeclared=undeclared)
 
     def sample_keys(self, view: FeatureView, size: int) -> list[EntityKey]:
         return self._inner.sample_keys(view, size)

@@ -6,6 +6,7 @@ read-only ACL user, TLS and a three-node cluster on throwaway servers."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import socket
 import time
@@ -17,11 +18,14 @@ import redis
 from redis.cluster import RedisCluster
 
 from checks.model import FeatureView
-from checks.observation import FeatureReading, FeatureState
+from checks.observation import FeatureReading, FeatureState, OnlineObservation
+from checks.plan import plan_view
+from checks.result import Status
 from monitor.abc import EntityKey
 from monitor.config import RedisStoreConfig
 from monitor.errors import ProbeTimeout, QueryFailed, StoreUnavailable
 from monitor.feast.redis_layout import feature_field, field_label, timestamp_field
+from monitor.probe import Stores, probe_view
 from monitor.stores.redis import RedisOnlineStore
 from monitor.stores.redis.store import SCAN_CALLS
 from tests.redis_fixtures import (
@@ -370,6 +374,69 @@ def test_replies_after_a_wrongtype_key_in_a_batch_stay_in_step(
     assert list(together.entities) == alone
     assert [e.present for e in alone] == [True, True, True, True, True, False]
     assert alone[2].reading("orders").state is FeatureState.UNDECODABLE
+
+
+# --- read without looking for undeclared fields: HMGET of the view's fields ----------------------
+
+EVERY_KEY: list[EntityKey] = [*((uid,) for uid in range(1, 9)), (99,)]
+
+
+def without_undeclared(observation: OnlineObservation) -> OnlineObservation:
+    return dataclasses.replace(observation, undeclared_fields=frozenset())
+
+
+def test_without_undeclared_fields_each_key_is_one_hmget_reading_the_same(
+    private: Server, private_admin: redis.Redis, planted_private: str
+) -> None:
+    """Every planted fact (nulls, stale, an orphan and a removed feature, corrupt bytes, a hash
+    of another view only, a key that is not a hash, the event time alone, a hash shared with a
+    sibling view, a missing key) reads the same with HMGET of the view's fields and its time as
+    with HGETALL; only the undeclared fields, which HMGET cannot see, are not reported. One
+    HMGET per distinct key, no HGETALL."""
+    with opened(config(private.url, project=planted_private, batch_size=4)) as store:
+        whole = store.read(USERS, EVERY_KEY, "offline")
+        commands = ("hgetall", "hmget")
+        before = {c: command_calls(private_admin, c) for c in commands}
+        fields = store.read(USERS, EVERY_KEY, "offline", undeclared=False)
+        after = {c: command_calls(private_admin, c) for c in commands}
+    assert whole.undeclared_fields  # the orphan and the removed feature of uid 3
+    assert fields == without_undeclared(whole)
+    assert fields.decode_errors == whole.decode_errors == 3  # corrupt value, time; not a hash
+    assert {c: after[c] - before[c] for c in commands} == {"hgetall": 0, "hmget": len(EVERY_KEY)}
+
+
+@pytest.mark.parametrize(
+    "client_options",
+    [{"decode_responses": True}, {"protocol": 3}],
+    ids=["decode_responses", "resp3"],
+)
+def test_an_injected_client_of_another_reply_shape_reads_the_same_with_hmget(
+    private: Server, planted_private: str, client_options: dict[str, object]
+) -> None:
+    cfg = config(private.url, project=planted_private)
+    with opened(cfg) as store:
+        expected = store.read(USERS, EVERY_KEY, "offline", undeclared=False)
+    client = redis.Redis.from_url(private.url, **client_options)
+    try:
+        with opened(cfg, client=client) as store:
+            assert store.read(USERS, EVERY_KEY, "offline", undeclared=False) == expected
+    finally:
+        client.close()
+
+
+def test_a_plain_hash_reads_the_same_with_hmget(planter: Planter) -> None:
+    """A plain hash holding the view's feature, its timestamp and a field nothing declares."""
+    prefix = unique("hm")
+    planter.hset(
+        f"{prefix}:plain_stats:1".encode(), {b"orders": b"3", b"_ts": b"1795669200", b"x": b"1"}
+    )
+    planter.hset(f"{prefix}:plain_stats:2".encode(), {b"_ts": b"1795669200"})
+    with opened(plain_config(prefix)) as store:
+        whole = store.read(PLAIN, [(1,), (2,), (3,)], "online")
+        fields = store.read(PLAIN, [(1,), (2,), (3,)], "online", undeclared=False)
+    assert whole.undeclared_fields == frozenset({"x"})
+    assert fields == without_undeclared(whole)
+    assert [e.present for e in fields.entities] == [True, True, False]
 
 
 @pytest.mark.parametrize(
@@ -768,3 +835,33 @@ def test_an_unreachable_cluster_is_unavailable_on_use_not_at_construction() -> N
             store.sample_keys(USERS, 5)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("checks", "command"),
+    [
+        ([{"kind": "coverage", "min": 0.5}, {"kind": "freshness", "max": "1d"}], "hmget"),
+        (
+            [{"kind": "coverage", "min": 0.5}, {"kind": "schema_drift", "target": "online"}],
+            "hgetall",
+        ),
+    ],
+    ids=["no-online-schema-drift", "online-schema-drift"],
+)
+def test_a_probe_reads_whole_hashes_only_for_an_online_schema_drift_check(
+    private: Server,
+    private_admin: redis.Redis,
+    planted_private: str,
+    checks: list[dict[str, object]],
+    command: str,
+) -> None:
+    """Only online schema drift needs the fields nothing declares: without it the probe reads
+    the view's fields alone (HMGET), with it whole hashes (HGETALL)."""
+    probed = view(online={"store": "redis", "population": "online", "sample": 100}, checks=checks)
+    with opened(config(private.url, project=planted_private)) as store:
+        before = {c: command_calls(private_admin, c) for c in ("hgetall", "hmget")}
+        results = probe_view(probed, tuple(plan_view(probed)), Stores({"redis": store}, {}), T1)
+        after = {c: command_calls(private_admin, c) for c in ("hgetall", "hmget")}
+    assert all(r.status is not Status.ERROR for r in results), results
+    used = {c for c in after if after[c] > before[c]}
+    assert used == {command}

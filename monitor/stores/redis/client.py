@@ -166,22 +166,30 @@ class Connection:
                 self.store, f"stopped before {action}: past the {seconds:g}s timeout"
             )
 
-    def read_hashes(self, keys: Sequence[bytes], batch_size: int, deadline: float) -> HashReads:
-        """One HGETALL of each key, pipelined `batch_size` keys a round trip: on a standalone
-        server packed by hand and sent on one of the client's pooled connections
-        (`_hgetall_batch`), on a cluster through the cluster client's pipeline, which routes
-        each key to its node."""
+    def read_hashes(
+        self,
+        keys: Sequence[bytes],
+        batch_size: int,
+        deadline: float,
+        fields: Sequence[bytes] | None = None,
+    ) -> HashReads:
+        """One HGETALL of each key (or, given `fields`, one HMGET of those fields, the hash
+        then holding the ones present), pipelined `batch_size` keys a round trip: on a
+        standalone server packed by hand and sent on one of the client's pooled connections
+        (`_batch`), on a cluster through the cluster client's pipeline, which routes each key
+        to its node."""
         hashes: dict[bytes, dict[bytes, bytes]] = {}
         wrong_type: set[bytes] = set()
         client = self.client()
+        command = "HGETALL" if fields is None else "HMGET"
         for start in range(0, len(keys), batch_size):
             batch = keys[start : start + batch_size]
-            self.check_deadline(deadline, "HGETALL")
-            with self.translated("HGETALL"):
+            self.check_deadline(deadline, command)
+            with self.translated(command):
                 if isinstance(client, RedisCluster):
-                    replies = self._pipelined(client, batch)
+                    replies = self._pipelined(client, batch, fields)
                 else:
-                    replies = _hgetall_batch(client, batch)
+                    replies = _batch(client, batch, fields)
             for key, reply in zip(batch, replies, strict=True):
                 if type(reply) is dict:  # of bytes, both ways
                     hashes[key] = reply
@@ -191,13 +199,21 @@ class Connection:
                     hashes[key] = self._as_hash(reply)
         return HashReads(hashes, frozenset(wrong_type))
 
-    def _pipelined(self, client: RedisCluster, keys: Sequence[bytes]) -> list[object]:
-        """The cluster pipeline's replies to one HGETALL of each key; a mapping holding
-        anything but bytes (a client made with `decode_responses=True`) made one of bytes."""
+    def _pipelined(
+        self, client: RedisCluster, keys: Sequence[bytes], fields: Sequence[bytes] | None
+    ) -> list[object]:
+        """The cluster pipeline's replies to one HGETALL (or HMGET of `fields`) of each key;
+        a mapping holding anything but bytes (a client made with `decode_responses=True`) made
+        one of bytes."""
         pipe = client.pipeline(transaction=False)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
         for key in keys:
-            pipe.hgetall(key)
+            if fields is None:
+                pipe.hgetall(key)
+            else:
+                pipe.hmget(key, list(fields))
         replies: list[object] = pipe.execute(raise_on_error=False)
+        if fields is not None:
+            replies = [_present(fields, reply) for reply in replies]
         # The usual reply, a dict of bytes, is taken as it is: checking its types in C costs a
         # fraction of converting it item by item.
         return [
@@ -280,20 +296,40 @@ _HGETALL = b"*2\r\n$7\r\nHGETALL\r\n$%d\r\n%s\r\n"
 """One HGETALL in RESP, the key left to fill in."""
 
 
-def _hgetall_batch(client: redis.Redis, keys: Sequence[bytes]) -> list[object]:
-    """The replies to one HGETALL of each key, sent in one write on a connection of the
-    client's pool and read back in order: a dict of bytes each (read undecoded, whatever the
-    client's `decode_responses`), or the `ResponseError` of a key. The same commands and
-    round trips as the client's pipeline, without its per-command Python layers (queueing,
-    packing, response callbacks), which took most of a read's time (bench/README.md). A
-    dropped connection is retried as the client's `retry` says, with the whole batch; a
-    timeout or any other error leaves the connection closed, never with replies unread."""
+def _hmget(key: bytes, fields: bytes, count: int) -> bytes:
+    """One HMGET of `count` fields (already packed as RESP bulk strings) in RESP."""
+    return b"*%d\r\n$5\r\nHMGET\r\n$%d\r\n%s\r\n%s" % (count + 2, len(key), key, fields)
+
+
+def _present(fields: Sequence[bytes], reply: object) -> object:
+    """An HMGET reply (a value or None per field) as the hash of the fields present; an
+    error or anything unexpected is left as it is."""
+    if type(reply) is not list:
+        return reply
+    return {field: value for field, value in zip(fields, reply, strict=False) if value is not None}
+
+
+def _batch(
+    client: redis.Redis, keys: Sequence[bytes], fields: Sequence[bytes] | None
+) -> list[object]:
+    """The replies to one HGETALL (or HMGET of `fields`) of each key, sent in one write on a
+    connection of the client's pool and read back in order: a dict of bytes each (read
+    undecoded, whatever the client's `decode_responses`; of the fields present, for HMGET), or
+    the `ResponseError` of a key. The same commands and round trips as the client's pipeline,
+    without its per-command Python layers (queueing, packing, response callbacks), which took
+    most of a read's time (bench/README.md). A dropped connection is retried as the client's
+    `retry` says, with the whole batch; a timeout or any other error leaves the connection
+    closed, never with replies unread."""
     pool = client.connection_pool
     try:
         connection = pool.get_connection()
     except TypeError:  # older redis-py wants the name of a command
         connection = pool.get_connection("HGETALL")  # type: ignore[call-arg, unused-ignore]
-    packed = b"".join([_HGETALL % (len(key), key) for key in keys])
+    if fields is None:
+        packed = b"".join([_HGETALL % (len(key), key) for key in keys])
+    else:
+        bulk = b"".join(b"$%d\r\n%s\r\n" % (len(field), field) for field in fields)
+        packed = b"".join([_hmget(key, bulk, len(fields)) for key in keys])
 
     def exchange() -> list[object]:
         connection.send_packed_command([packed])  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
@@ -304,6 +340,9 @@ def _hgetall_batch(client: redis.Redis, keys: Sequence[bytes]) -> list[object]:
                 reply = read(disable_decoding=True)
             except ResponseError as exc:  # read whole; the next reply follows
                 replies.append(exc)
+                continue
+            if fields is not None:  # HMGET: a value or None per field
+                replies.append(_present(fields, reply))
                 continue
             if type(reply) is list:  # RESP2: field, value, field, value, ...
                 pairs = iter(reply)

@@ -1,11 +1,14 @@
 """`RedisOnlineStore`: reads sampled entities from Redis hashes, in Feast's layout or plain.
 
-A read sends one HGETALL per asked key, pipelined `batch_size` keys a round trip: one command
-gives both the view's values and the names of the fields that no known feature explains.
-(Feast's hash holds every view on the entity, so HGETALL also returns other views' values;
-measured, that still costs less than HMGET of the view's fields plus HKEYS, see
-bench/README.md.) Nothing else is read. `sample_keys` walks the keyspace
-with SCAN from a random cursor, a bounded number of calls, and never with KEYS.
+A read sends one command per asked key, pipelined `batch_size` keys a round trip. When the
+caller wants the stored fields that no known feature explains (an online schema drift check),
+that command is HGETALL: it gives both the view's values and every field name (Feast's hash
+holds every view on the entity, so HGETALL also returns other views' values; measured, that
+still costs less than HMGET of the view's fields plus HKEYS, see bench/README.md). Otherwise it
+is HMGET of the view's fields and its event time alone, whatever else the hash holds: a hash
+shared by hundreds of views costs what the view's own fields cost. Nothing else is read.
+`sample_keys` walks the keyspace with SCAN from a random cursor, a bounded number of calls, and
+never with KEYS.
 """
 
 from __future__ import annotations
@@ -94,14 +97,21 @@ class RedisOnlineStore(OnlineStore):
         return self._layout
 
     def read(
-        self, view: FeatureView, keys: Sequence[EntityKey], population: str
+        self,
+        view: FeatureView,
+        keys: Sequence[EntityKey],
+        population: str,
+        *,
+        undeclared: bool = True,
     ) -> OnlineObservation:
         started = time.monotonic()
         layout = self._layout_for(view)
         encoded, bad_keys = self._encode_all(layout, view, keys)
         unique = list(dict.fromkeys(blob for blob in encoded if blob is not None))
+        fields = None if undeclared else (*layout.feature_fields(view), layout.time_field(view))
         if unique:
-            hashes = self._conn.read_hashes(unique, self._batch_size, started + self._timeout)
+            deadline = started + self._timeout
+            hashes = self._conn.read_hashes(unique, self._batch_size, deadline, fields)
         else:  # nothing to read, but an unreachable server must still be an error
             hashes = HashReads({}, frozenset())
             self._conn.ping()

@@ -317,7 +317,12 @@ class FeastSqlOnlineStore(OnlineStore):
         return f"{self._project}_{view.name}"
 
     def read(
-        self, view: FeatureView, keys: Sequence[EntityKey], population: str
+        self,
+        view: FeatureView,
+        keys: Sequence[EntityKey],
+        population: str,
+        *,
+        undeclared: bool = True,  # noqa: ARG002 - the rows of an entity say it at no extra cost
     ) -> OnlineObservation:
         started = time.monotonic()
         self._check_entity_types(view)
