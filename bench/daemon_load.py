@@ -44,9 +44,10 @@ PROJECT = "bench"
 FEATURES = {"f_rev": "double", "f_cnt": "int64", "f_seg": "string"}
 # The daemon's line for each run: the view, its lateness, wall time and the CPU its probe took.
 RUN = re.compile(
-    r"of view v(\d+): .*started (-?\d+) ms late, took (\d+) ms \(probe CPU (\d+(?:\.\d+)?) ms\)"
+    r"of view v(\d+): .*scheduled at (\S+), started (-?\d+) ms late, took (\d+) ms "
+    r"\(probe CPU (\d+(?:\.\d+)?) ms\)"
 )
-WARMUP = timedelta(seconds=20)
+WARMUP = timedelta(seconds=90)  # one interval and a half: the start-up catch-up has drained
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -213,17 +214,25 @@ def measure(options: argparse.Namespace, daemon: subprocess.Popen[bytes], log: P
         if daemon.poll() is not None or time.monotonic() > deadline:
             raise BenchError(f"the daemon did not start:\n{log.read_text()[-3000:]}")
         time.sleep(0.5)
-    time.sleep(WARMUP.total_seconds())  # start-up and the first catch-up runs are not measured
+    began = datetime.now(UTC)  # runs scheduled before this are the start-up catch-up
+    time.sleep(WARMUP.total_seconds())  # start-up and its catch-up are not the steady state
     first = sample(daemon.pid, log)
     time.sleep(options.minutes * 60)
     last = sample(daemon.pid, log)
     rss = peak_rss_mb(daemon.pid)
     with log.open("rb") as stream:
-        stream.seek(first.log_offset)
+        warm = stream.read(first.log_offset).decode(errors="replace")
         window = stream.read(last.log_offset - first.log_offset).decode(errors="replace")
+    start_up = [float(r[2]) / 1000 for r in RUN.findall(warm)]
+    if start_up:
+        print(f"start-up (the first {WARMUP.total_seconds():.0f} s, not measured below): "
+              f"{len(start_up)} runs, lateness p99 {p99(start_up):.1f} s, max "
+              f"{max(start_up):.1f} s (every view due at once, its latest grid time)")  # fmt: skip
     found = RUN.findall(window)
-    lateness = [float(late) / 1000 for _, late, _, _ in found]
-    probe_cpu = [float(cpu) / 1000 for _, _, _, cpu in found]
+    catch_up = [r for r in found if datetime.fromisoformat(r[1]) < began]
+    lateness = [float(r[2]) / 1000 for r in found]
+    steady = [float(r[2]) / 1000 for r in found if datetime.fromisoformat(r[1]) >= began]
+    probe_cpu = [float(cpu) / 1000 for _, _, _, _, cpu in found]
     minutes = (last.at - first.at) / 60
     cpu = (last.cpu - first.cpu) / minutes
     probes = sum(probe_cpu) / minutes
@@ -232,7 +241,7 @@ def measure(options: argparse.Namespace, daemon: subprocess.Popen[bytes], log: P
     errors = window.count(" ERROR ")
     skipped = window.count("skipped: its previous run is still going")
     dropped = window.count("dropped: no worker was free")
-    late = p99(lateness)
+    late = p99(steady)
     print(f"window: {minutes:.2f} min, {len(lateness)} runs ({runs:.0f}/min, expected "
           f"{options.views}/min), {skipped} skipped, {dropped} dropped, {errors} ERROR log lines")  # fmt: skip
     print(f"CPU: {cpu:.2f} s/min in total ({cpu / 60:.1%} of a core); the probes' own "
@@ -240,8 +249,14 @@ def measure(options: argparse.Namespace, daemon: subprocess.Popen[bytes], log: P
     if runs:
         print(f"per run: {cpu / runs * 1000:.1f} ms CPU in total, {probes / runs * 1000:.1f} ms "
               f"in the probe, {beyond / runs * 1000:.1f} ms beyond it")  # fmt: skip
+    if catch_up:
+        print(f"start-up catch-up: {len(catch_up)} of these runs were scheduled before the daemon "
+              f"started (first runs of views already due), up to "
+              f"{max(float(r[2]) for r in catch_up) / 1000:.1f} s late; lateness p99 of all "
+              f"runs {p99(lateness) * 1000:.0f} ms, of the {len(steady)} runs scheduled "
+              f"after the start {late * 1000:.0f} ms")  # fmt: skip
     for store, parity in (("sqlite", 0), ("redis", 1)):
-        mine = [(float(took), float(cpu)) for v, _, took, cpu in found if int(v) % 2 == parity]
+        mine = [(float(took), float(cpu)) for v, _, _, took, cpu in found if int(v) % 2 == parity]
         if mine:
             print(f"  {store} views: {len(mine)} runs, probe CPU {mean(c for _, c in mine):.1f} ms, "
                   f"run wall time {mean(t for t, _ in mine):.0f} ms (means)")  # fmt: skip
@@ -249,7 +264,7 @@ def measure(options: argparse.Namespace, daemon: subprocess.Popen[bytes], log: P
         ("CPU beyond the queries < 10% of a core", beyond / 60 < 0.10),
         ("every scheduled run ran (none skipped or dropped)", skipped + dropped == 0),
         (f"peak RSS {rss:.0f} MB < 200 MB", rss < 200),
-        (f"lateness p99 {late * 1000:.0f} ms < 1 s", late < 1.0),
+        (f"lateness p99 {late * 1000:.0f} ms < 1 s (runs scheduled after the start)", late < 1.0),
     ]
     print(f"(CPU in total, queries included: {cpu / 60:.1%} of a core)")
     for text, ok in verdicts:
