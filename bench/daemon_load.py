@@ -168,11 +168,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14 and 15)
 
 
-def peak_rss_mb(pid: int) -> float:
+def peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
+    """The process's peak resident memory (`VmRSS`: the current one), in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
-    raise BenchError("no VmHWM in /proc/PID/status")
+    raise BenchError(f"no {field} in /proc/PID/status")
 
 
 def sample(pid: int, log: Path) -> Sample:
@@ -215,11 +216,15 @@ def measure(options: argparse.Namespace, daemon: subprocess.Popen[bytes], log: P
             raise BenchError(f"the daemon did not start:\n{log.read_text()[-3000:]}")
         time.sleep(0.5)
     began = datetime.now(UTC)  # runs scheduled before this are the start-up catch-up
+    loaded = peak_rss_mb(daemon.pid, "VmRSS")
     time.sleep(WARMUP.total_seconds())  # start-up and its catch-up are not the steady state
     first = sample(daemon.pid, log)
     time.sleep(options.minutes * 60)
     last = sample(daemon.pid, log)
     rss = peak_rss_mb(daemon.pid)
+    now_rss = peak_rss_mb(daemon.pid, "VmRSS")
+    print(f"memory: {loaded:.0f} MB resident when the daemon said it was running, {now_rss:.0f} MB "
+          f"at the end, {rss:.0f} MB at the peak")  # fmt: skip
     with log.open("rb") as stream:
         warm = stream.read(first.log_offset).decode(errors="replace")
         window = stream.read(last.log_offset - first.log_offset).decode(errors="replace")

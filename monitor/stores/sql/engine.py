@@ -33,6 +33,13 @@ _NOT_FOUND = (
 _TIMEOUT = ("statement timeout", "canceling statement", "interrupted", "interrupt")
 
 
+STATEMENT_CACHE = 64
+"""Compiled statements an engine keeps (SQLAlchemy's default is 500). featmon's are large (a
+view's aggregate SELECT of dozens of columns: about 110 kB an entry), a view uses about two,
+and the cache only hits when it holds every statement of every view: 500 entries never hit at
+500 views and held 110 MB of the daemon's memory. 64 keeps the hits of a few dozen views."""
+
+
 def open_engine(url: str, store: str, timeout: timedelta, read_only_file: bool = True) -> sa.Engine:
     """An engine for `url`; the caller owns it and disposes of it.
 
@@ -59,7 +66,9 @@ def open_engine(url: str, store: str, timeout: timedelta, read_only_file: bool =
         # connection of its own, whatever the thread, and keeps a few (opening one costs ~40 ms).
         options = {"poolclass": sa.pool.QueuePool, "pool_size": 2, "max_overflow": 8}
     try:
-        return sa.create_engine(parsed, connect_args=connect_args, **options)
+        return sa.create_engine(
+            parsed, connect_args=connect_args, query_cache_size=STATEMENT_CACHE, **options
+        )
     except (sa_exc.ArgumentError, ImportError) as exc:
         raise StoreUnavailable(store, f"cannot create an engine for {backend}: {exc}") from exc
 
