@@ -167,7 +167,11 @@ class StateConfig(Strict):
 
 
 class ReportsConfig(Strict):
-    dir: str = Field("featmon-reports", description="Where HTML reports are written.")
+    dir: str = Field(
+        "featmon-reports",
+        description="Where `featmon check` writes its HTML report (the daemon writes none: its "
+        "sidecar renders each run's report on demand at /reports/).",
+    )
     base_url: str | None = Field(None, description="Public URL of the reports, for alert links.")
 
 
