@@ -255,3 +255,11 @@ def test_runs_recorded_in_the_state_database_are_the_reference(tmp_path: Path) -
     assert details(now) == RowCountDetails(
         rows=40, window_seconds=3600.0, history=3, reference=100.0, change=-0.6
     )
+
+
+def test_a_change_given_no_earlier_counts_is_an_error_never_a_pass() -> None:
+    planned = plan({"kind": "row_count", "min": 1, "change": {"max_drop": 0.5}})
+    result = evaluate(planned, offline({RowCount(DAY): 7}), AT)
+    assert result.status is Status.ERROR
+    assert isinstance(result.details, ErrorDetails)
+    assert result.details.reason == "no earlier counts were read: no change to judge"

@@ -66,14 +66,15 @@ def judged_threshold(check: RowCountCheck, reference: float | None) -> Threshold
 
 
 def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime) -> CheckResult:  # noqa: ARG001
-    """The absolute bounds only (a check without `change`, or a probe without history)."""
+    """The absolute bounds of a check without `change`. A check with `change` given no
+    earlier counts is an error: what it was asked to judge was never measured."""
     check = narrow(planned, RowCountCheck)
     rows = _rows(planned, observation)
     if isinstance(rows, str):
         return error(planned, threshold(check), rows)
-    details = RowCountDetails(rows=rows, window_seconds=window_of(planned).total_seconds())
     if check.change is not None:
-        details = replace(details, reason="no history was read: the change is not judged")
+        return error(planned, threshold(check), "no earlier counts were read: no change to judge")
+    details = RowCountDetails(rows=rows, window_seconds=window_of(planned).total_seconds())
     return build(planned, threshold(check), float(rows), details)
 
 
