@@ -182,6 +182,14 @@ def value_message_class() -> type[Message]:
 Value = value_message_class()
 
 
+def value_with(member: str, value: object) -> Message:
+    """A Value message with one member set (the class is built at run time, so its fields are
+    unknown to the type checker: set by name rather than by keyword)."""
+    message = Value()
+    setattr(message, member, value)
+    return message
+
+
 def element_strategy(kind: str) -> st.SearchStrategy[Any]:
     """Values of one protobuf element kind; timestamps as epoch seconds within datetime's range,
     never Feast's null sentinel."""
@@ -282,7 +290,7 @@ def test_null_val_reads_as_null() -> None:
 def test_feast_null_timestamp_reads_as_null() -> None:
     """A unix_timestamp_val holding numpy's NaT (int64 min) is Feast's null timestamp."""
     blob = bytes.fromhex("40" + "80808080808080808001")
-    assert Value(unix_timestamp_val=NULL_TIMESTAMP).SerializeToString() == blob
+    assert value_with("unix_timestamp_val", NULL_TIMESTAMP).SerializeToString() == blob
     assert decode_value(blob) == (FeatureState.NULL, None)
 
 
@@ -617,7 +625,7 @@ def _to_wire_python(member: Member, wire_value: object) -> object:
 
 def test_protobufs_null_and_empty_messages_read_as_null() -> None:
     """A message with null_val set, and a message with no member, are both null."""
-    assert decode_value(Value(null_val=0).SerializeToString()) == (FeatureState.NULL, None)
+    assert decode_value(value_with("null_val", 0).SerializeToString()) == (FeatureState.NULL, None)
     assert decode_value(Value().SerializeToString()) == (FeatureState.NULL, None)
 
 

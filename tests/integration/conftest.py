@@ -5,6 +5,7 @@ of `feast_build.py` with Feast's interpreter."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -26,8 +27,9 @@ from tests.integration import plan
 
 log = logging.getLogger(__name__)
 
-FEAST_REQUIREMENT = "feast[redis,postgres]==0.67.0"
 ROOT = Path(__file__).resolve().parents[2]
+FEAST_LOCK = ROOT / "requirements" / "feast.lock"
+"""Feast 0.67 and everything it needs, pinned with hashes (`./dev lock` refreshes it)."""
 FEAST_VENV = Path(os.environ.get("FEATMON_FEAST_VENV", ROOT / ".cache" / "feast-venv"))
 BUILD_SCRIPT = Path(__file__).with_name("feast_build.py")
 INSTALL_TIMEOUT = 1200
@@ -46,27 +48,29 @@ def _run(command: list[str], timeout: float) -> subprocess.CompletedProcess[str]
 
 @pytest.fixture(scope="session")
 def feast_python() -> Path:
-    """The interpreter of a virtualenv holding Feast 0.67, installed on first use."""
+    """The interpreter of a virtualenv holding Feast 0.67, installed from its lock on first use."""
     python = FEAST_VENV / "bin" / "python"
     stamp = FEAST_VENV / ".featmon-requirement"
-    if python.exists() and stamp.exists() and stamp.read_text() == FEAST_REQUIREMENT:
+    wanted = hashlib.sha256(FEAST_LOCK.read_bytes()).hexdigest()
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
         log.info("reusing Feast's virtualenv at %s", FEAST_VENV)
         return python
     shutil.rmtree(FEAST_VENV, ignore_errors=True)
     started = time.monotonic()
     steps = [
         [sys.executable, "-m", "venv", str(FEAST_VENV)],
-        [str(python), "-m", "pip", "install", "--quiet", FEAST_REQUIREMENT],
+        [str(python), "-m", "pip", "install", "--quiet", "--require-hashes", "--no-deps"]
+        + ["-r", str(FEAST_LOCK)],
     ]
     for step in steps:
         done = _run(step, INSTALL_TIMEOUT)
         if done.returncode != 0:
             tail = "\n".join((done.stdout + done.stderr).splitlines()[-30:])
-            pytest.fail(f"installing {FEAST_REQUIREMENT} failed ({' '.join(step[:4])}):\n{tail}")
-    stamp.write_text(FEAST_REQUIREMENT)
+            pytest.fail(f"installing Feast from {FEAST_LOCK.name} failed ({' '.join(step[:4])}):\n{tail}")
+    stamp.write_text(wanted)
     elapsed = time.monotonic() - started
     (FEAST_VENV / ".featmon-install-seconds").write_text(f"{elapsed:.1f}\n")
-    log.info("installed %s into %s in %.1f s", FEAST_REQUIREMENT, FEAST_VENV, elapsed)
+    log.info("installed Feast from %s into %s in %.1f s", FEAST_LOCK.name, FEAST_VENV, elapsed)
     return python
 
 
