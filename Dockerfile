@@ -5,11 +5,14 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md config.example.yaml ./
+COPY requirements/build.lock ./requirements/
 COPY examples ./examples
 COPY monitor ./monitor
 COPY checks ./checks
 COPY alerts ./alerts
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# featmon's wheel, built by the locked hatchling; its dependencies come from the lock below.
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements/build.lock \
+    && pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels .
 
 FROM python:3.11-slim
 # tzdata: cron schedules and maintenance windows are read in IANA zones.
@@ -18,7 +21,10 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /var/lib/featmon --create-home featmon
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+COPY requirements/featmon.lock /tmp/featmon.lock
+# The dependencies exactly as tested (hashes checked), then featmon itself without resolving any.
+RUN pip install --no-cache-dir --require-hashes --no-deps -r /tmp/featmon.lock \
+    && pip install --no-cache-dir --no-deps /wheels/*.whl && rm -rf /wheels /tmp/featmon.lock
 USER 10001
 WORKDIR /var/lib/featmon
 EXPOSE 9108
