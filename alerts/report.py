@@ -25,6 +25,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup  # jinja2's own markup type
 
 from alerts.format import format_count, format_ratio, format_seconds, format_time, format_value
 from checks.result import (
@@ -174,8 +175,19 @@ def environment() -> Environment:
         "time": format_time,
         "details_kind": details_kind,
         "population": population_label,
+        "breakable": breakable,
     }
     return env
+
+
+_BREAKS = re.compile(r"(?<=[._/])|(?=@)")
+
+
+def breakable(name: object) -> Markup:
+    """`name` with a line-break opportunity (`<wbr>`) after each `.`, `_` or `/` and before `@`,
+    so a narrow column wraps a check id or a feature name between its words, never inside one.
+    Markup.join escapes every piece."""
+    return Markup("<wbr>").join(piece for piece in _BREAKS.split(str(name)) if piece)
 
 
 def render_report(
@@ -264,9 +276,14 @@ def is_report_name(run_id: str) -> bool:
 
 
 # History charts: a check's last values as a small inline SVG (no script, nothing fetched).
+# The scale is honest: the axis starts at zero (or below it, for negative values) and reaches
+# the largest value or fail limit, both labelled, and the fail limits are drawn as dashed lines;
+# a change of 10 s on 3 days is a flat line, not a cliff.
 
-CHART_WIDTH = 120
-CHART_HEIGHT = 28
+CHART_WIDTH = 170
+CHART_HEIGHT = 36
+PLOT_WIDTH = 112
+"""The plot's width; the axis labels sit to its right."""
 _PAD = 3.0
 
 
@@ -289,59 +306,95 @@ class ChartDot:
 
 
 @dataclass(frozen=True)
+class ChartLimit:
+    """A fail limit drawn across the plot at height `y`."""
+
+    y: float
+    label: str
+
+
+@dataclass(frozen=True)
 class Chart:
     """The geometry of one sparkline, oldest value left. `line` is an SVG `points` list over
-    the measured values; errors sit as dots on the baseline."""
+    the measured values; errors sit as dots on the baseline. The axis runs from `axis_low` to
+    `axis_high` (formatted in the check's unit) and is labelled at both ends."""
 
     width: int
     height: int
+    plot_width: int
     line: str
     dots: tuple[ChartDot, ...]
+    limits: tuple[ChartLimit, ...]
     low: float | None
     high: float | None
+    axis_low: str
+    axis_high: str
     unit: str
     label: str  # what a screen reader says
 
 
-def chart(points: Sequence[ChartPoint], unit: str = "count") -> Chart | None:
-    """The sparkline of `points` (newest first, as the state database lists them); None for
-    fewer than two points, where a line says nothing."""
+@dataclass(frozen=True)
+class _Axis:
+    low: float
+    high: float
+
+    def y(self, value: float | None) -> float:
+        bottom = CHART_HEIGHT - _PAD
+        if value is None or not math.isfinite(value):
+            return bottom
+        return round(
+            bottom - (value - self.low) / (self.high - self.low) * (CHART_HEIGHT - 2 * _PAD), 1
+        )
+
+
+def _axis(values: Sequence[float], limits: Sequence[float]) -> _Axis:
+    """From zero (or the lowest value, when negative) to the highest value or limit."""
+    low = min([0.0, *values, *limits])
+    high = max([low, *values, *limits])
+    return _Axis(low, high if high > low else low + 1.0)
+
+
+def chart(
+    points: Sequence[ChartPoint], unit: str = "count", limits: Sequence[float] = ()
+) -> Chart | None:
+    """The sparkline of `points` (newest first, as the state database lists them) against the
+    fail `limits`; None for fewer than two points, where a line says nothing."""
     if len(points) < 2:
         return None
     ordered = list(reversed(points))
     values = [p.value for p in ordered if p.value is not None and math.isfinite(p.value)]
-    low, high = (min(values), max(values)) if values else (None, None)
-    step = (CHART_WIDTH - 2 * _PAD) / (len(ordered) - 1)
+    finite_limits = [limit for limit in limits if math.isfinite(limit)]
+    axis = _axis(values, finite_limits)
+    step = (PLOT_WIDTH - 2 * _PAD) / (len(ordered) - 1)
     dots: list[ChartDot] = []
     for index, point in enumerate(ordered):
-        x = round(_PAD + index * step, 1)
-        y = round(_scale(point.value, low, high), 1)
         shown = "no value" if point.value is None else format_value(point.value, unit)
         label = f"{format_time(point.scheduled_at)}: {shown} ({point.status.value})"
-        dots.append(ChartDot(x, y, point.status.value, label))
+        dots.append(
+            ChartDot(round(_PAD + index * step, 1), axis.y(point.value), point.status.value, label)
+        )
     line = " ".join(
         f"{d.x},{d.y}" for d, p in zip(dots, ordered, strict=True) if p.value is not None
     )
+    low, high = (min(values), max(values)) if values else (None, None)
     span = "no values" if low is None or high is None else _span(low, high, unit)
     return Chart(
         width=CHART_WIDTH,
         height=CHART_HEIGHT,
+        plot_width=PLOT_WIDTH,
         line=line,
         dots=tuple(dots),
+        limits=tuple(
+            ChartLimit(axis.y(limit), f"limit {format_value(limit, unit)}")
+            for limit in finite_limits
+        ),
         low=low,
         high=high,
+        axis_low=format_value(axis.low, unit),
+        axis_high=format_value(axis.high, unit),
         unit=unit,
         label=f"last {len(ordered)} runs: {span}",
     )
-
-
-def _scale(value: float | None, low: float | None, high: float | None) -> float:
-    bottom = CHART_HEIGHT - _PAD
-    if value is None or low is None or high is None or not math.isfinite(value):
-        return bottom
-    if high == low:
-        return CHART_HEIGHT / 2
-    return bottom - (value - low) / (high - low) * (CHART_HEIGHT - 2 * _PAD)
 
 
 def _span(low: float, high: float, unit: str) -> str:
@@ -355,7 +408,9 @@ def _charts(
 ) -> Mapping[str, Chart]:
     out: dict[str, Chart] = {}
     for result in results:
-        drawn = chart(history.get(result.check, ()), result.threshold.unit)
+        threshold = result.threshold
+        limits = [limit for limit in (threshold.fail, threshold.fail_min) if limit is not None]
+        drawn = chart(history.get(result.check, ()), threshold.unit, limits)
         if drawn is not None:
             out[result.check] = drawn
     return MappingProxyType(out)

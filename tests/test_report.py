@@ -17,7 +17,7 @@ import pytest
 from jinja2 import UndefinedError
 
 from alerts.format import format_value
-from alerts.report import LATEST, render_report, write_report
+from alerts.report import LATEST, ChartPoint, chart, render_report, write_report
 from checks.result import (
     CheckResult,
     CoverageDetails,
@@ -181,7 +181,7 @@ def hostile_view() -> tuple[CheckResult, ...]:
     )
 
 
-INLINE = frozenset({"a", "code", "span", "strong", "time", "b"})
+INLINE = frozenset({"a", "code", "span", "strong", "time", "b", "wbr"})
 
 
 class Page(HTMLParser):
@@ -579,3 +579,66 @@ def test_chromium_renders_the_page_offline(tmp_path: Path) -> None:
     )
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 10_000, "a blank page compresses to almost nothing"
+
+
+# --- names that wrap, targets said once, honest charts -------------------------------------------
+
+
+def test_check_ids_and_features_may_break_only_between_their_words() -> None:
+    """A long check id wraps after `.` or `_` or before `@`, never inside a word; the hostile
+    name stays escaped."""
+    long_id = "user_stats.null_rate.rolling_7d_revenue@online"
+    html = render_report(replace(sample_run(), results=(result(check=long_id, feature="a_b<i>"),)))
+    assert (
+        "<code>user_<wbr>stats.<wbr>null_<wbr>rate.<wbr>rolling_<wbr>7d_<wbr>revenue<wbr>@online</code>"
+        in html
+    )
+    assert "<code>a_<wbr>b&lt;i&gt;</code>" in html
+    css = files("alerts").joinpath("templates", "report.css").read_text(encoding="utf-8")
+    rule = re.search(r"table\.checks > tbody > tr > th > code \{([^}]*)\}", css)
+    assert rule is not None
+    assert "anywhere" not in rule[1]
+
+
+def test_the_target_names_its_store_only_when_the_store_has_another_name() -> None:
+    """A store called `online` shows `online` once; `redis_prod` shows beside its target."""
+    same = Page(render_report(replace(sample_run(), results=(result(store="online"),))))
+    other = Page(render_report(replace(sample_run(), results=(result(),))))
+    assert " online online " not in same.row("user_stats.freshness@online")
+    assert "online store redis_prod" in other.row("user_stats.freshness@online")
+
+
+def history(*values: float | None) -> list[ChartPoint]:
+    """Points newest first, one run a minute apart."""
+    start = datetime(2026, 11, 26, 6, tzinfo=UTC)
+    return [
+        ChartPoint(f"r{i}", start - timedelta(minutes=i), value, Status.PASS)
+        for i, value in enumerate(values)
+    ]
+
+
+def test_a_small_change_on_a_large_value_draws_a_flat_line() -> None:
+    """3 days growing by 10 s a run stays within a pixel: the axis starts at zero."""
+    drawn = chart(history(259_220.0, 259_210.0, 259_200.0), "seconds")
+    assert drawn is not None
+    heights = [dot.y for dot in drawn.dots]
+    assert max(heights) - min(heights) < 1.0
+    assert drawn.axis_low == "0s"
+    assert drawn.axis_high == format_value(259_220.0, "seconds")
+
+
+def test_the_axis_reaches_the_fail_limit_and_draws_it() -> None:
+    """Values under their limit sit below its dashed line, and the axis is labelled up to it."""
+    drawn = chart(history(600.0, 1200.0), "seconds", limits=[3600.0])
+    assert drawn is not None
+    assert drawn.axis_high == "1h 00m"
+    (limit,) = drawn.limits
+    assert all(dot.y > limit.y for dot in drawn.dots)  # SVG y grows downwards
+
+
+def test_the_chart_labels_its_axis_in_the_page() -> None:
+    """The SVG carries the axis' two ends as text."""
+    run = sample_run()
+    page = render_report(run, history={"user_stats.freshness@online": history(42.0, 40.0)})
+    assert '<text class="spark-tick"' in page
+    assert ">0s</text>" in page
