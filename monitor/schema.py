@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema
 
+from checks.duration import format_duration
 from checks.model import CheckFile
 from monitor.config import Config
 
@@ -16,8 +20,17 @@ SCHEMAS: dict[str, type[BaseModel]] = {
 }
 
 
+class _AsWritten(GenerateJsonSchema):
+    """Defaults spelled as a user writes them: a duration as `30s`, not ISO 8601's `PT30S`."""
+
+    def encode_default(self, dft: Any) -> Any:  # noqa: ANN401  # pydantic's own signature
+        if isinstance(dft, timedelta):
+            return format_duration(dft)
+        return super().encode_default(dft)
+
+
 def document(model: type[BaseModel]) -> dict[str, object]:
-    body = model.model_json_schema(mode="validation")
+    body = model.model_json_schema(mode="validation", schema_generator=_AsWritten)
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **body}
 
 
