@@ -57,16 +57,18 @@ def feast_python() -> Path:
         return python
     shutil.rmtree(FEAST_VENV, ignore_errors=True)
     started = time.monotonic()
+    install = ["install", "--quiet", "--require-hashes", "--no-deps", "-r", str(FEAST_LOCK)]
     steps = [
         [sys.executable, "-m", "venv", str(FEAST_VENV)],
-        [str(python), "-m", "pip", "install", "--quiet", "--require-hashes", "--no-deps"]
-        + ["-r", str(FEAST_LOCK)],
+        [str(python), "-m", "pip", *install],
     ]
     for step in steps:
         done = _run(step, INSTALL_TIMEOUT)
         if done.returncode != 0:
             tail = "\n".join((done.stdout + done.stderr).splitlines()[-30:])
-            pytest.fail(f"installing Feast from {FEAST_LOCK.name} failed ({' '.join(step[:4])}):\n{tail}")
+            pytest.fail(
+                f"installing Feast from {FEAST_LOCK.name} failed ({' '.join(step[:4])}):\n{tail}"
+            )
     stamp.write_text(wanted)
     elapsed = time.monotonic() - started
     (FEAST_VENV / ".featmon-install-seconds").write_text(f"{elapsed:.1f}\n")
