@@ -54,6 +54,7 @@ from types import MappingProxyType
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from alerts.config import RetrySettings
 from alerts.format import format_threshold, format_time, format_value
 from alerts.model import AlertEvent, AlertState, fingerprint
 from alerts.silences import Silence, Silences
@@ -85,6 +86,11 @@ class AlertingConfig(BaseModel):
     )
     keep_resolved: Duration = Field(
         timedelta(days=1), description="How long a resolved alert stays in the alert state."
+    )
+    retry: RetrySettings = Field(
+        RetrySettings(),
+        description="Retries of notifications a receiver did not take, for every receiver "
+        "without a `retry` of its own.",
     )
 
     @field_validator("repeat_interval")
