@@ -47,6 +47,7 @@ the alert; `last_notified_at` and the repeat and retention clocks use `now`.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -565,6 +566,9 @@ def _check_notes(result: CheckResult) -> dict[str, str]:
         "status": result.status.value,
         "target": result.target,
     }
+    if result.value is not None:
+        notes["value_raw"] = repr(float(result.value))
+    notes["threshold_raw"] = json.dumps(result.threshold.as_json(), separators=(",", ":"))
     if result.sample_size is not None:
         notes["sample_size"] = str(result.sample_size)
     return notes
