@@ -8,9 +8,42 @@ from datetime import timedelta
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
-from checks.duration import Duration
+from checks.duration import Duration, format_duration
+
+
+class RetrySettings(BaseModel):
+    """How a notification a receiver did not take is tried again: attempt n waits
+    `base * 2**(n-1)` (jittered), at most `cap`, and never less than the receiver's
+    `Retry-After`; no attempt is made later than `deadline` after it was enqueued."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base: Duration = Field(timedelta(seconds=5), description="Wait before the first retry.")
+    cap: Duration = Field(timedelta(minutes=5), description="Longest wait between two attempts.")
+    deadline: Duration = Field(
+        timedelta(hours=1),
+        description="Give up (the notification is dead) this long after it was enqueued.",
+    )
+
+    @field_validator("base")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError(f"expected a duration above 0s, found {format_duration(value)}")
+        return value
+
+    @field_validator("cap", "deadline")
+    @classmethod
+    def _not_below_base(cls, value: timedelta, info: ValidationInfo) -> timedelta:
+        base = info.data.get("base")
+        if isinstance(base, timedelta) and value < base:
+            raise ValueError(
+                f"expected {info.field_name} to be at least base ({format_duration(base)}), "
+                f"found {format_duration(value)}"
+            )
+        return value
 
 
 class _Receiver(BaseModel):
@@ -18,6 +51,11 @@ class _Receiver(BaseModel):
     timeout: Duration = Field(
         timedelta(seconds=10),
         description="Longest one request may wait: to connect, to send, and between bytes read.",
+    )
+    retry: RetrySettings | None = Field(
+        None,
+        description="Retries of this receiver's notifications, replacing `alerting.retry` "
+        "whole (fields not given take their defaults).",
     )
 
 

@@ -47,6 +47,7 @@ the alert; `last_notified_at` and the repeat and retention clocks use `now`.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -54,6 +55,7 @@ from types import MappingProxyType
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from alerts.config import RetrySettings
 from alerts.format import format_threshold, format_time, format_value
 from alerts.model import AlertEvent, AlertState, fingerprint
 from alerts.silences import Silence, Silences
@@ -85,6 +87,11 @@ class AlertingConfig(BaseModel):
     )
     keep_resolved: Duration = Field(
         timedelta(days=1), description="How long a resolved alert stays in the alert state."
+    )
+    retry: RetrySettings = Field(
+        RetrySettings(),
+        description="Retries of notifications a receiver did not take, for every receiver "
+        "without a `retry` of its own.",
     )
 
     @field_validator("repeat_interval")
@@ -559,6 +566,9 @@ def _check_notes(result: CheckResult) -> dict[str, str]:
         "status": result.status.value,
         "target": result.target,
     }
+    if result.value is not None:
+        notes["value_raw"] = repr(float(result.value))
+    notes["threshold_raw"] = json.dumps(result.threshold.as_json(), separators=(",", ":"))
     if result.sample_size is not None:
         notes["sample_size"] = str(result.sample_size)
     return notes

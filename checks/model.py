@@ -146,13 +146,24 @@ class CheckBase(Strict):
         return self
 
 
+# Clock jitter between writers and the monitor: an event time at most this far after the
+# scheduled time counts as age 0; one further ahead is a future value, which fails the check.
+DEFAULT_MAX_FUTURE = timedelta(minutes=1)
+_MAX_FUTURE_DESCRIPTION = (
+    "Tolerance for clock jitter: an event time up to this far after the scheduled time counts "
+    "as age 0; one further ahead is a future value (counted apart, never fresh)."
+)
+
+
 class FreshnessCheck(CheckBase):
-    """Age of the values: online per sampled entity (a quantile), offline of the newest row."""
+    """Age of the values: online per sampled entity (a quantile), offline of the newest row at
+    or before the scheduled time. Any value further ahead than `max_future` fails the check."""
 
     kind: Literal["freshness"]
     quantile: Quantile = "p99"
     warn: Duration | None = None
     max: Duration | None = None
+    max_future: Duration = Field(DEFAULT_MAX_FUTURE, description=_MAX_FUTURE_DESCRIPTION)
 
     bound = "max"
 
@@ -165,6 +176,7 @@ class CoverageCheck(CheckBase):
     min: Annotated[float, Field(ge=0, le=1)] | None = None
     features: tuple[str, ...] | None = Field(None, description="Required features; default all.")
     max_age: Duration | None = Field(None, description="Oldest acceptable value; default the TTL.")
+    max_future: Duration = Field(DEFAULT_MAX_FUTURE, description=_MAX_FUTURE_DESCRIPTION)
 
     only = ("online", "coverage is measured on the online store")
 

@@ -218,9 +218,19 @@ class NullCount:
 
 @dataclass(frozen=True)
 class MaxTimestamp:
-    """The newest value of a timestamp column."""
+    """The newest value of a timestamp column: of every row when `ahead` is None, else of the
+    rows at or before scheduled + `ahead` (freshness: values not from the future)."""
 
     column: str
+    ahead: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class FutureCount:
+    """Rows whose timestamp `column` is after scheduled + `ahead`: values from the future."""
+
+    column: str
+    ahead: timedelta
 
 
 @dataclass(frozen=True)
@@ -303,6 +313,7 @@ OfflineMetric = (
     RowCount
     | NullCount
     | MaxTimestamp
+    | FutureCount
     | LatenessCount
     | MaxLateness
     | KeyedRows

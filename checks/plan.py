@@ -31,6 +31,7 @@ from checks.model import (
 from checks.observation import (
     LATENESS_BOUNDS,
     DistinctKeys,
+    FutureCount,
     KeyedRows,
     LatenessCount,
     MaxLateness,
@@ -246,7 +247,7 @@ def metrics_of(planned: PlannedCheck) -> set[OfflineMetric]:
     """The offline aggregates one check is evaluated from (its kind module reads these)."""
     check, view = planned.check, planned.view
     if isinstance(check, FreshnessCheck):
-        return {MaxTimestamp(view.timestamp)}
+        return set(freshness_metrics(view.timestamp, check.max_future))
     window = window_of(planned)
     if isinstance(check, NullRateCheck) and planned.feature is not None:
         return {RowCount(window), NullCount(planned.feature, window)}
@@ -259,6 +260,16 @@ def metrics_of(planned: PlannedCheck) -> set[OfflineMetric]:
     if isinstance(check, RangeCheck):
         return set(range_metrics(check, window))
     return set()
+
+
+def freshness_metrics(timestamp: str, max_future: timedelta) -> tuple[OfflineMetric, ...]:
+    """The newest event time at or before scheduled + max_future (the one freshness measures),
+    the rows after that bound (values from the future) and the newest of all (how far ahead)."""
+    return (
+        MaxTimestamp(timestamp, max_future),
+        FutureCount(timestamp, max_future),
+        MaxTimestamp(timestamp),
+    )
 
 
 def lateness_bounds(watermark: timedelta) -> tuple[timedelta, ...]:

@@ -8,9 +8,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Literal
+
+from checks.duration import format_duration
 
 JSON = str | int | float | bool | None | list["JSON"] | dict[str, "JSON"]
 
@@ -116,17 +118,45 @@ class SampleInfo:
 
 @dataclass(frozen=True)
 class FreshnessDetails:
+    """Ages in seconds of the values at or before scheduled + `max_future_seconds` (a value
+    after the scheduled time but within that tolerance is age 0). Values further ahead are
+    `future`: counted apart (entities online, rows offline), never in the ages, and any of them
+    fails the check; `future_ahead` is how far the furthest is after the scheduled time."""
+
     p50: float | None
     p90: float | None
     p99: float | None
     max: float | None
-    newest: datetime | None = None  # offline: the newest event time of the table
+    newest: datetime | None = None  # offline: the newest event time not from the future
     sample: SampleInfo | None = None
+    future: int = 0
+    future_ahead: float | None = None  # seconds after the scheduled time, of the furthest
+    max_future_seconds: float | None = None
+
+    @property
+    def reason(self) -> str | None:
+        """Why the check failed whatever its ages were: values from the future."""
+        if not self.future:
+            return None
+        what = ("entity", "entities") if self.sample is not None else ("row", "rows")
+        ahead = "" if self.future_ahead is None else f", up to {_spelled(self.future_ahead)} ahead"
+        tolerance = _spelled(self.max_future_seconds or 0.0)
+        return (
+            f"{self.future} {what[self.future != 1]} with an event time in the future{ahead} "
+            f"(more than max_future {tolerance} after the scheduled time)"
+        )
 
     def as_json(self) -> dict[str, JSON]:
         out: dict[str, JSON] = {"p50": self.p50, "p90": self.p90, "p99": self.p99, "max": self.max}
         if self.newest is not None:
             out["newest_event_time"] = rfc3339(self.newest)
+        out |= {
+            "future": self.future,
+            "future_ahead_seconds": self.future_ahead,
+            "max_future_seconds": self.max_future_seconds,
+        }
+        if self.reason is not None:
+            out["reason"] = self.reason
         if self.sample is not None:
             out |= self.sample.as_json()
         return out
@@ -609,6 +639,11 @@ class RunResult:
             "counts": dict(self.counts()),
             "results": [r.as_json() for r in self.results],
         }
+
+
+def _spelled(seconds: float) -> str:
+    """Whole seconds as a duration is written in a check file: 10d15h, 1m, 0s."""
+    return format_duration(timedelta(seconds=round(seconds)))
 
 
 def rfc3339(moment: datetime) -> str:

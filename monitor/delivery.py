@@ -11,7 +11,8 @@ Outcomes, per attempt:
 - `DeliveryFailed` retryable: the row stays pending until a backoff delay has passed
   (exponential from `RetryPolicy.base` up to `cap`, jittered, and at least the receiver's
   `Retry-After`); a retry that would fall after `created_at + deadline` is not made: the row is
-  `dead` with the reason.
+  `dead` with the reason. The policy is the receiver's own (`retry:` of the receiver in
+  config.yaml), else `alerting.retry`.
 - `DeliveryFailed` permanent, an unknown receiver or an unreadable notification: `dead` at once.
 
 Rows are claimed for a lease (see `monitor.state.outbox`), so replicas sharing a PostgreSQL
@@ -31,13 +32,14 @@ import random
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Protocol
 
 from alerts.abc import Sender
 from alerts.codec import CodecError, notification_from_json
-from alerts.config import Receiver
+from alerts.config import Receiver, RetrySettings
 from alerts.errors import DeliveryFailed
 from alerts.senders import build_sender, new_client
 from monitor.state import OutboxRow, StateError, StateStore
@@ -78,10 +80,18 @@ class RetryPolicy:
     jitter: float = 0.5
 
     def __post_init__(self) -> None:
-        if self.base <= timedelta(0) or self.cap < self.base:
-            raise ValueError(f"expected 0 < base <= cap, found {self.base} and {self.cap}")
+        if self.base <= timedelta(0) or self.cap < self.base or self.deadline < self.base:
+            raise ValueError(
+                f"expected 0 < base <= cap and base <= deadline, found base {self.base}, "
+                f"cap {self.cap} and deadline {self.deadline}"
+            )
         if not 0 <= self.jitter <= 1:
             raise ValueError(f"expected a jitter from 0 to 1, found {self.jitter}")
+
+    @classmethod
+    def of(cls, settings: RetrySettings) -> RetryPolicy:
+        """The policy of `retry:` in config.yaml (a receiver's own, or `alerting.retry`)."""
+        return cls(base=settings.base, cap=settings.cap, deadline=settings.deadline)
 
     def delay(self, attempts: int, retry_after: float | None, rng: random.Random) -> timedelta:
         exponent = min(max(attempts - 1, 0), 32)
@@ -94,7 +104,8 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class DeliverySettings:
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = RetryPolicy()  # of every receiver without a policy in `retries`
+    retries: Mapping[str, RetryPolicy] = field(default_factory=lambda: MappingProxyType({}))
     lease: timedelta = timedelta(minutes=5)  # longer than any send may take
     poll_interval: timedelta = timedelta(seconds=1)  # idle wait between looks at the outbox
     batch: int = 10  # rows claimed at once
@@ -137,12 +148,21 @@ class Delivery:
         receivers: Mapping[str, Receiver],
         settings: DeliverySettings | None = None,
         *,
+        retry: RetrySettings | None = None,
         observer: OutcomeObserver = _ignore,
     ) -> Delivery:
         """The worker with a real sender per receiver, sharing one HTTP client that the worker
-        owns: `stop()` closes it."""
+        owns: `stop()` closes it. `retry` (`alerting.retry`) is the policy of every receiver
+        without a `retry` of its own; unset, that of `settings`."""
         client = new_client()
         senders = {name: build_sender(name, r, client) for name, r in receivers.items()}
+        base = settings or DeliverySettings()
+        default = base.retry if retry is None else RetryPolicy.of(retry)
+        retries = {
+            name: default if r.retry is None else RetryPolicy.of(r.retry)
+            for name, r in receivers.items()
+        }
+        settings = replace(base, retry=default, retries=MappingProxyType(retries))
         return cls(state, senders, settings, observer=observer, on_stop=client.close)
 
     # -- the thread ----------------------------------------------------------------------------
@@ -245,8 +265,9 @@ class Delivery:
 
     def _retry(self, row: OutboxRow, token: str, reason: str, retry_after: float | None) -> None:
         now = self._clock()
-        delay = self._settings.retry.delay(row.attempts, retry_after, self._rng)
-        deadline = row.created_at + self._settings.retry.deadline
+        policy = self._settings.retries.get(row.receiver, self._settings.retry)
+        delay = policy.delay(row.attempts, retry_after, self._rng)
+        deadline = row.created_at + policy.deadline
         if now + delay > deadline:
             self._dead(
                 row,

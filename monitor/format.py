@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from alerts.format import format_threshold, format_value
-from checks.result import RunResult, Status
+from alerts.format import format_seconds, format_threshold, format_value
+from checks.result import CheckResult, FreshnessDetails, RunResult, Status
 
 _MARK = {Status.PASS: "pass", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.ERROR: "ERROR"}
 
@@ -16,6 +16,8 @@ def summary_table(run: RunResult) -> str:
         value = format_value(result.value, result.threshold.unit)
         if result.status is Status.ERROR:
             value = _reason(result.details.as_json().get("reason"))
+        elif future := _future(result):
+            value = future if result.value is None else f"{value}, {future}"
         rows.append(
             (
                 _MARK[result.status],
@@ -41,6 +43,17 @@ def summary_table(run: RunResult) -> str:
         f"({took:.1f}s); status {run.status.value}"
     )
     return "\n".join(lines)
+
+
+def _future(result: CheckResult) -> str | None:
+    """`2 future (up to 10d 15h ahead)`: values from the future, which fail a freshness check."""
+    details = result.details
+    if not isinstance(details, FreshnessDetails) or not details.future:
+        return None
+    ahead = details.future_ahead
+    return f"{details.future} future" + (
+        "" if ahead is None else f" (up to {format_seconds(ahead)} ahead)"
+    )
 
 
 def _reason(reason: object) -> str:

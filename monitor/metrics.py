@@ -69,6 +69,8 @@ class _Families:
     """The gauge families of one scrape, filled result by result."""
 
     freshness: GaugeMetricFamily
+    future: GaugeMetricFamily
+    future_ahead: GaugeMetricFamily
     coverage: GaugeMetricFamily
     null_ratio: GaugeMetricFamily
     drift: GaugeMetricFamily
@@ -83,6 +85,19 @@ class _Families:
                 "Age of a feature view's values against the run's scheduled time, by quantile "
                 "over the sampled entities (quantile 1 is the maximum).",
                 labels=["feature_view", "store", "quantile"],
+            ),
+            future=GaugeMetricFamily(
+                "featmon_future_values",
+                "Values of a feature view whose event time is further after the run's scheduled "
+                "time than the check's max_future (sampled entities online, rows offline); left "
+                "out of the freshness quantiles, and any of them fails the check.",
+                labels=["feature_view", "store"],
+            ),
+            future_ahead=GaugeMetricFamily(
+                "featmon_future_ahead_seconds",
+                "How far after the run's scheduled time the furthest future value of a feature "
+                "view is (absent when there is none).",
+                labels=["feature_view", "store"],
             ),
             coverage=GaugeMetricFamily(
                 "featmon_feature_coverage_ratio",
@@ -115,6 +130,8 @@ class _Families:
     def all(self) -> tuple[GaugeMetricFamily, ...]:
         return (
             self.freshness,
+            self.future,
+            self.future_ahead,
             self.coverage,
             self.null_ratio,
             self.drift,
@@ -172,6 +189,10 @@ def result_families(latest: Iterable[StoredResult]) -> tuple[GaugeMetricFamily, 
         if result.kind == "freshness":
             for key, quantile in QUANTILES:
                 series.add(families.freshness, [view, store, quantile], _number(details.get(key)))
+            series.add(families.future, [view, store], _number(details.get("future")))
+            series.add(
+                families.future_ahead, [view, store], _number(details.get("future_ahead_seconds"))
+            )
         elif result.kind == "coverage":
             series.add(families.coverage, [view, store], result.value)
         elif result.kind == "null_rate" and result.feature is not None:

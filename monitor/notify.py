@@ -29,7 +29,9 @@ class AlertRuntime:
             on_outcome(receiver, outcome.value)
 
         self._base_url = config.reports.base_url
-        self.delivery = Delivery.from_config(app.state, config.receivers, observer=report)
+        self.delivery = Delivery.from_config(
+            app.state, config.receivers, retry=config.alerting.retry, observer=report
+        )
         self.alerting = Alerting(
             app.state, AlertingSettings.from_config(config), wake=self.delivery.wake
         )

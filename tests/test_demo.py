@@ -86,6 +86,7 @@ def test_coverage_counts_missing_stale_and_null_users(results: dict[str, CheckRe
         "undecodable": 0,
         "absent": 0,
         "null": len(planted.NULL_REVENUE_USERS),
+        "future": 0,
         "stale": len(planted.STALE_USERS),
     }
     assert info["population"] == "offline"

@@ -16,6 +16,7 @@ from checks.observation import (
     EntityReading,
     FeatureReading,
     FeatureState,
+    FutureCount,
     MaxTimestamp,
     NullCount,
     OfflineObservation,
@@ -119,6 +120,9 @@ def test_freshness_reports_where_its_sample_came_from() -> None:
         "p90": 3000.0,
         "p99": 3000.0,
         "max": 3000.0,
+        "future": 0,
+        "future_ahead_seconds": None,
+        "max_future_seconds": 60.0,
         "population": "offline",
         "asked": 7,
         "found": 6,
@@ -136,12 +140,70 @@ def test_freshness_without_any_timestamp_is_an_error() -> None:
     )
 
 
+def test_an_entity_from_the_future_is_left_out_of_the_ages_and_fails_freshness() -> None:
+    """One entity 10d 15h ahead of the scheduled time among day-old ones: the ages stay a day,
+    never negative, and the check fails with the count and how far ahead."""
+    sample = online(
+        entity(1, revenue=value(age=DAY)),
+        entity(2, revenue=value(age=DAY)),
+        entity(3, revenue=value(age=-(10 * DAY + 15 * HOUR))),
+    )
+    result = evaluate(plan({"kind": "freshness", "max": "2d"}), sample, AT)
+    assert isinstance(result.details, FreshnessDetails)
+    assert (result.value, result.status, result.sample_size) == (86400.0, Status.FAIL, 2)
+    assert (result.details.future, result.details.future_ahead) == (1, 918000.0)
+    assert result.details.reason == (
+        "1 entity with an event time in the future, up to 1w3d15h ahead "
+        "(more than max_future 1m after the scheduled time)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("ahead", "future", "value"),
+    [(timedelta(seconds=60), 0, 0.0), (timedelta(seconds=61), 1, None)],
+)
+def test_an_event_time_within_max_future_is_age_zero_and_beyond_it_future(
+    ahead: timedelta, future: int, value: float | None
+) -> None:
+    """The default max_future is 1m: 60 s ahead is clock jitter (age 0, a pass), 61 s is not."""
+    sample = online(entity(1, revenue=value_of(ahead)))
+    result = evaluate(plan({"kind": "freshness", "max": "1h"}), sample, AT)
+    assert isinstance(result.details, FreshnessDetails)
+    assert (result.value, result.details.future) == (value, future)
+    assert result.status is (Status.FAIL if future else Status.PASS)
+
+
+def test_max_future_widens_the_tolerance_for_clock_jitter() -> None:
+    """With max_future 5m, a value 4 minutes ahead counts as age 0."""
+    sample = online(entity(1, revenue=value_of(4 * MIN)))
+    result = evaluate(plan({"kind": "freshness", "max": "1h", "max_future": "5m"}), sample, AT)
+    assert (result.value, result.status) == (0.0, Status.PASS)
+
+
+def value_of(ahead: timedelta) -> FeatureReading:
+    """A value whose event time is `ahead` after the scheduled time."""
+    return value(age=-ahead)
+
+
 # --- freshness, offline -----------------------------------------------------------------------
+
+
+def measured(
+    newest: object, future: int = 0, furthest: object = None, column: str = "event_timestamp"
+) -> OfflineObservation:
+    """What the offline probe measures for a freshness check with the default max_future."""
+    return offline(
+        {
+            MaxTimestamp(column, MIN): newest,  # type: ignore[dict-item]
+            FutureCount(column, MIN): future,
+            MaxTimestamp(column): furthest if furthest is not None else newest,  # type: ignore[dict-item]
+        }
+    )
 
 
 def test_offline_freshness_is_the_age_of_the_newest_row() -> None:
     planned = plan({"kind": "freshness", "max": "1d", "target": "offline"}, timestamp="ts")
-    result = evaluate(planned, offline({MaxTimestamp("ts"): AT - 2 * HOUR}), AT)
+    result = evaluate(planned, measured(AT - 2 * HOUR, column="ts"), AT)
     assert (result.value, result.status, result.sample_size) == (7200.0, Status.PASS, None)
     assert result.as_json()["details"] == {
         "p50": 7200.0,
@@ -149,29 +211,48 @@ def test_offline_freshness_is_the_age_of_the_newest_row() -> None:
         "p99": 7200.0,
         "max": 7200.0,
         "newest_event_time": "2024-06-01T10:00:00Z",
+        "future": 0,
+        "future_ahead_seconds": None,
+        "max_future_seconds": 60.0,
     }
 
 
 def test_offline_freshness_one_second_past_max_fails() -> None:
     planned = plan({"kind": "freshness", "max": "2h", "target": "offline"})
-    at_max = offline({MaxTimestamp("event_timestamp"): AT - 2 * HOUR})
-    past_max = offline({MaxTimestamp("event_timestamp"): AT - 2 * HOUR - timedelta(seconds=1)})
+    at_max = measured(AT - 2 * HOUR)
+    past_max = measured(AT - 2 * HOUR - timedelta(seconds=1))
     assert evaluate(planned, at_max, AT).status is Status.PASS
     assert evaluate(planned, past_max, AT).status is Status.FAIL
+
+
+def test_offline_rows_from_the_future_fail_freshness_with_their_count() -> None:
+    """The newest row not from the future is a day old; one row 10d 15h ahead fails the check,
+    whose value stays the day (never a negative age)."""
+    planned = plan({"kind": "freshness", "max": "2d", "target": "offline"})
+    observation = measured(AT - DAY, future=1, furthest=AT + 10 * DAY + 15 * HOUR)
+    result = evaluate(planned, observation, AT)
+    assert (result.value, result.status) == (86400.0, Status.FAIL)
+    details = result.as_json()["details"]
+    assert isinstance(details, dict)
+    assert (details["future"], details["future_ahead_seconds"]) == (1, 918000.0)
+    assert details["reason"] == (
+        "1 row with an event time in the future, up to 1w3d15h ahead "
+        "(more than max_future 1m after the scheduled time)"
+    )
+
+
+def test_offline_rows_all_from_the_future_fail_without_an_age() -> None:
+    planned = plan({"kind": "freshness", "max": "2d", "target": "offline"})
+    result = evaluate(planned, measured(None, future=3, furthest=AT + HOUR), AT)
+    assert (result.value, result.status) == (None, Status.FAIL)
 
 
 @pytest.mark.parametrize(
     ("observation", "message"),
     [
         (offline({}), "features.user_stats has no rows with an event time"),
-        (
-            offline({MaxTimestamp("event_timestamp"): None}),
-            "features.user_stats has no rows with an event time",
-        ),
-        (
-            offline({MaxTimestamp("event_timestamp"): 1717243200}),
-            "event_timestamp is not a timestamp: 1717243200",
-        ),
+        (measured(None), "features.user_stats has no rows with an event time"),
+        (measured(1717243200), "event_timestamp is not a timestamp: 1717243200"),
         (
             offline(
                 unavailable={MaxTimestamp("event_timestamp"): "column event_timestamp is gone"}
@@ -215,6 +296,7 @@ def test_coverage_counts_each_uncovered_request_under_its_reason() -> None:
         "undecodable": 1,
         "absent": 1,
         "null": 2,
+        "future": 0,
         "stale": 2,
     }
     assert (result.details.covered, result.details.sampled) == (3, 10)
@@ -234,6 +316,7 @@ def test_coverage_names_the_first_reason_only() -> None:
         "undecodable": 1,
         "absent": 0,
         "null": 0,
+        "future": 0,
         "stale": 0,
     }
 
@@ -256,6 +339,21 @@ def test_coverage_max_age_replaces_the_ttl(age: timedelta, covered: bool) -> Non
     assert isinstance(result.details, CoverageDetails)
     assert result.details.max_age_seconds == 1800.0
     assert result.value == (1.0 if covered else 0.0)
+
+
+@pytest.mark.parametrize(
+    ("ahead", "reason"), [(timedelta(seconds=60), None), (timedelta(seconds=61), "future")]
+)
+def test_coverage_never_counts_a_value_from_the_future_as_served(
+    ahead: timedelta, reason: str | None
+) -> None:
+    """A required feature more than max_future (1m) ahead of the scheduled time is no valid
+    served value: not covered, under its own reason; within 1m it is covered."""
+    ahead_feature = entity(1, revenue=value_of(ahead), purchases=value(), active_days=value())
+    result = evaluate(plan({"kind": "coverage", "min": 0.9}), online(ahead_feature), AT)
+    assert isinstance(result.details, CoverageDetails)
+    assert result.value == (1.0 if reason is None else 0.0)
+    assert result.details.uncovered["future"] == (0 if reason is None else 1)
 
 
 def test_coverage_stale_is_judged_per_required_feature() -> None:

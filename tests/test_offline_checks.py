@@ -50,6 +50,7 @@ from checks.result import (
     CheckResult,
     DuplicateDetails,
     ErrorDetails,
+    FreshnessDetails,
     LateArrivalDetails,
     RangeDetails,
     RowCountDetails,
@@ -161,7 +162,18 @@ def facts() -> list[dict[str, Any]]:
     return [*base, *copies, *keyless, *others, *old, *edge, *future]
 
 
-def stored(times: Times, drop: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+# `skewed`: a table whose rows are a day old but for one future-dated row (a bad writer).
+AHEAD = timedelta(days=10, hours=15)
+
+
+def skewed_facts() -> list[dict[str, Any]]:
+    day_old = [row(k, S - DAY + timedelta(minutes=k), 60, 1.0, 1) for k in range(5)]
+    return [*day_old, row(99, S + AHEAD, 60, 1.0, 1)]
+
+
+def stored(
+    times: Times, drop: tuple[str, ...] = (), given: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """The facts as a table stores them: naive times as Berlin wall times."""
     berlin = ZoneInfo(ZONE)
 
@@ -169,7 +181,7 @@ def stored(times: Times, drop: tuple[str, ...] = ()) -> list[dict[str, Any]]:
         return None if moment is None else moment.astimezone(berlin).replace(tzinfo=None)
 
     out = []
-    for fact in facts():
+    for fact in facts() if given is None else given:
         planted = dict(fact)
         if times != "aware":
             planted["event_timestamp"] = naive(fact["event_timestamp"])
@@ -194,7 +206,8 @@ DROPPED = ("created_ts", "revenue")
 
 
 def plant(engine: sa.Engine, schema: str | None, times: Times) -> None:
-    """`events` (the facts) and `dropped` (the facts without created_ts and revenue)."""
+    """`events` (the facts), `dropped` (the facts without created_ts and revenue) and
+    `skewed` (day-old rows and one from the future)."""
     with engine.begin() as conn:
         if schema:
             conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
@@ -202,6 +215,9 @@ def plant(engine: sa.Engine, schema: str | None, times: Times) -> None:
             table = events_table(name, schema, times, drop)
             table.create(conn)
             conn.execute(sa.insert(table), stored(times, drop))
+        skewed = events_table("skewed", schema, times, ())
+        skewed.create(conn)
+        conn.execute(sa.insert(skewed), stored(times, (), skewed_facts()))
 
 
 @dataclass(frozen=True)
@@ -248,7 +264,7 @@ def parquet_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     engine = sa.create_engine("duckdb:///:memory:")
     plant(engine, None, "naive")
     with engine.connect() as conn:
-        for name in ("events", "dropped"):
+        for name in ("events", "dropped", "skewed"):
             conn.exec_driver_sql(f"COPY {name} TO '{root / name}.parquet' (FORMAT parquet)")
     engine.dispose()
     return root
@@ -431,9 +447,9 @@ def test_every_check_of_the_view_gets_its_status(
     null_rate = results["user_stats.null_rate.revenue@offline"]
     assert null_rate.value == nulls / 216
     freshness = results["user_stats.freshness@offline"]
-    assert freshness.value == -300.0  # the newest row is 5 minutes after the scheduled time
+    assert freshness.value == 0.0  # the newest row not from the future is at the scheduled time
     assert {check: r.status.value for check, r in results.items()} == {
-        "user_stats.freshness@offline": "pass",
+        "user_stats.freshness@offline": "fail",  # two rows 5 minutes after the scheduled time
         "user_stats.null_rate.revenue@offline": "pass",
         "user_stats.row_count@offline": "pass",
         "recent_rows": "warn",
@@ -442,6 +458,22 @@ def test_every_check_of_the_view_gets_its_status(
         "user_stats.range.revenue@offline": "fail",
         "user_stats.range.purchases@offline": "fail",
     }
+
+
+def test_one_future_dated_row_fails_freshness_and_leaves_the_age_a_day(
+    store: AggregateStore, warehouse: Warehouse
+) -> None:
+    """Rows a day old and one 10d 15h after the scheduled time: the age is of the newest row at
+    or before the scheduled time (never negative), and the future row fails the check."""
+    source = view(warehouse.location("skewed"), [{"kind": "freshness", "max": "2d"}])
+    result = probe(store, source)["user_stats.freshness@offline"]
+
+    assert isinstance(result.details, FreshnessDetails)
+    assert (result.value, result.status) == (DAY.total_seconds() - 4 * 60, Status.FAIL)
+    assert result.details.newest == S - DAY + timedelta(minutes=4)
+    assert (result.details.future, result.details.future_ahead) == (1, AHEAD.total_seconds())
+    assert result.details.reason is not None
+    assert result.details.reason.startswith("1 row with an event time in the future")
 
 
 @contextlib.contextmanager

@@ -208,8 +208,9 @@ def test_the_checks_of_a_view_share_their_metrics() -> None:
     assert ValueCount("purchases", "below", DAY, None) not in metrics
     assert {ValueStat("revenue", s, DAY) for s in ("min", "max", "mean")} <= metrics
     assert MaxTimestamp("event_timestamp") in metrics
-    # newest 1, rows 2, nulls 2, lateness 19 + max 1, keys 2, value tests 4 + 4, statistics 6
-    assert len(metrics) == 41
+    # newest 3 (at or before the scheduled time, future rows, of all), rows 2, nulls 2,
+    # lateness 19 + max 1, keys 2, value tests 4 + 4, statistics 6
+    assert len(metrics) == 43
 
 
 # --- thresholds in words ----------------------------------------------------------------------

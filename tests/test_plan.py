@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from checks.model import CheckFile
-from checks.observation import MaxTimestamp, NullCount, RowCount
+from checks.observation import FutureCount, MaxTimestamp, NullCount, RowCount
 from checks.plan import offline_metrics, plan_file, plan_view
 from tests.builders import make_view
 
@@ -128,9 +128,16 @@ def test_labels_of_the_check_override_those_of_the_view() -> None:
     assert planned[0].labels == {"team": "ranking", "env": "prod", "tier": "1"}
 
 
-def test_offline_metrics_of_freshness_is_the_newest_event_time() -> None:
+def test_offline_metrics_of_freshness_are_the_newest_event_time_and_the_future() -> None:
+    """The newest event time at or before scheduled + max_future, the rows after it, and the
+    newest of all (how far ahead the future goes)."""
     view = make_view([{"kind": "freshness", "max": "1h", "target": "offline"}], timestamp="ts")
-    assert offline_metrics(plan_view(view)) == {MaxTimestamp("ts")}
+    minute = timedelta(minutes=1)
+    assert offline_metrics(plan_view(view)) == {
+        MaxTimestamp("ts", minute),
+        FutureCount("ts", minute),
+        MaxTimestamp("ts"),
+    }
 
 
 def test_offline_null_rates_share_one_row_count_per_window() -> None:
@@ -184,4 +191,9 @@ def test_offline_metrics_of_two_freshness_checks_are_one() -> None:
             {"kind": "freshness", "max": "1d", "target": "offline", "name": "stale_table"},
         ]
     )
-    assert offline_metrics(plan_view(view)) == {MaxTimestamp("event_timestamp")}
+    minute = timedelta(minutes=1)
+    assert offline_metrics(plan_view(view)) == {
+        MaxTimestamp("event_timestamp", minute),
+        FutureCount("event_timestamp", minute),
+        MaxTimestamp("event_timestamp"),
+    }

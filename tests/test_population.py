@@ -134,7 +134,7 @@ def test_a_request_query_decides_who_counts(tmp_path: Path, demo_store: Path) ->
     assert result.sample_size == 103
     assert info["covered"] == 12
     assert info["uncovered"] == {
-        "missing_key": 41, "undecodable": 0, "absent": 0, "null": 20, "stale": 30,
+        "missing_key": 41, "undecodable": 0, "absent": 0, "null": 20, "future": 0, "stale": 30,
     }  # fmt: skip
     assert result.value == pytest.approx(12 / 103)
 

@@ -217,6 +217,18 @@ def test_a_recorded_result_reads_back_equal(state: StateStore, kind: str) -> Non
     assert state.recorded_run(run.run_id) == run
 
 
+def test_a_freshness_result_with_future_values_reads_back_equal(state: StateStore) -> None:
+    """The count of future values, how far ahead the furthest is and the tolerance survive
+    the state database."""
+    future = FreshnessDetails(
+        None, None, None, None, sample=SAMPLE, future=3, future_ahead=918000.0,
+        max_future_seconds=60.0,
+    )  # fmt: skip
+    run = run_of(result("freshness", future, MAX_SECONDS))
+    state.record_run(run)
+    assert state.recorded_run(run.run_id) == run
+
+
 def test_an_error_result_reads_back_with_its_reason(state: StateStore) -> None:
     """An error result of any kind reads back as the reason it gave."""
     run = run_of(result("freshness", ErrorDetails("redis timed out"), MAX_SECONDS))

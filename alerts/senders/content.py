@@ -8,10 +8,16 @@ the user's labels); what senders show comes from its annotations, all strings:
 | `summary`     | one line for people; built from the others when absent             |
 | `description` | optional longer text                                               |
 | `kind`        | the check kind (`freshness`, `null_rate`, ...)                     |
-| `value`       | the measured value as a plain number (`0.0123`, `7260`)            |
+| `value`       | the measured value as people read it (`1.23%`, `2h 01m`); older alerts: a plain number |
+| `value_raw`   | the measured value as a number's text (`0.0123`, `7260.0`); absent without a value |
 | `unit`        | `seconds`, `ratio` or `count`: how `value` reads (alerts/format.py) |
 | `threshold`   | the threshold as people read it (`format_threshold`)               |
+| `threshold_raw` | the threshold as JSON text, as results give it (`{"max":3600.0,"warn":1800.0,"unit":"seconds"}`) |
 | `sample_size` | how many entities or rows the value was measured on                |
+
+Where a payload holds JSON of its own (PagerDuty's `custom_details`, each alert of the webhook
+payload), `value_raw` is the number itself and `threshold_raw` the object (`raw_value`,
+`raw_threshold`); Alertmanager's annotations are strings, so it gets their text.
 
 It also builds the Alertmanager-compatible shapes: the webhook payload version 4 (webhook and
 file receivers) and the alert of `POST /api/v2/alerts`.
@@ -19,6 +25,8 @@ file receivers) and the alert of `POST /api/v2/alerts`.
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -97,6 +105,35 @@ def measured(alert: AlertEvent) -> str | None:
     return format_value(number, unit)
 
 
+def raw_value(alert: AlertEvent) -> float | None:
+    """The measured value as a number: `value_raw`, else a plain-number `value` (alerts
+    recorded before `value_raw` existed); None without one, or when not finite (JSON has no
+    infinity)."""
+    for key in ("value_raw", "value"):
+        text = alert.annotations.get(key)
+        if text is None:
+            continue
+        try:
+            number = float(text)
+        except ValueError:
+            continue
+        return number if math.isfinite(number) else None
+    return None
+
+
+def raw_threshold(alert: AlertEvent) -> JSONObject | None:
+    """The threshold as results give it (`{"max": 3600.0, "warn": 1800.0, "unit": "seconds"}`),
+    or None when the alert carries none that reads."""
+    text = alert.annotations.get("threshold_raw")
+    if text is None:
+        return None
+    try:
+        threshold = json.loads(text)
+    except ValueError:
+        return None
+    return threshold if isinstance(threshold, dict) else None
+
+
 def subject(alert: AlertEvent) -> str:
     """`freshness on user_stats (redis_prod)`, `null_rate on user_stats.revenue (warehouse)`."""
     check = alert.labels.get("check") or alert.annotations.get("kind") or alertname(alert)
@@ -150,6 +187,8 @@ def webhook_alert(alert: AlertEvent, notification: Notification) -> JSONObject:
         "endsAt": format_time(ends_at(alert, notification)) if resolved else ZERO_TIME,
         "generatorURL": report_url(alert, notification) or "",
         "fingerprint": alert.fingerprint,
+        "value_raw": raw_value(alert),  # beside Alertmanager's fields: the numbers themselves
+        "threshold_raw": raw_threshold(alert),
     }
 
 

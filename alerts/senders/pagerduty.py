@@ -6,7 +6,8 @@ second replica sending the same alert adds to the open PagerDuty alert instead o
 second incident, and the resolve closes exactly that one. A trigger carries the PD-CEF payload:
 `summary` (at most 1024 characters), `source`, `severity` (P1 critical, P2 error, P3 warning,
 P4 info), `timestamp`, `component` (feature view), `group` (store), `class` (check kind) and
-`custom_details` (value, threshold, sample size, labels), with a link to the report.
+`custom_details` (value and threshold as people read them, `value_raw` and `threshold_raw` as
+numbers, sample size, labels), with a link to the report.
 
 PagerDuty answers 202; 400 (an invalid event) is permanent; 429 and 5xx are retryable: 429
 with `Retry-After` when given, else the 30 s PagerDuty's rate-limit page suggests between tries.
@@ -29,6 +30,8 @@ from alerts.senders.content import (
     JSONObject,
     deliverable,
     measured,
+    raw_threshold,
+    raw_value,
     report_url,
     summary,
     truncate,
@@ -147,10 +150,12 @@ def _details(alert: AlertEvent) -> JSONObject:
     annotations = alert.annotations
     if (value := measured(alert)) is not None:
         details["value"] = value
-        details["value_raw"] = annotations.get("value")
+        details["value_raw"] = raw_value(alert)
     for key in ("unit", "threshold", "sample_size", "description"):
         if key in annotations:
             details[key] = annotations[key]
+    if (threshold := raw_threshold(alert)) is not None:
+        details["threshold_raw"] = threshold
     details["fingerprint"] = alert.fingerprint
     return details
 

@@ -13,7 +13,7 @@ from checks.plan import PlannedCheck
 from checks.result import CheckResult, CoverageDetails, Threshold
 from checks.stats import wilson
 
-REASONS = ("missing_key", "undecodable", "absent", "null", "stale")
+REASONS = ("missing_key", "undecodable", "absent", "null", "future", "stale")
 
 
 def threshold(check: CoverageCheck) -> Threshold:
@@ -30,9 +30,10 @@ def online(planned: PlannedCheck, observation: OnlineObservation, at: datetime) 
         )
     required = check.features or tuple(view.features)
     max_age = (view.ttl if check.max_age is None else check.max_age).total_seconds()
+    ages = (-check.max_future.total_seconds(), max_age)
     uncovered = dict.fromkeys(REASONS, 0)
     for entity in observation.entities:
-        reason = _why_uncovered(entity, required, max_age, at)
+        reason = _why_uncovered(entity, required, ages, at)
         if reason is not None:
             uncovered[reason] += 1
     covered = observation.asked - sum(uncovered.values())
@@ -51,9 +52,11 @@ def online(planned: PlannedCheck, observation: OnlineObservation, at: datetime) 
 
 
 def _why_uncovered(
-    entity: EntityReading, required: tuple[str, ...], max_age: float, at: datetime
+    entity: EntityReading, required: tuple[str, ...], ages: tuple[float, float], at: datetime
 ) -> str | None:
-    """The first reason, in the order of REASONS, that this request would not be served well."""
+    """The first reason, in the order of REASONS, that this request would not be served well.
+    `ages` bound a valid value's age in seconds: from -max_future (an event time a little
+    after the scheduled time, clock jitter) to max_age."""
     if not entity.present:
         return "missing_key"
     readings = [entity.reading(name) for name in required]
@@ -63,8 +66,10 @@ def _why_uncovered(
         return "absent"
     if any(r.is_null for r in readings):
         return "null"
-    for r in readings:
-        stamp = r.event_time or entity.event_time
-        if stamp is None or (at - stamp).total_seconds() > max_age:
-            return "stale"
+    youngest, oldest = ages
+    stamps = [r.event_time or entity.event_time for r in readings]
+    if any(s is not None and (at - s).total_seconds() < youngest for s in stamps):
+        return "future"
+    if any(s is None or (at - s).total_seconds() > oldest for s in stamps):
+        return "stale"
     return None

@@ -245,6 +245,9 @@ def _freshness(doc: Doc) -> FreshnessDetails:
         max=_float(doc, "max"),
         newest=_time_or_none(doc, "newest_event_time"),
         sample=_sample(doc),
+        future=_int_or_none(doc, "future") or 0,  # results recorded before it was counted: 0
+        future_ahead=_float(doc, "future_ahead_seconds"),
+        max_future_seconds=_float(doc, "max_future_seconds"),
     )
 
 

@@ -53,6 +53,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from checks.observation import (
     DistinctKeys,
+    FutureCount,
     KeyedRows,
     LatenessCount,
     MaxLateness,
@@ -285,7 +286,7 @@ def metric_order(metric: OfflineMetric) -> tuple[str, str]:
 
 def _needs(metric: OfflineMetric, timestamp: str) -> tuple[list[str], list[str], list[str]]:
     """The columns `metric` reads: (timestamps, numbers, any type)."""
-    if isinstance(metric, MaxTimestamp):
+    if isinstance(metric, MaxTimestamp | FutureCount):
         return [metric.column], [], []
     windowed = [timestamp] if metric.window is not None else []
     if isinstance(metric, LatenessCount | MaxLateness):
@@ -328,8 +329,8 @@ def aggregate(
 ) -> sa.ColumnElement[Any]:
     """The aggregate measuring `metric`; a window `w` is (scheduled_at - w, scheduled_at]."""
     table = source.selectable
-    if isinstance(metric, MaxTimestamp):
-        return sa.func.max(table.c[metric.column])
+    if isinstance(metric, MaxTimestamp | FutureCount):
+        return _timestamp_aggregate(table, metric, scheduled_at, zone)
     conditions = _in_window(table, timestamp, metric.window, scheduled_at, zone)
     if isinstance(metric, LatenessCount | MaxLateness):
         lateness = _lateness(table, timestamp, metric.ingested_at, zone)
@@ -354,6 +355,19 @@ def aggregate(
     if isinstance(metric, NullCount):
         conditions.append(table.c[metric.column].is_(None))
     return _count(*conditions)
+
+
+def _timestamp_aggregate(
+    table: sa.FromClause, metric: MaxTimestamp | FutureCount, scheduled_at: datetime, zone: tzinfo
+) -> sa.ColumnElement[Any]:
+    """max(column), max(column) at or before scheduled + ahead, or the rows after that."""
+    column = table.c[metric.column]
+    if metric.ahead is None:
+        return sa.func.max(column)
+    limit = bound(scheduled_at + metric.ahead, column.type, zone)
+    if isinstance(metric, FutureCount):
+        return _count(column > limit)
+    return sa.func.max(sa.case((column <= limit, column)))
 
 
 def _in_window(
