@@ -19,17 +19,21 @@ import shlex
 import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
+from typing import Literal
 
 import pytest
 import redis
 
 from checks.errors import ConfigError
 from checks.model import AnyCheck
+from checks.observation import FeatureReading, FeatureState
 from checks.source import interpolate, load_yaml, validate
 from monitor.cli import main
 from monitor.config import Config
 from monitor.loader import load
+from monitor.stores.redis.hash_layout import ValueReader
 from tests.redis_fixtures import REDIS_URL, admin_client, write_hash
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -440,3 +444,34 @@ def test_the_hash_layout_example_measures_what_the_reference_says(
     ]
     assert mismatches == []
     assert code == 2
+
+
+@pytest.mark.parametrize(
+    ("value_format", "raw", "dtype", "state", "counted_null"),
+    [
+        ("text", b"", "float", FeatureState.NULL, True),
+        ("text", b"", "string", FeatureState.NULL, True),
+        ("text", b"nan", "float", FeatureState.VALUE, True),
+        ("text", b"n/a", "float", FeatureState.UNDECODABLE, False),
+        ("json", b"", "float", FeatureState.NULL, True),
+        ("json", b"null", "float", FeatureState.NULL, True),
+        ("json", b"NaN", "double", FeatureState.VALUE, True),
+        ("json", b'""', "string", FeatureState.VALUE, False),
+        ("json", b'"3"', "int64", FeatureState.UNDECODABLE, False),
+    ],
+)
+def test_the_documented_value_states_of_plain_hashes_hold(
+    value_format: Literal["text", "json"],
+    raw: bytes,
+    dtype: str,
+    state: FeatureState,
+    counted_null: bool,
+) -> None:
+    """Each row of the reference's null/NaN/empty table reads as the state it gives, and the
+    null rate counts it as null exactly when the table says so."""
+    reader = ValueReader(value_format, "epoch_s", UTC)
+    try:
+        reading = FeatureReading(*reader.decode(raw, dtype))
+    except (ValueError, TypeError):
+        reading = FeatureReading(FeatureState.UNDECODABLE)
+    assert (reading.state, reading.is_null) == (state, counted_null)
