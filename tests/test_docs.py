@@ -25,13 +25,29 @@ from typing import Literal
 
 import pytest
 import redis
+from pydantic import BaseModel
 
 from checks.errors import ConfigError
-from checks.model import AnyCheck
+from checks.model import (
+    AnyCheck,
+    FeatureView,
+    OfflineSource,
+    OnlineSource,
+    ReferenceWindow,
+    RowCountChange,
+)
 from checks.observation import FeatureReading, FeatureState
+from checks.schedule import Schedule
 from checks.source import interpolate, load_yaml, validate
 from monitor.cli import main
-from monitor.config import Config
+from monitor.config import (
+    Config,
+    FeastSqliteStoreConfig,
+    FeastSqlStoreConfig,
+    ParquetStoreConfig,
+    RedisStoreConfig,
+    SqlStoreConfig,
+)
 from monitor.loader import load
 from monitor.stores.redis.hash_layout import ValueReader
 from tests.redis_fixtures import REDIS_URL, admin_client, write_hash
@@ -475,3 +491,27 @@ def test_the_documented_value_states_of_plain_hashes_hold(
     except (ValueError, TypeError):
         reading = FeatureReading(FeatureState.UNDECODABLE)
     assert (reading.state, reading.is_null) == (state, counted_null)
+
+
+DOCUMENTED_MODELS = (
+    SqlStoreConfig,
+    ParquetStoreConfig,
+    FeastSqliteStoreConfig,
+    FeastSqlStoreConfig,
+    RedisStoreConfig,
+    FeatureView,
+    OnlineSource,
+    OfflineSource,
+    Schedule,
+    RowCountChange,
+    ReferenceWindow,
+    *typing.get_args(AnyCheck),
+)
+
+
+@pytest.mark.parametrize("model", DOCUMENTED_MODELS, ids=[m.__name__ for m in DOCUMENTED_MODELS])
+def test_every_option_of_the_model_has_a_row_in_the_reference(model: type[BaseModel]) -> None:
+    """An option added to a store, a view, a schedule or a check kind must be documented."""
+    text = REFERENCE.read_text(encoding="utf-8")
+    missing = [name for name in model.model_fields if f"| `{name}` |" not in text]
+    assert missing == [], f"docs/reference.md has no table row for {model.__name__} {missing}"
