@@ -81,14 +81,19 @@ class FeastSqlStoreConfig(_Store):
 
 
 def template_fields(template: str) -> frozenset[str] | None:
-    """The placeholder names of a key template; None when it does not parse or names none."""
+    """The placeholder names of a key template; None when it does not parse, names none, or
+    has a placeholder that is not a plain name (a format spec or conversion, which the Redis
+    store cannot key by)."""
     try:
-        names = {
-            name for _, name, spec, conv in string.Formatter().parse(template) if name is not None
-        }
+        parsed = [
+            (name, spec, conv)
+            for _, name, spec, conv in string.Formatter().parse(template)
+            if name is not None
+        ]
     except ValueError:
         return None
-    if not names or "" in names or any(not n.isidentifier() for n in names):
+    names = {name for name, _, _ in parsed}
+    if not names or any(not n.isidentifier() or spec or conv for n, spec, conv in parsed):
         return None
     return frozenset(names)
 
@@ -125,7 +130,8 @@ class RedisStoreConfig(_Store):
         if value is not None and not template_fields(value):
             raise ValueError(
                 "expected a key template with placeholders such as "
-                f"features:{{feature_view}}:{{user_id}}, found {value!r}"
+                f"features:{{feature_view}}:{{user_id}} (plain names, no format spec or "
+                f"conversion), found {value!r}"
             )
         return value
 

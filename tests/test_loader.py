@@ -241,6 +241,19 @@ def test_a_key_template_that_does_not_parse_is_located(tmp_path: Path) -> None:
     assert found[0].startswith("config.yaml:2: stores.cache.key_template: expected a key template")
 
 
+@pytest.mark.parametrize(
+    "template", ["f:{user_id:>5}", "f:{user_id!r}", "f:{feature_view!s}:{user_id}"]
+)
+def test_a_key_template_with_a_format_spec_or_conversion_is_refused_at_load(
+    tmp_path: Path, template: str
+) -> None:
+    """The store reads no key with a spec or conversion, so validate refuses it at its line."""
+    config = REDIS_CONFIG.replace('"f:{feature_view}:{user}"', f'"{template}"')
+    found = problems(tmp_path, {"config.yaml": config})
+    assert len(found) == 1
+    assert found[0].startswith("config.yaml:2: stores.cache.key_template: expected a key template")
+
+
 def test_the_feast_layout_needs_a_project(tmp_path: Path) -> None:
     config = REDIS_CONFIG.replace(
         'layout: hash, key_template: "f:{feature_view}:{user}"', "layout: feast"
