@@ -51,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INVALID
     except KeyboardInterrupt:
         return 130
+    except Exception:  # the command's boundary: the traceback goes through the scrubbing log
+        log.exception("featmon %s failed", args.command)
+        return EXIT_INVALID
     return code
 
 

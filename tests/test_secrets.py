@@ -216,3 +216,14 @@ def test_a_postgresql_role_whose_password_holds_url_characters_probes_through_fe
     )
     assert (ran.code, "Traceback" in ran.stderr) == (0, False), ran.stdout + ran.stderr
     assert "y%z:" not in ran.stdout + ran.stderr
+
+
+def test_a_store_refused_at_start_exits_3_with_a_message_not_a_traceback(tmp_path: Path) -> None:
+    """A store that cannot be built (an http:// URL for Redis) is reported in one line, exit 3."""
+    store = '{type: redis, url: "http://u:${PW}@127.0.0.1:1/0", layout: hash, key_template: "k:{user_id}"}'
+    config = write(tmp_path, store, HASH_VIEW)
+    ran = featmon(["check", "--config", str(config), "--no-state"], {"PW": HARD_PASSWORD}, tmp_path)
+    assert ran.code == 3
+    assert "Traceback" not in ran.stderr
+    assert "featmon check: store 's': expected a redis://" in ran.stderr
+    assert "S3#c" not in ran.stderr

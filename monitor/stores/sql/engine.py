@@ -75,11 +75,8 @@ def open_engine(url: str, store: str, timeout: timedelta, read_only_file: bool =
 
 
 def safe_url(url: str) -> str:
-    """The URL with its password masked, for logs and messages."""
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except sa_exc.ArgumentError:
-        return "<invalid URL>"
+    """The URL with its user info and query credentials masked, for logs and messages."""
+    return Secrets.of([url]).scrub(url)
 
 
 @contextlib.contextmanager
