@@ -8,8 +8,8 @@ A secret is removed in every form a message may carry it in: as configured, perc
 (`quote` with and without `/` kept, `quote_plus`), percent-decoded, JSON- and HTML-escaped. A
 secret that is a URL gives up its parts: the password of its user info (however the URL is
 written, even with unencoded `@`, `/`, `#` or `?`), query values named like a credential, and
-for http(s) URLs (webhooks carry their token in the path) the whole URL, its path and each long
-path segment. Finally the user info of any URL in the text (`scheme://user:pass@`) is masked,
+for http(s) URLs (webhooks carry their token in the path) each path segment or query value that
+looks like a token. Finally the user info of any URL in the text (`scheme://user:pass@`) is masked,
 whoever's it is.
 
 It lives in `checks`, the lowest room, so that `alerts` and `monitor` both use it; it is pure
@@ -34,6 +34,7 @@ and a value that short is no secret worth the name."""
 
 _PATH_SEGMENT = 8  # a webhook token such as Slack's T000/B000/XXXX is segments of 9+ characters
 _CREDENTIAL_KEY = re.compile(r"pass|secret|token|key|auth|sig|cred", re.IGNORECASE)
+_WORD = re.compile(r"[a-z._~-]+")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#@'\"<>]+@")
 
@@ -123,7 +124,7 @@ def _forms_of(value: str) -> set[str]:
 def _url_parts(url: str) -> set[str]:
     """The secret parts of a URL: the password of its user info (read both as a well-formed
     URL and as one whose password holds unencoded `/?#@`), query values named like a
-    credential, and for http(s) the whole URL, its path onwards and each long path segment."""
+    credential, and for http(s) each part of the path and query that looks like a token."""
     parts: set[str] = set()
     authority = url.split("://", 1)[1]
     greedy = authority.rpartition("@")[0]  # up to the last @: a password with raw / ? # @
@@ -138,9 +139,12 @@ def _url_parts(url: str) -> set[str]:
         parts.add(split.password)
     parts.update(v for k, v in parse_qsl(split.query) if _CREDENTIAL_KEY.search(k))
     if split.scheme.lower() in ("http", "https"):
-        parts.add(url)
         rest = url.split("://", 1)[1].partition("/")[2]
-        if rest:
-            parts.add("/" + rest)
-            parts.update(s for s in re.split(r"[/?#&=]", rest) if len(s) >= _PATH_SEGMENT)
+        parts.update(s for s in re.split(r"[/?#&=]", rest) if _token_like(s))
     return parts
+
+
+def _token_like(segment: str) -> bool:
+    """A path segment or query value that looks like a token: long, and not a lower-case word
+    (`services`, `enqueue`: a route, which scrubbing would only make harder to read)."""
+    return len(segment) >= _PATH_SEGMENT and not _WORD.fullmatch(segment)
