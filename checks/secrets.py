@@ -34,6 +34,7 @@ and a value that short is no secret worth the name."""
 
 _PATH_SEGMENT = 8  # a webhook token such as Slack's T000/B000/XXXX is segments of 9+ characters
 _CREDENTIAL_KEY = re.compile(r"pass|secret|token|key|auth|sig|cred", re.IGNORECASE)
+_DELIMITER = re.compile(r"[@/?#:]")
 _WORD = re.compile(r"[a-z._~-]+")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#@'\"<>]+@")
@@ -128,9 +129,15 @@ def _url_parts(url: str) -> set[str]:
     parts: set[str] = set()
     authority = url.split("://", 1)[1]
     greedy = authority.rpartition("@")[0]  # up to the last @: a password with raw / ? # @
-    for userinfo in (greedy, authority.split("/", 1)[0].split("?", 1)[0].rpartition("@")[0]):
-        if ":" in userinfo:
-            parts.add(userinfo.split(":", 1)[1])
+    proper = authority.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].rpartition("@")[0]
+    for userinfo in (greedy, proper):
+        password = userinfo.split(":", 1)[1] if ":" in userinfo else ""
+        parts.add(password)
+        if _DELIMITER.search(password):
+            # Written raw, it breaks the URL: parsers cut it at different places and take its
+            # pieces for a port, a host or a path, which messages then quote (`cannot resolve
+            # host 'xyz@db'`). Encoded (as `${VAR}` is) it has no such pieces.
+            parts.update(_DELIMITER.split(password))
     try:
         split = urlsplit(url)
     except ValueError:

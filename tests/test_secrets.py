@@ -86,6 +86,14 @@ def test_the_password_of_a_url_secret_is_masked_however_the_url_was_written() ->
     assert "S3" not in Secrets.of([raw]).scrub(f"failed to connect to {raw}")
 
 
+def test_the_pieces_of_a_raw_password_that_breaks_its_url_are_masked() -> None:
+    """A password written unencoded in the URL is cut by a parser at `@`: the piece it took
+    for a host is masked too."""
+    url = "postgresql://app:S3cret@pg-xyzzy@127.0.0.1:5432/db"
+    said = "failed to resolve host 'pg-xyzzy@127.0.0.1'"
+    assert Secrets.of([url]).scrub(said) == "failed to resolve host '***@127.0.0.1'"
+
+
 def test_the_user_info_of_any_url_is_masked() -> None:
     """Even a URL whose secrets are not configured loses its user info."""
     text = "cannot reach postgresql://admin:hunter22@db:5432/x nor https://tok@h/p"
