@@ -49,8 +49,7 @@ class Secrets:
     @classmethod
     def of(cls, values: Iterable[str]) -> Secrets:
         """Every form of each value (a URL: of its secret parts), for scrubbing."""
-        found = {form for value in values for form in _forms_of(value)}
-        return cls(tuple(sorted(found, key=lambda form: (-len(form), form))))
+        return cls(_longest_first({form for value in values for form in _forms_of(value)}))
 
     @classmethod
     def within(cls, *models: object) -> Secrets:
@@ -59,7 +58,7 @@ class Secrets:
         return cls.of(secret_values(models))
 
     def __add__(self, other: Secrets) -> Secrets:
-        return _merged(self, other)
+        return Secrets(_longest_first(set(self.forms) | set(other.forms)))
 
     def __repr__(self) -> str:
         return f"Secrets({len(self.forms)} forms)"
@@ -83,9 +82,9 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     return Secrets.of(secrets).scrub(text)
 
 
-def _merged(first: Secrets, second: Secrets) -> Secrets:
-    forms = set(first.forms) | set(second.forms)
-    return Secrets(tuple(sorted(forms, key=lambda form: (-len(form), form))))
+def _longest_first(forms: set[str]) -> tuple[str, ...]:
+    """Longest first, so that a secret is masked whole before a shorter one inside it."""
+    return tuple(sorted(forms, key=lambda form: (-len(form), form)))
 
 
 def secret_values(node: object) -> Iterator[str]:
