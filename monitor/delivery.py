@@ -20,8 +20,8 @@ database never send one row twice, and a worker that dies mid-send leaves its ro
 again when the lease ends (at least once: PagerDuty's dedup key and Alertmanager's labels make
 the repeat harmless; Slack and webhooks may show it twice). After a restart, pending rows are
 delivered. Reasons stored and logged are `DeliveryFailed` messages, which senders keep free of
-secrets, scrubbed once more here of every receiver's secrets. Each outcome is reported to an `OutcomeObserver` (the Prometheus counter
-`featmon_notifications_total{receiver,outcome}`).
+secrets, scrubbed once more here of every receiver's secrets. Each outcome is reported to an
+`OutcomeObserver` (the Prometheus counter `featmon_notifications_total{receiver,outcome}`).
 """
 
 from __future__ import annotations
