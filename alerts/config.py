@@ -71,7 +71,10 @@ class SlackReceiver(_Receiver):
 class PagerDutyReceiver(_Receiver):
     type: Literal["pagerduty"]
     routing_key: SecretStr = Field(description="Events API v2 integration key.")
-    url: str = "https://events.pagerduty.com/v2/enqueue"
+    url: SecretStr = Field(
+        SecretStr("https://events.pagerduty.com/v2/enqueue"),
+        description="Events API endpoint (a proxy's URL may carry credentials).",
+    )
     source: str | None = Field(
         None, description="payload.source; default: the alert's store and feature view."
     )
@@ -79,7 +82,7 @@ class PagerDutyReceiver(_Receiver):
 
 class WebhookReceiver(_Receiver):
     type: Literal["webhook"]
-    url: SecretStr
+    url: SecretStr = Field(description="Where to POST; a token in its path or query is secret.")
     hmac_secret: SecretStr | None = Field(
         None, description="Signs the body: HMAC-SHA256 hex in the signature header."
     )
@@ -94,8 +97,9 @@ class AlertmanagerReceiver(_Receiver):
     """Pushes alerts to Prometheus Alertmanager (`POST /api/v2/alerts`) on every peer."""
 
     type: Literal["alertmanager"]
-    peers: tuple[str, ...] = Field(
-        min_length=1, description="Base URL of every Alertmanager of the cluster."
+    peers: tuple[SecretStr, ...] = Field(
+        min_length=1,
+        description="Base URL of every Alertmanager of the cluster (may carry credentials).",
     )
     resend_interval: Duration = Field(
         timedelta(minutes=5),
@@ -107,13 +111,24 @@ class AlertmanagerReceiver(_Receiver):
 
     @field_validator("peers")
     @classmethod
-    def _http_urls(cls, peers: tuple[str, ...]) -> tuple[str, ...]:
-        for peer in peers:
-            parts = urlsplit(peer)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(f"expected an http(s) URL such as http://am:9093, found {peer!r}")
+    def _http_urls(cls, peers: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        """Messages name the peer by its position, never by its URL (it may hold a password)."""
+        for index, peer in enumerate(peers):
+            try:
+                parts = urlsplit(peer.get_secret_value())
+                hostname = parts.hostname
+            except ValueError:
+                parts, hostname = urlsplit(""), None
+            if parts.scheme not in ("http", "https") or not hostname:
+                raise ValueError(
+                    f"expected an http(s) URL such as http://am:9093, found peer {index + 1} "
+                    "not one"
+                )
             if parts.query or parts.fragment:
-                raise ValueError(f"expected a base URL without ?query or #fragment, found {peer!r}")
+                raise ValueError(
+                    f"expected a base URL without ?query or #fragment, found peer {index + 1} "
+                    "with one"
+                )
         return peers
 
     @property

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
+from urllib.parse import quote
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -24,6 +25,7 @@ Path = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_URL_START = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,13 @@ def interpolate(doc: Document, env: Mapping[str, str]) -> Document:
                     return default
                 return found
 
-            return _VAR.sub(one, value)
+            encoded = _encoded_spans(value)
+            return _VAR.sub(
+                lambda match: (
+                    quote(one(match), safe="") if match.start() in encoded else one(match)
+                ),
+                value,
+            )
         if isinstance(value, dict):
             return {key: expand(item, (*path, key)) for key, item in value.items()}
         if isinstance(value, list):
@@ -161,6 +169,38 @@ def interpolate(doc: Document, env: Mapping[str, str]) -> Document:
     if problems:
         raise ConfigError(problems)
     return Document(doc.source, data, doc.lines)
+
+
+def _encoded_spans(template: str) -> frozenset[int]:
+    """Where a `${VAR}` inside a URL is percent-encoded when it is expanded: in the user info
+    (`scheme://user:${PASSWORD}@host`) and in a query value (`?password=${PASSWORD}`); the
+    starts of those placeholders. Elsewhere (a whole URL, a host, a path) a value is put as it is.
+
+    Why encode here rather than build URLs from parts: a store is configured by one URL, the
+    form SQLAlchemy, redis-py and httpx all read the same way (each percent-decodes the user
+    info and query), and substitution is the one place that still knows which text came from
+    the environment. Once expanded, `redis://u:S3#cr/t?x@y@host` is ambiguous to every parser
+    (the password is cut at `#`, `/` or `?` and its rest read as a port or a host, which then
+    shows in error messages); encoded, any character works, for every store and receiver at once.
+    A password written in the file itself is the writer's to encode, as in any URL."""
+    if not _URL_START.match(template):
+        return frozenset()
+    masked = _VAR.sub(lambda match: "x" * len(match.group(0)), template)
+    start = masked.index("://") + 3
+    end = next((i for i, c in enumerate(masked) if i >= start and c in "/?#"), len(masked))
+    userinfo_end = masked.rfind("@", start, end)
+    query = masked.find("?", start)
+    spans: set[int] = set()
+    for match in _VAR.finditer(template):
+        at = match.start()
+        in_userinfo = start <= at < userinfo_end
+        tail = masked[query:at] if 0 <= query < at else ""
+        in_query_value = (
+            "#" not in tail and tail[max(tail.rfind("="), tail.rfind("&")) :][:1] == "="
+        )
+        if in_userinfo or in_query_value:
+            spans.add(at)
+    return frozenset(spans)
 
 
 def validate(model: type[M], doc: Document, vocabulary: Iterable[str] = ()) -> M:

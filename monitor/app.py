@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass
 
 from checks.result import RunResult
+from checks.secrets import Secrets
 from monitor.abc import OfflineStore, OnlineStore
 from monitor.config import (
     FeastSqliteStoreConfig,
@@ -77,7 +78,8 @@ def build_app(loaded: Loaded, with_state: bool = True) -> App:
         if state is not None:
             cleanup.callback(state.close)
         cleanup.pop_all()  # every store built: the app owns them now
-    return App(loaded, Stores(online, offline, state=state), state)
+    secrets = Secrets.within(loaded.config)
+    return App(loaded, Stores(online, offline, state=state, secrets=secrets), state)
 
 
 def open_state(loaded: Loaded) -> StateStore | None:

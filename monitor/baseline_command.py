@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from checks.secrets import Secrets
 from monitor.analytics import accept_baseline
 from monitor.app import build_app
 from monitor.errors import StoreError
@@ -43,6 +44,8 @@ def add_parser(commands: Any) -> None:  # noqa: ANN401  (argparse's private _Sub
 
 def accept_command(args: argparse.Namespace) -> int:
     loaded = load(args.config)
+    secrets = Secrets.within(loaded.config)
+    args.secrets.add(secrets)  # the log of `featmon` masks them from now on
     view = next((v.view for v in loaded.views if v.view.name == args.view), None)
     if view is None or view.offline is None:
         known = sorted(v.view.name for v in loaded.views if v.view.offline is not None)
@@ -66,7 +69,7 @@ def accept_command(args: argparse.Namespace) -> int:
                 args.comment,
             )
         except (StoreError, StateError) as exc:
-            return _refuse(str(exc))
+            return _refuse(secrets.scrub(str(exc)))
     sys.stdout.write(
         f"accepted the schema of {view.name} on {baseline.store} ({baseline.source}): "
         f"{len(baseline.columns)} columns\n"

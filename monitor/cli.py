@@ -12,16 +12,18 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from checks.duration import parse_duration
 from checks.errors import ConfigError
 from checks.result import RunResult
+from checks.secrets import NO_SECRETS, Secrets
 from monitor import baseline_command, demo, schema
 from monitor.app import build_app
 from monitor.daemon import DaemonSettings, build_daemon, serve
+from monitor.errors import MonitorError
 from monitor.feast import init as feast_init
 from monitor.feast.registry import RegistryError
 from monitor.format import summary_table
@@ -37,15 +39,29 @@ EXIT_INVALID = 3
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _setup_logging(args.log_level, args.log_format)
+    logs = _setup_logging(args.log_level, args.log_format)
+    args.secrets = logs  # the handlers add the secrets of each configuration they load
     try:
         code: int = args.handler(args)
     except ConfigError as exc:
-        print(exc, file=sys.stderr)
+        print(logs.secrets.scrub(str(exc)), file=sys.stderr)
+        return EXIT_INVALID
+    except MonitorError as exc:  # a store or the state database refused at start
+        print(f"featmon {args.command}: {logs.secrets.scrub(str(exc))}", file=sys.stderr)
         return EXIT_INVALID
     except KeyboardInterrupt:
         return 130
+    except Exception:  # the command's boundary: the traceback goes through the scrubbing log
+        log.exception("featmon %s failed", args.command)
+        return EXIT_INVALID
     return code
+
+
+def _load(args: argparse.Namespace, path: Path, env: Mapping[str, str] | None = None) -> Loaded:
+    """`load`, and every secret of the configuration masked in the log from now on."""
+    loaded = load(path, env)
+    args.secrets.add(Secrets.within(loaded.config))
+    return loaded
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -168,7 +184,7 @@ def _duration(text: str) -> timedelta:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    loaded = load(args.config)
+    loaded = _load(args, args.config)
     soda_warning = soda.missing_extra_warning(loaded.planned)
     if soda_warning is not None:
         print(f"warning: {soda_warning}", file=sys.stderr)
@@ -180,7 +196,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    loaded = load(args.config)
+    loaded = _load(args, args.config)
     run, report = _run(loaded, args.now, not args.no_state, args.report)
     _print_run(run, args.format, report)
     return run.exit_code
@@ -192,7 +208,7 @@ def _demo(args: argparse.Namespace) -> int:
     built = demo.build(directory, now)
     log.info("built the demo store in %s: %s", directory, built.summary)
     config_path = demo.example_config()
-    loaded = load(config_path, {**os.environ, "FEATMON_DEMO_DIR": str(directory)})
+    loaded = _load(args, config_path, {**os.environ, "FEATMON_DEMO_DIR": str(directory)})
     run, report = _run(loaded, now, not args.no_state, args.report)
     _print_run(run, args.format, report)
     if args.format == "text":
@@ -242,7 +258,11 @@ def _run_daemon(args: argparse.Namespace) -> int:
         misfire_grace=args.misfire_grace,
         watch_interval=args.watch_interval,
     )
-    code = serve(build_daemon(args.config, settings))
+
+    def load_config(path: Path) -> Loaded:  # on start and on every reload
+        return _load(args, path)
+
+    code = serve(build_daemon(args.config, settings, load_config))
     if code != 0:
         # A run outlived the grace period; its thread would hold the interpreter open.
         logging.shutdown()
@@ -278,6 +298,23 @@ def _print_run(run: RunResult, fmt: str, report: Path | None) -> None:
     print(f"\nHTML report: {where}")
 
 
+class _Scrubbing(logging.Formatter):
+    """Formats a record with `inner`, then masks every secret added so far: the last boundary
+    of the log, whatever a message or a traceback holds. Secrets are added when a configuration
+    is loaded (and on each reload of the daemon)."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+        self.secrets = NO_SECRETS
+
+    def add(self, secrets: Secrets) -> None:
+        self.secrets = self.secrets + secrets
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.secrets.scrub(self.inner.format(record))
+
+
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -291,17 +328,20 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
-def _setup_logging(level: str, fmt: str) -> None:
+def _setup_logging(level: str, fmt: str) -> _Scrubbing:
+    """The one log handler, on stderr; returns its formatter, to which secrets are added."""
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
-        )
+    inner = (
+        _JsonFormatter()
+        if fmt == "json"
+        else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+    )
+    formatter = _Scrubbing(inner)
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    return formatter
 
 
 if __name__ == "__main__":  # pragma: no cover

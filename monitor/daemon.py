@@ -543,7 +543,7 @@ def _execute(
         results: list[CheckResult] = probe_view(view.view, view.planned, stores, scheduled_at)
     except Exception as exc:  # the per-run boundary: the run is recorded as errors
         log.exception("probe of view %s failed", view.view.name)
-        reason = f"internal error: {type(exc).__name__}: {exc}"
+        reason = app.stores.secrets.scrub(f"internal error: {type(exc).__name__}: {exc}")
         results = [error_result(planned, reason) for planned in view.planned]
     cpu = time.thread_time() - cpu
     run = RunResult(
@@ -586,15 +586,18 @@ def serve(daemon: Daemon) -> int:
                 signal.signal(signum, handler)
 
 
-def build_daemon(path: Path, settings: DaemonSettings) -> Daemon:
+def build_daemon(
+    path: Path, settings: DaemonSettings, load_config: Callable[[Path], Loaded] = load
+) -> Daemon:
     """The daemon as `featmon run` deploys it: Prometheus metrics on a registry of its own, and
     the HTTP sidecar on `http.listen` of the configuration (read once here: changing the listen
-    address needs a restart). Raises ConfigError when invalid."""
+    address needs a restart). `load_config` reads the configuration, at start and on every
+    reload. Raises ConfigError when invalid."""
     # The web stack loads only for the daemon.
     from monitor.http import DaemonSidecar, daemon_state  # noqa: PLC0415
     from monitor.metrics import Exposition, Metrics, new_registry  # noqa: PLC0415
 
-    config = load(path).config
+    config = load_config(path).config
     registry = new_registry()
     daemon: Daemon | None = None
 
@@ -608,5 +611,5 @@ def build_daemon(path: Path, settings: DaemonSettings) -> Daemon:
 
     metrics = Metrics(registry, current_state)
     sidecar = DaemonSidecar(config.http, Exposition(registry))
-    daemon = Daemon(path, settings, observer=metrics, sidecar=sidecar)
+    daemon = Daemon(path, settings, observer=metrics, sidecar=sidecar, load_config=load_config)
     return daemon

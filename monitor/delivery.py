@@ -20,8 +20,8 @@ database never send one row twice, and a worker that dies mid-send leaves its ro
 again when the lease ends (at least once: PagerDuty's dedup key and Alertmanager's labels make
 the repeat harmless; Slack and webhooks may show it twice). After a restart, pending rows are
 delivered. Reasons stored and logged are `DeliveryFailed` messages, which senders keep free of
-secrets. Each outcome is reported to an `OutcomeObserver` (the Prometheus counter
-`featmon_notifications_total{receiver,outcome}`).
+secrets, scrubbed once more here of every receiver's secrets. Each outcome is reported to an
+`OutcomeObserver` (the Prometheus counter `featmon_notifications_total{receiver,outcome}`).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from alerts.codec import CodecError, notification_from_json
 from alerts.config import Receiver, RetrySettings
 from alerts.errors import DeliveryFailed
 from alerts.senders import build_sender, new_client
+from checks.secrets import NO_SECRETS, Secrets
 from monitor.state import OutboxRow, StateError, StateStore
 from monitor.state.values import thaw
 
@@ -129,8 +130,10 @@ class Delivery:
         clock: Callable[[], datetime] = _utcnow,
         rng: random.Random | None = None,
         on_stop: Callable[[], None] | None = None,
+        secrets: Secrets = NO_SECRETS,
     ) -> None:
         self._state = state
+        self._secrets = secrets  # scrubbed from every reason stored and logged
         self._senders = dict(senders)
         self._settings = settings or DeliverySettings()
         self._observer = observer
@@ -163,7 +166,14 @@ class Delivery:
             for name, r in receivers.items()
         }
         settings = replace(base, retry=default, retries=MappingProxyType(retries))
-        return cls(state, senders, settings, observer=observer, on_stop=client.close)
+        return cls(
+            state,
+            senders,
+            settings,
+            observer=observer,
+            on_stop=client.close,
+            secrets=Secrets.within(receivers),
+        )
 
     # -- the thread ----------------------------------------------------------------------------
 
@@ -264,6 +274,7 @@ class Delivery:
             log.warning("outbox row %d was delivered after its claim lapsed", row.id)
 
     def _retry(self, row: OutboxRow, token: str, reason: str, retry_after: float | None) -> None:
+        reason = self._secrets.scrub(reason)
         now = self._clock()
         policy = self._settings.retries.get(row.receiver, self._settings.retry)
         delay = policy.delay(row.attempts, retry_after, self._rng)
@@ -287,6 +298,7 @@ class Delivery:
             self._report(row.receiver, DeliveryOutcome.RETRIED)
 
     def _dead(self, row: OutboxRow, token: str, reason: str) -> None:
+        reason = self._secrets.scrub(reason)
         if self._state.outbox_dead(row.id, token, reason):
             log.error(
                 "outbox row %d to receiver %r is dead after %d attempts: %s",

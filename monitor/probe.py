@@ -6,6 +6,7 @@ observation and so an `error` result for each check it feeds; nothing passes sil
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -18,6 +19,7 @@ from checks.model import AnomalyCheck, FeatureView
 from checks.observation import Observation, ProbeFailure
 from checks.plan import PlannedCheck, offline_metrics
 from checks.result import CheckResult, worst
+from checks.secrets import NO_SECRETS, Secrets
 from monitor import analytics, population
 from monitor.abc import OfflineStore, OnlineStore, StateReader
 from monitor.errors import StoreError
@@ -37,6 +39,8 @@ class Stores:
     on_probe: Callable[[str, str, float, bool], None] | None = None
     # Where anomaly checks read history and schema baselines are kept; None: not available.
     state: StateReader | None = None
+    # Every secret of the configuration: scrubbed from the reason of every probe failure.
+    secrets: Secrets = NO_SECRETS
 
 
 def probe_view(
@@ -65,10 +69,11 @@ def probe_view(
             p,
             contracts[p.path] if p.kind == "soda" else extra.get(p.id) or observations[p.target],
             scheduled_at,
+            stores.secrets,
         )
         for p in planned
     ]
-    results = _with_anomalies(planned, first, stores.state, scheduled_at)
+    results = _with_anomalies(planned, first, stores, scheduled_at)
     log.info(
         "probed %s: %d checks, worst %s, %.0f ms",
         view.name,
@@ -82,7 +87,7 @@ def probe_view(
 def _with_anomalies(
     planned: tuple[PlannedCheck, ...],
     first: list[CheckResult | None],
-    state: StateReader | None,
+    stores: Stores,
     at: datetime,
 ) -> list[CheckResult]:
     """Every result in declaration order, the anomaly checks' judged against this run's other
@@ -94,19 +99,27 @@ def _with_anomalies(
             out.append(result)
             continue
         assert isinstance(p.check, AnomalyCheck)  # noqa: S101  (only anomalies wait)
-        observed = analytics.history(p, p.check.of, p.check.window, done, state)
-        out.append(_evaluate(p, observed, at))
+        observed = analytics.history(p, p.check.of, p.check.window, done, stores.state)
+        out.append(_evaluate(p, observed, at, stores.secrets))
     return out
 
 
 def _evaluate(
-    planned: PlannedCheck, observation: Observation | SodaObservation, at: datetime
+    planned: PlannedCheck,
+    observation: Observation | SodaObservation,
+    at: datetime,
+    secrets: Secrets,
 ) -> CheckResult:
+    """The check's result; the reason of a probe failure (whichever part of the probe it came
+    from: a store, a Soda contract, the history) scrubbed of every configured secret."""
+    if isinstance(observation, ProbeFailure):
+        observation = dataclasses.replace(observation, reason=secrets.scrub(observation.reason))
     try:
         return evaluate(planned, observation, at)
     except Exception as exc:  # the per-run boundary: one bad value must not lose the run
         log.exception("evaluating %s failed", planned.id)
-        return error_result(planned, f"internal error: {type(exc).__name__}: {exc}")
+        reason = secrets.scrub(f"internal error: {type(exc).__name__}: {exc}")
+        return error_result(planned, reason)
 
 
 def _guard(
@@ -114,22 +127,28 @@ def _guard(
 ) -> Observation:
     """Run one measurement, timed; a store error or any other failure becomes a ProbeFailure."""
     started = time.monotonic()
-    observation = _measure(store, view, measure)
+    observation = _measure(store, view, measure, stores.secrets)
     if stores.on_probe is not None:
         failed = isinstance(observation, ProbeFailure)
         stores.on_probe(view, store, time.monotonic() - started, failed)
     return observation
 
 
-def _measure(store: str, view: str, measure: Callable[[], Observation]) -> Observation:
+def _measure(
+    store: str, view: str, measure: Callable[[], Observation], secrets: Secrets
+) -> Observation:
+    """The observation, or the failure with its reason scrubbed of every configured secret
+    (the reason goes on to results, reports, the state database and notifications)."""
     try:
         return measure()
     except StoreError as exc:
-        log.warning("probe of %s on %s failed: %s", view, store, exc)
-        return ProbeFailure(store, view, str(exc))
+        reason = secrets.scrub(str(exc))
+        log.warning("probe of %s on %s failed: %s", view, store, reason)
+        return ProbeFailure(store, view, reason)
     except Exception as exc:  # the per-run boundary: a bug must not blind the other views
         log.exception("probe of %s on %s failed unexpectedly", view, store)
-        return ProbeFailure(store, view, f"internal error: {type(exc).__name__}: {exc}")
+        reason = secrets.scrub(f"internal error: {type(exc).__name__}: {exc}")
+        return ProbeFailure(store, view, reason)
 
 
 def _offline(

@@ -59,7 +59,7 @@ class AlertmanagerSender(Sender):
         failures: list[DeliveryFailed] = []
         for peer in self._settings.peers:
             try:
-                self._push(peer, body)
+                self._push(peer.get_secret_value(), body)
             except DeliveryFailed as failed:
                 failures.append(failed)
         peers = len(self._settings.peers)
@@ -79,11 +79,16 @@ class AlertmanagerSender(Sender):
     def _push(self, peer: str, body: bytes) -> None:
         where = redacted(peer)
         response = post(
-            self._client, where, alerts_url(peer), content=body, timeout=self._settings.timeout
+            self._client,
+            where,
+            alerts_url(peer),
+            content=body,
+            timeout=self._settings.timeout,
+            secrets=[peer],
         )
         if 200 <= response.status_code < 300:
             return
-        raise failure(where, response, excerpt(response))
+        raise failure(where, response, excerpt(response, [peer]))
 
 
 def _none_accepted(name: str, failures: list[DeliveryFailed]) -> DeliveryFailed:

@@ -89,21 +89,22 @@ class PagerDutySender(Sender):
 
     def _enqueue(self, body: JSONObject) -> None:
         key = self._settings.routing_key.get_secret_value()
+        url = self._settings.url.get_secret_value()
         body = {"routing_key": key, **body}
         response = post(
             self._client,
             self.name,
-            self._settings.url,
+            url,
             content=json.dumps(body, ensure_ascii=False).encode(),
             timeout=self._settings.timeout,
-            secrets=[key],
+            secrets=[key, url],
         )
         if 200 <= response.status_code < 300:
             return
         raise failure(
             self.name,
             response,
-            _said(response, key),
+            _said(response, [key, url]),
             default_retry_after=RATE_LIMIT_RETRY,
         )
 
@@ -160,18 +161,18 @@ def _details(alert: AlertEvent) -> JSONObject:
     return details
 
 
-def _said(response: httpx.Response, key: str) -> str:
+def _said(response: httpx.Response, secrets: list[str]) -> str:
     """PagerDuty's `message` and `errors` when it answered JSON, else the body's first words."""
     try:
         answer = response.json()
     except ValueError:
         answer = None
     if not isinstance(answer, dict):
-        return excerpt(response, [key])
+        return excerpt(response, secrets)
     errors = answer.get("errors")
     words = [
         str(answer.get("message") or ""),
         *(map(str, errors) if isinstance(errors, list) else ()),
     ]
     text = "; ".join(w for w in words if w)
-    return one_line(text, [key]) if text else excerpt(response, [key])
+    return one_line(text, secrets) if text else excerpt(response, secrets)

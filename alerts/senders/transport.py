@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from alerts.errors import DeliveryFailed
+from checks.secrets import scrub
 
 log = logging.getLogger(__name__)
 
@@ -179,22 +180,3 @@ def one_line(text: str, secrets: Iterable[str] = (), limit: int = 300) -> str:
     line = " ".join("".join(c if c.isprintable() else " " for c in text).split())
     line = scrub(line, secrets)
     return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every secret (and each URL path segment of one that is a URL) masked."""
-    for secret in sorted(_secret_parts(secrets), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
-
-
-def _secret_parts(secrets: Iterable[str]) -> set[str]:
-    parts: set[str] = set()
-    for secret in secrets:
-        if not secret:
-            continue
-        parts.add(secret)
-        if "://" in secret:  # a webhook URL: its path segments are the token
-            path = secret.split("://", 1)[1].partition("/")[2]
-            parts.update(p for p in path.split("/") if len(p) >= 8)
-    return parts

@@ -33,12 +33,12 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 
+from checks.secrets import Secrets
 from monitor.state.errors import StateError
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class Database:
             raise StateError("<invalid URL>", "expected a SQLAlchemy URL") from exc
         # No query string: it may hold a password (`?password=`) or paths to TLS keys.
         self.name = parsed.set(query={}).render_as_string(hide_password=True)
-        self._secrets = _secrets(parsed)
+        self._secrets = Secrets.of([url])
         backend = parsed.get_backend_name()
         if backend == "sqlite":
             self.engine = self._sqlite(parsed)
@@ -102,9 +102,7 @@ class Database:
         password (masked here too, in case a driver ever echoes its connection string)."""
         original = getattr(exc, "orig", None) or exc
         text = (str(original).strip().splitlines() or [type(original).__name__])[0]
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return self._secrets.scrub(text)
 
     def _sqlite(self, url: sa.URL) -> sa.Engine:
         path = url.database or ""
@@ -142,13 +140,6 @@ class Database:
             )
         except (sa_exc.ArgumentError, ImportError) as exc:
             raise StateError(self.name, f"cannot load the driver {url.drivername!r}") from exc
-
-
-def _secrets(url: sa.URL) -> tuple[str, ...]:
-    """The password in the URL (user part or `?password=`), plain and percent-encoded."""
-    found = [url.password, url.query.get("password")]
-    texts = [str(p) for p in found if p and isinstance(p, str)]
-    return tuple({form for text in texts for form in (text, quote(text, safe=""))})
 
 
 def _sqlite_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:

@@ -45,6 +45,7 @@ from checks.kinds.soda import Diagnostic, Outcome, SodaBounds, SodaObservation, 
 from checks.model import FeatureView, SodaCheck
 from checks.observation import ProbeFailure
 from checks.plan import PlannedCheck
+from checks.secrets import scrub
 from checks.soda_contract import with_dataset
 from checks.source import Path
 from monitor.abc import OfflineStore
@@ -371,6 +372,6 @@ def _diagnostics(values: object) -> dict[str, Diagnostic]:
 
 
 def _scrub(text: str, password: str) -> str:
-    """The first line of a message, with the password masked if it appears."""
+    """The first line of a message, with the password (in every form) masked."""
     first = (text.strip().splitlines() or [""])[0]
-    return first.replace(password, "***") if password else first
+    return scrub(first, [password])

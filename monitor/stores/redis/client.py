@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 import redis
 from redis.backoff import NoBackoff
@@ -32,6 +32,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from checks.secrets import Secrets
 from monitor.errors import ProbeTimeout, QueryFailed, StoreError, StoreUnavailable
 
 Client = redis.Redis | RedisCluster
@@ -86,7 +87,7 @@ class Connection:
         self.store = store
         self.timeout = timeout
         self._url = url
-        self._secrets = _secrets_of(url)
+        self._secrets = Secrets.of([url])
         self._owned = client is None
         if client is None:
             self._check_url()
@@ -137,7 +138,7 @@ class Connection:
 
     def translate(self, exc: Exception, action: str) -> StoreError:
         """The featmon error for a redis-py error: its first line, never the password."""
-        text = self._scrub((str(exc).strip().splitlines() or [type(exc).__name__])[0])
+        text = self._secrets.scrub((str(exc).strip().splitlines() or [type(exc).__name__])[0])
         if isinstance(exc, RedisTimeoutError | TimeoutError):
             seconds = self.timeout.total_seconds()
             return ProbeTimeout(self.store, f"{action} ran past the {seconds:g}s timeout: {text}")
@@ -152,11 +153,6 @@ class Connection:
         if isinstance(exc, ValueError) and not isinstance(exc, RedisError):
             return StoreUnavailable(self.store, f"{action}: invalid connection settings: {text}")
         return QueryFailed(self.store, f"{action} failed: {text}")
-
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
 
     def check_deadline(self, deadline: float, action: str) -> None:
         """Raises ProbeTimeout when the whole read or sample has run past the timeout."""
@@ -366,14 +362,3 @@ def _as_bytes(raw: object) -> bytes | None:
     if isinstance(raw, str):  # a client made with decode_responses=True
         return raw.encode("utf-8")
     return None
-
-
-def _secrets_of(url: str) -> tuple[str, ...]:
-    """The password of a URL as written and unquoted, longest first, for scrubbing messages."""
-    try:
-        password = urlparse(url).password
-    except ValueError:
-        return ()
-    if not password:
-        return ()
-    return tuple(sorted({password, unquote(password)}, key=len, reverse=True))

@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
+from checks.secrets import NO_SECRETS, Secrets
 from monitor.errors import ProbeTimeout, QueryFailed, SourceNotFound, StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -74,11 +75,8 @@ def open_engine(url: str, store: str, timeout: timedelta, read_only_file: bool =
 
 
 def safe_url(url: str) -> str:
-    """The URL with its password masked, for logs and messages."""
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except sa_exc.ArgumentError:
-        return "<invalid URL>"
+    """The URL with its user info and query credentials masked, for logs and messages."""
+    return Secrets.of([url]).scrub(url)
 
 
 @contextlib.contextmanager
@@ -100,7 +98,13 @@ def read_only(engine: sa.Engine, store: str, timeout: timedelta) -> Iterator[sa.
     except StoreError:
         raise
     except sa_exc.SQLAlchemyError as exc:
-        raise translate(exc, store, time.monotonic() - started, timeout) from exc
+        elapsed = time.monotonic() - started
+        raise translate(exc, store, elapsed, timeout, _secrets(engine)) from exc
+
+
+def _secrets(engine: sa.Engine) -> Secrets:
+    """The engine's password (and query credentials), for scrubbing a driver's message."""
+    return Secrets.of([engine.url.render_as_string(hide_password=False)])
 
 
 def _limit(conn: sa.Connection, timeout: timedelta) -> Callable[[], None]:
@@ -127,12 +131,16 @@ def _limit(conn: sa.Connection, timeout: timedelta) -> Callable[[], None]:
 
 
 def translate(
-    exc: sa_exc.SQLAlchemyError, store: str, elapsed: float, timeout: timedelta
+    exc: sa_exc.SQLAlchemyError,
+    store: str,
+    elapsed: float,
+    timeout: timedelta,
+    secrets: Secrets = NO_SECRETS,
 ) -> StoreError:
     """The featmon error for a SQLAlchemy error: the first line of the driver's message, never
-    the SQL parameters or the URL."""
+    the SQL parameters or the URL, with `secrets` scrubbed from it."""
     original = getattr(exc, "orig", None) or exc
-    first = (str(original).strip().splitlines() or [type(original).__name__])[0]
+    first = secrets.scrub((str(original).strip().splitlines() or [type(original).__name__])[0])
     text = first.lower()
     if any(word in text for word in _TIMEOUT) or elapsed >= timeout.total_seconds():
         return ProbeTimeout(store, f"query stopped after {timeout.total_seconds():g}s: {first}")
