@@ -10,6 +10,9 @@ reloaded on SIGHUP or when a file changes; SIGTERM or SIGINT stops it within a g
 
 With a state database, a run is first claimed there (`monitor.claims`): replicas sharing the
 database run each scheduled run of each view once, and one that loses the claim skips it.
+Probing never waits for the state database: a claim it does not answer is run anyway (see
+`monitor.claims` for which views), and a run it does not take is buffered by the `RunRecorder`
+(`monitor.recorder`) and written when it is back, on the claims' heartbeat.
 
 A run of one view is `probe_view` at the run's **scheduled** time, a `RunResult` with its own run
 id, `App.record`, and `observer.run_finished`; any failure there becomes `error` results and never
@@ -39,15 +42,16 @@ from checks.evaluate import error_result
 from checks.result import CheckResult, RunResult
 from checks.schedule import Schedule
 from monitor.app import App, build_app
-from monitor.claims import RunClaims, Ticker, holder_id
+from monitor.claims import RunClaims, Ticker, Verdict, holder_id
 from monitor.loader import Loaded, LoadedView, load
 from monitor.logqueue import queued_logging
 from monitor.notify import AlertRuntime
 from monitor.observer import NoObserver, RunObserver
 from monitor.probe import probe_view
+from monitor.recorder import Recorded, RunRecorder, StateHealth
 from monitor.run import new_run_id
 from monitor.scheduler import First, ScheduleError, Scheduler, SchedulerSettings, check
-from monitor.state import StateError, StateStore
+from monitor.state import StateError, StateStore, StoredResult
 from monitor.watch import Watcher, watched_files
 
 log = logging.getLogger(__name__)
@@ -55,8 +59,8 @@ log = logging.getLogger(__name__)
 RETENTION_KEY = "featmon:retention"  # not a view name: those cannot hold a colon
 RETENTION_SCHEDULE = Schedule(every=timedelta(hours=1))
 ALERTS_KEY = "featmon:alerts"
-ALERTS_SCHEDULE = Schedule(every=timedelta(seconds=5))  # group_wait / group_interval resolution
 CLAIM_RETENTION = timedelta(days=1)  # claims matter for a misfire grace; kept a day to diagnose
+BUFFER_RUNS_PER_VIEW = 60  # the default of state.buffer_runs: an hour of runs every minute
 _VIEW = "view:"
 _TAKEOVER = "takeover:"
 
@@ -67,13 +71,17 @@ class DaemonSettings:
     runs going; `misfire_grace`: a run starting later than this after its time is dropped;
     `watch_interval`: how often config.yaml and the check files are looked at;
     `claim_lease`: how long a run's claim outlives its holder (renewed every quarter of it):
-    after a replica dies, its run going is taken over within about this long."""
+    after a replica dies, its run going is taken over within about this long (runs buffered
+    while the state database was down are written on the same heartbeat); `alert_tick`: how
+    often alert groups are looked at (the resolution of group_wait and group_interval) and the
+    state database is watched (`state.outage_alert_after`)."""
 
     workers: int = 8
     grace: timedelta = timedelta(seconds=30)
     misfire_grace: timedelta = timedelta(seconds=60)
     watch_interval: timedelta = timedelta(seconds=2)
     claim_lease: timedelta = timedelta(seconds=5)
+    alert_tick: timedelta = timedelta(seconds=5)
 
 
 class Serving(Protocol):
@@ -82,6 +90,9 @@ class Serving(Protocol):
     @property
     def ready(self) -> bool:
         """Started, with a configuration, and not stopping (`/readyz`)."""
+
+    def state_health(self) -> StateHealth:
+        """Whether runs reach the state database."""
 
     def using(self) -> contextlib.AbstractContextManager[App]:
         """The app of the last good configuration, kept open until the `with` block ends."""
@@ -118,6 +129,12 @@ def plan_jobs(old: Mapping[str, Schedule], new: Mapping[str, Schedule]) -> JobPl
 def schedules(loaded: Loaded) -> dict[str, Schedule]:
     """The schedule of every view with checks to run (a view without checks is not run)."""
     return {v.view.name: v.view.schedule for v in loaded.views if v.planned}
+
+
+def buffer_capacity(loaded: Loaded) -> int:
+    """`state.buffer_runs`, or `BUFFER_RUNS_PER_VIEW` runs per scheduled view."""
+    configured = loaded.config.state.buffer_runs
+    return configured or BUFFER_RUNS_PER_VIEW * max(1, len(schedules(loaded)))
 
 
 def schedule_problems(loaded: Loaded) -> list[Problem]:
@@ -210,6 +227,7 @@ class Daemon:
             holder_id(), settings.claim_lease, settings.misfire_grace, self._observer
         )
         self._takeovers: dict[str, tuple[str, datetime]] = {}  # once-job key -> run
+        self._recorder = RunRecorder(BUFFER_RUNS_PER_VIEW, self._observer)
         self._tending = Ticker("featmon-claims", settings.claim_lease / 4, self._tend_claims)
 
     # -- the life cycle --------------------------------------------------------------------
@@ -219,6 +237,7 @@ class Daemon:
         pruned at once and hourly). Raises `ConfigError` when the configuration is invalid."""
         loaded = self._load_checked()
         generation = self._generation_of(loaded, self._build(loaded))
+        self._recorder.resize(buffer_capacity(loaded))
         with self._lock:
             self._current = generation
         if self._sidecar is not None:
@@ -231,7 +250,8 @@ class Daemon:
         for name, schedule in plan.items():
             self._scheduler.put(_VIEW + name, schedule, self._job(name), first=First.LATEST)
         self._scheduler.put(RETENTION_KEY, RETENTION_SCHEDULE, self._prune, first=First.NOW)
-        self._scheduler.put(ALERTS_KEY, ALERTS_SCHEDULE, self._flush_alerts)
+        alert_tick = Schedule(every=self._settings.alert_tick)
+        self._scheduler.put(ALERTS_KEY, alert_tick, self._flush_alerts)
         self._scheduler.start()
         self._tending.start()
         self._watcher = Watcher(
@@ -262,6 +282,7 @@ class Daemon:
                 log.exception("reload of %s failed building the stores", self._path)
                 return self._reload_failed(f"{type(exc).__name__}: {exc}", [])
             new = self._generation_of(loaded, app)
+            self._recorder.resize(buffer_capacity(loaded))
             with self._lock:
                 old, self._current = self._current, new
             if new.alerts is not None:  # alerts of views no longer configured resolve
@@ -305,6 +326,7 @@ class Daemon:
                 "%d runs still going after %.0f s, not waited for: %s", len(going), grace, going
             )
         self._tending.stop()  # the claims of runs not waited for end with their lease
+        self._flush_at_stop()
         if self._sidecar is not None:
             self._sidecar.stop()
         if self._current is not None:
@@ -312,10 +334,27 @@ class Daemon:
         log.info("featmon stopped%s", "" if finished else " without waiting for every run")
         return finished
 
+    def _flush_at_stop(self) -> None:
+        state = None if self._current is None else self._current.app.state
+        if state is None:
+            return
+        self._recorder.flush(state)
+        left = self._recorder.health().buffered
+        if left:
+            log.error("%d buffered runs are not recorded: the state database is still down", left)
+
     @property
     def ready(self) -> bool:
         with self._lock:
             return self._current is not None and not self._stopping
+
+    def state_health(self) -> StateHealth:
+        """Whether runs reach the state database (`/readyz`, `featmon_state_up`)."""
+        return self._recorder.health()
+
+    def measured(self) -> list[StoredResult]:
+        """The latest result of every check this process measured, recorded or not."""
+        return self._recorder.latest()
 
     @contextlib.contextmanager
     def using(self) -> Iterator[App]:
@@ -343,13 +382,17 @@ class Daemon:
             if state is None:
                 self._run_claimed(generation, view, scheduled_at, None)
                 return
-            if not claimed and not self._claims.claim(state, name, scheduled_at):
+            verdict = Verdict.HELD if claimed else self._claims.claim(state, name, scheduled_at)
+            if verdict is Verdict.NOT_OURS:
+                return
+            if verdict is Verdict.UNCLAIMED:
+                self._run_claimed(generation, view, scheduled_at, None)
                 return
             settled = False
             try:
                 settled = self._run_claimed(generation, view, scheduled_at, self._claims.holder)
             finally:
-                if settled:
+                if settled:  # recorded or buffered with its claim, which is finished with it
                     self._claims.drop((name, scheduled_at))
                 else:  # not recorded: the claim is finished on its own
                     self._claims.finish(state, name, scheduled_at)
@@ -362,28 +405,25 @@ class Daemon:
     def _run_claimed(
         self, generation: _Generation, view: LoadedView, scheduled_at: datetime, holder: str | None
     ) -> bool:
-        """Probe, record (finishing the claim of `holder` in the same transaction) and alert;
-        True when the claim was settled by the recording. No report file is written: the
-        sidecar renders a run's report from the state database when it is asked for."""
+        """Probe, record or buffer (finishing the claim of `holder` in the same transaction)
+        and alert; True when the claim is settled by the recording. No report file is written:
+        the sidecar renders a run's report from the state database when it is asked for."""
         name = view.view.name
         started = time.monotonic()
         app = generation.app
         run, probe_cpu = _execute(app, view, scheduled_at, self._observer)
+        claim = None if holder is None else (name, holder)
         if app.state is not None:
-            try:
-                claim = None if holder is None else (name, holder)
-                if not app.state.record_run(run, claim):
-                    log.warning(
-                        "run %s of view %s not recorded: its claim was taken over by another "
-                        "replica (the lease of %s ran out), which records it",
-                        run.run_id,
-                        name,
-                        self._settings.claim_lease,
-                    )
-                    return True
-            except StateError as exc:
-                log.error("run %s was not recorded in the state database: %s", run.run_id, exc)
-                return False
+            recorded = self._recorder.record(app.state, name, run, claim)
+            if recorded is Recorded.ELSEWHERE:
+                log.warning(
+                    "run %s of view %s not recorded: its claim was taken over by another "
+                    "replica (the lease of %s ran out), which records it",
+                    run.run_id,
+                    name,
+                    self._settings.claim_lease,
+                )
+                return True
         if generation.alerts is not None:
             generation.alerts.after_run(run, datetime.now(UTC))
         self._observer.run_finished(name, run)
@@ -407,8 +447,9 @@ class Daemon:
         return holder is not None
 
     def _tend_claims(self) -> None:
-        """Renew the claims of the runs going here; take over abandoned runs (see
-        `monitor.claims`), each run then on the worker pool."""
+        """Write the runs buffered while the state database was away; renew the claims of the
+        runs going here; take over abandoned runs (see `monitor.claims`), each run then on the
+        worker pool."""
         with self._lock:
             generation = None if self._stopping else self._current
         if generation is None or generation.app.state is None:
@@ -416,7 +457,11 @@ class Daemon:
         now = datetime.now(UTC)
         generation.acquire()
         try:
+            self._recorder.flush(generation.app.state)
             taken = self._claims.tend(generation.app.state, frozenset(generation.views), now)
+        except StateError as exc:
+            log.warning("tending the claims failed (tried again on the next heartbeat): %s", exc)
+            return
         finally:
             generation.release()
         for name, at in taken:
@@ -436,10 +481,14 @@ class Daemon:
         return _Generation(loaded, app, alerts)
 
     def _flush_alerts(self, scheduled_at: datetime) -> None:
-        """Send alert groups whose group_wait or group_interval has passed."""
+        """Alert on the state database when it is down too long; send alert groups whose
+        group_wait or group_interval has passed."""
         with self._run_slot(ALERTS_KEY) as generation:
             if generation is not None and generation.alerts is not None:
-                generation.alerts.tick(max(scheduled_at, datetime.now(UTC)))
+                now = max(scheduled_at, datetime.now(UTC))
+                after = generation.loaded.config.state.outage_alert_after
+                generation.alerts.watch_state(self._recorder.health(), now, after)
+                generation.alerts.tick(now)
 
     def _prune(self, scheduled_at: datetime) -> None:
         with self._run_slot(RETENTION_KEY) as generation:
@@ -592,7 +641,7 @@ def build_daemon(path: Path, settings: DaemonSettings) -> Daemon:
     address needs a restart). Raises ConfigError when invalid."""
     # The web stack loads only for the daemon.
     from monitor.http import DaemonSidecar, daemon_state  # noqa: PLC0415
-    from monitor.metrics import Exposition, Metrics, new_registry  # noqa: PLC0415
+    from monitor.metrics import Exposition, LiveState, Metrics, new_registry  # noqa: PLC0415
 
     config = load(path).config
     registry = new_registry()
@@ -606,7 +655,11 @@ def build_daemon(path: Path, settings: DaemonSettings) -> Daemon:
         with daemon_state(daemon)() as state:
             yield state
 
-    metrics = Metrics(registry, current_state)
+    live = LiveState(
+        health=lambda: StateHealth(True) if daemon is None else daemon.state_health(),
+        measured=lambda: [] if daemon is None else daemon.measured(),
+    )
+    metrics = Metrics(registry, current_state, live)
     sidecar = DaemonSidecar(config.http, Exposition(registry))
     daemon = Daemon(path, settings, observer=metrics, sidecar=sidecar)
     return daemon

@@ -1,0 +1,325 @@
+"""The daemon never blind when its state database fails: a PostgreSQL server of the test's own
+stopped and started, SQLite on a small file system filled up and freed, and a SQLite file
+overwritten while the daemon runs. In each, a Redis server of the test's own dies during the
+outage: every scheduled run is still probed, the Redis failure reaches a real loopback webhook,
+`/metrics` and `/readyz` tell the truth, and once the database is back every run is recorded,
+in order."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import sqlalchemy as sa
+
+from monitor.daemon import Daemon, DaemonSettings, build_daemon
+from monitor.state import OutboxState, StateStore
+from tests.receivers import WEBHOOK_PATH, LoopbackReceiver, serving, webhook_contract
+from tests.redis_fixtures import Server, free_port, redis_server
+
+VIEW = "outage_users"
+CHECK = f"{VIEW}.freshness@online"
+SETTINGS = DaemonSettings(
+    grace=timedelta(seconds=10),
+    watch_interval=timedelta(seconds=5),
+    claim_lease=timedelta(seconds=2),  # the heartbeat that writes buffered runs: every 0.5 s
+    alert_tick=timedelta(seconds=1),
+)
+CHECKS = f"""\
+feature_views:
+  - name: {VIEW}
+    entity: user
+    ttl: 1d
+    features: {{score: double}}
+    online: {{store: cache, sample: 5, population: online}}
+    schedule: {{every: 1s}}
+    checks:
+      - {{kind: freshness, max: 1h, severity: P1}}
+"""
+
+
+# -- a PostgreSQL server of the test's own ---------------------------------------------------------
+
+
+@dataclass
+class Postgres:
+    """A PostgreSQL cluster in a temporary directory on a free port, run by pg_ctl (as the
+    postgres user when the test runs as root: PostgreSQL refuses to run as root)."""
+
+    bin_dir: Path
+    data: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        command = [str(self.bin_dir / args[0]), *args[1:]]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-o", options, "-l", f"{self.data}.log", "-w", "start"
+        )
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+
+@pytest.fixture
+def postgres() -> Iterator[Postgres]:
+    """A fresh cluster, started; stopped and deleted afterwards (never the shared server)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not found:
+        pytest.skip("no PostgreSQL server binaries under /usr/lib/postgresql")
+    root = Path(tempfile.mkdtemp(prefix="featmon-outage-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+    server = Postgres(found[-1].parent, root / "data", free_port())
+    try:
+        server._run("initdb", "-D", str(server.data), "-U", "postgres", "-A", "trust")
+        server.start()
+        yield server
+        with contextlib.suppress(subprocess.CalledProcessError):
+            server.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# -- the scenario --------------------------------------------------------------------------------
+
+
+@dataclass
+class Outage:
+    """How one test takes the state database away and gives it back."""
+
+    state_url: str
+    begin: Callable[[], None]
+    end: Callable[[], None]
+
+
+def write_config(root: Path, cache: Server, hook: LoopbackReceiver, state_url: str) -> Path:
+    (root / "checks").mkdir()
+    (root / "checks" / "c.yaml").write_text(CHECKS, encoding="utf-8")
+    config = root / "config.yaml"
+    config.write_text(
+        "stores:\n"
+        f"  cache: {{type: redis, url: '{cache.url}', layout: hash,"
+        " key_template: 'f:{feature_view}:{user}'}\n"
+        "checks: checks/*.yaml\n"
+        f"state: {{url: '{state_url}', outage_alert_after: 2s}}\n"
+        f"receivers: {{hook: {{type: webhook, url: '{hook.url}{WEBHOOK_PATH}'}}}}\n"
+        "route: {receiver: hook, group_wait: 0s, group_interval: 1s}\n"
+        f"http: {{listen: '127.0.0.1:{free_port()}'}}\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+def plant(cache: Server) -> None:
+    """Five fresh entities of the view in the test's Redis."""
+    client = redis.Redis.from_url(cache.url, socket_timeout=5)
+    try:
+        for user in range(5):
+            client.hset(f"f:{VIEW}:{user}", mapping={"score": "1.5", "_ts": str(int(time.time()))})
+    finally:
+        client.close()
+
+
+class Sidecar:
+    """What a scraper and a readiness probe see of the daemon."""
+
+    def __init__(self, config: Path) -> None:
+        found = re.search(r"listen: '([^']+)'", config.read_text(encoding="utf-8"))
+        assert found is not None
+        self.base = f"http://{found.group(1)}"
+
+    def metrics(self) -> dict[str, float]:
+        text = httpx.get(f"{self.base}/metrics", timeout=5).text
+        samples: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        return samples
+
+    def status(self) -> float | None:
+        metrics = self.metrics()
+        return next(
+            (
+                v
+                for k, v in metrics.items()
+                if k.startswith(f'featmon_check_status{{check="{CHECK}"')
+            ),
+            None,
+        )
+
+    def readyz(self) -> httpx.Response:
+        return httpx.get(f"{self.base}/readyz", timeout=5)
+
+
+def eventually(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def firing(
+    hook: LoopbackReceiver, check: str | None = None, alertname: str | None = None
+) -> list[Any]:
+    """The alerts announced firing, one per notification that carried them."""
+    found = []
+    for body in hook.bodies():
+        for alert in body["alerts"]:
+            labels = alert["labels"]
+            if alert["status"] != "firing":
+                continue
+            if check is not None and labels.get("check") != check:
+                continue
+            if alertname is not None and labels.get("alertname") != alertname:
+                continue
+            found.append(alert)
+    return found
+
+
+def resolved(hook: LoopbackReceiver, check: str) -> bool:
+    return any(
+        alert["status"] == "resolved" and alert["labels"].get("check") == check
+        for body in hook.bodies()
+        for alert in body["alerts"]
+    )
+
+
+def probe_alerts(hook: LoopbackReceiver) -> list[Any]:
+    """Firing alerts about the view's probe on the Redis store (not the check's own)."""
+    return [
+        a
+        for a in firing(hook)
+        if a["labels"].get("feature_view") == VIEW
+        and a["labels"].get("store") == "cache"
+        and "check" not in a["labels"]
+    ]
+
+
+def run_through(tmp_path: Path, outage: Outage) -> None:
+    """Runs before, during and after the outage; Redis dies during it. Asserts what the module
+    docstring promises."""
+    with redis_server(tmp_path / "redis") as cache, serving(webhook_contract()) as hook:
+        plant(cache)
+        config = write_config(tmp_path, cache, hook, outage.state_url)
+        daemon = build_daemon(config, SETTINGS)
+        daemon.start()
+        sidecar = Sidecar(config)
+        try:
+            during = _outage(daemon, sidecar, outage, cache, hook)
+        finally:
+            stopped = daemon.stop(10)
+        assert stopped
+    with StateStore(outage.state_url) as state:
+        runs = state.runs(limit=1000)
+        outbox = state.outbox_rows(limit=1000)
+        order = _recorded_order(outage.state_url)
+    times = sorted(r.scheduled_at for r in runs if r.feature_view == VIEW)
+    gaps = [(a, b) for a, b in itertools.pairwise(times) if b - a != timedelta(seconds=1)]
+    assert gaps == [], "every scheduled run is recorded: none is missing between the first and last"
+    assert times[0] < during.down_at, "runs before the outage"
+    assert during.up_at < times[-1], "runs after the outage"
+    assert [at for at in order if at >= during.down_at] == sorted(
+        at for at in order if at >= during.down_at
+    ), "buffered runs are recorded in the order they ran"
+    assert len(probe_alerts(hook)) == 1, "the Redis failure paged once, not again from the outbox"
+    sent = [row for row in outbox if row.state is OutboxState.DELIVERED]
+    assert len(sent) >= 2, "notifications sent from memory are in the outbox, delivered"
+    assert during.unrecorded == 0
+
+
+@dataclass(frozen=True)
+class During:
+    down_at: datetime
+    up_at: datetime
+    unrecorded: float
+
+
+def _outage(
+    daemon: Daemon, sidecar: Sidecar, outage: Outage, cache: Server, hook: LoopbackReceiver
+) -> During:
+    eventually(lambda: sidecar.metrics().get("featmon_state_up") == 1.0, "the first runs")
+    eventually(lambda: sidecar.status() == 0.0, "a passing freshness check")
+    down_at = datetime.now(UTC)
+    outage.begin()
+    eventually(lambda: sidecar.metrics().get("featmon_state_up") == 0.0, "featmon_state_up 0")
+    answer = sidecar.readyz()
+    assert answer.status_code == 503
+    assert "state database" in answer.json()["checks"]["state"]
+    cache.stop()  # Redis dies while the state database is away
+    eventually(lambda: sidecar.status() == 3.0, "the check's error status in /metrics")
+    eventually(lambda: bool(probe_alerts(hook)), "the Redis failure alerted")
+    eventually(
+        lambda: bool(firing(hook, check="featmon.state_database")), "the state database alert"
+    )
+    assert daemon.state_health().buffered > 0
+    outage.end()
+    up_at = datetime.now(UTC)
+    eventually(lambda: sidecar.metrics().get("featmon_state_up") == 1.0, "featmon_state_up 1")
+    eventually(lambda: daemon.state_health().buffered == 0, "the buffer written")
+    eventually(lambda: resolved(hook, "featmon.state_database"), "the state alert resolved")
+    assert sidecar.readyz().status_code == 200
+    time.sleep(1.5)  # a few runs after the outage
+    unrecorded = sum(
+        v for k, v in sidecar.metrics().items() if k.startswith("featmon_runs_unrecorded_total")
+    )
+    return During(down_at, up_at, unrecorded)
+
+
+def _recorded_order(url: str) -> list[datetime]:
+    """The scheduled times of the view's runs in the order they were written."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT scheduled_at FROM runs WHERE feature_view = ? ORDER BY recorded_at"
+                if url.startswith("sqlite")
+                else "SELECT scheduled_at FROM runs WHERE feature_view = %s ORDER BY recorded_at",
+                (VIEW,),
+            ).all()
+    finally:
+        engine.dispose()
+    return [_aware(row[0]) for row in rows]
+
+
+def _aware(value: datetime | str) -> datetime:
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+# -- the tests -----------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_a_postgresql_state_database_stopped_and_started_loses_no_run(
+    tmp_path: Path, postgres: Postgres
+) -> None:
+    """With the state database's server stopped for several seconds, every run goes on, the
+    Redis that died meanwhile is alerted, and every run is recorded once it is back."""
+    run_through(tmp_path, Outage(postgres.url, postgres.stop, postgres.start))
