@@ -12,6 +12,7 @@ import itertools
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -323,3 +324,100 @@ def test_a_postgresql_state_database_stopped_and_started_loses_no_run(
     """With the state database's server stopped for several seconds, every run goes on, the
     Redis that died meanwhile is alerted, and every run is recorded once it is back."""
     run_through(tmp_path, Outage(postgres.url, postgres.stop, postgres.start))
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MiB tmpfs of the test's own (mounting needs root)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs to fill up needs root; run as root to test a full disk")
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"this machine refuses to mount a tmpfs: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(directory: Path) -> Path:
+    """Fill the file system of `directory` up with one file; returns it."""
+    filler = directory / "filler"
+    chunk = b"\0" * 65536
+    with filler.open("wb") as file, contextlib.suppress(OSError):
+        while True:
+            file.write(chunk)
+            file.flush()
+    return filler
+
+
+def test_a_sqlite_state_database_on_a_full_disk_loses_no_run(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    """With the state database's file system full (reads still work, writes fail), the daemon
+    says so, and once space is freed every run is recorded."""
+    filler = small_disk / "filler"
+    run_through(
+        tmp_path,
+        Outage(
+            f"sqlite:///{small_disk / 'state.db'}", lambda: fill(small_disk) and None, filler.unlink
+        ),
+    )
+
+
+@dataclass
+class Corruption:
+    """Overwrites the pages of a SQLite file (all but the header page) with zeros while the
+    daemon runs, and puts them back as they were."""
+
+    path: Path
+    saved: bytes = b""
+
+    def begin(self) -> None:
+        with self._writer() as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.execute("BEGIN IMMEDIATE")  # no writer while the pages change
+            try:
+                data = self.path.read_bytes()
+                page = int.from_bytes(data[16:18], "big") or 65536
+                self.saved = data[page:]
+                with self.path.open("r+b") as file:
+                    file.seek(page)
+                    file.write(b"\0" * len(self.saved))
+            finally:
+                conn.execute("ROLLBACK")
+
+    def end(self) -> None:
+        with self._writer() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                data = self.path.read_bytes()
+                page = int.from_bytes(data[16:18], "big") or 65536
+                with self.path.open("r+b") as file:
+                    file.seek(page)
+                    file.write(self.saved)
+            finally:
+                conn.execute("ROLLBACK")
+
+    @contextlib.contextmanager
+    def _writer(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+
+def test_a_corrupted_sqlite_state_database_loses_no_run(tmp_path: Path) -> None:
+    """With the pages of the state database's file overwritten while the daemon runs, probing
+    goes on, and once the file is repaired in place every run is recorded without a restart."""
+    path = tmp_path / "state" / "state.db"
+    corruption = Corruption(path)
+    run_through(tmp_path, Outage(f"sqlite:///{path}", corruption.begin, corruption.end))
