@@ -347,15 +347,13 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def fill(directory: Path) -> Path:
-    """Fill the file system of `directory` up with one file; returns it."""
-    filler = directory / "filler"
+def fill(filler: Path) -> None:
+    """Fill the file system of `filler` up with that one file."""
     chunk = b"\0" * 65536
     with filler.open("wb") as file, contextlib.suppress(OSError):
         while True:
             file.write(chunk)
             file.flush()
-    return filler
 
 
 def test_a_sqlite_state_database_on_a_full_disk_loses_no_run(
@@ -366,9 +364,7 @@ def test_a_sqlite_state_database_on_a_full_disk_loses_no_run(
     filler = small_disk / "filler"
     run_through(
         tmp_path,
-        Outage(
-            f"sqlite:///{small_disk / 'state.db'}", lambda: fill(small_disk) and None, filler.unlink
-        ),
+        Outage(f"sqlite:///{small_disk / 'state.db'}", lambda: fill(filler), filler.unlink),
     )
 
 
