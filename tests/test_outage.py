@@ -3,7 +3,8 @@ stopped and started, SQLite on a small file system filled up and freed, and a SQ
 overwritten while the daemon runs. In each, a Redis server of the test's own dies during the
 outage: every scheduled run is still probed, the Redis failure reaches a real loopback webhook,
 `/metrics` and `/readyz` tell the truth, and once the database is back every run is recorded,
-in order."""
+in order. Then the pieces: the run recorder's bound and order, and which views a replica runs
+when it cannot claim them."""
 
 from __future__ import annotations
 
@@ -27,10 +28,14 @@ import pytest
 import redis
 import sqlalchemy as sa
 
+from checks.result import RunResult
+from monitor.claims import RunClaims, Verdict
 from monitor.daemon import Daemon, DaemonSettings, build_daemon
+from monitor.recorder import Recorded, RunRecorder
 from monitor.state import OutboxState, StateStore
 from tests.receivers import WEBHOOK_PATH, LoopbackReceiver, serving, webhook_contract
 from tests.redis_fixtures import Server, free_port, redis_server
+from tests.test_daemon import Recorder
 
 VIEW = "outage_users"
 CHECK = f"{VIEW}.freshness@online"
@@ -417,3 +422,91 @@ def test_a_corrupted_sqlite_state_database_loses_no_run(tmp_path: Path) -> None:
     path = tmp_path / "state" / "state.db"
     corruption = Corruption(path)
     run_through(tmp_path, Outage(f"sqlite:///{path}", corruption.begin, corruption.end))
+
+
+# -- the pieces ----------------------------------------------------------------------------------
+
+T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+SECOND = timedelta(seconds=1)
+
+
+@pytest.fixture
+def down() -> Iterator[StateStore]:
+    """A state database whose server does not answer: nothing listens on its port."""
+    with StateStore(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/outage") as store:
+        yield store
+
+
+@pytest.fixture
+def up(tmp_path: Path) -> Iterator[StateStore]:
+    with StateStore(f"sqlite:///{tmp_path / 'state.db'}") as store:
+        store.migrate()
+        yield store
+
+
+def a_run(n: int) -> RunResult:
+    at = T0 + n * SECOND
+    return RunResult(f"outage-run-{n}", at, at, at + SECOND, ())
+
+
+def test_a_full_buffer_drops_its_oldest_run_counts_it_and_writes_the_rest_in_order(
+    down: StateStore, up: StateStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen = Recorder()
+    recorder = RunRecorder(2, seen)
+    assert [recorder.record(down, "v", a_run(n), None) for n in range(3)] == [Recorded.BUFFERED] * 3
+    health = recorder.health()
+    assert (health.writable, health.buffered, health.unrecorded) == (False, 2, 1)
+    assert seen.unrecorded == [("v", a_run(0).scheduled_at)]
+    assert any(
+        "outage-run-0" in r.getMessage() and "buffer of 2" in r.getMessage() for r in caplog.records
+    )
+    assert recorder.flush(up) == 2
+    assert [r.run_id for r in up.runs()] == ["outage-run-2", "outage-run-1"]
+    assert recorder.health().writable
+    assert recorder.health().buffered == 0
+
+
+def test_once_a_write_failed_later_runs_wait_behind_the_buffer_and_keep_their_order(
+    down: StateStore, up: StateStore
+) -> None:
+    """A run finishing while older runs wait is not written before them, even by a database
+    that takes writes again: the next flush writes them all, oldest first."""
+    recorder = RunRecorder(10, Recorder())
+    assert recorder.record(down, "v", a_run(0), None) is Recorded.BUFFERED
+    assert recorder.record(up, "v", a_run(1), None) is Recorded.BUFFERED
+    assert up.run("outage-run-1") is None
+    assert recorder.flush(up) == 2
+    order = _recorded_order_of(up)
+    assert order == ["outage-run-0", "outage-run-1"]
+    assert recorder.record(up, "v", a_run(2), None) is Recorded.WRITTEN
+
+
+def _recorded_order_of(state: StateStore) -> list[str]:
+    url = state.database
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT run_id FROM runs ORDER BY recorded_at, run_id"
+            ).all()
+    finally:
+        engine.dispose()
+    return [row[0] for row in rows]
+
+
+def test_without_a_state_database_a_replica_runs_the_views_it_last_held_and_those_never_seen(
+    down: StateStore, up: StateStore
+) -> None:
+    """Replica a won view v, so b saw v claimed elsewhere: with the database gone, a runs v
+    unclaimed and b leaves it to a; a view neither has seen claimed (w) is run by both."""
+    lease = timedelta(seconds=5)
+    a = RunClaims("a", lease, timedelta(minutes=1), Recorder())
+    b = RunClaims("b", lease, timedelta(minutes=1), Recorder())
+    assert a.claim(up, "v", T0) is Verdict.HELD
+    assert b.claim(up, "v", T0) is Verdict.NOT_OURS
+    later = T0 + SECOND
+    assert a.claim(down, "v", later) is Verdict.UNCLAIMED
+    assert b.claim(down, "v", later) is Verdict.NOT_OURS
+    assert a.claim(down, "w", later) is Verdict.UNCLAIMED
+    assert b.claim(down, "w", later) is Verdict.UNCLAIMED
