@@ -23,14 +23,13 @@ app at once, and the old one's stores are closed when its last run ends.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import queue
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -38,18 +37,16 @@ from types import FrameType
 from typing import Protocol
 
 from checks.errors import ConfigError, Problem
-from checks.evaluate import error_result
-from checks.result import CheckResult, RunResult
 from checks.schedule import Schedule
 from monitor.app import App, build_app
 from monitor.claims import RunClaims, Ticker, Verdict, holder_id
+from monitor.generation import Generation
 from monitor.loader import Loaded, LoadedView, load
 from monitor.logqueue import queued_logging
 from monitor.notify import AlertRuntime
 from monitor.observer import NoObserver, RunObserver
-from monitor.probe import probe_view
 from monitor.recorder import Recorded, RunRecorder, StateHealth
-from monitor.run import new_run_id
+from monitor.run import run_view
 from monitor.scheduler import First, ScheduleError, Scheduler, SchedulerSettings, check
 from monitor.state import StateError, StateStore, StoredResult
 from monitor.watch import Watcher, watched_files
@@ -148,47 +145,6 @@ def schedule_problems(loaded: Loaded) -> list[Problem]:
     return problems
 
 
-@dataclass
-class _Generation:
-    """One good configuration and its app; closed once retired and no longer in use."""
-
-    loaded: Loaded
-    app: App
-    alerts: AlertRuntime | None = None  # None: no state database, nothing is alerted
-    views: dict[str, LoadedView] = field(init=False)
-    _users: int = 0
-    _retired: bool = False
-    _closed: bool = False
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __post_init__(self) -> None:
-        self.views = {v.view.name: v for v in self.loaded.views}
-
-    def acquire(self) -> None:
-        with self._lock:
-            self._users += 1
-
-    def release(self) -> None:
-        with self._lock:
-            self._users -= 1
-        self._close_if_done()
-
-    def retire(self) -> None:
-        with self._lock:
-            self._retired = True
-        self._close_if_done()
-
-    def _close_if_done(self) -> None:
-        with self._lock:
-            if not self._retired or self._users > 0 or self._closed:
-                return
-            self._closed = True
-        if self.alerts is not None:
-            self.alerts.stop()
-        self.app.close()
-        log.info("closed the stores of the configuration loaded from %s", self.loaded.path)
-
-
 class Daemon:
     """The scheduler over every feature view of the configuration at `config_path`.
 
@@ -220,7 +176,7 @@ class Daemon:
         self._reload_lock = threading.Lock()  # one reload (or stop) at a time
         self._idle = threading.Condition()  # notified when a run ends
         self._running: dict[int, str] = {}  # run token -> what runs
-        self._current: _Generation | None = None
+        self._current: Generation | None = None
         self._stopping = False
         self._watcher: Watcher | None = None
         self._claims = RunClaims(
@@ -403,7 +359,7 @@ class Daemon:
         self._run_view(name, scheduled_at, claimed=True)
 
     def _run_claimed(
-        self, generation: _Generation, view: LoadedView, scheduled_at: datetime, holder: str | None
+        self, generation: Generation, view: LoadedView, scheduled_at: datetime, holder: str | None
     ) -> bool:
         """Probe, record or buffer (finishing the claim of `holder` in the same transaction)
         and alert; True when the claim is settled by the recording. No report file is written:
@@ -411,7 +367,7 @@ class Daemon:
         name = view.view.name
         started = time.monotonic()
         app = generation.app
-        run, probe_cpu = _execute(app, view, scheduled_at, self._observer)
+        run, probe_cpu = run_view(app, view, scheduled_at, self._observer)
         claim = None if holder is None else (name, holder)
         if app.state is not None:
             recorded = self._recorder.record(app.state, name, run, claim)
@@ -470,7 +426,7 @@ class Daemon:
                 self._takeovers[key] = (name, at)
             self._scheduler.once(key, at, partial(self._run_taken_over, key, name))
 
-    def _generation_of(self, loaded: Loaded, app: App) -> _Generation:
+    def _generation_of(self, loaded: Loaded, app: App) -> Generation:
         """A generation with its alerting started (when the app has a state database)."""
         alerts = None
         if app.state is not None:
@@ -478,7 +434,7 @@ class Daemon:
             alerts.start()
         else:
             log.warning("no state database: runs are not recorded and nothing is alerted")
-        return _Generation(loaded, app, alerts)
+        return Generation(loaded, app, alerts)
 
     def _flush_alerts(self, scheduled_at: datetime) -> None:
         """Alert on the state database when it is down too long; send alert groups whose
@@ -504,7 +460,7 @@ class Daemon:
                 log.error("pruning the state database failed, retried in an hour: %s", exc)
 
     @contextlib.contextmanager
-    def _run_slot(self, what: str) -> Iterator[_Generation | None]:
+    def _run_slot(self, what: str) -> Iterator[Generation | None]:
         """The current generation, held for one run (None when stopping). Whatever the run
         raises is logged here: the scheduler's threads never see it."""
         with self._lock:
@@ -571,38 +527,11 @@ class Daemon:
         log.info("a configuration file changed: reloading %s", self._path)
         self.reload()
 
-    def _generation(self) -> _Generation:
+    def _generation(self) -> Generation:
         with self._lock:
             if self._current is None:
                 raise RuntimeError("the daemon has not been started")
             return self._current
-
-
-def _execute(
-    app: App, view: LoadedView, scheduled_at: datetime, observer: RunObserver
-) -> tuple[RunResult, float]:
-    """Probe one view; a failure outside the probe's own guards becomes `error` results.
-    Returns the run and the CPU seconds the probe took on this thread: the store queries, the
-    decoding of their replies and the evaluation (the run log line says it, so that what the
-    daemon costs beyond its probes can be told apart; bench/daemon_load.py reads it)."""
-    started_at = datetime.now(UTC)
-    cpu = time.thread_time()
-    try:
-        stores = dataclasses.replace(app.stores, on_probe=observer.probe_finished)
-        results: list[CheckResult] = probe_view(view.view, view.planned, stores, scheduled_at)
-    except Exception as exc:  # the per-run boundary: the run is recorded as errors
-        log.exception("probe of view %s failed", view.view.name)
-        reason = f"internal error: {type(exc).__name__}: {exc}"
-        results = [error_result(planned, reason) for planned in view.planned]
-    cpu = time.thread_time() - cpu
-    run = RunResult(
-        run_id=new_run_id(scheduled_at),
-        scheduled_at=scheduled_at,
-        started_at=started_at,
-        finished_at=datetime.now(UTC),
-        results=tuple(results),
-    )
-    return run, cpu
 
 
 def serve(daemon: Daemon) -> int:
