@@ -153,6 +153,15 @@ class Alerting:
         """True while steps are taken in memory."""
         return self._offline
 
+    def adopt(self, old: Alerting) -> None:
+        """After a reload: go on from the alert state of `old` while it is in memory only
+        (the notifications of its standby are moved by the caller)."""
+        with old._lock:
+            known, offline = old._known, old._offline
+        with self._lock:
+            if offline:
+                self._known, self._offline = known, True
+
     def after_run(self, run: RunResult, now: datetime, report_url: str | None = None) -> Alerted:
         """Advance every alert `run` measures and enqueue what is due. Raises `StateError`
         (nothing was written) when the state database fails."""
@@ -270,6 +279,8 @@ class Alerting:
             handed = self._standby.hand_over(write)
         except StateError as exc:
             log.debug("alerting stays in memory: %s", exc)
+            return False
+        if handed is None:  # a notification is being sent from memory: next step
             return False
         self._offline = False
         log.info(

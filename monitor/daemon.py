@@ -242,6 +242,8 @@ class Daemon:
             with self._lock:
                 old, self._current = self._current, new
             if new.alerts is not None:  # alerts of views no longer configured resolve
+                if old.alerts is not None:  # what only memory holds while the database is down
+                    new.alerts.adopt(old.alerts)
                 new.alerts.retire(list(new.views), datetime.now(UTC))
             wanted = schedules(loaded)
             plan = plan_jobs(schedules(old.loaded), wanted)

@@ -124,7 +124,9 @@ class _Waiting:
 
 class Standby:
     """Notifications waiting in memory for a state database that cannot take them. Thread-safe:
-    a send and a hand-over never overlap (the lock is held across both)."""
+    a send and a hand-over never overlap (the lock is held across both; a hand-over does not
+    wait for a send, it is tried again at the next alerting step). `move_to` gives them to the
+    standby of a reloaded configuration."""
 
     def __init__(self) -> None:
         self._waiting: list[_Waiting] = []
@@ -139,16 +141,29 @@ class Standby:
         with self._lock:
             return len(self._waiting)
 
-    def hand_over(self, write: Callable[[tuple[NewNotification, ...]], None]) -> int:
+    def hand_over(self, write: Callable[[tuple[NewNotification, ...]], None]) -> int | None:
         """Give every notification waiting here to `write` (the outbox), sent ones with their
-        delivery time; forgotten here once `write` returns, kept when it raises."""
-        with self._lock:
+        delivery time; forgotten here once `write` returns, kept when it raises. None, and
+        nothing done, while a send is going."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
             rows = tuple(
                 dataclasses.replace(w.row, delivered_at=w.delivered_at) for w in self._waiting
             )
             write(rows)
             self._waiting.clear()
+        finally:
+            self._lock.release()
         return len(rows)
+
+    def move_to(self, other: Standby) -> None:
+        """Hand every notification waiting here to `other` (a reload's new standby)."""
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+        with other._lock:
+            known = {w.row.dedup_key for w in other._waiting}
+            other._waiting.extend(w for w in waiting if w.row.dedup_key not in known)
 
     def send_due(self, attempt: Callable[[_Waiting], datetime | None], now: datetime) -> None:
         """Attempt every due notification not yet sent; `attempt` returns the time of the next

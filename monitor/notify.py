@@ -39,12 +39,12 @@ class AlertRuntime:
             on_outcome(receiver, outcome.value)
 
         self._base_url = config.reports.base_url
-        standby = Standby()  # what the outbox cannot take while the state database is down
+        self._standby = Standby()  # what the outbox cannot take while the database is down
         self.delivery = Delivery.from_config(
-            app.state, config.receivers, observer=report, standby=standby
+            app.state, config.receivers, observer=report, standby=self._standby
         )
         self.alerting = Alerting(
-            app.state, AlertingSettings.from_config(config), self.delivery.wake, standby
+            app.state, AlertingSettings.from_config(config), self.delivery.wake, self._standby
         )
         self._resolve_after = config.alerting.resolve_after_runs
         self._outage = False  # the state database alert is failing, or not yet resolved
@@ -52,6 +52,15 @@ class AlertRuntime:
 
     def start(self) -> None:
         self.delivery.start()
+
+    def adopt(self, old: AlertRuntime) -> None:
+        """After a reload: take over what `old` holds in memory while the state database is
+        down (the alert state, the notifications not yet in the outbox, the outage alert)."""
+        self.alerting.adopt(old.alerting)
+        old._standby.move_to(self._standby)
+        self._outage, self._passes = old._outage, old._passes
+        if len(self._standby):
+            self.delivery.wake()
 
     def stop(self, timeout: float = 10.0) -> None:
         if not self.delivery.stop(timeout):

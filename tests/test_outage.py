@@ -28,9 +28,14 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from checks.result import RunResult
+from alerts.config import WebhookReceiver
+from alerts.lifecycle import AlertingConfig
+from alerts.routing import RootRouteConfig, RoutingTree
+from checks.result import CheckResult, FreshnessDetails, RunResult, Status, Threshold
+from monitor.alerting import Alerted, Alerting, AlertingSettings
 from monitor.claims import RunClaims, Verdict
 from monitor.daemon import Daemon, DaemonSettings, build_daemon
+from monitor.delivery import Delivery, DeliverySettings, Standby
 from monitor.recorder import Recorded, RunRecorder
 from monitor.state import OutboxState, StateStore
 from tests.receivers import WEBHOOK_PATH, LoopbackReceiver, serving, webhook_contract
@@ -510,3 +515,75 @@ def test_without_a_state_database_a_replica_runs_the_views_it_last_held_and_thos
     assert b.claim(down, "v", later) is Verdict.NOT_OURS
     assert a.claim(down, "w", later) is Verdict.UNCLAIMED
     assert b.claim(down, "w", later) is Verdict.UNCLAIMED
+
+
+def test_an_alert_stepped_in_memory_survives_a_reload_and_is_written_back_delivered_once(
+    tmp_path: Path,
+) -> None:
+    """While the file is corrupt a failing run fires from memory and the webhook hears it; a
+    reload's new pipeline adopts that state (the next failing run sends nothing); once the file
+    is repaired the notification is in the outbox as delivered, and nothing is sent again."""
+    path = tmp_path / "state.db"
+    corruption = Corruption(path)
+    with StateStore(f"sqlite:///{path}") as state, serving(webhook_contract()) as hook:
+        state.migrate()
+        receiver = WebhookReceiver.model_validate(
+            {"type": "webhook", "url": hook.url + WEBHOOK_PATH}
+        )
+        first, standby = Standby(), Standby()
+        delivery = Delivery.from_config(
+            state,
+            {"team": receiver},
+            DeliverySettings(poll_interval=timedelta(seconds=0.1)),
+            standby=first,
+        )
+        delivery.start()
+        try:
+            before = Alerting(state, pipeline_settings(), delivery.wake, first)
+            play_one(before, 0, Status.PASS)
+            corruption.begin()
+            fired = play_one(before, 1, Status.FAIL)
+            assert len(fired.notifications) == 1
+            assert before.offline
+            eventually(lambda: len(firing(hook)) == 1, "the page sent from memory")
+        finally:
+            assert delivery.stop(5)
+        after = Alerting(state, pipeline_settings(), None, standby)
+        after.adopt(before)
+        first.move_to(standby)
+        assert len(standby) == 1
+        assert play_one(after, 2, Status.FAIL).notifications == ()
+        corruption.end()
+        assert play_one(after, 3, Status.FAIL).notifications == ()
+        assert not after.offline
+        rows = state.outbox_rows()
+    assert [row.state for row in rows] == [OutboxState.DELIVERED]
+    assert len(standby) == 0
+    assert len(firing(hook)) == 1
+
+
+def pipeline_settings() -> AlertingSettings:
+    route = RootRouteConfig.model_validate({"receiver": "team", "group_wait": "0s"})
+    return AlertingSettings(
+        alerting=AlertingConfig(), tree=RoutingTree.from_config(route, {"team": "webhook"})
+    )
+
+
+def play_one(alerting: Alerting, index: int, status: Status) -> Alerted:
+    at = T0 + index * timedelta(minutes=5)
+    value = 7200.0 if status is Status.FAIL else 60.0
+    result = CheckResult(
+        check="outage_users.freshness@online",
+        kind="freshness",
+        feature_view=VIEW,
+        feature=None,
+        store="cache",
+        target="online",
+        status=status,
+        severity="P1",
+        value=value,
+        threshold=Threshold("max", 3600.0, None, "seconds"),
+        sample_size=5,
+        details=FreshnessDetails(p50=value, p90=value, p99=value, max=value),
+    )
+    return alerting.after_run(RunResult(f"outage-alert-{index}", at, at, at, (result,)), at)
