@@ -417,8 +417,8 @@ class Daemon:
         try:
             self._recorder.flush(generation.app.state)
             taken = self._claims.tend(generation.app.state, frozenset(generation.views), now)
-        except StateError as exc:
-            log.warning("tending the claims failed (tried again on the next heartbeat): %s", exc)
+        except StateError as exc:  # the recorder logged the outage once; this is every heartbeat
+            log.debug("tending the claims failed (tried again on the next heartbeat): %s", exc)
             return
         finally:
             generation.release()

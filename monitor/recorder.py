@@ -142,7 +142,8 @@ class RunRecorder:
                 except StateError as exc:
                     with self._lock:
                         self._down(exc)
-                    log.warning("the state database is still not writable: %s", exc)
+                    # logged once as an error when it went down; each retry is noise
+                    log.debug("the state database is still not writable: %s", exc)
                     break
                 with self._lock:
                     if self._buffer and self._buffer[0] is head:
