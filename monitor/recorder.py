@@ -124,7 +124,7 @@ class RunRecorder:
             )
             self._dropped(dropped)
             return Recorded.BUFFERED
-        self._up()
+        self._up(0)
         return Recorded.WRITTEN if mine else Recorded.ELSEWHERE
 
     def flush(self, state: StateStore) -> int:
@@ -158,7 +158,7 @@ class RunRecorder:
                         head.view,
                     )
         if written:
-            self._up()
+            self._up(written)
         return written
 
     def health(self) -> StateHealth:
@@ -198,7 +198,7 @@ class RunRecorder:
 
     # -- outside the lock ---------------------------------------------------------------------
 
-    def _up(self) -> None:
+    def _up(self, written: int) -> None:
         with self._lock:
             if self._buffer:  # a direct write went through while older runs still wait
                 return
@@ -206,9 +206,11 @@ class RunRecorder:
             self._health = StateHealth(True, unrecorded=health.unrecorded)
         if not health.writable:
             log.info(
-                "the state database is writable again (not since %s); every buffered run is "
-                "written",
-                health.since,
+                "the state database is writable again (not since %s): %d buffered runs written "
+                "in order, %d unrecorded in all",
+                health.since.isoformat() if health.since else "?",
+                written,
+                health.unrecorded,
             )
 
     def _dropped(self, dropped: list[_Pending]) -> None:
