@@ -24,6 +24,14 @@ alerts and has sent nothing for that receiver's `resend_interval` is given those
 (those still firing and not silenced), for that receiver only (`_resends`): Alertmanager is told
 at every run at most once per `resend_interval`, and no other receiver hears a repeat.
 
+The state database down. With a `Standby` (the delivery worker's), a step the database fails
+is taken from memory instead: from the alert state as the last step left it, its notifications
+handed to the standby, which sends them at once. Later steps stay in memory until the database
+takes the alert state back: the first step that finds it writes the records and groups of
+memory and the standby's notifications (delivered, or still to send) in one transaction, then
+goes on as usual. With several replicas each steps in memory on its own meanwhile; the last to
+write back wins, and PagerDuty's dedup key (the alert's identity) keeps a page from doubling.
+
 Silenced and inhibited alerts are logged and counted in the `Alerted` a step returns, for the
 daemon's metrics. A stored record or group that no longer reads is logged and dropped (its
 alert starts afresh) rather than stopping alerting for every other alert.
@@ -34,6 +42,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -47,10 +56,12 @@ from alerts.routing import Group, GroupState, Routed, RouteMatch, RoutingTree, g
 from alerts.silences import Silence, Silences
 from checks.result import JSON, RunResult
 from monitor.config import Config
+from monitor.delivery import Standby
 from monitor.state import (
     AlertChange,
     AlertDocuments,
     NewNotification,
+    StateError,
     StateStore,
     StoredGroup,
     StoredSilence,
@@ -117,18 +128,39 @@ def dedup_key(notification: Notification) -> str:
 
 
 class Alerting:
-    """The pipeline over one state database. Holds no alert state of its own: build a new one
-    from the new settings when the configuration is reloaded."""
+    """The pipeline over one state database. Holds no alert state of its own but a copy of the
+    last step's, for the steps the database fails (only with a `standby`: without one they
+    raise `StateError`). Build a new one from the new settings when the configuration is
+    reloaded."""
 
     def __init__(
         self,
         state: StateStore,
         settings: AlertingSettings,
         wake: Callable[[], None] | None = None,
+        standby: Standby | None = None,
     ) -> None:
         self._state = state
         self._settings = settings
         self._wake = wake  # called after notifications were enqueued (Delivery.wake)
+        self._standby = standby
+        self._known = AlertDocuments({}, {})  # the alert state the last step left
+        self._offline = False  # steps go to memory until the database takes the state back
+        self._lock = threading.Lock()  # steps take turns (the database's lock, in memory)
+
+    @property
+    def offline(self) -> bool:
+        """True while steps are taken in memory."""
+        return self._offline
+
+    def adopt(self, old: Alerting) -> None:
+        """After a reload: go on from the alert state of `old` while it is in memory only
+        (the notifications of its standby are moved by the caller)."""
+        with old._lock:
+            known, offline = old._known, old._offline
+        with self._lock:
+            if offline:
+                self._known, self._offline = known, True
 
     def after_run(self, run: RunResult, now: datetime, report_url: str | None = None) -> Alerted:
         """Advance every alert `run` measures and enqueue what is due. Raises `StateError`
@@ -151,7 +183,15 @@ class Alerting:
     def tick(self, now: datetime) -> Alerted:
         """Send the groups whose wait or interval is over. Reads one row and writes nothing
         when no group is due."""
-        due = self._state.next_group_flush()
+        if self._offline:
+            due = _next_flush(self._known.groups)
+        else:
+            try:
+                due = self._state.next_group_flush()
+            except StateError:
+                if self._standby is None:
+                    raise
+                due = now  # the step finds the database down and goes to memory
         if due is None or due > now:
             return Alerted()
         return self._step("timer", now, None, None)
@@ -178,20 +218,77 @@ class Alerting:
         transition: Step | None,
         run_id: str | None,
     ) -> Alerted:
-        done: list[Alerted] = []
-
-        def step(docs: AlertDocuments) -> AlertChange:
-            change, alerted = self._compute(docs, now, transition)
-            done.append(alerted)
-            return change
-
-        if self._state.advance_alerts(step, now, run_id) is None:
-            return Alerted(skipped=True)
-        alerted = done[-1]
+        with self._lock:
+            if self._offline and not self._write_back(now):
+                alerted = self._step_in_memory(now, transition)
+            else:
+                try:
+                    found = self._step_in_database(now, transition, run_id)
+                except StateError as exc:
+                    if self._standby is None:
+                        raise
+                    log.error("alerting %s from memory: the state database failed: %s", what, exc)
+                    self._offline = True
+                    found = self._step_in_memory(now, transition)
+                if found is None:
+                    return Alerted(skipped=True)
+                alerted = found
         _log_step(what, alerted)
         if alerted.notifications and self._wake is not None:
             self._wake()
         return alerted
+
+    def _step_in_database(
+        self, now: datetime, transition: Step | None, run_id: str | None
+    ) -> Alerted | None:
+        done: list[tuple[AlertDocuments, AlertChange, Alerted]] = []
+
+        def step(docs: AlertDocuments) -> AlertChange:
+            change, alerted = self._compute(docs, now, transition)
+            done.append((docs, change, alerted))
+            return change
+
+        if self._state.advance_alerts(step, now, run_id) is None:
+            return None
+        docs, change, alerted = done[-1]
+        self._known = AlertDocuments(change.records, change.groups, docs.silences)
+        return alerted
+
+    def _step_in_memory(self, now: datetime, transition: Step | None) -> Alerted:
+        """The step over the alert state of memory; its notifications go to the standby."""
+        if self._standby is None:  # pragma: no cover - _step only comes here with one
+            raise RuntimeError("alerting from memory needs a standby")
+        change, alerted = self._compute(self._known, now, transition)
+        self._known = AlertDocuments(change.records, change.groups, self._known.silences)
+        for notification, row in zip(alerted.notifications, change.outbox, strict=True):
+            self._standby.add(notification, row)
+        return alerted
+
+    def _write_back(self, now: datetime) -> bool:
+        """Give the state database the alert state of memory and the standby's notifications;
+        False (nothing changed) while it cannot take them."""
+        if self._standby is None:  # pragma: no cover - offline only with a standby
+            return True
+        known = self._known
+
+        def write(rows: tuple[NewNotification, ...]) -> None:
+            change = AlertChange(records=known.records, groups=known.groups, outbox=rows)
+            self._state.advance_alerts(lambda _before: change, now)
+
+        try:
+            handed = self._standby.hand_over(write)
+        except StateError as exc:
+            log.debug("alerting stays in memory: %s", exc)
+            return False
+        if handed is None:  # a notification is being sent from memory: next step
+            return False
+        self._offline = False
+        log.info(
+            "the state database is back: the alert state of memory is written, and %d "
+            "notifications made meanwhile are in the outbox",
+            handed,
+        )
+        return True
 
     def _compute(
         self,
@@ -223,6 +320,10 @@ class Alerting:
         )
         alerted = Alerted(grouped.notifications, changed.suppressed, changed.inhibited)
         return change, alerted
+
+
+def _next_flush(groups: Mapping[tuple[str, str], StoredGroup]) -> datetime | None:
+    return min((g.flush_at for g in groups.values() if g.flush_at is not None), default=None)
 
 
 def _resends(

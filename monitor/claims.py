@@ -13,15 +13,24 @@ abandoned claims (lease ended, not finished) every quarter lease: one that is st
 misfire grace is taken over (a conditional update one replica wins) and run again from the
 start; an older one is declared lost, once, by one replica (error log, `run_lost`).
 
+When the state database does not answer a claim, the run is not lost: the replica runs it
+without a claim (`Verdict.UNCLAIMED`) unless the last claim it saw of that view was won by
+another replica. So during an outage each replica goes on running the views it last held, and a
+view no replica here has seen claimed elsewhere (a single daemon's every view; a view added
+during the outage) is run by every replica: a run may be made twice, never missed.
+
     claims = RunClaims(holder_id(), lease=timedelta(seconds=5), misfire_grace=..., observer=...)
-    if claims.claim(state, "user_stats", scheduled_at):   # False: not ours to run
+    verdict = claims.claim(state, "user_stats", scheduled_at)
+    if verdict is Verdict.HELD:         # ours: run it, then finish the claim
         try: ...run... finally: claims.finish(state, "user_stats", scheduled_at)
+    elif verdict is Verdict.UNCLAIMED:  # the database did not answer: run it, record it later
     for view, at in claims.tend(state, views, now):      # on the heartbeat thread
         ...run the taken-over run...
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import secrets
@@ -38,6 +47,12 @@ log = logging.getLogger(__name__)
 Run = tuple[str, datetime]  # a feature view and a scheduled time
 
 
+class Verdict(enum.Enum):
+    HELD = "held"  # claimed here: run it, then finish the claim
+    UNCLAIMED = "unclaimed"  # the state database did not answer: run it without a claim
+    NOT_OURS = "not ours"  # another replica runs it
+
+
 def holder_id() -> str:
     """This process among the replicas: host name, process id, and a random part (a pid is
     reused, and containers all run as pid 1)."""
@@ -46,7 +61,8 @@ def holder_id() -> str:
 
 class RunClaims:
     """The claims of one daemon process (`holder`). Thread-safe; never raises: a state database
-    that cannot be reached is logged, and the run it could not claim is lost."""
+    that cannot be reached is logged, and the run it could not claim is run unclaimed when this
+    replica last held its view (or never saw it claimed elsewhere)."""
 
     def __init__(
         self,
@@ -62,31 +78,47 @@ class RunClaims:
         self._grace = misfire_grace
         self._observer = observer
         self._held: set[Run] = set()
+        self._mine: dict[str, bool] = {}  # view -> whether its last claim seen was won here
         self._lock = threading.Lock()
 
-    def claim(self, state: StateStore, view: str, scheduled_at: datetime) -> bool:
-        """True when this process runs `view` at `scheduled_at` (it must then `finish` it)."""
+    def claim(self, state: StateStore, view: str, scheduled_at: datetime) -> Verdict:
+        """Whether this process runs `view` at `scheduled_at` (when HELD it must `finish` it)."""
         try:
             outcome = state.claim_run(
                 view, scheduled_at, self.holder, datetime.now(UTC), self.lease
             )
-        except StateError as exc:  # fail closed: a run that cannot be claimed is not recorded
-            log.error(
-                "run of view %s scheduled at %s not run: its claim failed: %s",
+        except StateError as exc:  # fail open: run what this replica last held
+            return self._unanswered(view, scheduled_at, exc)
+        with self._lock:
+            self._mine[view] = outcome is not ClaimOutcome.ELSEWHERE
+        if outcome is ClaimOutcome.ELSEWHERE:
+            log.debug("run of view %s at %s claimed elsewhere", view, scheduled_at.isoformat())
+            self._observer.run_claimed_elsewhere(view, scheduled_at)
+            return Verdict.NOT_OURS
+        if outcome is ClaimOutcome.TAKEN_OVER:
+            _took_over(view, scheduled_at)
+        self.hold((view, scheduled_at))
+        return Verdict.HELD
+
+    def _unanswered(self, view: str, scheduled_at: datetime, exc: StateError) -> Verdict:
+        with self._lock:
+            elsewhere = self._mine.get(view) is False
+        if elsewhere:
+            log.warning(
+                "run of view %s scheduled at %s left to the replica that last held it: its "
+                "claim failed: %s",
                 view,
                 scheduled_at.isoformat(),
                 exc,
             )
-            self._observer.run_lost(view, scheduled_at)
-            return False
-        if outcome is ClaimOutcome.ELSEWHERE:
-            log.debug("run of view %s at %s claimed elsewhere", view, scheduled_at.isoformat())
-            self._observer.run_claimed_elsewhere(view, scheduled_at)
-            return False
-        if outcome is ClaimOutcome.TAKEN_OVER:
-            _took_over(view, scheduled_at)
-        self.hold((view, scheduled_at))
-        return True
+            return Verdict.NOT_OURS
+        log.warning(
+            "run of view %s scheduled at %s runs without a claim: the claim failed: %s",
+            view,
+            scheduled_at.isoformat(),
+            exc,
+        )
+        return Verdict.UNCLAIMED
 
     def hold(self, run: Run) -> None:
         with self._lock:
@@ -143,6 +175,8 @@ class RunClaims:
                 outcome = state.claim_run(view, at, self.holder, now, self.lease)
                 if outcome is ClaimOutcome.TAKEN_OVER:
                     _took_over(view, at)
+                    with self._lock:
+                        self._mine[view] = True
                     self.hold((view, at))
                     taken.append((view, at))
         return taken

@@ -170,6 +170,19 @@ class StateConfig(Strict):
         "a relative SQLite path is relative to config.yaml.",
     )
     retention: Duration = Field(timedelta(days=30))
+    buffer_runs: int | None = Field(
+        None,
+        ge=1,
+        le=1_000_000,
+        description="Runs kept in memory while the state database cannot take them, written "
+        "when it is back; beyond this the oldest are dropped and counted. Unset: 60 per "
+        "scheduled feature view.",
+    )
+    outage_alert_after: Duration = Field(
+        timedelta(minutes=2),
+        description="A state database that cannot be written for this long is itself an alert "
+        "(P1, check featmon.state_database), resolved when it is back.",
+    )
 
 
 class ReportsConfig(Strict):

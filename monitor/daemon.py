@@ -10,6 +10,9 @@ reloaded on SIGHUP or when a file changes; SIGTERM or SIGINT stops it within a g
 
 With a state database, a run is first claimed there (`monitor.claims`): replicas sharing the
 database run each scheduled run of each view once, and one that loses the claim skips it.
+Probing never waits for the state database: a claim it does not answer is run anyway (see
+`monitor.claims` for which views), and a run it does not take is buffered by the `RunRecorder`
+(`monitor.recorder`) and written when it is back, on the claims' heartbeat.
 
 A run of one view is `probe_view` at the run's **scheduled** time, a `RunResult` with its own run
 id, `App.record`, and `observer.run_finished`; any failure there becomes `error` results and never
@@ -20,14 +23,13 @@ app at once, and the old one's stores are closed when its last run ends.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import queue
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -35,19 +37,18 @@ from types import FrameType
 from typing import Protocol
 
 from checks.errors import ConfigError, Problem
-from checks.evaluate import error_result
-from checks.result import CheckResult, RunResult
 from checks.schedule import Schedule
 from monitor.app import App, build_app
-from monitor.claims import RunClaims, Ticker, holder_id
+from monitor.claims import RunClaims, Ticker, Verdict, holder_id
+from monitor.generation import Generation
 from monitor.loader import Loaded, LoadedView, load
 from monitor.logqueue import queued_logging
 from monitor.notify import AlertRuntime
 from monitor.observer import NoObserver, RunObserver
-from monitor.probe import probe_view
-from monitor.run import new_run_id
+from monitor.recorder import Recorded, RunRecorder, StateHealth
+from monitor.run import run_view
 from monitor.scheduler import First, ScheduleError, Scheduler, SchedulerSettings, check
-from monitor.state import StateError, StateStore
+from monitor.state import StateError, StateStore, StoredResult
 from monitor.watch import Watcher, watched_files
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,8 @@ log = logging.getLogger(__name__)
 RETENTION_KEY = "featmon:retention"  # not a view name: those cannot hold a colon
 RETENTION_SCHEDULE = Schedule(every=timedelta(hours=1))
 ALERTS_KEY = "featmon:alerts"
-ALERTS_SCHEDULE = Schedule(every=timedelta(seconds=5))  # group_wait / group_interval resolution
 CLAIM_RETENTION = timedelta(days=1)  # claims matter for a misfire grace; kept a day to diagnose
+BUFFER_RUNS_PER_VIEW = 60  # the default of state.buffer_runs: an hour of runs every minute
 _VIEW = "view:"
 _TAKEOVER = "takeover:"
 
@@ -67,13 +68,17 @@ class DaemonSettings:
     runs going; `misfire_grace`: a run starting later than this after its time is dropped;
     `watch_interval`: how often config.yaml and the check files are looked at;
     `claim_lease`: how long a run's claim outlives its holder (renewed every quarter of it):
-    after a replica dies, its run going is taken over within about this long."""
+    after a replica dies, its run going is taken over within about this long (runs buffered
+    while the state database was down are written on the same heartbeat); `alert_tick`: how
+    often alert groups are looked at (the resolution of group_wait and group_interval) and the
+    state database is watched (`state.outage_alert_after`)."""
 
     workers: int = 8
     grace: timedelta = timedelta(seconds=30)
     misfire_grace: timedelta = timedelta(seconds=60)
     watch_interval: timedelta = timedelta(seconds=2)
     claim_lease: timedelta = timedelta(seconds=5)
+    alert_tick: timedelta = timedelta(seconds=5)
 
 
 class Serving(Protocol):
@@ -82,6 +87,9 @@ class Serving(Protocol):
     @property
     def ready(self) -> bool:
         """Started, with a configuration, and not stopping (`/readyz`)."""
+
+    def state_health(self) -> StateHealth:
+        """Whether runs reach the state database."""
 
     def using(self) -> contextlib.AbstractContextManager[App]:
         """The app of the last good configuration, kept open until the `with` block ends."""
@@ -120,6 +128,12 @@ def schedules(loaded: Loaded) -> dict[str, Schedule]:
     return {v.view.name: v.view.schedule for v in loaded.views if v.planned}
 
 
+def buffer_capacity(loaded: Loaded) -> int:
+    """`state.buffer_runs`, or `BUFFER_RUNS_PER_VIEW` runs per scheduled view."""
+    configured = loaded.config.state.buffer_runs
+    return configured or BUFFER_RUNS_PER_VIEW * max(1, len(schedules(loaded)))
+
+
 def schedule_problems(loaded: Loaded) -> list[Problem]:
     """The schedules that the scheduler cannot run, located at their views."""
     problems: list[Problem] = []
@@ -129,47 +143,6 @@ def schedule_problems(loaded: Loaded) -> list[Problem]:
         except ScheduleError as exc:
             problems.append(Problem(view.file, view.line, f"{view.view.name}.schedule", str(exc)))
     return problems
-
-
-@dataclass
-class _Generation:
-    """One good configuration and its app; closed once retired and no longer in use."""
-
-    loaded: Loaded
-    app: App
-    alerts: AlertRuntime | None = None  # None: no state database, nothing is alerted
-    views: dict[str, LoadedView] = field(init=False)
-    _users: int = 0
-    _retired: bool = False
-    _closed: bool = False
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __post_init__(self) -> None:
-        self.views = {v.view.name: v for v in self.loaded.views}
-
-    def acquire(self) -> None:
-        with self._lock:
-            self._users += 1
-
-    def release(self) -> None:
-        with self._lock:
-            self._users -= 1
-        self._close_if_done()
-
-    def retire(self) -> None:
-        with self._lock:
-            self._retired = True
-        self._close_if_done()
-
-    def _close_if_done(self) -> None:
-        with self._lock:
-            if not self._retired or self._users > 0 or self._closed:
-                return
-            self._closed = True
-        if self.alerts is not None:
-            self.alerts.stop()
-        self.app.close()
-        log.info("closed the stores of the configuration loaded from %s", self.loaded.path)
 
 
 class Daemon:
@@ -203,13 +176,14 @@ class Daemon:
         self._reload_lock = threading.Lock()  # one reload (or stop) at a time
         self._idle = threading.Condition()  # notified when a run ends
         self._running: dict[int, str] = {}  # run token -> what runs
-        self._current: _Generation | None = None
+        self._current: Generation | None = None
         self._stopping = False
         self._watcher: Watcher | None = None
         self._claims = RunClaims(
             holder_id(), settings.claim_lease, settings.misfire_grace, self._observer
         )
         self._takeovers: dict[str, tuple[str, datetime]] = {}  # once-job key -> run
+        self._recorder = RunRecorder(BUFFER_RUNS_PER_VIEW, self._observer)
         self._tending = Ticker("featmon-claims", settings.claim_lease / 4, self._tend_claims)
 
     # -- the life cycle --------------------------------------------------------------------
@@ -219,6 +193,7 @@ class Daemon:
         pruned at once and hourly). Raises `ConfigError` when the configuration is invalid."""
         loaded = self._load_checked()
         generation = self._generation_of(loaded, self._build(loaded))
+        self._recorder.resize(buffer_capacity(loaded))
         with self._lock:
             self._current = generation
         if self._sidecar is not None:
@@ -231,7 +206,8 @@ class Daemon:
         for name, schedule in plan.items():
             self._scheduler.put(_VIEW + name, schedule, self._job(name), first=First.LATEST)
         self._scheduler.put(RETENTION_KEY, RETENTION_SCHEDULE, self._prune, first=First.NOW)
-        self._scheduler.put(ALERTS_KEY, ALERTS_SCHEDULE, self._flush_alerts)
+        alert_tick = Schedule(every=self._settings.alert_tick)
+        self._scheduler.put(ALERTS_KEY, alert_tick, self._flush_alerts)
         self._scheduler.start()
         self._tending.start()
         self._watcher = Watcher(
@@ -262,9 +238,12 @@ class Daemon:
                 log.exception("reload of %s failed building the stores", self._path)
                 return self._reload_failed(f"{type(exc).__name__}: {exc}", [])
             new = self._generation_of(loaded, app)
+            self._recorder.resize(buffer_capacity(loaded))
             with self._lock:
                 old, self._current = self._current, new
             if new.alerts is not None:  # alerts of views no longer configured resolve
+                if old.alerts is not None:  # what only memory holds while the database is down
+                    new.alerts.adopt(old.alerts)
                 new.alerts.retire(list(new.views), datetime.now(UTC))
             wanted = schedules(loaded)
             plan = plan_jobs(schedules(old.loaded), wanted)
@@ -305,6 +284,7 @@ class Daemon:
                 "%d runs still going after %.0f s, not waited for: %s", len(going), grace, going
             )
         self._tending.stop()  # the claims of runs not waited for end with their lease
+        self._flush_at_stop()
         if self._sidecar is not None:
             self._sidecar.stop()
         if self._current is not None:
@@ -312,10 +292,27 @@ class Daemon:
         log.info("featmon stopped%s", "" if finished else " without waiting for every run")
         return finished
 
+    def _flush_at_stop(self) -> None:
+        state = None if self._current is None else self._current.app.state
+        if state is None:
+            return
+        self._recorder.flush(state)
+        left = self._recorder.health().buffered
+        if left:
+            log.error("%d buffered runs are not recorded: the state database is still down", left)
+
     @property
     def ready(self) -> bool:
         with self._lock:
             return self._current is not None and not self._stopping
+
+    def state_health(self) -> StateHealth:
+        """Whether runs reach the state database (`/readyz`, `featmon_state_up`)."""
+        return self._recorder.health()
+
+    def measured(self) -> list[StoredResult]:
+        """The latest result of every check this process measured, recorded or not."""
+        return self._recorder.latest()
 
     @contextlib.contextmanager
     def using(self) -> Iterator[App]:
@@ -343,13 +340,17 @@ class Daemon:
             if state is None:
                 self._run_claimed(generation, view, scheduled_at, None)
                 return
-            if not claimed and not self._claims.claim(state, name, scheduled_at):
+            verdict = Verdict.HELD if claimed else self._claims.claim(state, name, scheduled_at)
+            if verdict is Verdict.NOT_OURS:
+                return
+            if verdict is Verdict.UNCLAIMED:
+                self._run_claimed(generation, view, scheduled_at, None)
                 return
             settled = False
             try:
                 settled = self._run_claimed(generation, view, scheduled_at, self._claims.holder)
             finally:
-                if settled:
+                if settled:  # recorded or buffered with its claim, which is finished with it
                     self._claims.drop((name, scheduled_at))
                 else:  # not recorded: the claim is finished on its own
                     self._claims.finish(state, name, scheduled_at)
@@ -360,30 +361,27 @@ class Daemon:
         self._run_view(name, scheduled_at, claimed=True)
 
     def _run_claimed(
-        self, generation: _Generation, view: LoadedView, scheduled_at: datetime, holder: str | None
+        self, generation: Generation, view: LoadedView, scheduled_at: datetime, holder: str | None
     ) -> bool:
-        """Probe, record (finishing the claim of `holder` in the same transaction) and alert;
-        True when the claim was settled by the recording. No report file is written: the
-        sidecar renders a run's report from the state database when it is asked for."""
+        """Probe, record or buffer (finishing the claim of `holder` in the same transaction)
+        and alert; True when the claim is settled by the recording. No report file is written:
+        the sidecar renders a run's report from the state database when it is asked for."""
         name = view.view.name
         started = time.monotonic()
         app = generation.app
-        run, probe_cpu = _execute(app, view, scheduled_at, self._observer)
+        run, probe_cpu = run_view(app, view, scheduled_at, self._observer)
+        claim = None if holder is None else (name, holder)
         if app.state is not None:
-            try:
-                claim = None if holder is None else (name, holder)
-                if not app.state.record_run(run, claim):
-                    log.warning(
-                        "run %s of view %s not recorded: its claim was taken over by another "
-                        "replica (the lease of %s ran out), which records it",
-                        run.run_id,
-                        name,
-                        self._settings.claim_lease,
-                    )
-                    return True
-            except StateError as exc:
-                log.error("run %s was not recorded in the state database: %s", run.run_id, exc)
-                return False
+            recorded = self._recorder.record(app.state, name, run, claim)
+            if recorded is Recorded.ELSEWHERE:
+                log.warning(
+                    "run %s of view %s not recorded: its claim was taken over by another "
+                    "replica (the lease of %s ran out), which records it",
+                    run.run_id,
+                    name,
+                    self._settings.claim_lease,
+                )
+                return True
         if generation.alerts is not None:
             generation.alerts.after_run(run, datetime.now(UTC))
         self._observer.run_finished(name, run)
@@ -407,8 +405,9 @@ class Daemon:
         return holder is not None
 
     def _tend_claims(self) -> None:
-        """Renew the claims of the runs going here; take over abandoned runs (see
-        `monitor.claims`), each run then on the worker pool."""
+        """Write the runs buffered while the state database was away; renew the claims of the
+        runs going here; take over abandoned runs (see `monitor.claims`), each run then on the
+        worker pool."""
         with self._lock:
             generation = None if self._stopping else self._current
         if generation is None or generation.app.state is None:
@@ -416,7 +415,11 @@ class Daemon:
         now = datetime.now(UTC)
         generation.acquire()
         try:
+            self._recorder.flush(generation.app.state)
             taken = self._claims.tend(generation.app.state, frozenset(generation.views), now)
+        except StateError as exc:  # the recorder logged the outage once; this is every heartbeat
+            log.debug("tending the claims failed (tried again on the next heartbeat): %s", exc)
+            return
         finally:
             generation.release()
         for name, at in taken:
@@ -425,7 +428,7 @@ class Daemon:
                 self._takeovers[key] = (name, at)
             self._scheduler.once(key, at, partial(self._run_taken_over, key, name))
 
-    def _generation_of(self, loaded: Loaded, app: App) -> _Generation:
+    def _generation_of(self, loaded: Loaded, app: App) -> Generation:
         """A generation with its alerting started (when the app has a state database)."""
         alerts = None
         if app.state is not None:
@@ -433,13 +436,17 @@ class Daemon:
             alerts.start()
         else:
             log.warning("no state database: runs are not recorded and nothing is alerted")
-        return _Generation(loaded, app, alerts)
+        return Generation(loaded, app, alerts)
 
     def _flush_alerts(self, scheduled_at: datetime) -> None:
-        """Send alert groups whose group_wait or group_interval has passed."""
+        """Alert on the state database when it is down too long; send alert groups whose
+        group_wait or group_interval has passed."""
         with self._run_slot(ALERTS_KEY) as generation:
             if generation is not None and generation.alerts is not None:
-                generation.alerts.tick(max(scheduled_at, datetime.now(UTC)))
+                now = max(scheduled_at, datetime.now(UTC))
+                after = generation.loaded.config.state.outage_alert_after
+                generation.alerts.watch_state(self._recorder.health(), now, after)
+                generation.alerts.tick(now)
 
     def _prune(self, scheduled_at: datetime) -> None:
         with self._run_slot(RETENTION_KEY) as generation:
@@ -455,7 +462,7 @@ class Daemon:
                 log.error("pruning the state database failed, retried in an hour: %s", exc)
 
     @contextlib.contextmanager
-    def _run_slot(self, what: str) -> Iterator[_Generation | None]:
+    def _run_slot(self, what: str) -> Iterator[Generation | None]:
         """The current generation, held for one run (None when stopping). Whatever the run
         raises is logged here: the scheduler's threads never see it."""
         with self._lock:
@@ -522,38 +529,11 @@ class Daemon:
         log.info("a configuration file changed: reloading %s", self._path)
         self.reload()
 
-    def _generation(self) -> _Generation:
+    def _generation(self) -> Generation:
         with self._lock:
             if self._current is None:
                 raise RuntimeError("the daemon has not been started")
             return self._current
-
-
-def _execute(
-    app: App, view: LoadedView, scheduled_at: datetime, observer: RunObserver
-) -> tuple[RunResult, float]:
-    """Probe one view; a failure outside the probe's own guards becomes `error` results.
-    Returns the run and the CPU seconds the probe took on this thread: the store queries, the
-    decoding of their replies and the evaluation (the run log line says it, so that what the
-    daemon costs beyond its probes can be told apart; bench/daemon_load.py reads it)."""
-    started_at = datetime.now(UTC)
-    cpu = time.thread_time()
-    try:
-        stores = dataclasses.replace(app.stores, on_probe=observer.probe_finished)
-        results: list[CheckResult] = probe_view(view.view, view.planned, stores, scheduled_at)
-    except Exception as exc:  # the per-run boundary: the run is recorded as errors
-        log.exception("probe of view %s failed", view.view.name)
-        reason = app.stores.secrets.scrub(f"internal error: {type(exc).__name__}: {exc}")
-        results = [error_result(planned, reason) for planned in view.planned]
-    cpu = time.thread_time() - cpu
-    run = RunResult(
-        run_id=new_run_id(scheduled_at),
-        scheduled_at=scheduled_at,
-        started_at=started_at,
-        finished_at=datetime.now(UTC),
-        results=tuple(results),
-    )
-    return run, cpu
 
 
 def serve(daemon: Daemon) -> int:
@@ -595,7 +575,7 @@ def build_daemon(
     reload. Raises ConfigError when invalid."""
     # The web stack loads only for the daemon.
     from monitor.http import DaemonSidecar, daemon_state  # noqa: PLC0415
-    from monitor.metrics import Exposition, Metrics, new_registry  # noqa: PLC0415
+    from monitor.metrics import Exposition, LiveState, Metrics, new_registry  # noqa: PLC0415
 
     config = load_config(path).config
     registry = new_registry()
@@ -609,7 +589,11 @@ def build_daemon(
         with daemon_state(daemon)() as state:
             yield state
 
-    metrics = Metrics(registry, current_state)
+    live = LiveState(
+        health=lambda: StateHealth(True) if daemon is None else daemon.state_health(),
+        measured=lambda: [] if daemon is None else daemon.measured(),
+    )
+    metrics = Metrics(registry, current_state, live)
     sidecar = DaemonSidecar(config.http, Exposition(registry))
     daemon = Daemon(path, settings, observer=metrics, sidecar=sidecar, load_config=load_config)
     return daemon

@@ -22,10 +22,17 @@ the repeat harmless; Slack and webhooks may show it twice). After a restart, pen
 delivered. Reasons stored and logged are `DeliveryFailed` messages, which senders keep free of
 secrets, scrubbed once more here of every receiver's secrets. Each outcome is reported to an
 `OutcomeObserver` (the Prometheus counter `featmon_notifications_total{receiver,outcome}`).
+
+While the state database is down the alert pipeline cannot write the outbox: it hands its
+notifications to the `Standby`, which the worker sends from memory with the same retry policy
+(before it looks at the outbox, which then fails). When the database is back the pipeline writes
+what the standby holds into the outbox (`Standby.hand_over`): the notifications sent as
+`delivered`, so they are not sent again, and the others `pending`, for the worker to send.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import random
@@ -41,9 +48,10 @@ from alerts.abc import Sender
 from alerts.codec import CodecError, notification_from_json
 from alerts.config import Receiver, RetrySettings
 from alerts.errors import DeliveryFailed
+from alerts.model import Notification
 from alerts.senders import build_sender, new_client
 from checks.secrets import NO_SECRETS, Secrets
-from monitor.state import OutboxRow, StateError, StateStore
+from monitor.state import NewNotification, OutboxRow, StateError, StateStore
 from monitor.state.values import thaw
 
 log = logging.getLogger(__name__)
@@ -116,6 +124,72 @@ class DeliverySettings:
             raise ValueError("expected a positive lease, poll interval and batch")
 
 
+@dataclass
+class _Waiting:
+    notification: Notification
+    row: NewNotification
+    next_attempt_at: datetime
+    attempts: int = 0
+    delivered_at: datetime | None = None
+    dead: bool = False  # given up: logged and counted, not written to the outbox
+
+
+class Standby:
+    """Notifications waiting in memory for a state database that cannot take them. Thread-safe:
+    a send and a hand-over never overlap (the lock is held across both; a hand-over does not
+    wait for a send, it is tried again at the next alerting step). `move_to` gives them to the
+    standby of a reloaded configuration."""
+
+    def __init__(self) -> None:
+        self._waiting: list[_Waiting] = []
+        self._lock = threading.Lock()
+
+    def add(self, notification: Notification, row: NewNotification) -> None:
+        with self._lock:
+            if all(w.row.dedup_key != row.dedup_key for w in self._waiting):
+                self._waiting.append(_Waiting(notification, row, row.created_at))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._waiting)
+
+    def hand_over(self, write: Callable[[tuple[NewNotification, ...]], None]) -> int | None:
+        """Give every notification waiting here to `write` (the outbox), sent ones with their
+        delivery time; forgotten here once `write` returns, kept when it raises. None, and
+        nothing done, while a send is going."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            rows = tuple(
+                dataclasses.replace(w.row, delivered_at=w.delivered_at) for w in self._waiting
+            )
+            write(rows)
+            self._waiting.clear()
+        finally:
+            self._lock.release()
+        return len(rows)
+
+    def move_to(self, other: Standby) -> None:
+        """Hand every notification waiting here to `other` (a reload's new standby)."""
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+        with other._lock:
+            known = {w.row.dedup_key for w in other._waiting}
+            other._waiting.extend(w for w in waiting if w.row.dedup_key not in known)
+
+    def send_due(self, attempt: Callable[[_Waiting], datetime | None], now: datetime) -> None:
+        """Attempt every due notification not yet sent; `attempt` returns the time of the next
+        attempt, or None when done with it (sent, or given up)."""
+        with self._lock:
+            for waiting in self._waiting:
+                if waiting.delivered_at is None and waiting.next_attempt_at <= now:
+                    waiting.attempts += 1
+                    again = attempt(waiting)
+                    if again is not None:
+                        waiting.next_attempt_at = again
+            self._waiting = [w for w in self._waiting if not w.dead]
+
+
 class Delivery:
     """The worker over one state database and the senders of the configured receivers.
     `on_stop` is called once the thread has ended (to close what the senders share)."""
@@ -131,6 +205,7 @@ class Delivery:
         rng: random.Random | None = None,
         on_stop: Callable[[], None] | None = None,
         secrets: Secrets = NO_SECRETS,
+        standby: Standby | None = None,
     ) -> None:
         self._state = state
         self._secrets = secrets  # scrubbed from every reason stored and logged
@@ -140,6 +215,7 @@ class Delivery:
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._on_stop = on_stop
+        self._standby = standby
         self._stopping = threading.Event()
         self._wakeup = threading.Event()
         self._thread: threading.Thread | None = None
@@ -153,6 +229,7 @@ class Delivery:
         *,
         retry: RetrySettings | None = None,
         observer: OutcomeObserver = _ignore,
+        standby: Standby | None = None,
     ) -> Delivery:
         """The worker with a real sender per receiver, sharing one HTTP client that the worker
         owns: `stop()` closes it. `retry` (`alerting.retry`) is the policy of every receiver
@@ -173,6 +250,7 @@ class Delivery:
             observer=observer,
             on_stop=client.close,
             secrets=Secrets.within(receivers),
+            standby=standby,
         )
 
     # -- the thread ----------------------------------------------------------------------------
@@ -206,6 +284,8 @@ class Delivery:
         log.info("delivery worker started for receivers %s", ", ".join(sorted(self._senders)))
         idle = self._settings.poll_interval.total_seconds()
         while not self._stopping.is_set():
+            if self._standby is not None:
+                self._standby.send_due(self._attempt_from_memory, self._clock())
             try:
                 busy = self.run_once() == self._settings.batch
             except StateError as exc:
@@ -272,6 +352,66 @@ class Delivery:
             self._report(row.receiver, DeliveryOutcome.DELIVERED)
         else:
             log.warning("outbox row %d was delivered after its claim lapsed", row.id)
+
+    def _attempt_from_memory(self, waiting: _Waiting) -> datetime | None:
+        """One attempt at a notification the outbox could not take; the next attempt's time,
+        or None when it was delivered or given up."""
+        receiver = waiting.row.receiver
+        sender = self._senders.get(receiver)
+        if sender is None:
+            self._memory_dead(waiting, f"receiver {receiver!r} is not configured")
+            return None
+        try:
+            sender.send(waiting.notification)
+        except DeliveryFailed as failed:
+            if failed.permanent:
+                self._memory_dead(waiting, str(failed))
+                return None
+            return self._memory_retry(waiting, str(failed), failed.retry_after)
+        except Exception as exc:  # noqa: BLE001 - a sender bug must not stop every delivery
+            reason = f"receiver {receiver!r}: the sender failed ({type(exc).__name__})"
+            return self._memory_retry(waiting, reason, None)
+        waiting.delivered_at = self._clock()
+        log.info(
+            "notification %s delivered to receiver %r from memory on attempt %d (the outbox is "
+            "unavailable; it is written there delivered when the state database is back)",
+            waiting.row.dedup_key,
+            receiver,
+            waiting.attempts,
+        )
+        self._report(receiver, DeliveryOutcome.DELIVERED)
+        return None
+
+    def _memory_retry(
+        self, waiting: _Waiting, reason: str, retry_after: float | None
+    ) -> datetime | None:
+        now = self._clock()
+        delay = self._settings.retry.delay(waiting.attempts, retry_after, self._rng)
+        if now + delay > waiting.row.created_at + self._settings.retry.deadline:
+            self._memory_dead(waiting, f"gave up after {waiting.attempts} attempts: {reason}")
+            return None
+        log.info(
+            "notification %s to receiver %r: attempt %d from memory failed (%s); next in %.1f s",
+            waiting.row.dedup_key,
+            waiting.row.receiver,
+            waiting.attempts,
+            reason,
+            delay.total_seconds(),
+        )
+        self._report(waiting.row.receiver, DeliveryOutcome.RETRIED)
+        return now + delay
+
+    def _memory_dead(self, waiting: _Waiting, reason: str) -> None:
+        waiting.dead = True
+        log.error(
+            "notification %s to receiver %r, held in memory while the outbox is unavailable, "
+            "is dead after %d attempts: %s",
+            waiting.row.dedup_key,
+            waiting.row.receiver,
+            waiting.attempts,
+            reason,
+        )
+        self._report(waiting.row.receiver, DeliveryOutcome.DEAD)
 
     def _retry(self, row: OutboxRow, token: str, reason: str, retry_after: float | None) -> None:
         reason = self._secrets.scrub(reason)

@@ -17,6 +17,9 @@ Everything registers on a `CollectorRegistry` the caller injects, never the glob
 
 `source` gives the state database of the moment (a reload builds a new one): a callable that
 returns a context manager holding it open, `fixed_state(store)` for one that never changes.
+`live` (the daemon's `LiveState`) keeps the numbers true while the state database is down, full
+or corrupt: `featmon_state_up` is 0 unless the database answers the scrape *and* took the last
+run, and each check's newest result measured by this process wins over an older stored one.
 
 Labels carry names from config and check files (views, stores, features, checks, severities),
 never URLs, reasons or anything else that could hold a secret.
@@ -38,6 +41,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from checks.result import RunResult, Status
+from monitor.recorder import StateHealth
 from monitor.state import StateError, StateStore, StoredResult
 from monitor.state.values import FrozenJSON
 
@@ -50,6 +54,15 @@ StateSource = Callable[[], contextlib.AbstractContextManager[StateStore | None]]
 def new_registry() -> CollectorRegistry:
     """A registry of the caller's own (never prometheus_client's global one)."""
     return CollectorRegistry()
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """What the running daemon knows beyond the state database: whether runs reach it, and the
+    latest result of every check it measured (`Daemon.state_health`, `Daemon.measured`)."""
+
+    health: Callable[[], StateHealth]
+    measured: Callable[[], Iterable[StoredResult]]
 
 
 def fixed_state(state: StateStore | None) -> StateSource:
@@ -205,24 +218,48 @@ def result_families(latest: Iterable[StoredResult]) -> tuple[GaugeMetricFamily, 
     return families.all()
 
 
+def newest(stored: Iterable[StoredResult], measured: Iterable[StoredResult]) -> list[StoredResult]:
+    """Per check, the result of the latest scheduled time; a measured one wins a tie."""
+    found = {result.check: result for result in stored}
+    for result in measured:
+        known = found.get(result.check)
+        if known is None or known.scheduled_at <= result.scheduled_at:
+            found[result.check] = result
+    return [found[check] for check in sorted(found)]
+
+
 class ResultsCollector(Collector):
     """Reads the latest result of every check at scrape time. A state database that cannot be
     read makes `featmon_state_up` 0 (logged) instead of failing the whole scrape, so the
     daemon's own counters are still exported."""
 
-    def __init__(self, source: StateSource) -> None:
+    def __init__(self, source: StateSource, live: LiveState | None = None) -> None:
         self._source = source
+        self._live = live
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
             "featmon_state_up",
-            "1 when the state database answered the last scrape, 0 when it did not.",
+            "1 when the state database answered the last scrape and took the last run, 0 when "
+            "it did not.",
         )
         latest = self._latest()
-        up.add_metric([], 0.0 if latest is None else 1.0)
+        if self._live is None:
+            up.add_metric([], 0.0 if latest is None else 1.0)
+            yield up
+            if latest is not None:
+                yield from result_families(latest)
+            return
+        health = self._live.health()
+        up.add_metric([], 1.0 if latest is not None and health.writable else 0.0)
         yield up
-        if latest is not None:
-            yield from result_families(latest)
+        buffered = GaugeMetricFamily(
+            "featmon_runs_buffered",
+            "Runs waiting in memory for the state database to take them.",
+        )
+        buffered.add_metric([], float(health.buffered))
+        yield buffered
+        yield from result_families(newest(latest or (), self._live.measured()))
 
     def _latest(self) -> list[StoredResult] | None:
         try:
@@ -245,8 +282,10 @@ class Metrics:
     Thread-safe (prometheus_client's metrics are) and never raises: a failure to count is
     logged, and the run goes on."""
 
-    def __init__(self, registry: CollectorRegistry, source: StateSource) -> None:
-        registry.register(ResultsCollector(source))
+    def __init__(
+        self, registry: CollectorRegistry, source: StateSource, live: LiveState | None = None
+    ) -> None:
+        registry.register(ResultsCollector(source, live))
         self.probe_duration = Histogram(
             "featmon_probe_duration_seconds",
             "Time one probe (one store read or query for one feature view) took.",
@@ -282,6 +321,13 @@ class Metrics:
             "featmon_runs_lost",
             "Scheduled runs that never ran: the claim could not be written, or its holder "
             "died and no replica took it over within the misfire grace.",
+            ["feature_view"],
+            registry=registry,
+        )
+        self.runs_unrecorded = Counter(
+            "featmon_runs_unrecorded",
+            "Runs probed and alerted on but never recorded: the state database could not take "
+            "them and the buffer waiting for it (state.buffer_runs) was full.",
             ["feature_view"],
             registry=registry,
         )
@@ -344,6 +390,12 @@ class Metrics:
             self.runs_lost.labels(feature_view).inc()
         except Exception:
             log.exception("metrics: counting a lost run of %s failed", feature_view)
+
+    def run_unrecorded(self, feature_view: str, scheduled_at: datetime) -> None:  # noqa: ARG002 - the protocol's signature
+        try:
+            self.runs_unrecorded.labels(feature_view).inc()
+        except Exception:
+            log.exception("metrics: counting an unrecorded run of %s failed", feature_view)
 
     def config_reloaded(self, ok: bool, error: str | None) -> None:  # noqa: ARG002 - see below
         # `error` is deliberately not exported: it may quote the file, and files hold ${VARS}.

@@ -28,6 +28,10 @@ class RunObserver(Protocol):
         """A scheduled run was never run: its claim could not be written, or its holder died
         and no replica took it over within the misfire grace."""
 
+    def run_unrecorded(self, feature_view: str, scheduled_at: datetime) -> None:
+        """A run was probed and alerted on, but never recorded: the state database could not
+        take it and the buffer waiting for it was full."""
+
     def config_reloaded(self, ok: bool, error: str | None) -> None:
         """A reload was attempted; on failure the last good configuration keeps running."""
 
@@ -51,6 +55,9 @@ class NoObserver:
         pass
 
     def run_lost(self, feature_view: str, scheduled_at: datetime) -> None:
+        pass
+
+    def run_unrecorded(self, feature_view: str, scheduled_at: datetime) -> None:
         pass
 
     def config_reloaded(self, ok: bool, error: str | None) -> None:

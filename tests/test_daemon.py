@@ -96,6 +96,7 @@ class Recorder:
         self.skipped: list[tuple[str, datetime]] = []
         self.elsewhere: list[tuple[str, datetime]] = []
         self.lost: list[tuple[str, datetime]] = []
+        self.unrecorded: list[tuple[str, datetime]] = []
         self.reloads: list[tuple[bool, str | None]] = []
         self.probes: list[tuple[str, str, float, bool]] = []
         self.notifications: list[tuple[str, str]] = []
@@ -123,6 +124,10 @@ class Recorder:
         with self._changed:
             self.lost.append((feature_view, scheduled_at))
             self._changed.notify_all()
+
+    def run_unrecorded(self, feature_view: str, scheduled_at: datetime) -> None:
+        with self._changed:
+            self.unrecorded.append((feature_view, scheduled_at))
 
     def config_reloaded(self, ok: bool, error: str | None) -> None:
         with self._changed:

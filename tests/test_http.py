@@ -18,6 +18,7 @@ from monitor.config import HttpConfig
 from monitor.http import DaemonSidecar, ListenError, Services, Sidecar, create_app
 from monitor.http.app import Readiness
 from monitor.metrics import Exposition, Metrics, fixed_state
+from monitor.recorder import StateHealth
 from monitor.reports import report_history
 from monitor.state import StateStore
 from tests.sidecar import NOW, Demo, Flags, run_demo, serve
@@ -395,11 +396,14 @@ class FakeApp:
 
 @dataclass
 class FakeDaemon:
-    """The two things the sidecar asks of monitor.daemon.Daemon, over real state stores."""
+    """The things the sidecar asks of monitor.daemon.Daemon, over real state stores."""
 
     app: FakeApp | None
     ready: bool = True
     in_use: int = 0
+
+    def state_health(self) -> StateHealth:
+        return StateHealth(writable=True)
 
     @contextlib.contextmanager
     def using(self) -> Iterator[FakeApp]:

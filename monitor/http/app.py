@@ -2,7 +2,8 @@
 
     /metrics            Prometheus exposition (open)
     /healthz            the process answers (open)
-    /readyz             config loaded, state database reachable, scheduler running (open)
+    /readyz             config loaded, state database reachable and writable, scheduler running
+                        (open)
     /reports/           index of recent runs           (token, when configured)
     /reports/{run_id}   the HTML report of a run, rendered from the state database (token)
     /api/v1/status      per view: last run, worst status (token)
@@ -39,13 +40,19 @@ log = logging.getLogger(__name__)
 MetricsExposition = Callable[[str | None], tuple[bytes, str]]
 
 
+def _writable() -> str:
+    return "ok"
+
+
 @dataclass(frozen=True)
 class Readiness:
-    """What `/readyz` asks besides the state database; each is called on every probe and must
-    be cheap and must not raise."""
+    """What `/readyz` asks besides reading the state database; each is called on every probe
+    and must be cheap and must not raise. `state_writable`: `ok`, or why the last run could not
+    be written (a database that reads but cannot write, full or corrupt, is not ready)."""
 
     config_loaded: Callable[[], bool]
     scheduler_running: Callable[[], bool]
+    state_writable: Callable[[], str] = _writable
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,8 @@ def readiness_reasons(services: Services) -> dict[str, str]:
     checks: dict[str, str] = {}
     checks["config"] = "ok" if services.readiness.config_loaded() else "configuration not loaded"
     checks["state"] = _state_reason(services.state)
+    if checks["state"] == "ok":
+        checks["state"] = services.readiness.state_writable()
     checks["scheduler"] = (
         "ok" if services.readiness.scheduler_running() else "scheduler not running"
     )

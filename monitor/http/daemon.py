@@ -17,6 +17,7 @@ from monitor.config import HttpConfig
 from monitor.http.app import MetricsExposition, Readiness, Services, create_app
 from monitor.http.server import Sidecar
 from monitor.metrics import StateSource
+from monitor.recorder import StateHealth
 from monitor.state import StateStore
 
 
@@ -30,6 +31,8 @@ class Serving(Protocol):
 
     @property
     def ready(self) -> bool: ...
+
+    def state_health(self) -> StateHealth: ...
 
     def using(self) -> contextlib.AbstractContextManager[HasState]: ...
 
@@ -77,6 +80,7 @@ class DaemonSidecar:
             readiness=Readiness(
                 config_loaded=lambda: has_configuration(daemon),
                 scheduler_running=lambda: daemon.ready,
+                state_writable=lambda: daemon.state_health().describe(),
             ),
             token=None if token is None else token.get_secret_value(),
         )

@@ -16,6 +16,7 @@ contracts); what leaves it are the frozen values of `monitor.state.values` and `
 
 from monitor.state.errors import SchemaTooNew, StateError
 from monitor.state.migrations import MIGRATIONS, Migration
+from monitor.state.rows import stored_results
 from monitor.state.store import StateStore
 from monitor.state.values import (
     AlertChange,
@@ -56,4 +57,5 @@ __all__ = [
     "StoredResult",
     "StoredRun",
     "StoredSilence",
+    "stored_results",
 ]

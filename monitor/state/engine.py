@@ -14,7 +14,9 @@ Within one process, write transactions on a SQLite file also take turns on a loc
 SQLite's busy handler waits for a lock by sleeping (1, 2, 5, ... up to 100 ms) and polling,
 so the daemon's workers, writing a few times per run each, slept far longer than the writes
 took; a thread waiting on the lock is woken as soon as the writer before it commits. Other
-processes still queue on the busy timeout.
+processes still queue on the busy timeout. A file found corrupt (malformed, or not a database)
+drops every pooled connection, whose page caches may hold what was read: the next operation
+opens the file afresh, so that a file repaired or restored in place is used at once.
 
 PostgreSQL: psycopg 3 (a bare `postgresql://` URL means psycopg, not psycopg2), a connect
 timeout, `application_name=featmon`, connections checked before use.
@@ -95,6 +97,9 @@ class Database:
         try:
             yield
         except sa_exc.SQLAlchemyError as exc:
+            if _corrupt(exc):
+                log.error("state database %s is corrupt: its connections are dropped", self.name)
+                self.engine.dispose()
             raise StateError(self.name, f"{operation} failed: {self._first_line(exc)}") from exc
 
     def _first_line(self, exc: sa_exc.SQLAlchemyError) -> str:
@@ -140,6 +145,15 @@ class Database:
             )
         except (sa_exc.ArgumentError, ImportError) as exc:
             raise StateError(self.name, f"cannot load the driver {url.drivername!r}") from exc
+
+
+def _corrupt(exc: sa_exc.SQLAlchemyError) -> bool:
+    """SQLite's SQLITE_CORRUPT and SQLITE_NOTADB (a DatabaseError that is not operational:
+    not a lock, a full disk or a closed file)."""
+    original = getattr(exc, "orig", None)
+    return isinstance(original, sqlite3.DatabaseError) and not isinstance(
+        original, sqlite3.OperationalError
+    )
 
 
 def _sqlite_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:

@@ -103,8 +103,9 @@ def write_alerts(
                 "notification": dict(item.notification),
                 "created_at": item.created_at,
                 "next_attempt_at": item.created_at,
-                "attempts": 0,
-                "state": PENDING,
+                "attempts": 0 if item.delivered_at is None else 1,
+                "state": PENDING if item.delivered_at is None else OutboxState.DELIVERED.value,
+                "delivered_at": item.delivered_at,
             }
             for item in change.outbox
         ]

@@ -9,6 +9,7 @@ infinite `value` is kept.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -138,7 +139,12 @@ def to_run(row: RowMapping) -> StoredRun:
     )
 
 
-def to_result(row: RowMapping) -> StoredResult:
+def stored_results(run: RunResult) -> list[StoredResult]:
+    """The results of `run` as the database gives them back once it is recorded."""
+    return [to_result(row) for row in result_rows(run)]
+
+
+def to_result(row: Mapping[Any, Any]) -> StoredResult:
     labels = row["labels"]
     if not isinstance(labels, dict):
         raise TypeError(f"expected labels as a JSON object, found {type(labels).__name__}")

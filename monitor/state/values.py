@@ -236,13 +236,15 @@ class AlertDocuments:
 @dataclass(frozen=True)
 class NewNotification:
     """A notification to put in the outbox. `dedup_key` identifies it: the outbox keeps one row
-    per key, so enqueueing the same notification twice keeps the first."""
+    per key, so enqueueing the same notification twice keeps the first. `delivered_at`: it was
+    sent already, from memory while the state database was down, and is written delivered."""
 
     receiver: str
     group_key: str
     dedup_key: str
     notification: Mapping[str, JSON]
     created_at: datetime
+    delivered_at: datetime | None = None
 
 
 @dataclass(frozen=True)
