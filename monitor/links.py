@@ -54,7 +54,7 @@ class ReportLinks:
     def verify(self, run_id: str, expires: str, sig: str, now: datetime) -> str | None:
         """None when `sig` signs `run_id` until `expires` and that is not past; else the
         reason, in words that quote neither the signature nor the key."""
-        if not expires.isdigit() or len(expires) > 12:
+        if not (expires.isascii() and expires.isdigit()) or len(expires) > 12:
             return "expected expires to be a time in Unix seconds"
         if len(sig) != 64 or not set(sig) <= _HEX:
             return "expected sig to be 64 hexadecimal digits"

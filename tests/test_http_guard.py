@@ -187,6 +187,15 @@ def test_loopback_names_are_accepted(base: str, host: str) -> None:
         assert response.status_code == 200, value
 
 
+@pytest.mark.parametrize(
+    "host", ["localhost:", "localhost:x", "::1", "[::1", "[::1]x", "localhost:\u00b2"]
+)
+def test_a_host_that_does_not_parse_is_421(base: str, host: str) -> None:
+    """A Host that is not `name[:port]` is refused, never a server error."""
+    response = httpx.get(f"{base}/healthz", headers={b"Host": host.encode("latin-1")}, timeout=10)
+    assert response.status_code == 421
+
+
 def test_a_missing_host_is_421(base: str) -> None:
     """HTTP/1.0 without a Host header names no host: refused."""
     import socket  # noqa: PLC0415 - a raw request, which httpx cannot send

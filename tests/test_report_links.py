@@ -201,6 +201,9 @@ def test_verify_accepts_what_url_signed_until_it_expires() -> None:
     assert LINKS.verify(run_id, expires, sig, now) is None
     assert LINKS.verify(run_id, expires, sig, now + timedelta(days=30)) == "the link has expired"
     assert LINKS.verify("r-2", expires, sig, now) == "the signature does not match this report"
+    assert (
+        LINKS.verify(run_id, "\u00b2", sig, now) == "expected expires to be a time in Unix seconds"
+    )
 
 
 def test_the_key_is_not_in_the_repr() -> None:

@@ -54,7 +54,7 @@ def split_host(value: str) -> tuple[str, int | None] | None:
             return None
     else:
         name, colon, port_text = text.partition(":")
-    if not name or (colon and not port_text.isdigit()):
+    if not name or (colon and not (port_text.isascii() and port_text.isdigit())):
         return None
     return name.rstrip("."), int(port_text) if port_text else None
 
