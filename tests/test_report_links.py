@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from alerts.config import SlackReceiver
@@ -23,14 +24,17 @@ from checks.errors import ConfigError
 from checks.source import Document, validate
 from monitor.app import build_app
 from monitor.cli import main
-from monitor.config import Config, ReportsConfig
+from monitor.config import Config, HttpConfig, ReportsConfig
 from monitor.demo import example_config
+from monitor.http import DaemonSidecar
 from monitor.links import ReportLinks
 from monitor.loader import load
+from monitor.metrics import Exposition
 from monitor.notify import AlertRuntime
 from monitor.state import StateStore
 from tests.receivers import SLACK_PATH, LoopbackReceiver, serving, slack_contract
 from tests.sidecar import Demo, run_demo, serve
+from tests.test_http import FakeApp, FakeDaemon
 
 TOKEN = "http-links-token"
 KEY = "k3y-for-signing-report-links-0123456789abcdef"
@@ -263,3 +267,25 @@ def test_validate_warns_when_links_would_need_the_token(
     monkeypatch.setenv("FEATMON_LINK_KEY", KEY)
     assert main(["validate", "--config", str(config)]) == 0
     assert "link_key" not in capsys.readouterr().err
+
+
+def test_the_daemon_sidecar_takes_its_token_hosts_and_link_key_from_config(
+    state: StateStore, demo: Demo
+) -> None:
+    """As `featmon run` wires it: http.token, http.allowed_hosts and reports.link_key of the
+    configuration reach the sidecar."""
+    http = HttpConfig(listen="127.0.0.1:0", token=SecretStr(TOKEN), allowed_hosts=("featmon.svc",))
+    links = ReportLinks.from_config(ReportsConfig(link_key=SecretStr(KEY)))
+    sidecar = DaemonSidecar(http, Exposition(CollectorRegistry()), links)
+    sidecar.start(FakeDaemon(FakeApp(state)))
+    try:
+        base = f"http://127.0.0.1:{sidecar.address[1]}"
+        run_id = demo.runs[-1].run_id
+        assert (
+            httpx.get(LINKS.url(f"{base}/reports/", run_id, datetime.now(UTC))).status_code == 200
+        )
+        assert httpx.get(f"{base}/reports/{run_id}").status_code == 401
+        assert httpx.get(f"{base}/healthz", headers={"Host": "featmon.svc"}).status_code == 200
+        assert httpx.get(f"{base}/healthz", headers={"Host": "other.svc"}).status_code == 421
+    finally:
+        sidecar.stop()
