@@ -1,7 +1,8 @@
 # featmon as a container: the daemon with its HTTP sidecar on :9108.
 #   docker build -t featmon .
 #   docker run -v $PWD/config.yaml:/etc/featmon/config.yaml:ro -p 9108:9108 featmon
-# config.yaml must listen on all interfaces inside the container: http: {listen: 0.0.0.0:9108}
+# config.yaml must listen on all interfaces inside the container: http: {listen: 0.0.0.0:9108},
+# with the names the container is reached by in http.allowed_hosts (see README, Security).
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md config.example.yaml ./

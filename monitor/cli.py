@@ -22,6 +22,7 @@ from checks.result import RunResult
 from checks.secrets import NO_SECRETS, Secrets
 from monitor import baseline_command, demo, schema
 from monitor.app import build_app
+from monitor.config import warnings as config_warnings
 from monitor.daemon import DaemonSettings, build_daemon, serve
 from monitor.errors import MonitorError
 from monitor.feast import init as feast_init
@@ -188,6 +189,8 @@ def _validate(args: argparse.Namespace) -> int:
     soda_warning = soda.missing_extra_warning(loaded.planned)
     if soda_warning is not None:
         print(f"warning: {soda_warning}", file=sys.stderr)
+    for warning in config_warnings(loaded.config):
+        print(f"warning: {loaded.path}: {warning}", file=sys.stderr)
     print(
         f"{args.config}: valid ({len(loaded.check_files)} check files, "
         f"{len(loaded.views)} feature views, {len(loaded.planned)} checks)"

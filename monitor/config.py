@@ -7,12 +7,22 @@ union on `type`. Relative paths are resolved against the directory of config.yam
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import string
 from datetime import timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from alerts.config import Receiver
 from alerts.lifecycle import AlertingConfig
@@ -156,11 +166,69 @@ ONLINE_TYPES = frozenset({"feast-sqlite", "feast-sql", "redis"})
 OFFLINE_TYPES = frozenset({"sql", "parquet"})
 
 
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
+
+
+def _is_host(text: str) -> bool:
+    """A DNS name, an IPv4 address or a bracketed (or bare) IPv6 address: no scheme, port,
+    path or wildcard."""
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        ipaddress.ip_address(bare)
+    except ValueError:
+        return bare == text and _HOST_NAME.fullmatch(text) is not None
+    return True
+
+
+def _host(text: str) -> str:
+    if not _is_host(text):
+        raise ValueError(
+            "expected a host name or IP address such as featmon.monitoring.svc or 10.0.0.7 "
+            f"(no scheme, port, path or wildcard), found {text!r}"
+        )
+    return text
+
+
+HostName = Annotated[str, AfterValidator(_host)]
+
+
+def _blank_secret(secret: SecretStr | None, what: str) -> SecretStr | None:
+    """Refuse an empty, blank or padded secret (the message never quotes it)."""
+    if secret is None:
+        return None
+    value = secret.get_secret_value()
+    if not value.strip():
+        raise ValueError(f"expected a non-empty {what}, found an empty or blank one")
+    if value != value.strip():
+        raise ValueError(
+            f"expected a {what} without leading or trailing whitespace, found some "
+            "(a trailing newline read from a file?)"
+        )
+    return secret
+
+
 class HttpConfig(Strict):
     listen: str = Field("127.0.0.1:9108", pattern=r"^[^:\s]*:\d{1,5}$")
     token: SecretStr | None = Field(
-        None, description="Bearer token for all but /metrics and health."
+        None,
+        description="Bearer token for all but /metrics and health (put it in a ${VAR}); unset: "
+        "no token. Empty or blank is an error.",
     )
+    allowed_hosts: tuple[HostName, ...] = Field(
+        (),
+        description="Host names (or IP addresses) the sidecar answers to besides localhost, "
+        "127.0.0.1, [::1], the listen address and the address a request arrived on; any other "
+        "Host header is refused (421) against DNS rebinding. Listening on 0.0.0.0, list the "
+        "names it is reached by: the Service's DNS name, the public name behind a proxy.",
+    )
+
+    @field_validator("token")
+    @classmethod
+    def _token_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        return _blank_secret(value, "token")
 
 
 class StateConfig(Strict):
@@ -185,6 +253,10 @@ class StateConfig(Strict):
     )
 
 
+MIN_LINK_KEY = 32  # characters of reports.link_key
+MAX_LINK_TTL = timedelta(days=366)
+
+
 class ReportsConfig(Strict):
     dir: str = Field(
         "featmon-reports",
@@ -192,6 +264,36 @@ class ReportsConfig(Strict):
         "sidecar renders each run's report on demand at /reports/).",
     )
     base_url: str | None = Field(None, description="Public URL of the reports, for alert links.")
+    link_key: SecretStr | None = Field(
+        None,
+        description="Key that signs the report links in alerts (HMAC-SHA256), at least "
+        f"{MIN_LINK_KEY} characters, from the environment: ${{FEATMON_LINK_KEY}}. A signed link "
+        "opens its one run's report without the bearer token until it expires. Unset: links "
+        "are plain, and need the token when http.token is set.",
+    )
+    link_ttl: Duration = Field(
+        timedelta(days=30), description="How long a signed report link opens its report."
+    )
+
+    @field_validator("link_key")
+    @classmethod
+    def _key_is_long(cls, value: SecretStr | None) -> SecretStr | None:
+        value = _blank_secret(value, "link key")
+        if value is not None and len(value.get_secret_value()) < MIN_LINK_KEY:
+            raise ValueError(
+                f"expected a link key of at least {MIN_LINK_KEY} characters (openssl rand -hex "
+                f"32 makes one), found {len(value.get_secret_value())}"
+            )
+        return value
+
+    @field_validator("link_ttl")
+    @classmethod
+    def _ttl_is_positive(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) < value <= MAX_LINK_TTL:
+            raise ValueError(
+                f"expected a link lifetime from 1s to {MAX_LINK_TTL.days}d, found {value}"
+            )
+        return value
 
 
 class Config(Strict):
@@ -213,3 +315,20 @@ class Config(Strict):
     @property
     def check_globs(self) -> tuple[str, ...]:
         return (self.checks,) if isinstance(self.checks, str) else self.checks
+
+
+def warnings(config: Config) -> list[str]:
+    """What is valid but probably not meant, for `featmon validate` and the daemon's log."""
+    reports, token = config.reports, config.http.token
+    found = []
+    if reports.base_url and token is not None and reports.link_key is None:
+        found.append(
+            "reports.base_url: the report links in alerts need the bearer token (http.token), "
+            "so the people paged cannot open them; set reports.link_key (e.g. "
+            "${FEATMON_LINK_KEY}) to sign links that open their report without it"
+        )
+    if reports.link_key is not None and not reports.base_url:
+        found.append(
+            "reports.link_key: set, but reports.base_url is not, so alerts carry no report link"
+        )
+    return found

@@ -40,7 +40,9 @@ from checks.errors import ConfigError, Problem
 from checks.schedule import Schedule
 from monitor.app import App, build_app
 from monitor.claims import RunClaims, Ticker, Verdict, holder_id
+from monitor.config import warnings
 from monitor.generation import Generation
+from monitor.links import ReportLinks
 from monitor.loader import Loaded, LoadedView, load
 from monitor.logqueue import queued_logging
 from monitor.notify import AlertRuntime
@@ -594,6 +596,10 @@ def build_daemon(
         measured=lambda: [] if daemon is None else daemon.measured(),
     )
     metrics = Metrics(registry, current_state, live)
-    sidecar = DaemonSidecar(config.http, Exposition(registry))
+    for warning in warnings(config):
+        log.warning("%s", warning)
+    sidecar = DaemonSidecar(
+        config.http, Exposition(registry), ReportLinks.from_config(config.reports)
+    )
     daemon = Daemon(path, settings, observer=metrics, sidecar=sidecar, load_config=load_config)
     return daemon

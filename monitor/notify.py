@@ -18,6 +18,7 @@ from checks.result import CheckResult, ErrorDetails, RunResult, Status, Threshol
 from monitor.alerting import Alerting, AlertingSettings
 from monitor.app import App
 from monitor.delivery import Delivery, DeliveryOutcome, Standby
+from monitor.links import ReportLinks
 from monitor.recorder import StateHealth
 from monitor.run import new_run_id
 
@@ -39,6 +40,7 @@ class AlertRuntime:
             on_outcome(receiver, outcome.value)
 
         self._base_url = config.reports.base_url
+        self._links = ReportLinks.from_config(config.reports)
         self._standby = Standby()  # what the outbox cannot take while the database is down
         self.delivery = Delivery.from_config(
             app.state,
@@ -73,7 +75,7 @@ class AlertRuntime:
     def after_run(self, run: RunResult, now: datetime) -> None:
         """Alert on one recorded run; failures are logged (the run is kept either way)."""
         try:
-            self.alerting.after_run(run, now, self.report_url(run))
+            self.alerting.after_run(run, now, self.report_url(run, now))
         except Exception:  # the per-run boundary: alerting must not stop the schedule
             log.exception("alerting on run %s failed", run.run_id)
 
@@ -106,9 +108,14 @@ class AlertRuntime:
         except Exception:
             log.exception("resolving the alerts of removed views failed")
 
-    def report_url(self, run: RunResult) -> str | None:
+    def report_url(self, run: RunResult, now: datetime) -> str | None:
+        """The link to the run's report under `reports.base_url`: signed when
+        `reports.link_key` is set (it opens without the bearer token until `link_ttl` after
+        `now`), plain otherwise; None without a base URL."""
         if not self._base_url:
             return None
+        if self._links is not None:
+            return self._links.url(self._base_url, run.run_id, now)
         return f"{self._base_url.rstrip('/')}/{run.run_id}"
 
 

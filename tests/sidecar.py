@@ -15,7 +15,8 @@ from checks.result import RunResult
 from monitor.app import build_app
 from monitor.demo import example_config
 from monitor.demo import store as planted
-from monitor.http import Readiness, Services, Sidecar, create_app
+from monitor.http import Readiness, Services, Sidecar, create_app, parse_listen
+from monitor.links import ReportLinks
 from monitor.loader import load
 from monitor.metrics import Exposition, Metrics, fixed_state
 from monitor.run import run_once
@@ -66,9 +67,13 @@ def serve(
     token: str | None = None,
     flags: Flags | None = None,
     registry: CollectorRegistry | None = None,
+    allowed_hosts: tuple[str, ...] = (),
+    links: ReportLinks | None = None,
+    listen: str = "127.0.0.1:0",
 ) -> Iterator[str]:
-    """The sidecar on a free loopback port, as the daemon wires it; yields its base URL.
-    Without `registry`, a fresh one with the daemon's `Metrics` over `state`."""
+    """The sidecar on a free port (loopback unless `listen` says otherwise), as the daemon
+    wires it; yields its base URL, on 127.0.0.1. Without `registry`, a fresh one with the
+    daemon's `Metrics` over `state`."""
     if registry is None:
         registry = CollectorRegistry()
         Metrics(registry, fixed_state(state))
@@ -77,7 +82,10 @@ def serve(
         state=fixed_state(state),
         readiness=(flags or Flags()).readiness(),
         token=token,
+        listen_host=parse_listen(listen)[0],
+        allowed_hosts=allowed_hosts,
+        links=links,
     )
-    with Sidecar(create_app(services), "127.0.0.1:0") as sidecar:
-        host, port = sidecar.address
-        yield f"http://{host}:{port}"
+    with Sidecar(create_app(services), listen) as sidecar:
+        _, port = sidecar.address
+        yield f"http://127.0.0.1:{port}"

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -76,11 +77,17 @@ def test_the_kubernetes_config_map_holds_a_valid_configuration(tmp_path: Path) -
         config_map["data"]["user_stats.yaml"], encoding="utf-8"
     )
     env = dict.fromkeys(("REDIS_PASSWORD", "WAREHOUSE_PASSWORD", "PAGERDUTY_ROUTING_KEY"), "x") | {
-        "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/X"
+        "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/X",
+        "FEATMON_HTTP_TOKEN": "t" * 64,
+        "FEATMON_LINK_KEY": "k" * 64,
     }
     loaded = load(tmp_path / "config.yaml", env)
     assert [v.view.name for v in loaded.views] == ["user_stats"]
     assert loaded.config.http.listen == "0.0.0.0:9108"
+    # The name in reports.base_url is one the sidecar answers to, and its links are signed.
+    base_host = urlsplit(loaded.config.reports.base_url or "").hostname
+    assert base_host in loaded.config.http.allowed_hosts
+    assert loaded.config.reports.link_key is not None
     deployment = next(d for d in documents if d["kind"] == "Deployment")
     featmon = next(
         c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "featmon"

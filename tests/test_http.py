@@ -340,7 +340,9 @@ def test_an_unknown_run_is_404(client: httpx.Client) -> None:
 def test_paths_out_of_the_reports_directory_are_refused(base: str, raw_path: str) -> None:
     """Encoded slashes, dots and backslashes never reach a file outside the reports."""
     with socket.create_connection(_address(base), timeout=10) as conn:
-        conn.sendall(f"GET {raw_path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        conn.sendall(
+            f"GET {raw_path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+        )
         reply = b""
         while chunk := conn.recv(65536):
             reply += chunk

@@ -6,7 +6,8 @@ With the daemon (`monitor.daemon.Daemon` calls `sidecar.start(daemon)` and `side
 
     registry = CollectorRegistry()
     metrics = Metrics(registry, lambda: daemon_state(daemon)())   # late-bound: daemon below
-    sidecar = DaemonSidecar(config.http, Exposition(registry))
+    links = ReportLinks.from_config(config.reports)                 # None: links unsigned
+    sidecar = DaemonSidecar(config.http, Exposition(registry), links)
     daemon = Daemon(path, settings, observer=metrics, sidecar=sidecar)
 
 On its own (tests, tools): `Sidecar(create_app(Services(...)), listen)` with `start()`/`stop()`;

@@ -5,14 +5,16 @@
     /readyz             config loaded, state database reachable and writable, scheduler running
                         (open)
     /reports/           index of recent runs           (token, when configured)
-    /reports/{run_id}   the HTML report of a run, rendered from the state database (token)
+    /reports/{run_id}   the HTML report of a run, rendered from the state database (token,
+                        or a signed link: ?expires=...&sig=..., see monitor.links)
     /api/v1/status      per view: last run, worst status (token)
     /api/v1/results     results history, filtered      (token)
     /api/v1/silences    GET list, POST create          (token; see monitor.http.silences)
     /api/v1/silences/{id}  DELETE: expire now          (token)
 
-Everything the endpoints read is injected through `Services`; nothing is global, so tests
-and the daemon build their own.
+Every request first passes `monitor.http.guard.RequestGuard` (a known Host; state-changing
+calls JSON-only and same-origin), then the bearer token. Everything the endpoints read is
+injected through `Services`; nothing is global, so tests and the daemon build their own.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ from starlette.routing import Route
 
 from monitor.http.api import Api, notifications
 from monitor.http.auth import BearerAuth
+from monitor.http.guard import RequestGuard, allowed_names
 from monitor.http.reports import Reports
 from monitor.http.silences import SilenceApi
+from monitor.links import ReportLinks
 from monitor.metrics import StateSource
 from monitor.state import StateError
 
@@ -60,12 +64,17 @@ class Services:
     """What the sidecar serves. `state` gives the state database of the moment (see
     `monitor.metrics.StateSource`); when it gives None the daemon runs without history: the
     JSON API and the reports index answer 503, and the sidecar is not ready. `token` None: no
-    token."""
+    token. `listen_host` and `allowed_hosts`: the Host names answered besides the loopback
+    ones (`http.listen`'s host, `http.allowed_hosts`). `links`: the signer of report links
+    (`reports.link_key`), None when links are not signed."""
 
     metrics: MetricsExposition
     state: StateSource
     readiness: Readiness
     token: str | None = None
+    listen_host: str = "127.0.0.1"
+    allowed_hosts: tuple[str, ...] = ()
+    links: ReportLinks | None = None
 
 
 def readiness_reasons(services: Services) -> dict[str, str]:
@@ -97,7 +106,8 @@ def _state_reason(source: StateSource) -> str:
 
 
 def create_app(services: Services) -> Starlette:
-    """The sidecar's routes over `services`, behind the bearer token when one is set."""
+    """The sidecar's routes over `services`, behind the request guard, and the bearer token
+    when one is set."""
     api = Api(services.state)
     reports = Reports(services.state)
     silences = SilenceApi(services.state)
@@ -138,5 +148,8 @@ def create_app(services: Services) -> Starlette:
         Route("/api/v1/silences", silences.create, methods=["POST"]),
         Route("/api/v1/silences/{silence_id}", silences.expire, methods=["DELETE"]),
     ]
-    middleware = [] if services.token is None else [Middleware(BearerAuth, token=services.token)]
+    names = allowed_names(services.listen_host, services.allowed_hosts)
+    middleware = [Middleware(RequestGuard, names=names)]
+    if services.token is not None or services.links is not None:
+        middleware.append(Middleware(BearerAuth, token=services.token, links=services.links))
     return Starlette(routes=routes, middleware=middleware)

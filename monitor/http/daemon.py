@@ -3,8 +3,9 @@
 
 Each request reads the state database of the daemon's current configuration through
 `daemon.using()`, so a reload (which builds a new app and state store) is followed at once and
-a store is never closed under a request. The listener is that of the configuration the daemon
-started with: changing it needs a restart.
+a store is never closed under a request. The listener, the token, the allowed hosts and the key
+of report links are those of the configuration the daemon started with: changing them needs a
+restart.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Protocol
 
 from monitor.config import HttpConfig
 from monitor.http.app import MetricsExposition, Readiness, Services, create_app
-from monitor.http.server import Sidecar
+from monitor.http.server import Sidecar, parse_listen
+from monitor.links import ReportLinks
 from monitor.metrics import StateSource
 from monitor.recorder import StateHealth
 from monitor.state import StateStore
@@ -58,11 +60,14 @@ def has_configuration(daemon: Serving) -> bool:
 
 class DaemonSidecar:
     """Serves `http.listen` for a daemon: metrics from `metrics`, reports and the API from the
-    daemon's state database."""
+    daemon's state database; report links signed by `links` open without the token."""
 
-    def __init__(self, http: HttpConfig, metrics: MetricsExposition) -> None:
+    def __init__(
+        self, http: HttpConfig, metrics: MetricsExposition, links: ReportLinks | None = None
+    ) -> None:
         self._http = http
         self._metrics = metrics
+        self._links = links
         self._server: Sidecar | None = None
 
     @property
@@ -83,6 +88,9 @@ class DaemonSidecar:
                 state_writable=lambda: daemon.state_health().describe(),
             ),
             token=None if token is None else token.get_secret_value(),
+            listen_host=parse_listen(self._http.listen)[0],
+            allowed_hosts=self._http.allowed_hosts,
+            links=self._links,
         )
         server = Sidecar(create_app(services), self._http.listen)
         server.start()

@@ -79,7 +79,7 @@ def index_runs(runs: Iterable[StoredRun]) -> tuple[IndexRun, ...]:
     )
 
 
-def _page(status_code: int, title: str, message: str) -> HTMLResponse:
+def error_page(status_code: int, title: str, message: str) -> HTMLResponse:
     """A small error page (the message is escaped: it may quote the request)."""
     body = (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}'
@@ -102,7 +102,7 @@ class Reports:
             f"GET {request.url.path}",
         )
         if found is None:
-            return _page(503, "Unavailable", "The state database is unavailable.")
+            return error_page(503, "Unavailable", "The state database is unavailable.")
         runs, latest = found
         page = render_index(index_runs(runs), index_views(latest))
         return HTMLResponse(page, headers=HTML_HEADERS)
@@ -110,7 +110,7 @@ class Reports:
     def run(self, request: Request) -> Response:
         run_id = str(request.path_params["run_id"]).removesuffix(".html")
         if not is_report_name(run_id):
-            return _page(
+            return error_page(
                 400,
                 "Bad run id",
                 "Expected a run id of letters, digits, '.', '_' or '-' starting with a letter "
@@ -120,10 +120,10 @@ class Reports:
             self._source, lambda state: (_render(state, run_id),), f"GET {request.url.path}"
         )
         if found is None:
-            return _page(503, "Unavailable", "The state database is unavailable.")
+            return error_page(503, "Unavailable", "The state database is unavailable.")
         (page,) = found
         if page is None:
-            return _page(404, "No report", f"No run {run_id} was recorded.")
+            return error_page(404, "No report", f"No run {run_id} was recorded.")
         return HTMLResponse(page, headers=HTML_HEADERS)
 
 
