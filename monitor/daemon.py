@@ -49,7 +49,7 @@ from monitor.notify import AlertRuntime
 from monitor.observer import NoObserver, RunObserver
 from monitor.recorder import Recorded, RunRecorder, StateHealth
 from monitor.run import run_view
-from monitor.scheduler import First, ScheduleError, Scheduler, SchedulerSettings, check
+from monitor.scheduler import First, Scheduler, SchedulerSettings
 from monitor.state import StateError, StateStore, StoredResult
 from monitor.watch import Watcher, watched_files
 
@@ -136,17 +136,6 @@ def buffer_capacity(loaded: Loaded) -> int:
     return configured or BUFFER_RUNS_PER_VIEW * max(1, len(schedules(loaded)))
 
 
-def schedule_problems(loaded: Loaded) -> list[Problem]:
-    """The schedules that the scheduler cannot run, located at their views."""
-    problems: list[Problem] = []
-    for view in loaded.views:
-        try:
-            check(view.view.schedule)
-        except ScheduleError as exc:
-            problems.append(Problem(view.file, view.line, f"{view.view.name}.schedule", str(exc)))
-    return problems
-
-
 class Daemon:
     """The scheduler over every feature view of the configuration at `config_path`.
 
@@ -193,7 +182,7 @@ class Daemon:
     def start(self) -> None:
         """Load the configuration, build its app, and start scheduling (the state database is
         pruned at once and hourly). Raises `ConfigError` when the configuration is invalid."""
-        loaded = self._load_checked()
+        loaded = self._load(self._path)
         generation = self._generation_of(loaded, self._build(loaded))
         self._recorder.resize(buffer_capacity(loaded))
         with self._lock:
@@ -232,7 +221,7 @@ class Daemon:
             if self._stopping or self._current is None:
                 return False
             try:
-                loaded = self._load_checked()
+                loaded = self._load(self._path)
                 app = self._build(loaded)
             except ConfigError as exc:
                 return self._reload_failed(str(exc), list(exc.problems))
@@ -512,13 +501,6 @@ class Daemon:
         )
 
     # -- configuration ---------------------------------------------------------------------
-
-    def _load_checked(self) -> Loaded:
-        loaded = self._load(self._path)
-        problems = schedule_problems(loaded)
-        if problems:
-            raise ConfigError(problems)
-        return loaded
 
     def _reload_failed(self, message: str, problems: list[Problem]) -> bool:
         log.error("reload of %s failed; the last good configuration keeps running", self._path)

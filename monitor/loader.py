@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -33,6 +34,7 @@ from monitor.config import (
     StoreConfig,
     template_fields,
 )
+from monitor.scheduler import problems as schedule_problems
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +63,13 @@ class Loaded:
         return tuple(p for v in self.views for p in v.planned)
 
 
-def load(config_path: Path | str, env: Mapping[str, str] | None = None) -> Loaded:
-    """Load and validate everything; raise `ConfigError` with every problem found."""
+def load(
+    config_path: Path | str, env: Mapping[str, str] | None = None, now: datetime | None = None
+) -> Loaded:
+    """Load and validate everything; raise `ConfigError` with every problem found. Schedules
+    are checked by the scheduler's own code, a cron expression against `now` (default: now)."""
     env = dict(os.environ) if env is None else env
+    now = datetime.now(UTC) if now is None else now
     path = Path(config_path)
     config_doc = _read(path, env)
     config = validate(Config, config_doc)
@@ -94,6 +100,10 @@ def load(config_path: Path | str, env: Mapping[str, str] | None = None) -> Loade
                 view, doc.source, doc.line_of(view_path), tuple(plan_view(view, view_path))
             )
             problems.extend(_store_problems(view, view_path, doc, config))
+            problems.extend(
+                doc.problem((*view_path, "schedule", key), message)
+                for key, message in schedule_problems(view.schedule, now)
+            )
             first = seen_views.get(view.name)
             if first is not None:
                 problems.append(

@@ -26,6 +26,7 @@ from checks.result import RunResult
 from checks.schedule import Schedule
 from monitor.abc import EntityKey, OnlineStore
 from monitor.app import App, build_app
+from monitor.cli import main
 from monitor.daemon import Daemon, DaemonSettings, plan_jobs
 from monitor.demo import store as planted
 from monitor.loader import Loaded
@@ -348,8 +349,85 @@ def test_a_schedule_the_scheduler_cannot_run_is_a_located_config_error(
 ) -> None:
     views = MERCHANTS.replace("{every: 1s}", "{every: 1s, timezone: Mars/Olympus}")
     config = write_config(tmp_path, store_dir, views)
-    with pytest.raises(ConfigError, match=r"c\.yaml:2: merchant_stats\.schedule: .*Mars"):
+    with pytest.raises(
+        ConfigError, match=r"c\.yaml:8: feature_views\[0\]\.schedule\.timezone: .*Mars"
+    ):
         Daemon(config, FAST).start()
+
+
+SCHEDULES = {
+    "an unknown zone": (
+        "{every: 5m, timezone: Mars/Base}",
+        "feature_views[0].schedule.timezone: expected an IANA time zone such as UTC or "
+        "Europe/Berlin, found 'Mars/Base'",
+    ),
+    "an hour out of range": (
+        "{cron: '61 25 * * *'}",
+        "feature_views[0].schedule.cron: expected a cron expression, found '61 25 * * *': "
+        "Error validating expression '25': the last value (25) is higher than the maximum "
+        "value (23)",
+    ),
+    "a cron that never fires": (
+        "{cron: '0 0 31 4 *'}",
+        "feature_views[0].schedule.cron: expected a cron expression that fires within 5 years, "
+        "found '0 0 31 4 *', which fires never",
+    ),
+    "a day and weekday that meet in 2044": (
+        "{cron: '0 0 29 2 1'}",
+        "feature_views[0].schedule.cron: expected a cron expression that fires within 5 years, "
+        "found '0 0 29 2 1', which fires first at 2044-02-29 00:00 UTC (a run needs both its "
+        "day of month and its weekday to match)",
+    ),
+    "an unsupported weekday": (
+        "{cron: '0 0 * * L'}",
+        "feature_views[0].schedule.cron: expected a cron expression, found '0 0 * * L': "
+        "expected a weekday 0-7 or sun-sat, found 'l' in 'L'",
+    ),
+    "a good cron": ("{cron: '*/10 * * * *', timezone: Europe/Berlin}", None),
+}
+
+
+@pytest.mark.parametrize("case", list(SCHEDULES))
+def test_validate_gives_the_verdict_run_gives_on_a_schedule(
+    case: str, tmp_path: Path, store_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`featmon validate` and the daemon's start refuse the same schedules, at the same place."""
+    schedule, problem = SCHEDULES[case]
+    config = write_config(tmp_path, store_dir, MERCHANTS.replace("{every: 1s}", schedule))
+    validated = main(["validate", "--config", str(config)])
+    said = capsys.readouterr().err.splitlines()
+    daemon = Daemon(config, FAST)
+    try:
+        daemon.start()
+        refused: list[str] = []
+    except ConfigError as exc:
+        refused = [str(p) for p in exc.problems]
+    finally:
+        daemon.stop(10)
+    expected = [] if problem is None else [f"{tmp_path}/checks/c.yaml:8: {problem}"]
+    assert (validated, refused) == ((3, expected) if problem else (0, []))
+    assert [line for line in said if "INFO" not in line] == expected
+
+
+@pytest.mark.slow
+def test_featmon_run_refuses_a_cron_that_never_fires(tmp_path: Path, store_dir: Path) -> None:
+    """The real command exits 3 with the line validate prints; it does not run doing nothing."""
+    config = write_config(
+        tmp_path, store_dir, MERCHANTS.replace("{every: 1s}", "{cron: '0 0 31 4 *'}")
+    )
+    with config.open("a", encoding="utf-8") as file:
+        file.write(f"http: {{listen: '127.0.0.1:{free_port()}'}}\n")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "monitor.cli", "--log-level", "warning", "run", "--config", str(config)],
+            cwd=REPO, capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError("featmon run started on a schedule that never fires") from exc
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.splitlines() == [
+        f"{tmp_path}/checks/c.yaml:8: {SCHEDULES['a cron that never fires'][1]}"
+    ]
 
 
 def test_a_reload_adds_removes_and_reschedules_only_what_changed() -> None:
