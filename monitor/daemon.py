@@ -48,6 +48,7 @@ from monitor.logqueue import queued_logging
 from monitor.notify import AlertRuntime
 from monitor.observer import NoObserver, RunObserver
 from monitor.recorder import Recorded, RunRecorder, StateHealth
+from monitor.reloads import ReloadOutcome
 from monitor.run import run_view
 from monitor.scheduler import First, Scheduler, SchedulerSettings
 from monitor.state import StateError, StateStore, StoredResult
@@ -95,6 +96,10 @@ class Serving(Protocol):
 
     def using(self) -> contextlib.AbstractContextManager[App]:
         """The app of the last good configuration, kept open until the `with` block ends."""
+
+    @property
+    def last_reload(self) -> ReloadOutcome | None:
+        """The last reload tried (None: none yet), for `/readyz`."""
 
 
 class Sidecar(Protocol):
@@ -169,6 +174,7 @@ class Daemon:
         self._running: dict[int, str] = {}  # run token -> what runs
         self._current: Generation | None = None
         self._stopping = False
+        self._last_reload: ReloadOutcome | None = None
         self._watcher: Watcher | None = None
         self._claims = RunClaims(
             holder_id(), settings.claim_lease, settings.misfire_grace, self._observer
@@ -245,6 +251,8 @@ class Daemon:
             for name in plan.reschedule:
                 self._scheduler.put(_VIEW + name, wanted[name], self._job(name))
             old.retire()
+            with self._lock:
+                self._last_reload = ReloadOutcome(ok=True, at=datetime.now(UTC))
         log.info(
             "reloaded %s: %d feature views (added %s, removed %s, rescheduled %s)",
             self._path,
@@ -304,6 +312,11 @@ class Daemon:
     def measured(self) -> list[StoredResult]:
         """The latest result of every check this process measured, recorded or not."""
         return self._recorder.latest()
+
+    @property
+    def last_reload(self) -> ReloadOutcome | None:
+        with self._lock:
+            return self._last_reload
 
     @contextlib.contextmanager
     def using(self) -> Iterator[App]:
@@ -506,6 +519,8 @@ class Daemon:
         log.error("reload of %s failed; the last good configuration keeps running", self._path)
         for problem in problems:
             log.error("  %s", problem)
+        with self._lock:
+            self._last_reload = ReloadOutcome.failed(datetime.now(UTC), message, problems)
         self._observer.config_reloaded(False, message)
         return False
 

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -27,11 +28,12 @@ from checks.schedule import Schedule
 from monitor.abc import EntityKey, OnlineStore
 from monitor.app import App, build_app
 from monitor.cli import main
-from monitor.daemon import Daemon, DaemonSettings, plan_jobs
+from monitor.daemon import Daemon, DaemonSettings, build_daemon, plan_jobs
 from monitor.demo import store as planted
 from monitor.loader import Loaded
 from monitor.probe import Stores
 from monitor.state import StateStore
+from tests.hostile import HOSTILE
 from tests.receivers import WEBHOOK_PATH, serving, webhook_contract
 
 REPO = Path(__file__).resolve().parents[1]
@@ -533,3 +535,52 @@ def test_a_failing_check_pages_through_the_outbox_once(
     labels = firing[0]["alerts"][0]["labels"]
     assert labels["check"] == "user_stats.schema_drift@online"
     assert labels["severity"] == "P1"
+
+
+def test_a_hostile_file_on_reload_is_refused_fast_and_shown_by_readyz(
+    tmp_path: Path, store_dir: Path
+) -> None:
+    """Each hostile check file makes a reload fail within 2 s and 200 MB; the last good
+    configuration keeps running; /readyz (still 200) and the metric say the reload failed,
+    when, and the located problem; fixing the file reloads."""
+    config = write_config(tmp_path, store_dir, MERCHANTS)
+    port = free_port()
+    with config.open("a", encoding="utf-8") as file:
+        file.write(f"http: {{listen: '127.0.0.1:{port}'}}\n")
+    settings = dataclasses.replace(FAST, watch_interval=timedelta(hours=1))  # reloads by hand
+    daemon = build_daemon(config, settings)
+    daemon.start()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for name, (text, _) in HOSTILE.items():
+            (tmp_path / "checks" / "hostile.yaml").write_text(text(), encoding="utf-8")
+            size = (tmp_path / "checks" / "hostile.yaml").stat().st_size
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            started = time.monotonic()
+            assert not daemon.reload(), name
+            assert time.monotonic() - started < 2.0, name
+            grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) / 1024
+            assert grown_mb < 200, name
+            ready = httpx.get(f"{base}/readyz", timeout=5)
+            assert ready.status_code == 200, name
+            reload = ready.json()["reload"]
+            assert (reload["status"], reload["error"]) == (
+                "failed",
+                "1 problem in the configuration",
+            )
+            assert datetime.fromisoformat(reload["at"]) > datetime.now(UTC) - timedelta(seconds=30)
+            assert len(reload["problems"]) == 1
+            assert HOSTILE[name][1].format(size=size) in reload["problems"][0], name
+        metrics = httpx.get(f"{base}/metrics", timeout=5).text
+        assert "featmon_config_last_reload_successful 0.0" in metrics
+        failed_at = datetime.now(UTC)
+        with StateStore(f"sqlite:///{tmp_path}/state.db") as state:  # the last good one runs
+            deadline = time.monotonic() + 15
+            while not any(r.scheduled_at > failed_at for r in state.runs(limit=10)):
+                assert time.monotonic() < deadline, "no run after the failed reloads"
+                time.sleep(0.2)
+        (tmp_path / "checks" / "hostile.yaml").unlink()
+        assert daemon.reload()
+        assert httpx.get(f"{base}/readyz", timeout=5).json()["reload"]["status"] == "ok"
+    finally:
+        daemon.stop(10)
