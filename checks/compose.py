@@ -30,6 +30,8 @@ from yaml.reader import Reader
 from yaml.resolver import Resolver
 from yaml.scanner import Scanner
 
+from checks.errors import CheckError
+
 _MIB = 1024 * 1024
 
 
@@ -41,7 +43,7 @@ class Limits:
     A larger configuration is split into several check files (`checks` takes a list of globs)."""
 
     max_bytes: int = _MIB
-    max_nodes: int = 200_000
+    max_nodes: int = 100_000
     max_depth: int = 50
     max_digits: int = 32
 
@@ -49,10 +51,11 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 _Where = tuple[int, int]  # line and column, 1-based
+_REREAD_BELOW = 64 * 1024
 _NUMBER_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})
 
 
-class LimitExceeded(yaml.YAMLError):
+class LimitExceeded(CheckError):
     """The document passed one of the `Limits` at `line` and `column` (1-based; 0 unknown),
     under the YAML path `path`."""
 
@@ -192,8 +195,9 @@ def compose(text: str, limits: Limits = DEFAULT_LIMITS) -> tuple[LimitedLoader, 
     """The node tree of the one document of `text` (None when empty), composed within
     `limits`, and the loader to construct its values with (the caller disposes of it).
 
-    Raises `LimitExceeded`, or PyYAML's `MarkedYAMLError` in PyYAML's own words: when libyaml
-    refuses the text, PyYAML's parser reads it again to say why as it would."""
+    Raises `LimitExceeded`, or PyYAML's `MarkedYAMLError`: when libyaml refuses a text of up to
+    64 KiB, PyYAML's parser reads it again to say why in PyYAML's words (a longer one keeps
+    libyaml's, so that the slower parser never reads a large file)."""
     loader = _Loader(text, limits)
     try:
         return loader, loader.get_single_node()
@@ -202,7 +206,7 @@ def compose(text: str, limits: Limits = DEFAULT_LIMITS) -> tuple[LimitedLoader, 
         raise
     except yaml.MarkedYAMLError as refused:
         loader.dispose()
-        if _Loader is _PythonLoader:
+        if _Loader is _PythonLoader or len(text) > _REREAD_BELOW:
             raise
         again = _PythonLoader(text, limits)
         try:

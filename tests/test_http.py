@@ -474,7 +474,7 @@ def test_readyz_shows_a_failed_reload_when_and_why_and_stays_ready(state: StateS
     """After a failed reload /readyz is still 200 (the last good configuration runs) and says
     the reload failed, when, and each located problem; a later good reload says ok."""
     at = datetime(2026, 11, 26, 6, 0, 5, tzinfo=UTC)
-    problem = "checks/c.yaml:6: l5[1]: YAML limit at column 15: expected at most 200000 ..."
+    problem = "checks/c.yaml:6: l5[0]: YAML limit at column 10: expected at most 100000 ..."
     daemon = FakeDaemon(
         FakeApp(state),
         last_reload=ReloadOutcome(False, at, "1 problem in the configuration", (problem,)),

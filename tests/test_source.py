@@ -527,9 +527,9 @@ def laughs(levels: int = 9) -> str:
 
 
 def test_nested_aliases_are_refused_where_their_expansion_passes_the_node_limit() -> None:
-    """Nine levels of nine aliases stop at the level whose expansion passes 200,000 nodes."""
+    """Nine levels of nine aliases stop at the first alias whose expansion passes 100,000 nodes."""
     assert limit_problem(laughs()) == (
-        "t.yaml:6: l5[1]: YAML limit at column 15: expected at most 200000 YAML nodes with "
+        "t.yaml:6: l5[0]: YAML limit at column 10: expected at most 100000 YAML nodes with "
         "aliases expanded, found more"
     )
 
