@@ -316,3 +316,12 @@ def test_a_route_to_an_unknown_receiver_is_located(tmp_path: Path) -> None:
     assert len(found) == 1
     assert found[0].startswith("config.yaml:11: route.routes[0].receiver:")
     assert "'oncall'" in found[0]
+
+
+def test_a_listen_port_the_sidecar_cannot_bind_is_refused_at_load(tmp_path: Path) -> None:
+    """`http.listen` with port 99999 is a located problem, not a crash when the daemon starts."""
+    config = CONFIG + "http: {listen: '127.0.0.1:99999'}\n"
+    assert problems(tmp_path, {"config.yaml": config, "checks/a.yaml": VIEW.format(name="u")}) == [
+        "config.yaml:6: http.listen: expected host:port with a port from 0 to 65535, found "
+        "'127.0.0.1:99999'"
+    ]
