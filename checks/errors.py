@@ -1,7 +1,9 @@
 """The exceptions of the checks package.
 
 CheckError
- └── ConfigError      one or more located problems in a YAML file
+ ├── ConfigError      one or more located problems in a YAML file
+ └── LimitExceeded    a YAML file past an input limit (checks.compose; load_yaml makes it a
+                      ConfigError)
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """YAML text to validated models, with every problem located at file, line and YAML path.
 
 `load_yaml` composes the YAML node tree itself so that it knows the line of every key and item
-and can refuse duplicate keys (plain PyYAML silently keeps the last one). `interpolate` expands
+and can refuse duplicate keys (plain PyYAML silently keeps the last one); it composes within
+`Limits` (size, nodes with aliases expanded, depth, digits of a number: see `checks.compose`), so
+a hostile file is a located problem before anything is expanded. `interpolate` expands
 `${VAR}` and `${VAR:-default}` from an environment that is passed in. `validate` runs a pydantic
 model and turns each of its errors into a `Problem` that says what was expected and what was found.
 """
@@ -19,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from checks.compose import DEFAULT_LIMITS, LimitedLoader, LimitExceeded, Limits, compose
 from checks.errors import ConfigError, Problem
 
 Path = tuple[str | int, ...]
@@ -56,16 +59,28 @@ def dotted(path: Path) -> str:
     return out
 
 
-def load_yaml(text: str, source: str) -> Document:
-    """Parse one YAML document; syntax errors and duplicate keys raise `ConfigError`."""
-    loader = yaml.SafeLoader(text)
+def load_yaml(text: str, source: str, limits: Limits = DEFAULT_LIMITS) -> Document:
+    """Parse one YAML document; syntax errors, duplicate keys, values YAML cannot construct
+    (`2026-13-45`) and anything past `limits` raise `ConfigError`."""
+    if len(text) > limits.max_bytes:  # characters: at most the bytes the reader checked
+        found = f"{len(text)} characters"
+        raise ConfigError([Problem(source, 0, "", too_large(found, limits))])
+    loader: LimitedLoader | None = None
     try:
-        node = loader.get_single_node()
+        loader, node = compose(text, limits)
         if node is None:
             return Document(source, {}, {(): 1})
         lines: dict[Path, int] = {}
         problems: list[Problem] = []
         data = _convert(loader, node, (), lines, problems, source)
+    except LimitExceeded as exc:
+        raise ConfigError(
+            [
+                Problem(
+                    source, exc.line, dotted(exc.path), f"YAML limit at column {exc.column}: {exc}"
+                )
+            ]
+        ) from exc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
@@ -78,14 +93,24 @@ def load_yaml(text: str, source: str) -> Document:
     except yaml.YAMLError as exc:
         raise ConfigError([Problem(source, 0, "", f"YAML error: {exc}")]) from exc
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if problems:
         raise ConfigError(problems)
     return Document(source, data, lines)
 
 
+def too_large(found: int | str, limits: Limits) -> str:
+    """The message for a file of `found` bytes, past `limits.max_bytes`."""
+    size = f"{found} bytes" if isinstance(found, int) else found
+    return (
+        f"expected a file of at most {limits.max_bytes} bytes, found {size}; "
+        "split it (a config's `checks` may name several files)"
+    )
+
+
 def _convert(
-    loader: yaml.SafeLoader,
+    loader: LimitedLoader,
     node: yaml.Node,
     path: Path,
     lines: dict[Path, int],
@@ -99,7 +124,7 @@ def _convert(
         out: dict[object, object] = {}
         written: set[object] = set()
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            key = _construct(loader, key_node, path, problems, source)
             line = key_node.start_mark.line + 1
             if not isinstance(key, str | int) or isinstance(key, bool):
                 problems.append(
@@ -127,7 +152,28 @@ def _convert(
             _convert(loader, item, (*path, index), lines, problems, source)
             for index, item in enumerate(node.value)
         ]
-    return loader.construct_object(node, deep=True)
+    return _construct(loader, node, path, problems, source)
+
+
+def _construct(
+    loader: LimitedLoader, node: yaml.Node, path: Path, problems: list[Problem], source: str
+) -> object:
+    """The value of a scalar (or of a collection used as a key); a value its tag cannot hold
+    (`2026-13-45`, `!!int abc`) is a problem, not a crash."""
+    try:
+        return loader.construct_object(node, deep=True)
+    except (ValueError, OverflowError) as exc:
+        kind = node.tag.rpartition(":")[2] or "value"
+        found = node.value if isinstance(node.value, str) else "a collection"
+        problems.append(
+            Problem(
+                source,
+                node.start_mark.line + 1,
+                dotted(path),
+                f"expected a valid {kind}, found {found!r} ({exc})",
+            )
+        )
+        return None
 
 
 def interpolate(doc: Document, env: Mapping[str, str]) -> Document:

@@ -17,11 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from checks.secrets import Secrets
-from monitor.analytics import accept_baseline
-from monitor.app import build_app
-from monitor.errors import StoreError
 from monitor.loader import load
-from monitor.state import StateError
 
 EXIT_INVALID = 3
 
@@ -43,6 +39,12 @@ def add_parser(commands: Any) -> None:  # noqa: ANN401  (argparse's private _Sub
 
 
 def accept_command(args: argparse.Namespace) -> int:
+    # Imported here: the command line loads the stores only for the commands that use them.
+    from monitor.analytics import accept_baseline  # noqa: PLC0415
+    from monitor.app import build_app  # noqa: PLC0415
+    from monitor.errors import StoreError  # noqa: PLC0415
+    from monitor.state import StateError  # noqa: PLC0415
+
     loaded = load(args.config)
     secrets = Secrets.within(loaded.config)
     args.secrets.add(secrets)  # the log of `featmon` masks them from now on

@@ -1,8 +1,13 @@
 """The `featmon` command line: validate, check, run, demo, init, schema.
 
 Exit codes follow Soda's convention: 0 all pass, 1 warnings only, 2 any failure, 3 any error
-(a probe could not measure, or the configuration is invalid). Results go to stdout; logs go to
-stderr.
+(a probe could not measure, the configuration is invalid, or the command cannot do what it was
+asked: a wrong option, a path it cannot use, a port in use). Results go to stdout; logs go to
+stderr; a user's mistake is one line on stderr, never a traceback (`--log-level debug` adds it).
+
+The modules each command needs are imported when it runs, so that `validate` (and any command
+refusing a configuration) answers without loading the stores, the state database or the web
+stack.
 """
 
 from __future__ import annotations
@@ -15,23 +20,21 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 from checks.duration import parse_duration
 from checks.errors import ConfigError
-from checks.result import RunResult
 from checks.secrets import NO_SECRETS, Secrets
-from monitor import baseline_command, demo, schema
-from monitor.app import build_app
+from monitor import baseline_command
 from monitor.config import warnings as config_warnings
-from monitor.daemon import DaemonSettings, build_daemon, serve
 from monitor.errors import MonitorError
-from monitor.feast import init as feast_init
-from monitor.feast.registry import RegistryError
-from monitor.format import summary_table
 from monitor.loader import Loaded, load
-from monitor.reports import write_run_report
-from monitor.run import run_once
-from monitor.stores import soda
+
+if TYPE_CHECKING:
+    from checks.result import RunResult
+
+# The commands' own modules are imported in their handlers (see the module docstring).
+# ruff: noqa: PLC0415
 
 log = logging.getLogger("featmon")
 
@@ -45,11 +48,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args)
     except ConfigError as exc:
-        print(logs.secrets.scrub(str(exc)), file=sys.stderr)
+        only = exc.problems[0] if len(exc.problems) == 1 else None  # then one line
+        print(logs.secrets.scrub(str(exc if only is None else only)), file=sys.stderr)
         return EXIT_INVALID
-    except MonitorError as exc:  # a store or the state database refused at start
-        print(f"featmon {args.command}: {logs.secrets.scrub(str(exc))}", file=sys.stderr)
-        return EXIT_INVALID
+    except MonitorError as exc:  # a store or the state database refused at start, a port in use
+        return _refuse(args.command, logs.secrets.scrub(str(exc)), exc)
+    except OSError as exc:  # a path the user named that cannot be used
+        where = "" if exc.filename is None else f"{exc.filename}: "
+        return _refuse(args.command, logs.secrets.scrub(f"{where}{exc.strerror or exc}"), exc)
     except KeyboardInterrupt:
         return 130
     except Exception:  # the command's boundary: the traceback goes through the scrubbing log
@@ -65,8 +71,23 @@ def _load(args: argparse.Namespace, path: Path, env: Mapping[str, str] | None = 
     return loaded
 
 
+def _refuse(command: str, reason: str, exc: BaseException | None = None) -> int:
+    """One line on stderr, exit 3; the traceback of `exc` only at `--log-level debug`."""
+    log.debug("featmon %s failed", command, exc_info=exc)
+    print(f"featmon {command}: {reason}", file=sys.stderr)
+    return EXIT_INVALID
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a wrong option is one line and exit 3, featmon's "error":
+    argparse's own exit 2 would read as "a check failed" to a CI gate."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_INVALID, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="featmon",
         description="Data-quality and feature monitoring for ML feature stores.",
     )
@@ -186,6 +207,8 @@ def _duration(text: str) -> timedelta:
 
 def _validate(args: argparse.Namespace) -> int:
     loaded = _load(args, args.config)
+    from monitor.stores import soda
+
     soda_warning = soda.missing_extra_warning(loaded.planned)
     if soda_warning is not None:
         print(f"warning: {soda_warning}", file=sys.stderr)
@@ -206,6 +229,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from monitor import demo
+
     directory: Path = args.dir.resolve()
     now: datetime = args.now or datetime.now(UTC).replace(microsecond=0)
     built = demo.build(directory, now)
@@ -225,6 +250,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
+    from monitor.feast import init as feast_init
+    from monitor.feast.registry import RegistryError
+
     now = datetime.now(UTC)
     try:
         written = feast_init.init_from_feast(args.from_feast, args.out, now, force=args.force)
@@ -252,6 +280,9 @@ def _run_daemon(args: argparse.Namespace) -> int:
             f"featmon run: expected --workers of 1 or more, found {args.workers}", file=sys.stderr
         )
         return EXIT_INVALID
+    unused = [_load(args, args.config)]  # refused before the daemon's modules load
+    from monitor.daemon import DaemonSettings, build_daemon, serve
+
     if log.getEffectiveLevel() > logging.DEBUG:
         # The daemon logs each run, skip and miss itself; APScheduler's lines would repeat them.
         logging.getLogger("apscheduler").setLevel(logging.ERROR)
@@ -262,8 +293,8 @@ def _run_daemon(args: argparse.Namespace) -> int:
         watch_interval=args.watch_interval,
     )
 
-    def load_config(path: Path) -> Loaded:  # on start and on every reload
-        return _load(args, path)
+    def load_config(path: Path) -> Loaded:  # for http.listen (the one just read), start, reloads
+        return unused.pop() if unused else _load(args, path)
 
     code = serve(build_daemon(args.config, settings, load_config))
     if code != 0:
@@ -274,6 +305,10 @@ def _run_daemon(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
+    from monitor import schema
+
+    if args.out.exists() and not args.out.is_dir():
+        return _refuse("schema", f"expected --out to be a directory, found a file: {args.out}")
     for path in schema.write(args.out):
         print(path)
     return 0
@@ -284,6 +319,10 @@ def _run(
 ) -> tuple[RunResult, Path | None]:
     """One run of everything: recorded in the state database, its report written (to `report`,
     else the configured reports directory)."""
+    from monitor.app import build_app
+    from monitor.reports import write_run_report
+    from monitor.run import run_once
+
     with build_app(loaded, with_state=record) as app:
         run = run_once(app, now or datetime.now(UTC))
         app.record(run)
@@ -292,6 +331,8 @@ def _run(
 
 
 def _print_run(run: RunResult, fmt: str, report: Path | None) -> None:
+    from monitor.format import summary_table
+
     where = str(report) if report is not None else "not written (see the log)"
     if fmt == "json":
         print(json.dumps(run.as_json(), indent=2))

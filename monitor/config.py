@@ -230,6 +230,14 @@ class HttpConfig(Strict):
     def _token_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
         return _blank_secret(value, "token")
 
+    @field_validator("listen")
+    @classmethod
+    def _port(cls, value: str) -> str:
+        """The sidecar's own rule (monitor.http.server.parse_listen): a port up to 65535."""
+        if int(value.rpartition(":")[2]) > 65535:
+            raise ValueError(f"expected host:port with a port from 0 to 65535, found {value!r}")
+        return value
+
 
 class StateConfig(Strict):
     url: SecretStr = Field(

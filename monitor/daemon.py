@@ -48,8 +48,9 @@ from monitor.logqueue import queued_logging
 from monitor.notify import AlertRuntime
 from monitor.observer import NoObserver, RunObserver
 from monitor.recorder import Recorded, RunRecorder, StateHealth
+from monitor.reloads import ReloadOutcome
 from monitor.run import run_view
-from monitor.scheduler import First, ScheduleError, Scheduler, SchedulerSettings, check
+from monitor.scheduler import First, Scheduler, SchedulerSettings
 from monitor.state import StateError, StateStore, StoredResult
 from monitor.watch import Watcher, watched_files
 
@@ -96,6 +97,10 @@ class Serving(Protocol):
     def using(self) -> contextlib.AbstractContextManager[App]:
         """The app of the last good configuration, kept open until the `with` block ends."""
 
+    @property
+    def last_reload(self) -> ReloadOutcome | None:
+        """The last reload tried (None: none yet), for `/readyz`."""
+
 
 class Sidecar(Protocol):
     """The HTTP sidecar as the daemon drives it (monitor.http implements it)."""
@@ -136,17 +141,6 @@ def buffer_capacity(loaded: Loaded) -> int:
     return configured or BUFFER_RUNS_PER_VIEW * max(1, len(schedules(loaded)))
 
 
-def schedule_problems(loaded: Loaded) -> list[Problem]:
-    """The schedules that the scheduler cannot run, located at their views."""
-    problems: list[Problem] = []
-    for view in loaded.views:
-        try:
-            check(view.view.schedule)
-        except ScheduleError as exc:
-            problems.append(Problem(view.file, view.line, f"{view.view.name}.schedule", str(exc)))
-    return problems
-
-
 class Daemon:
     """The scheduler over every feature view of the configuration at `config_path`.
 
@@ -180,6 +174,7 @@ class Daemon:
         self._running: dict[int, str] = {}  # run token -> what runs
         self._current: Generation | None = None
         self._stopping = False
+        self._last_reload: ReloadOutcome | None = None
         self._watcher: Watcher | None = None
         self._claims = RunClaims(
             holder_id(), settings.claim_lease, settings.misfire_grace, self._observer
@@ -193,7 +188,7 @@ class Daemon:
     def start(self) -> None:
         """Load the configuration, build its app, and start scheduling (the state database is
         pruned at once and hourly). Raises `ConfigError` when the configuration is invalid."""
-        loaded = self._load_checked()
+        loaded = self._load(self._path)
         generation = self._generation_of(loaded, self._build(loaded))
         self._recorder.resize(buffer_capacity(loaded))
         with self._lock:
@@ -232,7 +227,7 @@ class Daemon:
             if self._stopping or self._current is None:
                 return False
             try:
-                loaded = self._load_checked()
+                loaded = self._load(self._path)
                 app = self._build(loaded)
             except ConfigError as exc:
                 return self._reload_failed(str(exc), list(exc.problems))
@@ -256,6 +251,8 @@ class Daemon:
             for name in plan.reschedule:
                 self._scheduler.put(_VIEW + name, wanted[name], self._job(name))
             old.retire()
+            with self._lock:
+                self._last_reload = ReloadOutcome(ok=True, at=datetime.now(UTC))
         log.info(
             "reloaded %s: %d feature views (added %s, removed %s, rescheduled %s)",
             self._path,
@@ -315,6 +312,11 @@ class Daemon:
     def measured(self) -> list[StoredResult]:
         """The latest result of every check this process measured, recorded or not."""
         return self._recorder.latest()
+
+    @property
+    def last_reload(self) -> ReloadOutcome | None:
+        with self._lock:
+            return self._last_reload
 
     @contextlib.contextmanager
     def using(self) -> Iterator[App]:
@@ -513,17 +515,12 @@ class Daemon:
 
     # -- configuration ---------------------------------------------------------------------
 
-    def _load_checked(self) -> Loaded:
-        loaded = self._load(self._path)
-        problems = schedule_problems(loaded)
-        if problems:
-            raise ConfigError(problems)
-        return loaded
-
     def _reload_failed(self, message: str, problems: list[Problem]) -> bool:
         log.error("reload of %s failed; the last good configuration keeps running", self._path)
         for problem in problems:
             log.error("  %s", problem)
+        with self._lock:
+            self._last_reload = ReloadOutcome.failed(datetime.now(UTC), message, problems)
         self._observer.config_reloaded(False, message)
         return False
 

@@ -11,16 +11,18 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import SecretStr
 
 from alerts.routing import receiver_problems
+from checks.compose import DEFAULT_LIMITS, Limits
 from checks.errors import ConfigError, Problem
 from checks.model import CheckFile, FeatureView, SodaCheck
 from checks.plan import PlannedCheck, plan_view, problems_of
 from checks.soda_contract import problems as soda_problems
-from checks.source import Document, interpolate, load_yaml, validate
+from checks.source import Document, interpolate, load_yaml, too_large, validate
 from monitor.config import (
     OFFLINE_TYPES,
     ONLINE_TYPES,
@@ -32,6 +34,7 @@ from monitor.config import (
     StoreConfig,
     template_fields,
 )
+from monitor.scheduler import problems as schedule_problems
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +63,13 @@ class Loaded:
         return tuple(p for v in self.views for p in v.planned)
 
 
-def load(config_path: Path | str, env: Mapping[str, str] | None = None) -> Loaded:
-    """Load and validate everything; raise `ConfigError` with every problem found."""
+def load(
+    config_path: Path | str, env: Mapping[str, str] | None = None, now: datetime | None = None
+) -> Loaded:
+    """Load and validate everything; raise `ConfigError` with every problem found. Schedules
+    are checked by the scheduler's own code, a cron expression against `now` (default: now)."""
     env = dict(os.environ) if env is None else env
+    now = datetime.now(UTC) if now is None else now
     path = Path(config_path)
     config_doc = _read(path, env)
     config = validate(Config, config_doc)
@@ -93,6 +100,10 @@ def load(config_path: Path | str, env: Mapping[str, str] | None = None) -> Loade
                 view, doc.source, doc.line_of(view_path), tuple(plan_view(view, view_path))
             )
             problems.extend(_store_problems(view, view_path, doc, config))
+            problems.extend(
+                doc.problem((*view_path, "schedule", key), message)
+                for key, message in schedule_problems(view.schedule, now)
+            )
             first = seen_views.get(view.name)
             if first is not None:
                 problems.append(
@@ -129,12 +140,26 @@ def load(config_path: Path | str, env: Mapping[str, str] | None = None) -> Loade
 
 
 def _read(path: Path, env: Mapping[str, str]) -> Document:
+    return interpolate(load_yaml(read_text(path), str(path)), env)
+
+
+def read_text(path: Path, limits: Limits = DEFAULT_LIMITS) -> str:
+    """The text of a file the user wrote, refused (`ConfigError`) when it is larger than
+    `limits.max_bytes`: its size is looked at before it is read, and no more than that is
+    read (a file that grows, a pipe or a device is refused all the same)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if size > limits.max_bytes:
+                raise ConfigError([Problem(str(path), 0, "", too_large(size, limits))])
+            data = file.read(limits.max_bytes + 1)
+            if len(data) > limits.max_bytes:  # it grows, or is a pipe or a device
+                found = f"more than {limits.max_bytes}"
+                raise ConfigError([Problem(str(path), 0, "", too_large(found, limits))])
+        return data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError([Problem(str(path), 0, "", f"cannot read the file: {reason}")]) from exc
-    return interpolate(load_yaml(text, str(path)), env)
 
 
 def _check_files(config: Config, doc: Document, base: Path, problems: list[Problem]) -> list[Path]:
@@ -244,9 +269,9 @@ def _read_contracts(
         path = _absolute(check.contract_file, base)
         where = (*view_path, "checks", position)
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            text = read_text(path)
+        except ConfigError as exc:
+            reason = exc.problems[0].message.removeprefix("cannot read the file: ")
             problems.append(doc.problem((*where, "contract_file"), f"cannot read {path}: {reason}"))
             continue
         read = check.model_copy(update={"contract_file": str(path), "contract": text})

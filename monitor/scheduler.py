@@ -198,6 +198,39 @@ def check(schedule: Schedule) -> None:
         _cron(schedule.cron, zone, 0.0)
 
 
+HORIZON = timedelta(days=5 * 366)
+"""A cron expression must fire within this of now: one that does not (`0 0 31 4 *`) is a
+mistake, and a view that never runs would look healthy."""
+
+
+def problems(schedule: Schedule, now: datetime) -> list[tuple[str, str]]:
+    """What `put` would refuse in `schedule` (its zone, its cron fields, read by the same code),
+    and a cron expression with no time within `HORIZON` of `now`: (key of the schedule, message)
+    pairs, empty when the scheduler runs it. The loader locates them in the check file."""
+    try:
+        zone = _zone(schedule.timezone)
+    except ScheduleError as exc:
+        return [("timezone", str(exc))]
+    if schedule.cron is None:
+        return []
+    try:
+        cron = _cron(schedule.cron, zone, 0.0)
+    except ScheduleError as exc:
+        return [("cron", str(exc))]
+    first = cron.get_next_fire_time(None, now)  # type: ignore[attr-defined]
+    if isinstance(first, datetime) and first <= now + HORIZON:
+        return []
+    when = "never" if first is None else f"first at {first.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    fields = schedule.cron.split()
+    both = fields[2] not in {"*", "?"} and fields[4] not in {"*", "?"}
+    hint = " (a run needs both its day of month and its weekday to match)" if both else ""
+    message = (
+        f"expected a cron expression that fires within 5 years, found {schedule.cron!r}, "
+        f"which fires {when}{hint}"
+    )
+    return [("cron", message)]
+
+
 def next_time(schedule: Schedule, now: datetime, key: str = "") -> datetime | None:
     """The first scheduled time at or after `now` of the job `key` on `schedule` (without
     jitter). Raises `ScheduleError`."""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -179,9 +181,10 @@ def test_an_invalid_config_exits_3_and_lists_every_problem(
 
 
 def test_now_without_a_zone_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A wrong option exits 3 (an error), not argparse's 2, which would read as "a failure"."""
     with pytest.raises(SystemExit) as caught:
         main(["check", "--config", str(tmp_path / "c.yaml"), "--now", "2026-11-26T06:00:00"])
-    assert caught.value.code == 2
+    assert caught.value.code == 3
     assert "expected a time with a zone" in capsys.readouterr().err
 
 
@@ -256,3 +259,116 @@ def test_an_unreachable_state_database_does_not_change_the_result(
     err = capsys.readouterr().err
     assert "history is not recorded" in err
     assert "s3cret" not in err
+
+
+# --- a user's mistake: one line naming the thing, the documented exit code, no traceback --------
+
+
+def featmon(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`featmon ARGV` as a user runs it, logging warnings and worse."""
+    return subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "--log-level", "warning", *argv],
+        cwd=cwd or REPO, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def mistakes(tmp_path: Path, store_dir: Path) -> Iterator[dict[str, tuple[list[str], int, str]]]:
+    """Each mistake: the arguments, the exit code the README documents, and what the one line
+    of stderr must say (naming the thing)."""
+    config = config_with(tmp_path, store_dir, MERCHANTS + "      - {kind: freshness, max: 1h}\n")
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    port = held.getsockname()[1]
+    busy = tmp_path / "busy.yaml"
+    busy.write_text(
+        config.read_text(encoding="utf-8") + f"http: {{listen: '127.0.0.1:{port}'}}\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "latin1.yaml").write_bytes(b"stores: {}\nchecks: caf\xe9.yaml\n")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory", encoding="utf-8")
+    c = str(config)
+    yield {
+        "busy port": (
+            ["run", "--config", str(busy)],
+            3,
+            f"featmon run: the HTTP sidecar cannot listen on 127.0.0.1:{port}: Address already in use",
+        ),
+        "schema output is a file": (
+            ["schema", "--out", str(blocker)],
+            3,
+            f"featmon schema: expected --out to be a directory, found a file: {blocker}",
+        ),
+        "missing config": (
+            ["validate", "--config", str(tmp_path / "nope.yaml")],
+            3,
+            f"{tmp_path}/nope.yaml: cannot read the file: No such file or directory",
+        ),
+        "config not UTF-8": (
+            ["check", "--config", str(tmp_path / "latin1.yaml")],
+            3,
+            f"{tmp_path}/latin1.yaml: cannot read the file: 'utf-8' codec can't decode byte "
+            "0xe9 in position 22: invalid continuation byte",
+        ),
+        "config is a directory": (
+            ["run", "--config", str(tmp_path)],
+            3,
+            f"{tmp_path}: cannot read the file: Is a directory",
+        ),
+        "bad --now": (
+            ["check", "--config", c, "--now", "yesterday"],
+            3,
+            "featmon check: argument --now: expected an RFC 3339 time such as "
+            "2026-11-26T06:00:00Z, found 'yesterday' (see featmon check --help)",
+        ),
+        "unknown option": (
+            ["validate", "--config", c, "--strict"],
+            3,
+            "featmon: unrecognized arguments: --strict (see featmon --help)",
+        ),
+        "unknown --view": (
+            ["baseline", "accept", "--config", c, "--view", "nope"],
+            3,
+            "featmon baseline accept: cannot accept a baseline of 'nope': no such feature view "
+            "(views: ['merchant_stats'])",
+        ),
+        "unwritable report path": (
+            ["check", "--config", c, "--now", NOW_TEXT, "--no-state", "--report", f"{blocker}/r"],
+            0,  # the checks' own code: a report that cannot be written does not change it
+            f"cannot write the HTML report to {blocker}/r: Not a directory",
+        ),
+        "demo directory unusable": (
+            ["demo", "--dir", f"{blocker}/demo"],
+            3,
+            f"featmon demo: {blocker}/demo: Not a directory",
+        ),
+        "no workers": (
+            ["run", "--config", c, "--workers", "0"],
+            3,
+            "featmon run: expected --workers of 1 or more, found 0",
+        ),
+    }
+    held.close()
+
+
+MISTAKES = [
+    "busy port", "schema output is a file", "missing config", "config not UTF-8",
+    "config is a directory", "bad --now", "unknown option", "unknown --view",
+    "unwritable report path", "demo directory unusable", "no workers",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("mistake", MISTAKES)
+def test_a_users_mistake_is_one_line_with_the_documented_exit_code(
+    mistake: str, mistakes: dict[str, tuple[list[str], int, str]]
+) -> None:
+    """No traceback: stderr is one line that names the thing, and the exit code is the README's."""
+    argv, code, line = mistakes[mistake]
+    done = featmon(*argv)
+    assert "Traceback" not in done.stderr + done.stdout
+    assert done.returncode == code, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].endswith(line)  # a log line (the report) has its time and logger first

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -26,11 +27,13 @@ from checks.result import RunResult
 from checks.schedule import Schedule
 from monitor.abc import EntityKey, OnlineStore
 from monitor.app import App, build_app
-from monitor.daemon import Daemon, DaemonSettings, plan_jobs
+from monitor.cli import main
+from monitor.daemon import Daemon, DaemonSettings, build_daemon, plan_jobs
 from monitor.demo import store as planted
 from monitor.loader import Loaded
 from monitor.probe import Stores
 from monitor.state import StateStore
+from tests.hostile import HOSTILE
 from tests.receivers import WEBHOOK_PATH, serving, webhook_contract
 
 REPO = Path(__file__).resolve().parents[1]
@@ -348,8 +351,85 @@ def test_a_schedule_the_scheduler_cannot_run_is_a_located_config_error(
 ) -> None:
     views = MERCHANTS.replace("{every: 1s}", "{every: 1s, timezone: Mars/Olympus}")
     config = write_config(tmp_path, store_dir, views)
-    with pytest.raises(ConfigError, match=r"c\.yaml:2: merchant_stats\.schedule: .*Mars"):
+    with pytest.raises(
+        ConfigError, match=r"c\.yaml:8: feature_views\[0\]\.schedule\.timezone: .*Mars"
+    ):
         Daemon(config, FAST).start()
+
+
+SCHEDULES = {
+    "an unknown zone": (
+        "{every: 5m, timezone: Mars/Base}",
+        "feature_views[0].schedule.timezone: expected an IANA time zone such as UTC or "
+        "Europe/Berlin, found 'Mars/Base'",
+    ),
+    "an hour out of range": (
+        "{cron: '61 25 * * *'}",
+        "feature_views[0].schedule.cron: expected a cron expression, found '61 25 * * *': "
+        "Error validating expression '25': the last value (25) is higher than the maximum "
+        "value (23)",
+    ),
+    "a cron that never fires": (
+        "{cron: '0 0 31 4 *'}",
+        "feature_views[0].schedule.cron: expected a cron expression that fires within 5 years, "
+        "found '0 0 31 4 *', which fires never",
+    ),
+    "a day and weekday that meet in 2044": (
+        "{cron: '0 0 29 2 1'}",
+        "feature_views[0].schedule.cron: expected a cron expression that fires within 5 years, "
+        "found '0 0 29 2 1', which fires first at 2044-02-29 00:00 UTC (a run needs both its "
+        "day of month and its weekday to match)",
+    ),
+    "an unsupported weekday": (
+        "{cron: '0 0 * * L'}",
+        "feature_views[0].schedule.cron: expected a cron expression, found '0 0 * * L': "
+        "expected a weekday 0-7 or sun-sat, found 'l' in 'L'",
+    ),
+    "a good cron": ("{cron: '*/10 * * * *', timezone: Europe/Berlin}", None),
+}
+
+
+@pytest.mark.parametrize("case", list(SCHEDULES))
+def test_validate_gives_the_verdict_run_gives_on_a_schedule(
+    case: str, tmp_path: Path, store_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`featmon validate` and the daemon's start refuse the same schedules, at the same place."""
+    schedule, problem = SCHEDULES[case]
+    config = write_config(tmp_path, store_dir, MERCHANTS.replace("{every: 1s}", schedule))
+    validated = main(["validate", "--config", str(config)])
+    said = capsys.readouterr().err.splitlines()
+    daemon = Daemon(config, FAST)
+    try:
+        daemon.start()
+        refused: list[str] = []
+    except ConfigError as exc:
+        refused = [str(p) for p in exc.problems]
+    finally:
+        daemon.stop(10)
+    expected = [] if problem is None else [f"{tmp_path}/checks/c.yaml:8: {problem}"]
+    assert (validated, refused) == ((3, expected) if problem else (0, []))
+    assert [line for line in said if "INFO" not in line] == expected
+
+
+@pytest.mark.slow
+def test_featmon_run_refuses_a_cron_that_never_fires(tmp_path: Path, store_dir: Path) -> None:
+    """The real command exits 3 with the line validate prints; it does not run doing nothing."""
+    config = write_config(
+        tmp_path, store_dir, MERCHANTS.replace("{every: 1s}", "{cron: '0 0 31 4 *'}")
+    )
+    with config.open("a", encoding="utf-8") as file:
+        file.write(f"http: {{listen: '127.0.0.1:{free_port()}'}}\n")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "monitor.cli", "--log-level", "warning", "run", "--config", str(config)],
+            cwd=REPO, capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError("featmon run started on a schedule that never fires") from exc
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.splitlines() == [
+        f"{tmp_path}/checks/c.yaml:8: {SCHEDULES['a cron that never fires'][1]}"
+    ]
 
 
 def test_a_reload_adds_removes_and_reschedules_only_what_changed() -> None:
@@ -455,3 +535,52 @@ def test_a_failing_check_pages_through_the_outbox_once(
     labels = firing[0]["alerts"][0]["labels"]
     assert labels["check"] == "user_stats.schema_drift@online"
     assert labels["severity"] == "P1"
+
+
+def test_a_hostile_file_on_reload_is_refused_fast_and_shown_by_readyz(
+    tmp_path: Path, store_dir: Path
+) -> None:
+    """Each hostile check file makes a reload fail within 2 s and 200 MB; the last good
+    configuration keeps running; /readyz (still 200) and the metric say the reload failed,
+    when, and the located problem; fixing the file reloads."""
+    config = write_config(tmp_path, store_dir, MERCHANTS)
+    port = free_port()
+    with config.open("a", encoding="utf-8") as file:
+        file.write(f"http: {{listen: '127.0.0.1:{port}'}}\n")
+    settings = dataclasses.replace(FAST, watch_interval=timedelta(hours=1))  # reloads by hand
+    daemon = build_daemon(config, settings)
+    daemon.start()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for name, (text, _) in HOSTILE.items():
+            (tmp_path / "checks" / "hostile.yaml").write_text(text(), encoding="utf-8")
+            size = (tmp_path / "checks" / "hostile.yaml").stat().st_size
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            started = time.monotonic()
+            assert not daemon.reload(), name
+            assert time.monotonic() - started < 2.0, name
+            grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) / 1024
+            assert grown_mb < 200, name
+            ready = httpx.get(f"{base}/readyz", timeout=5)
+            assert ready.status_code == 200, name
+            reload = ready.json()["reload"]
+            assert (reload["status"], reload["error"]) == (
+                "failed",
+                "1 problem in the configuration",
+            )
+            assert datetime.fromisoformat(reload["at"]) > datetime.now(UTC) - timedelta(seconds=30)
+            assert len(reload["problems"]) == 1
+            assert HOSTILE[name][1].format(size=size) in reload["problems"][0], name
+        metrics = httpx.get(f"{base}/metrics", timeout=5).text
+        assert "featmon_config_last_reload_successful 0.0" in metrics
+        failed_at = datetime.now(UTC)
+        with StateStore(f"sqlite:///{tmp_path}/state.db") as state:  # the last good one runs
+            deadline = time.monotonic() + 15
+            while not any(r.scheduled_at > failed_at for r in state.runs(limit=10)):
+                assert time.monotonic() < deadline, "no run after the failed reloads"
+                time.sleep(0.2)
+        (tmp_path / "checks" / "hostile.yaml").unlink()
+        assert daemon.reload()
+        assert httpx.get(f"{base}/readyz", timeout=5).json()["reload"]["status"] == "ok"
+    finally:
+        daemon.stop(10)

@@ -178,6 +178,17 @@ def test_a_missing_feature_store_yaml_is_a_config_error(tmp_path: Path) -> None:
         init_from_feast(tmp_path, tmp_path / "out", NOW)
 
 
+def test_a_feature_store_yaml_past_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    """feature_store.yaml is read within the YAML input limits, as featmon's own files are."""
+    with (tmp_path / "feature_store.yaml").open("wb") as file:
+        file.truncate(2 * 1024 * 1024)
+    with pytest.raises(
+        ConfigError,
+        match=r"feature_store\.yaml: expected a file of at most 1048576 bytes, found 2097152 bytes",
+    ):
+        init_from_feast(tmp_path, tmp_path / "out", NOW)
+
+
 def test_a_corrupt_registry_is_a_registry_error_naming_it(tmp_path: Path) -> None:
     """The registry path from feature_store.yaml is read, and named when it is no registry."""
     root = repo(tmp_path)

@@ -8,6 +8,7 @@ import re
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from monitor.http import DaemonSidecar, ListenError, Services, Sidecar, create_a
 from monitor.http.app import Readiness
 from monitor.metrics import Exposition, Metrics, fixed_state
 from monitor.recorder import StateHealth
+from monitor.reloads import ReloadOutcome
 from monitor.reports import report_history
 from monitor.state import StateStore
 from tests.sidecar import NOW, Demo, Flags, run_demo, serve
@@ -403,6 +405,7 @@ class FakeDaemon:
     app: FakeApp | None
     ready: bool = True
     in_use: int = 0
+    last_reload: ReloadOutcome | None = None
 
     def state_health(self) -> StateHealth:
         return StateHealth(writable=True)
@@ -465,3 +468,40 @@ def _schedules() -> list[object]:
 
     assert SCHEDULES[-1] == NOW
     return list(SCHEDULES)
+
+
+def test_readyz_shows_a_failed_reload_when_and_why_and_stays_ready(state: StateStore) -> None:
+    """After a failed reload /readyz is still 200 (the last good configuration runs) and says
+    the reload failed, when, and each located problem; a later good reload says ok."""
+    at = datetime(2026, 11, 26, 6, 0, 5, tzinfo=UTC)
+    problem = "checks/c.yaml:6: l5[0]: YAML limit at column 10: expected at most 100000 ..."
+    daemon = FakeDaemon(
+        FakeApp(state),
+        last_reload=ReloadOutcome(False, at, "1 problem in the configuration", (problem,)),
+    )
+    sidecar = DaemonSidecar(
+        HttpConfig(listen="127.0.0.1:0", token=None), Exposition(CollectorRegistry())
+    )
+    sidecar.start(daemon)
+    try:
+        url = "http://{}:{}/readyz".format(*sidecar.address)
+        failed = httpx.get(url)
+        daemon.last_reload = ReloadOutcome(True, at + timedelta(minutes=1))
+        fixed = httpx.get(url)
+    finally:
+        sidecar.stop()
+    assert failed.status_code == 200
+    assert failed.json() == {
+        "status": "ready",
+        "checks": {"config": "ok", "state": "ok", "scheduler": "ok"},
+        "reload": {
+            "status": "failed",
+            "at": "2026-11-26T06:00:05Z",
+            "error": "1 problem in the configuration",
+            "problems": [problem],
+        },
+    }
+    assert (fixed.status_code, fixed.json()["reload"]) == (
+        200,
+        {"status": "ok", "at": "2026-11-26T06:01:05Z"},
+    )

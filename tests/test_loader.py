@@ -210,6 +210,47 @@ def test_a_missing_config_file_names_the_file(tmp_path: Path) -> None:
     )
 
 
+def test_a_check_file_past_the_size_limit_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """A 50 MB check file is one located problem naming its size; it is never read whole."""
+    config = write(tmp_path, {"config.yaml": CONFIG, "checks/a.yaml": VIEW.format(name="users")})
+    huge = tmp_path / "checks" / "huge.yaml"
+    with huge.open("wb") as file:
+        file.truncate(50 * 1024 * 1024)  # sparse: its size, without writing it
+    with pytest.raises(ConfigError) as caught:
+        load(config, {})
+    assert [str(p) for p in caught.value.problems] == [
+        f"{huge}: expected a file of at most 1048576 bytes, found 52428800 bytes; split it "
+        "(a config's `checks` may name several files)"
+    ]
+
+
+def test_a_config_that_never_ends_is_refused_at_the_size_limit() -> None:
+    """A device that reads forever (size 0 to stat) is refused after 1 MiB is read."""
+    with pytest.raises(ConfigError) as caught:
+        load(Path("/dev/zero"), {})
+    assert [str(p) for p in caught.value.problems] == [
+        "/dev/zero: expected a file of at most 1048576 bytes, found more than 1048576; split "
+        "it (a config's `checks` may name several files)"
+    ]
+
+
+def test_a_soda_contract_file_past_the_size_limit_is_located_at_its_key(tmp_path: Path) -> None:
+    """The size limit holds for a contract file named by a check, reported at that key."""
+    view = VIEW.format(name="users").replace(
+        "      - {kind: freshness, max: 1h}\n",
+        "      - {kind: soda, contract_file: ../contracts/big.yaml}\n",
+    )
+    write(tmp_path, {"config.yaml": CONFIG, "checks/a.yaml": view})
+    (tmp_path / "contracts").mkdir()
+    with (tmp_path / "contracts" / "big.yaml").open("wb") as file:
+        file.truncate(2 * 1024 * 1024)
+    assert problems(tmp_path, {}) == [
+        "checks/a.yaml:9: feature_views[0].checks[0].contract_file: cannot read "
+        "checks/../contracts/big.yaml: expected a file of at most 1048576 bytes, found 2097152 "
+        "bytes; split it (a config's `checks` may name several files)"
+    ]
+
+
 REDIS_CONFIG = """\
 stores:
   cache: {type: redis, url: "redis://127.0.0.1:6379/0", layout: hash, key_template: "f:{feature_view}:{user}"}
@@ -275,3 +316,12 @@ def test_a_route_to_an_unknown_receiver_is_located(tmp_path: Path) -> None:
     assert len(found) == 1
     assert found[0].startswith("config.yaml:11: route.routes[0].receiver:")
     assert "'oncall'" in found[0]
+
+
+def test_a_listen_port_the_sidecar_cannot_bind_is_refused_at_load(tmp_path: Path) -> None:
+    """`http.listen` with port 99999 is a located problem, not a crash when the daemon starts."""
+    config = CONFIG + "http: {listen: '127.0.0.1:99999'}\n"
+    assert problems(tmp_path, {"config.yaml": config, "checks/a.yaml": VIEW.format(name="u")}) == [
+        "config.yaml:6: http.listen: expected host:port with a port from 0 to 65535, found "
+        "'127.0.0.1:99999'"
+    ]

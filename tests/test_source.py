@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from checks.compose import DEFAULT_LIMITS, Limits
 from checks.errors import ConfigError, Problem
 from checks.model import CheckFile
 from checks.plan import problems_of
@@ -505,3 +506,136 @@ def test_a_consistent_file_has_no_cross_field_problems() -> None:
         "    features:", "    ttl: 1d\n    online: {store: r}\n    features:"
     )
     assert cross_field(consistent) == []
+
+
+# --- input limits -------------------------------------------------------------------------------
+
+
+def limit_problem(text: str, limits: Limits = DEFAULT_LIMITS) -> str:
+    """The one problem `load_yaml` reports for `text`."""
+    with pytest.raises(ConfigError) as caught:
+        load_yaml(text, "t.yaml", limits)
+    assert len(caught.value.problems) == 1
+    return str(caught.value.problems[0])
+
+
+def laughs(levels: int = 9) -> str:
+    """ "Billion laughs": each level a list of nine aliases of the level below."""
+    lines = ["l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, levels + 1)]
+    return "\n".join([*lines, f"feature_views: *l{levels}", ""])
+
+
+def test_nested_aliases_are_refused_where_their_expansion_passes_the_node_limit() -> None:
+    """Nine levels of nine aliases stop at the first alias whose expansion passes 100,000 nodes."""
+    assert limit_problem(laughs()) == (
+        "t.yaml:6: l5[0]: YAML limit at column 10: expected at most 100000 YAML nodes with "
+        "aliases expanded, found more"
+    )
+
+
+def test_many_aliases_of_one_anchor_are_counted_as_they_come() -> None:
+    """A list of aliases is refused once its expansion passes the limit, before its end."""
+    text = "a: &a [1, 2, 3]\nb: [" + ", ".join(["*a"] * 10) + "]\n"
+    assert limit_problem(text, Limits(max_nodes=20)) == (
+        "t.yaml:2: b[3]: YAML limit at column 17: expected at most 20 YAML nodes with aliases "
+        "expanded, found more"
+    )
+
+
+def test_an_alias_inside_the_node_it_names_is_refused() -> None:
+    """`&a [*a]` would expand forever."""
+    assert limit_problem("a: &a [1, *a]\n") == (
+        "t.yaml:1: a[1]: YAML limit at column 11: expected an alias of a finished node, found "
+        "an alias inside the node it names"
+    )
+
+
+def test_block_nesting_deeper_than_the_limit_is_refused_at_its_line() -> None:
+    """Nesting of 51 levels in block style is refused at the first line past 50."""
+    text = "".join(f"{'  ' * depth}k{depth}:\n" for depth in range(60))
+    problem = limit_problem(text)
+    assert problem.startswith("t.yaml:50: k0.k1.k2.")
+    assert problem.endswith(
+        ".k47.k48: YAML limit at column 99: expected YAML nested at most 50 levels deep, "
+        "found deeper nesting"
+    )
+
+
+def test_flow_nesting_ten_thousand_deep_is_refused_by_the_depth_limit() -> None:
+    """`[[[...]]]` 10,000 deep is the same located problem, not a recursion error."""
+    problem = limit_problem("feature_views: " + "[" * 10_000 + "]" * 10_000 + "\n")
+    assert problem.endswith(
+        "[0]: YAML limit at column 65: expected YAML nested at most 50 levels deep, "
+        "found deeper nesting"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "digits"),
+    [("9" * 5000, 5000), ("-0." + "1" * 40, 41), ('!!int "' + "7" * 33 + '"', 33)],
+)
+def test_a_number_with_more_digits_than_the_limit_is_refused(value: str, digits: int) -> None:
+    """Ints and floats, plain or tagged, may have 32 digits; more is a located problem."""
+    text = f"feature_views:\n  - sample: {value}\n"
+    assert limit_problem(text) == (
+        "t.yaml:2: feature_views[0].sample: YAML limit at column 13: expected a number of at "
+        f"most 32 digits, found one of {digits}"
+    )
+
+
+def test_text_longer_than_the_size_limit_is_refused_unread() -> None:
+    """A text past `max_bytes` is one problem naming the limit."""
+    assert limit_problem("a: 1\n" * 10, Limits(max_bytes=32)) == (
+        "t.yaml: expected a file of at most 32 bytes, found 50 characters; split it "
+        "(a config's `checks` may name several files)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            "a: 2026-13-45\n",
+            "t.yaml:1: a: expected a valid timestamp, found '2026-13-45' (month must be in 1..12)",
+        ),
+        (
+            "a: [!!float x]\n",
+            "t.yaml:1: a[0]: expected a valid float, found 'x' "
+            "(could not convert string to float: 'x')",
+        ),
+    ],
+)
+def test_a_value_its_tag_cannot_hold_is_a_located_problem(text: str, problem: str) -> None:
+    assert limit_problem(text) == problem
+
+
+FAT_VIEW = """\
+  - name: view_{index}
+    entity: [user_id, merchant_id]
+    ttl: 7d
+    timestamp: event_timestamp
+    features: {{a: float, b: float, c: int64, d: int64, e: string, f: bool, g: float,
+                h: float, i: int64, j: string}}
+    online: {{store: online, sample: 2000, population: online}}
+    offline: {{store: lake, path: view_{index}.parquet, ingested_at: created_ts}}
+    schedule: {{every: 5m, jitter: 30s}}
+    labels: {{team: growth, tier: gold}}
+    checks:
+      - {{kind: freshness, quantile: p99, max: 1h, severity: P1}}
+      - {{kind: coverage, min: 0.95, severity: P1}}
+      - {{kind: null_rate, feature: a, warn: 0.005, max: 0.01, severity: P2}}
+      - {{kind: schema_drift, severity: P2}}
+      - {{kind: late_arrivals, watermark: 10m, max: 0.05, severity: P3}}
+      - *shared
+"""
+
+
+def test_the_limits_leave_room_for_a_check_file_of_500_fat_views() -> None:
+    """500 views of ten features and seven checks each (one shared by an alias) load whole."""
+    shared = "&shared {kind: row_count, min: 1000, max: 100000000, severity: P2}"
+    views = [FAT_VIEW.format(index=i) for i in range(500)]
+    text = "feature_views:\n" + views[0].replace("*shared", shared) + "".join(views[1:])
+    checks = check_file(text)
+    assert len(text.encode()) < DEFAULT_LIMITS.max_bytes
+    assert len(checks.feature_views) == 500

@@ -40,9 +40,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from checks.errors import ConfigError, Problem
+from checks.errors import ConfigError
 from checks.source import Document, load_yaml, validate
 from monitor.errors import MonitorError
+from monitor.loader import read_text
 
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
 _MASK64 = (1 << 64) - 1
@@ -486,14 +487,7 @@ class FeastRepo:
 def read_repo(path: Path) -> FeastRepo:
     """Read feature_store.yaml (in the directory `path`, or `path` itself) and its registry."""
     yaml_path = path / "feature_store.yaml" if path.is_dir() else path
-    try:
-        text = yaml_path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError(
-            [Problem(str(yaml_path), 0, "", f"cannot read the file: {reason}")]
-        ) from exc
-    doc = load_yaml(text, str(yaml_path))
+    doc = load_yaml(read_text(yaml_path), str(yaml_path))  # within the YAML input limits
     settings = validate(FeatureStoreYaml, _with_store_types(doc))
     root = yaml_path.resolve().parent
     section = settings.registry

@@ -2,8 +2,8 @@
 
     /metrics            Prometheus exposition (open)
     /healthz            the process answers (open)
-    /readyz             config loaded, state database reachable and writable, scheduler running
-                        (open)
+    /readyz             config loaded, state database reachable and writable, scheduler running;
+                        the last reload, and why it failed (open)
     /reports/           index of recent runs           (token, when configured)
     /reports/{run_id}   the HTML report of a run, rendered from the state database (token,
                         or a signed link: ?expires=...&sig=..., see monitor.links)
@@ -36,6 +36,7 @@ from monitor.http.reports import Reports
 from monitor.http.silences import SilenceApi
 from monitor.links import ReportLinks
 from monitor.metrics import StateSource
+from monitor.reloads import ReloadOutcome
 from monitor.state import StateError
 
 log = logging.getLogger(__name__)
@@ -48,15 +49,21 @@ def _writable() -> str:
     return "ok"
 
 
+def _no_reload() -> ReloadOutcome | None:
+    return None
+
+
 @dataclass(frozen=True)
 class Readiness:
     """What `/readyz` asks besides reading the state database; each is called on every probe
     and must be cheap and must not raise. `state_writable`: `ok`, or why the last run could not
-    be written (a database that reads but cannot write, full or corrupt, is not ready)."""
+    be written (a database that reads but cannot write, full or corrupt, is not ready).
+    `last_reload`: the daemon's last reload (None: none yet)."""
 
     config_loaded: Callable[[], bool]
     scheduler_running: Callable[[], bool]
     state_writable: Callable[[], str] = _writable
+    last_reload: Callable[[], ReloadOutcome | None] = _no_reload
 
 
 @dataclass(frozen=True)
@@ -122,10 +129,16 @@ def create_app(services: Services) -> Starlette:
     def readyz(_request: Request) -> Response:
         checks = readiness_reasons(services)
         reasons = [reason for reason in checks.values() if reason != "ok"]
+        body: dict[str, object] = {"status": "ready", "checks": checks}
         if reasons:
             body = {"status": "not ready", "reasons": reasons, "checks": checks}
-            return JSONResponse(body, status_code=503)
-        return JSONResponse({"status": "ready", "checks": checks})
+        reload = services.readiness.last_reload()
+        if reload is not None:
+            # A failed reload is shown, but keeps the status: the last good configuration runs,
+            # and featmon is deployed in its feature server's pod, which a 503 takes out of
+            # service.
+            body["reload"] = reload.as_json()
+        return JSONResponse(body, status_code=503 if reasons else 200)
 
     def to_index(_request: Request) -> Response:
         return RedirectResponse("/reports/", status_code=308)

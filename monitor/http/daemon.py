@@ -20,6 +20,7 @@ from monitor.http.server import Sidecar, parse_listen
 from monitor.links import ReportLinks
 from monitor.metrics import StateSource
 from monitor.recorder import StateHealth
+from monitor.reloads import ReloadOutcome
 from monitor.state import StateStore
 
 
@@ -35,6 +36,8 @@ class Serving(Protocol):
     def ready(self) -> bool: ...
 
     def state_health(self) -> StateHealth: ...
+    @property
+    def last_reload(self) -> ReloadOutcome | None: ...
 
     def using(self) -> contextlib.AbstractContextManager[HasState]: ...
 
@@ -86,6 +89,7 @@ class DaemonSidecar:
                 config_loaded=lambda: has_configuration(daemon),
                 scheduler_running=lambda: daemon.ready,
                 state_writable=lambda: daemon.state_health().describe(),
+                last_reload=lambda: daemon.last_reload,
             ),
             token=None if token is None else token.get_secret_value(),
             listen_host=parse_listen(self._http.listen)[0],
