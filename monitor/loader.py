@@ -21,6 +21,7 @@ from checks.compose import DEFAULT_LIMITS, Limits
 from checks.errors import ConfigError, Problem
 from checks.model import CheckFile, FeatureView, SodaCheck
 from checks.plan import PlannedCheck, plan_view, problems_of
+from checks.salvage import salvage
 from checks.soda_contract import problems as soda_problems
 from checks.source import Document, interpolate, load_yaml, too_large, validate
 from monitor.config import (
@@ -87,10 +88,17 @@ def load(
     for file in files:
         try:
             doc = _read(file, env)
-            check_file = validate(CheckFile, doc)
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue
+        try:
+            check_file = validate(CheckFile, doc)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            salvaged = salvage(doc)  # the rules across fields still run on what is valid
+            if salvaged is None:
+                continue
+            doc, check_file = salvaged
         problems.extend(doc.problem(p, message) for p, message in problems_of(check_file))
         for index, declared in enumerate(check_file.feature_views):
             view_path = ("feature_views", index)
