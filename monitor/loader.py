@@ -9,8 +9,8 @@ from __future__ import annotations
 import glob
 import logging
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -62,6 +62,29 @@ class Loaded:
     @property
     def planned(self) -> tuple[PlannedCheck, ...]:
         return tuple(p for v in self.views for p in v.planned)
+
+    def only(self, views: Sequence[str] = (), checks: Sequence[str] = ()) -> Loaded:
+        """The same configuration narrowed to the named views and check ids (each empty: all).
+        Raises `ValueError` naming what is not configured, with the names that are."""
+        known_views = [v.view.name for v in self.views]
+        missing = [name for name in views if name not in known_views]
+        if missing:
+            raise ValueError(f"no feature view {_listed(missing)} (views: {_listed(known_views)})")
+        kept = [v for v in self.views if not views or v.view.name in views]
+        known_checks = [p.id for v in kept for p in v.planned]
+        missing = [name for name in checks if name not in known_checks]
+        if missing:
+            raise ValueError(f"no check {_listed(missing)} (checks: {_listed(known_checks)})")
+        if checks:
+            kept = [
+                replace(v, planned=tuple(p for p in v.planned if p.id in checks)) for v in kept
+            ]
+            kept = [v for v in kept if v.planned]
+        return replace(self, views=tuple(kept))
+
+
+def _listed(names: Sequence[str]) -> str:
+    return ", ".join(repr(name) for name in names)
 
 
 def load(
