@@ -594,22 +594,26 @@ def default_target(check: AnyCheck, view: FeatureView) -> Target | None:
     """The store a check measures when it does not say: online where there is one, except
     schema drift and range, which prefer the offline table; coverage is online only, and late
     arrivals, row count and duplicates offline only. None when the view has no such source."""
-    if check.target is not None:
-        return check.target
-    order: tuple[Target, ...] = ("online", "offline")
-    if check.kind in ("schema_drift", "range"):
-        order = ("offline", "online")
-    elif check.kind == "coverage":
-        order = ("online",)
-    elif check.kind in OFFLINE_ONLY or (
-        isinstance(check, DistributionDriftCheck) and check.current is not None
-    ):
-        order = ("offline",)
-    elif check.kind in ("skew", "distribution_drift"):
-        order = ("online",)
-    elif isinstance(check, SchemaDriftCheck) and check.baseline:
-        order = ("offline",)
-    for target in order:
+    for target in targets_of(check):
         if getattr(view, target) is not None:
             return target
     return None
+
+
+def targets_of(check: AnyCheck) -> tuple[Target, ...]:
+    """The sources a check can measure, the one it prefers first (its own `target` alone)."""
+    if check.target is not None:
+        return (check.target,)
+    if check.kind in ("schema_drift", "range"):
+        return ("offline", "online")
+    if check.kind == "coverage":
+        return ("online",)
+    if check.kind in OFFLINE_ONLY or (
+        isinstance(check, DistributionDriftCheck) and check.current is not None
+    ):
+        return ("offline",)
+    if check.kind in ("skew", "distribution_drift"):
+        return ("online",)
+    if isinstance(check, SchemaDriftCheck) and check.baseline:
+        return ("offline",)
+    return ("online", "offline")

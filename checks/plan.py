@@ -27,6 +27,7 @@ from checks.model import (
     Target,
     default_target,
     dtype_family,
+    targets_of,
 )
 from checks.observation import (
     LATENESS_BOUNDS,
@@ -159,11 +160,11 @@ def problems_of(check_file: CheckFile) -> list[tuple[Path, str]]:
             path: Path = (*base, "checks", c_index)
             target = default_target(check, view)
             if target is None or getattr(view, target) is None:
-                wanted = target or check.target or "online"
+                wanted = " or ".join(f"an `{t}` source" for t in targets_of(check))
                 found.append(
                     (
                         (*path, "target"),
-                        f"expected the view to declare an `{wanted}` source for this check, found none",
+                        f"expected the view to declare {wanted} for {check.kind}, found none",
                     )
                 )
             names: list[tuple[Path, str]] = []

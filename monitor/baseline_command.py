@@ -13,13 +13,9 @@ import argparse
 import getpass
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from checks.secrets import Secrets
-from monitor.loader import load
-
-EXIT_INVALID = 3
+from monitor.usage import EXIT_INVALID, add_config, config_path
 
 
 def add_parser(commands: Any) -> None:  # noqa: ANN401  (argparse's private _SubParsersAction)
@@ -29,7 +25,7 @@ def add_parser(commands: Any) -> None:  # noqa: ANN401  (argparse's private _Sub
     accept = actions.add_parser(
         "accept", help="record the current offline schema of a view as its baseline"
     )
-    accept.add_argument("--config", required=True, type=Path, help="path to config.yaml")
+    add_config(accept)
     accept.add_argument("--view", required=True, help="the feature view")
     accept.add_argument(
         "--store", help="the view's offline store (default: the one its check file names)"
@@ -40,12 +36,14 @@ def add_parser(commands: Any) -> None:  # noqa: ANN401  (argparse's private _Sub
 
 def accept_command(args: argparse.Namespace) -> int:
     # Imported here: the command line loads the stores only for the commands that use them.
+    from checks.secrets import Secrets  # noqa: PLC0415
     from monitor.analytics import accept_baseline  # noqa: PLC0415
     from monitor.app import build_app  # noqa: PLC0415
     from monitor.errors import StoreError  # noqa: PLC0415
+    from monitor.loader import load  # noqa: PLC0415
     from monitor.state import StateError  # noqa: PLC0415
 
-    loaded = load(args.config)
+    loaded = load(config_path(args.config))
     secrets = Secrets.within(loaded.config)
     args.secrets.add(secrets)  # the log of `featmon` masks them from now on
     view = next((v.view for v in loaded.views if v.view.name == args.view), None)

@@ -1,9 +1,11 @@
-"""The `featmon` command line: validate, check, run, demo, init, schema.
+"""The `featmon` command line: validate, check, list, run, demo, init, schema, baseline.
 
-Exit codes follow Soda's convention: 0 all pass, 1 warnings only, 2 any failure, 3 any error
-(a probe could not measure, the configuration is invalid, or the command cannot do what it was
-asked: a wrong option, a path it cannot use, a port in use). Results go to stdout; logs go to
-stderr; a user's mistake is one line on stderr, never a traceback (`--log-level debug` adds it).
+Exit codes (the table is in `monitor.usage`): 0 all pass, 1 warnings only, 2 any failure, 3 any
+error (a probe could not measure, the configuration is invalid, something the command needs
+cannot be used: a store, a path, a port), 4 a usage error (an unknown option, a value that does
+not parse, a view or check that is not configured, no configuration found). Results go to
+stdout; logs go to stderr; a user's mistake is one line on stderr, never a traceback
+(`--log-level debug` adds it).
 
 The modules each command needs are imported when it runs, so that `validate` (and any command
 refusing a configuration) answers without loading the stores, the state database or the web
@@ -22,23 +24,27 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from checks.duration import parse_duration
 from checks.errors import ConfigError
-from checks.secrets import NO_SECRETS, Secrets
 from monitor import baseline_command
-from monitor.config import warnings as config_warnings
 from monitor.errors import MonitorError
-from monitor.loader import Loaded, load
+from monitor.usage import (
+    EXIT_FAIL,
+    EXIT_INVALID,
+    EXIT_USAGE,
+    UsageError,
+    add_config,
+    config_path,
+)
 
 if TYPE_CHECKING:
     from checks.result import RunResult
+    from checks.secrets import Secrets
+    from monitor.loader import Loaded
 
 # The commands' own modules are imported in their handlers (see the module docstring).
 # ruff: noqa: PLC0415
 
 log = logging.getLogger("featmon")
-
-EXIT_INVALID = 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,15 +53,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.secrets = logs  # the handlers add the secrets of each configuration they load
     try:
         code: int = args.handler(args)
+    except UsageError as exc:
+        print(f"featmon {args.command}: {exc} (see featmon {args.command} --help)", file=sys.stderr)
+        return EXIT_USAGE
     except ConfigError as exc:
         only = exc.problems[0] if len(exc.problems) == 1 else None  # then one line
-        print(logs.secrets.scrub(str(exc if only is None else only)), file=sys.stderr)
+        print(logs.scrub(str(exc if only is None else only)), file=sys.stderr)
         return EXIT_INVALID
     except MonitorError as exc:  # a store or the state database refused at start, a port in use
-        return _refuse(args.command, logs.secrets.scrub(str(exc)), exc)
+        return _refuse(args.command, logs.scrub(str(exc)), exc)
     except OSError as exc:  # a path the user named that cannot be used
         where = "" if exc.filename is None else f"{exc.filename}: "
-        return _refuse(args.command, logs.secrets.scrub(f"{where}{exc.strerror or exc}"), exc)
+        return _refuse(args.command, logs.scrub(f"{where}{exc.strerror or exc}"), exc)
     except KeyboardInterrupt:
         return 130
     except Exception:  # the command's boundary: the traceback goes through the scrubbing log
@@ -66,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _load(args: argparse.Namespace, path: Path, env: Mapping[str, str] | None = None) -> Loaded:
     """`load`, and every secret of the configuration masked in the log from now on."""
+    from checks.secrets import Secrets
+    from monitor.loader import load
+
     loaded = load(path, env)
     args.secrets.add(Secrets.within(loaded.config))
     return loaded
@@ -79,11 +91,20 @@ def _refuse(command: str, reason: str, exc: BaseException | None = None) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, except that a wrong option is one line and exit 3, featmon's "error":
+    """argparse, except that a wrong option is one line and exit 4, featmon's usage error:
     argparse's own exit 2 would read as "a check failed" to a CI gate."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_INVALID, f"{self.prog}: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"featmon {version('featmon')}"
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "featmon (not installed)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -95,16 +116,30 @@ def _parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     parser.add_argument("--log-format", default="text", choices=["text", "json"])
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     validate = commands.add_parser("validate", help="validate config.yaml and its check files")
-    validate.add_argument("--config", required=True, type=Path, help="path to config.yaml")
+    add_config(validate)
     validate.set_defaults(handler=_validate)
 
     check = commands.add_parser("check", help="run every check once and exit with its status")
-    check.add_argument("--config", required=True, type=Path, help="path to config.yaml")
+    add_config(check)
+    check.add_argument(
+        "--view", action="append", default=[], metavar="NAME", help="only this view (repeatable)"
+    )
+    check.add_argument(
+        "--check", action="append", default=[], metavar="ID", help="only this check (repeatable)"
+    )
     _run_options(check)
     check.set_defaults(handler=_check)
+
+    listing = commands.add_parser(
+        "list", help="list the stores, views (schedules, next runs) and checks configured"
+    )
+    add_config(listing)
+    listing.add_argument("--format", choices=["text", "json"], default="text")
+    listing.set_defaults(handler=_list)
 
     run_demo = commands.add_parser(
         "demo", help="build a local feature store with known faults and check it"
@@ -132,7 +167,7 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run", help="the daemon: check every feature view on its schedule until stopped"
     )
-    run.add_argument("--config", required=True, type=Path, help="path to config.yaml")
+    add_config(run)
     run.add_argument("--workers", type=int, default=8, help="probes running at once (default 8)")
     run.add_argument(
         "--grace",
@@ -199,6 +234,8 @@ def _moment(text: str) -> datetime:
 
 
 def _duration(text: str) -> timedelta:
+    from checks.duration import parse_duration
+
     try:
         return parse_duration(text)
     except ValueError as exc:
@@ -206,7 +243,8 @@ def _duration(text: str) -> timedelta:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    loaded = _load(args, args.config)
+    loaded = _load(args, config_path(args.config))
+    from monitor.config import warnings as config_warnings
     from monitor.stores import soda
 
     soda_warning = soda.missing_extra_warning(loaded.planned)
@@ -215,20 +253,37 @@ def _validate(args: argparse.Namespace) -> int:
     for warning in config_warnings(loaded.config):
         print(f"warning: {loaded.path}: {warning}", file=sys.stderr)
     print(
-        f"{args.config}: valid ({len(loaded.check_files)} check files, "
+        f"{loaded.path}: valid ({len(loaded.check_files)} check files, "
         f"{len(loaded.views)} feature views, {len(loaded.planned)} checks)"
     )
     return 0
 
 
 def _check(args: argparse.Namespace) -> int:
-    loaded = _load(args, args.config)
+    loaded = _load(args, config_path(args.config))
+    try:
+        loaded = loaded.only(args.view, args.check)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     run, report = _run(loaded, args.now, not args.no_state, args.report)
     _print_run(run, args.format, report)
     return run.exit_code
 
 
+def _list(args: argparse.Namespace) -> int:
+    from monitor import listing
+
+    doc = listing.describe(_load(args, config_path(args.config)), datetime.now(UTC))
+    print(json.dumps(doc, indent=2) if args.format == "json" else listing.table(doc), end="")
+    if args.format == "json":
+        print()
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
+    """Exit 0 when every check has the status its planted fault gives it (the demo worked:
+    it found every fault), 2 when any differs (it says which); `featmon check` on the same
+    store keeps its gate's code (2: planted failures)."""
     from monitor import demo
 
     directory: Path = args.dir.resolve()
@@ -239,14 +294,23 @@ def _demo(args: argparse.Namespace) -> int:
     loaded = _load(args, config_path, {**os.environ, "FEATMON_DEMO_DIR": str(directory)})
     run, report = _run(loaded, now, not args.no_state, args.report)
     _print_run(run, args.format, report)
+    differ = demo.unexpected({r.check: r.status.value for r in run.results})
+    for check, (planted, found) in differ.items():
+        print(f"featmon demo: {check} is {found}, planted {planted}", file=sys.stderr)
     if args.format == "text":
         default = directory == (Path.cwd() / "featmon-demo").resolve()
         env = "" if default else f"FEATMON_DEMO_DIR={directory} "
+        verdict = (
+            f"the demo found each of its planted faults ({len(demo.PLANTED)} checks as planted)"
+            if not differ
+            else f"{len(differ)} checks differ from the planted faults (see above)"
+        )
         print(
-            "\nThe same checks, from the repository root:\n"
+            f"\n{verdict}. The same checks, from the repository root (exit {run.exit_code}: "
+            f"the planted failures):\n"
             f"  {env}featmon check --config config.example.yaml --now {now:%Y-%m-%dT%H:%M:%SZ}"
         )
-    return run.exit_code
+    return 0 if not differ else EXIT_FAIL
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -276,11 +340,9 @@ def _init(args: argparse.Namespace) -> int:
 
 def _run_daemon(args: argparse.Namespace) -> int:
     if args.workers < 1:
-        print(
-            f"featmon run: expected --workers of 1 or more, found {args.workers}", file=sys.stderr
-        )
-        return EXIT_INVALID
-    unused = [_load(args, args.config)]  # refused before the daemon's modules load
+        raise UsageError(f"expected --workers of 1 or more, found {args.workers}")
+    path = config_path(args.config)
+    unused = [_load(args, path)]  # refused before the daemon's modules load
     from monitor.daemon import DaemonSettings, build_daemon, serve
 
     if log.getEffectiveLevel() > logging.DEBUG:
@@ -296,7 +358,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
     def load_config(path: Path) -> Loaded:  # for http.listen (the one just read), start, reloads
         return unused.pop() if unused else _load(args, path)
 
-    code = serve(build_daemon(args.config, settings, load_config))
+    code = serve(build_daemon(path, settings, load_config))
     if code != 0:
         # A run outlived the grace period; its thread would hold the interpreter open.
         logging.shutdown()
@@ -350,13 +412,16 @@ class _Scrubbing(logging.Formatter):
     def __init__(self, inner: logging.Formatter) -> None:
         super().__init__()
         self.inner = inner
-        self.secrets = NO_SECRETS
+        self.secrets: Secrets | None = None  # none yet: nothing to mask
 
     def add(self, secrets: Secrets) -> None:
-        self.secrets = self.secrets + secrets
+        self.secrets = secrets if self.secrets is None else self.secrets + secrets
+
+    def scrub(self, text: str) -> str:
+        return text if self.secrets is None else self.secrets.scrub(text)
 
     def format(self, record: logging.LogRecord) -> str:
-        return self.secrets.scrub(self.inner.format(record))
+        return self.scrub(self.inner.format(record))
 
 
 class _JsonFormatter(logging.Formatter):

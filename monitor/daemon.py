@@ -43,6 +43,7 @@ from monitor.claims import RunClaims, Ticker, Verdict, holder_id
 from monitor.config import warnings
 from monitor.generation import Generation
 from monitor.links import ReportLinks
+from monitor.listing import VIEW_KEY_PREFIX
 from monitor.loader import Loaded, LoadedView, load
 from monitor.logqueue import queued_logging
 from monitor.notify import AlertRuntime
@@ -61,7 +62,7 @@ RETENTION_SCHEDULE = Schedule(every=timedelta(hours=1))
 ALERTS_KEY = "featmon:alerts"
 CLAIM_RETENTION = timedelta(days=1)  # claims matter for a misfire grace; kept a day to diagnose
 BUFFER_RUNS_PER_VIEW = 60  # the default of state.buffer_runs: an hour of runs every minute
-_VIEW = "view:"
+_VIEW = VIEW_KEY_PREFIX  # featmon list shows next run times by the same keys
 _TAKEOVER = "takeover:"
 
 

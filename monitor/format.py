@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from alerts.format import format_seconds, format_threshold, format_value
 from checks.result import CheckResult, FreshnessDetails, RunResult, Status
 
 _MARK = {Status.PASS: "pass", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.ERROR: "ERROR"}
 
 
+REASON_WIDTH = 100
+"""Where the reason of an error wraps: it is shown whole, under its row."""
+
+
 def summary_table(run: RunResult) -> str:
-    """One line per check, worst first within each view, then the counts."""
+    """One line per check, worst first within each view, then the counts. An error's reason
+    follows its row in full, wrapped, so that the cause is never cut."""
     header = ("STATUS", "SEV", "CHECK", "VALUE", "THRESHOLD")
     rows = [header]
+    reasons: dict[int, str] = {}  # row -> the reason of its error
     for result in run.results:
         value = format_value(result.value, result.threshold.unit)
         if result.status is Status.ERROR:
-            value = _reason(result.details.as_json().get("reason"))
+            value = "—"
+            reasons[len(rows)] = str(result.details.as_json().get("reason") or "error")
         elif future := _future(result):
             value = future if result.value is None else f"{value}, {future}"
         rows.append(
@@ -28,12 +37,22 @@ def summary_table(run: RunResult) -> str:
             )
         )
     widths = [min(max(len(row[i]) for row in rows), 60) for i in range(len(header) - 1)]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True))
-        + "  "
-        + row[-1]
-        for row in rows
-    ]
+    indent = " " * (widths[0] + widths[1] + 4)  # under CHECK
+    lines = []
+    for index, row in enumerate(rows):
+        cells = zip(row[:-1], widths, strict=True)
+        lines.append("  ".join(cell.ljust(width) for cell, width in cells) + "  " + row[-1])
+        if index in reasons:
+            lines.extend(
+                textwrap.wrap(
+                    reasons[index],
+                    REASON_WIDTH,
+                    initial_indent=indent + "error: ",
+                    subsequent_indent=indent + "  ",
+                    break_long_words=False,
+                    break_on_hyphens=False,
+                )
+            )
     counts = run.counts()
     took = (run.finished_at - run.started_at).total_seconds()
     lines.append("")
@@ -54,8 +73,3 @@ def _future(result: CheckResult) -> str | None:
     return f"{details.future} future" + (
         "" if ahead is None else f" (up to {format_seconds(ahead)} ahead)"
     )
-
-
-def _reason(reason: object) -> str:
-    text = str(reason or "error")
-    return text if len(text) <= 60 else text[:57] + "..."

@@ -9,8 +9,8 @@ from __future__ import annotations
 import glob
 import logging
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from checks.compose import DEFAULT_LIMITS, Limits
 from checks.errors import ConfigError, Problem
 from checks.model import CheckFile, FeatureView, SodaCheck
 from checks.plan import PlannedCheck, plan_view, problems_of
+from checks.salvage import salvage
 from checks.soda_contract import problems as soda_problems
 from checks.source import Document, interpolate, load_yaml, too_large, validate
 from monitor.config import (
@@ -62,6 +63,29 @@ class Loaded:
     def planned(self) -> tuple[PlannedCheck, ...]:
         return tuple(p for v in self.views for p in v.planned)
 
+    def only(self, views: Sequence[str] = (), checks: Sequence[str] = ()) -> Loaded:
+        """The same configuration narrowed to the named views and check ids (each empty: all).
+        Raises `ValueError` naming what is not configured, with the names that are."""
+        known_views = [v.view.name for v in self.views]
+        missing = [name for name in views if name not in known_views]
+        if missing:
+            raise ValueError(f"no feature view {_listed(missing)} (views: {_listed(known_views)})")
+        kept = [v for v in self.views if not views or v.view.name in views]
+        known_checks = [p.id for v in kept for p in v.planned]
+        missing = [name for name in checks if name not in known_checks]
+        if missing:
+            raise ValueError(f"no check {_listed(missing)} (checks: {_listed(known_checks)})")
+        if checks:
+            kept = [
+                replace(v, planned=tuple(p for p in v.planned if p.id in checks)) for v in kept
+            ]
+            kept = [v for v in kept if v.planned]
+        return replace(self, views=tuple(kept))
+
+
+def _listed(names: Sequence[str]) -> str:
+    return ", ".join(repr(name) for name in names)
+
 
 def load(
     config_path: Path | str, env: Mapping[str, str] | None = None, now: datetime | None = None
@@ -87,10 +111,17 @@ def load(
     for file in files:
         try:
             doc = _read(file, env)
-            check_file = validate(CheckFile, doc)
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue
+        try:
+            check_file = validate(CheckFile, doc)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            salvaged = salvage(doc)  # the rules across fields still run on what is valid
+            if salvaged is None:
+                continue
+            doc, check_file = salvaged
         problems.extend(doc.problem(p, message) for p, message in problems_of(check_file))
         for index, declared in enumerate(check_file.feature_views):
             view_path = ("feature_views", index)

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -181,10 +181,10 @@ def test_an_invalid_config_exits_3_and_lists_every_problem(
 
 
 def test_now_without_a_zone_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A wrong option exits 3 (an error), not argparse's 2, which would read as "a failure"."""
+    """A wrong option exits 4 (a usage error), not argparse's 2, which would read as "a failure"."""
     with pytest.raises(SystemExit) as caught:
         main(["check", "--config", str(tmp_path / "c.yaml"), "--now", "2026-11-26T06:00:00"])
-    assert caught.value.code == 3
+    assert caught.value.code == 4
     assert "expected a time with a zone" in capsys.readouterr().err
 
 
@@ -319,13 +319,13 @@ def mistakes(tmp_path: Path, store_dir: Path) -> Iterator[dict[str, tuple[list[s
         ),
         "bad --now": (
             ["check", "--config", c, "--now", "yesterday"],
-            3,
+            4,
             "featmon check: argument --now: expected an RFC 3339 time such as "
             "2026-11-26T06:00:00Z, found 'yesterday' (see featmon check --help)",
         ),
         "unknown option": (
             ["validate", "--config", c, "--strict"],
-            3,
+            4,
             "featmon: unrecognized arguments: --strict (see featmon --help)",
         ),
         "unknown --view": (
@@ -346,8 +346,8 @@ def mistakes(tmp_path: Path, store_dir: Path) -> Iterator[dict[str, tuple[list[s
         ),
         "no workers": (
             ["run", "--config", c, "--workers", "0"],
-            3,
-            "featmon run: expected --workers of 1 or more, found 0",
+            4,
+            "featmon run: expected --workers of 1 or more, found 0 (see featmon run --help)",
         ),
     }
     held.close()
@@ -372,3 +372,115 @@ def test_a_users_mistake_is_one_line_with_the_documented_exit_code(
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
     assert lines[0].endswith(line)  # a log line (the report) has its time and logger first
+
+
+# --- the first commands: version, the default configuration, one view, list, errors in full ----
+
+
+def test_version_is_the_installed_one() -> None:
+    """`featmon --version` prints the package's version and exits 0."""
+    done = featmon("--version")
+    assert (done.returncode, done.stdout.strip()) == (0, "featmon 0.1.0")
+
+
+def test_the_config_defaults_to_featmon_config_then_featmon_yaml(
+    tmp_path: Path, store_dir: Path
+) -> None:
+    """Without --config: $FEATMON_CONFIG, else ./featmon.yaml, else a usage error (exit 4)."""
+    config = config_with(tmp_path, store_dir, MERCHANTS + "      - {kind: freshness, max: 1h}\n")
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "FEATMON_CONFIG"}
+    run = [sys.executable, "-m", "monitor.cli", "--log-level", "warning", "validate"]
+    none = subprocess.run(run, cwd=empty, env=env, capture_output=True, text=True, check=False)
+    assert none.returncode == 4
+    assert none.stderr.strip() == (
+        "featmon validate: no configuration: pass --config FILE, set FEATMON_CONFIG, or create "
+        "./featmon.yaml (see featmon validate --help)"
+    )
+    by_env = subprocess.run(
+        run, cwd=empty, env={**env, "FEATMON_CONFIG": str(config)},
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert (by_env.returncode, by_env.stdout.startswith(f"{config}: valid")) == (0, True)
+    config.rename(tmp_path / "featmon.yaml")
+    here = subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert (here.returncode, here.stdout.startswith("featmon.yaml: valid")) == (0, True)
+
+
+def test_check_runs_only_the_views_and_checks_asked_for(
+    tmp_path: Path, store_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--view keeps one view's checks, --check one check; the exit code is theirs alone."""
+    checks = (
+        MERCHANTS + "      - {kind: freshness, max: 1h}\n"
+        + USERS.replace("feature_views:\n", "") + "      - {kind: coverage, min: 0.95}\n"
+    )  # fmt: skip
+    config = str(config_with(tmp_path, store_dir, checks))
+    args = ["check", "--config", config, "--now", NOW_TEXT, "--format", "json", "--no-state"]
+    assert main([*args, "--view", "merchant_stats"]) == 0
+    merchants = json.loads(capsys.readouterr().out)["results"]
+    assert [r["check"] for r in merchants] == ["merchant_stats.freshness@online"]
+    assert main([*args, "--check", "user_stats.coverage@online"]) == 2
+    users = json.loads(capsys.readouterr().out)["results"]
+    assert [r["check"] for r in users] == ["user_stats.coverage@online"]
+
+
+def test_an_unknown_view_or_check_is_a_usage_error_naming_the_configured_ones(
+    tmp_path: Path, store_dir: Path
+) -> None:
+    """Exit 4, one line, with what is configured."""
+    config = str(
+        config_with(tmp_path, store_dir, MERCHANTS + "      - {kind: freshness, max: 1h}\n")
+    )
+    view = featmon("check", "--config", config, "--view", "users")
+    assert view.returncode == 4
+    assert view.stderr.strip() == (
+        "featmon check: no feature view 'users' (views: 'merchant_stats') "
+        "(see featmon check --help)"
+    )
+    check = featmon("check", "--config", config, "--check", "merchant_stats.freshnes@online")
+    assert check.returncode == 4
+    assert "checks: 'merchant_stats.freshness@online'" in check.stderr
+
+
+def test_list_shows_stores_views_schedules_next_runs_and_checks(
+    tmp_path: Path, store_dir: Path
+) -> None:
+    """`featmon list` connects to nothing and says what the daemon would run, and when."""
+    checks = MERCHANTS.replace("    checks:\n", "    schedule: {every: 10m}\n    checks:\n")
+    config = str(config_with(tmp_path, store_dir, checks + "      - {kind: freshness, max: 1h}\n"))
+    done = featmon("list", "--config", config, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["stores"] == [
+        {"name": "online", "type": "feast-sqlite"},
+        {"name": "lake", "type": "parquet"},
+    ]
+    (view,) = doc["feature_views"]
+    assert (view["name"], view["online"], view["offline"], view["schedule"]) == (
+        "merchant_stats", "online", "lake", "every 10m",
+    )  # fmt: skip
+    next_run = datetime.fromisoformat(view["next_run"])
+    assert timedelta(0) <= next_run - datetime.now(UTC) <= timedelta(minutes=10)
+    assert doc["checks"][0]["id"] == "merchant_stats.freshness@online"
+    text = featmon("list", "--config", config)
+    assert text.returncode == 0
+    assert "merchant_stats  online  lake     every 10m" in text.stdout
+
+
+def test_an_errors_reason_is_printed_whole_under_its_row(
+    tmp_path: Path, store_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The text table never cuts the cause of an error: it follows the row, wrapped."""
+    gone = "a_directory_name_long_enough_to_push_the_reason_past_sixty_characters/gone.parquet"
+    checks = (
+        MERCHANTS.replace("merchant_stats.parquet", gone)
+        + "      - {kind: freshness, target: offline, max: 1h}\n"
+    )
+    config = config_with(tmp_path, store_dir, checks)
+    assert main(["check", "--config", str(config), "--now", NOW_TEXT, "--no-state"]) == 3
+    out = capsys.readouterr().out
+    reason_lines = [line.strip() for line in out.splitlines() if line.startswith(" " * 8)]
+    assert reason_lines[0].startswith("error: ")
+    assert gone in " ".join(reason_lines)  # long words are never broken

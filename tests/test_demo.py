@@ -13,7 +13,7 @@ import pytest
 from checks.result import CheckResult, RunResult
 from monitor.app import build_app
 from monitor.cli import main
-from monitor.demo import example_config
+from monitor.demo import PLANTED, example_config, unexpected
 from monitor.demo import store as planted
 from monitor.loader import load
 from monitor.run import run_once
@@ -54,24 +54,9 @@ def test_the_example_config_is_the_top_level_file() -> None:
 def test_every_check_of_the_demo_has_the_planted_status(results: dict[str, CheckResult]) -> None:
     """Faults fail or warn as planted; everything healthy passes; nothing errors."""
     statuses = {check: r.status.value for check, r in results.items()}
-    assert statuses == {
-        "user_stats.freshness@online": "fail",
-        "user_stats.coverage@online": "fail",
-        "user_stats.null_rate.rolling_7d_revenue@online": "fail",
-        "user_stats.null_rate.purchase_count_30d@online": "pass",
-        "user_stats.null_rate.last_active_days_ago@online": "pass",
-        "user_stats.schema_drift@online": "warn",
-        "user_stats.freshness@offline": "pass",
-        "user_stats.schema_drift@offline": "pass",
-        "merchant_stats.freshness@online": "pass",
-        "merchant_stats.coverage@online": "pass",
-        "merchant_stats.null_rate.avg_ticket_usd@online": "pass",
-        "merchant_stats.null_rate.category@offline": "pass",
-        "merchant_stats.schema_drift@offline": "pass",
-        "transaction_features.freshness@offline": "fail",
-        "transaction_features.null_rate.merchant_category@offline": "warn",
-        "transaction_features.schema_drift@offline": "fail",
-    }
+    assert unexpected(statuses) == {}
+    assert sorted(PLANTED.values()).count("fail") == 5
+    assert set(PLANTED.values()) == {"pass", "warn", "fail"}  # nothing errors
 
 
 def test_coverage_counts_missing_stale_and_null_users(results: dict[str, CheckResult]) -> None:
@@ -169,19 +154,33 @@ def test_the_healthy_merchant_offline_window_counts_four_slots(
     assert result.value == 0
 
 
-def test_featmon_demo_prints_json_writes_the_report_and_exits_2(
+def test_featmon_demo_prints_json_writes_the_report_and_exits_0(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The main job end to end: exit code 2 (failures), a JSON document, an HTML report."""
+    """The main job end to end: exit code 0 (it found every planted fault, which the JSON
+    shows as the run's status `fail`), a JSON document, an HTML report."""
     code = main(["demo", "--dir", str(tmp_path), "--now", NOW_TEXT, "--format", "json"])
     captured = capsys.readouterr()
     document = json.loads(captured.out)
-    assert code == 2
+    assert code == 0
+    assert document["status"] == "fail"
     assert document["scheduled_at"] == NOW_TEXT
     assert len(document["results"]) == 16
     reports = sorted((tmp_path / "reports").glob("*.html"))
     assert [p.name for p in reports][-1] == "latest.html"
     assert document["run_id"] in {p.stem for p in reports}
+
+
+def test_a_demo_that_misses_a_planted_fault_says_which_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Were a planted fault not found (here: planted as passing), the demo exits 2 and names it."""
+    planted = {**PLANTED, "user_stats.coverage@online": "pass"}
+    monkeypatch.setattr("monitor.demo.PLANTED", planted)
+    code = main(["demo", "--dir", str(tmp_path), "--now", NOW_TEXT, "--no-state"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "featmon demo: user_stats.coverage@online is fail, planted pass" in err
 
 
 def test_check_after_demo_gives_the_same_results(

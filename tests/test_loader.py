@@ -325,3 +325,51 @@ def test_a_listen_port_the_sidecar_cannot_bind_is_refused_at_load(tmp_path: Path
         "config.yaml:6: http.listen: expected host:port with a port from 0 to 65535, found "
         "'127.0.0.1:99999'"
     ]
+
+
+MIXED = """\
+feature_views:
+  - name: users
+    entity: user_id
+    ttl: 1d
+    features: {spend: float}
+    online: {store: onlnie}
+    checks:
+      - {kind: freshness, max: 1h, qantile: p99}
+      - {kind: null_rate, feature: spnd, max: 0.1}
+  - name: broken
+    entity: user_id
+    ttl: forever
+    features: {spend: float}
+    checks:
+      - {kind: null_rate, feature: nope, max: 0.1}
+  - name: users
+    entity: user_id
+    ttl: 1d
+    features: {spend: float}
+    offline: {store: lake, path: u.parquet}
+    checks:
+      - {kind: freshness, max: 1h}
+"""
+
+
+def test_one_pass_reports_schema_and_cross_field_problems_of_a_file_together(
+    tmp_path: Path,
+) -> None:
+    """A misspelled key does not hide a wrong store, an undeclared feature or a duplicate view
+    name: each is located at its own line in the file as written (a view the schema refuses
+    is left out of the rules across fields)."""
+    found = problems(tmp_path, {"config.yaml": CONFIG, "checks/a.yaml": MIXED})
+    found.sort(key=lambda p: int(p.split(":")[1]))
+    assert found == [
+        "checks/a.yaml:6: feature_views[0].online.store: expected one of the online stores "
+        "['online'], found 'onlnie'",
+        "checks/a.yaml:8: feature_views[0].checks[0].qantile: unknown key 'qantile' "
+        "(did you mean 'quantile'?)",
+        "checks/a.yaml:9: feature_views[0].checks[1].feature: expected a declared feature "
+        "['spend'], found 'spnd'",
+        found[3],  # the refused ttl: the duration parser's own words
+        "checks/a.yaml:16: feature_views[2].name: expected a unique view name, found 'users' "
+        "again (first at checks/a.yaml:2)",
+    ]
+    assert found[3].startswith("checks/a.yaml:12: feature_views[1].ttl: ")

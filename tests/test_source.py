@@ -493,11 +493,52 @@ def test_cross_field_problems_are_located_at_their_own_lines() -> None:
         "t.yaml:14: feature_views[0].checks[1].features[1]: expected a declared feature "
         "['purchases', 'revenue'], found 'purchase'",
         "t.yaml:15: feature_views[0].checks[2].target: expected the view to declare an "
-        "`offline` source for this check, found none",
+        "`offline` source for freshness, found none",
         "t.yaml:19: feature_views[1].entity_types.merchant: expected one of the join keys "
         "['merchant_id', 'user_id'], found 'merchant'",
         "t.yaml:24: feature_views[1].checks[0].target: expected the view to declare an "
-        "`online` source for this check, found none",
+        "`online` source for coverage, found none",
+    ]
+
+
+@pytest.mark.parametrize("kind", ["late_arrivals", "row_count", "duplicates"])
+def test_an_offline_only_kind_on_an_online_only_view_asks_for_an_offline_source(
+    kind: str,
+) -> None:
+    """The message names the source the kind needs (offline), not the one the view lacks least."""
+    extra = {"late_arrivals": ", watermark: 10m, max: 0.1", "row_count": ", min: 1"}.get(
+        kind, ", max: 0"
+    )
+    text = f"""\
+feature_views:
+  - name: online_only
+    entity: user_id
+    ttl: 1d
+    features: {{amount: double}}
+    online: {{store: redis}}
+    checks:
+      - {{kind: {kind}{extra}}}
+"""
+    assert cross_field(text) == [
+        f"t.yaml:8: feature_views[0].checks[0].target: expected the view to declare an "
+        f"`offline` source for {kind}, found none",
+    ]
+
+
+def test_a_kind_that_can_measure_either_source_names_both() -> None:
+    """A freshness check on a view with neither source may use either."""
+    text = """\
+feature_views:
+  - name: nowhere
+    entity: user_id
+    ttl: 1d
+    features: {amount: double}
+    checks:
+      - {kind: freshness, max: 1h}
+"""
+    assert cross_field(text) == [
+        "t.yaml:7: feature_views[0].checks[0].target: expected the view to declare an "
+        "`online` source or an `offline` source for freshness, found none",
     ]
 
 
