@@ -294,6 +294,12 @@ def test_a_run_page_links_back_to_the_index_and_charts_history(client: httpx.Cli
     assert 'aria-label="last 3 runs: ' in page
 
 
+def test_the_front_page_sends_the_browser_to_the_reports(client: httpx.Client) -> None:
+    """/ is not a 404: it redirects (temporarily) to the reports index."""
+    response = client.get("/")
+    assert (response.status_code, response.headers["location"]) == (307, "/reports/")
+
+
 def test_reports_redirects_to_the_index(client: httpx.Client) -> None:
     """/reports without the slash is a permanent redirect to /reports/."""
     response = client.get("/reports")

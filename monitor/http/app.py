@@ -1,5 +1,6 @@
 """The sidecar's ASGI application: `create_app(services) -> Starlette`.
 
+    /                   redirects to /reports/ (for now: the sidecar's front page)
     /metrics            Prometheus exposition (open)
     /healthz            the process answers (open)
     /readyz             config loaded, state database reachable and writable, scheduler running;
@@ -143,7 +144,11 @@ def create_app(services: Services) -> Starlette:
     def to_index(_request: Request) -> Response:
         return RedirectResponse("/reports/", status_code=308)
 
+    def front(_request: Request) -> Response:  # temporary: the front page may become its own
+        return RedirectResponse("/reports/", status_code=307)
+
     routes = [
+        Route("/", front, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
