@@ -593,7 +593,10 @@ class CheckFile(Strict):
 def default_target(check: AnyCheck, view: FeatureView) -> Target | None:
     """The store a check measures when it does not say: online where there is one, except
     schema drift and range, which prefer the offline table; coverage is online only, and late
-    arrivals, row count and duplicates offline only. None when the view has no such source."""
+    arrivals, row count and duplicates offline only. None when the view has no such source.
+    A target the check names is its target even when the view lacks it (`problems_of` says so)."""
+    if check.target is not None:
+        return check.target
     for target in targets_of(check):
         if getattr(view, target) is not None:
             return target
