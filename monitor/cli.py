@@ -360,13 +360,22 @@ class _Scrubbing(logging.Formatter):
 
 
 class _JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, and the fields of `FIELDS` that a
+    line was given with `extra=` (a run's id, view, status and duration), so that a log search
+    can filter on them."""
+
+    FIELDS = ("run_id", "feature_view", "status", "duration_ms")
+
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
+        entry.update(
+            (name, record.__dict__[name]) for name in self.FIELDS if name in record.__dict__
+        )
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry)

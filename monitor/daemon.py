@@ -476,6 +476,8 @@ class Daemon:
             generation.alerts.after_run(run, datetime.now(UTC))
         self._observer.run_finished(name, run)
         counts = run.counts()
+        took_ms = (time.monotonic() - started) * 1000
+        fields = {"run_id": run.run_id, "feature_view": name, "status": run.status.value}
         log.info(
             "run %s of view %s: %s, %d checks (%d pass, %d warn, %d fail, %d error), "
             "scheduled at %s, started %.0f ms late, took %.0f ms (probe CPU %.1f ms)",
@@ -489,8 +491,9 @@ class Daemon:
             counts["error"],
             scheduled_at.isoformat(),
             (run.started_at - scheduled_at).total_seconds() * 1000,
-            (time.monotonic() - started) * 1000,
+            took_ms,
             probe_cpu * 1000,
+            extra={**fields, "duration_ms": round(took_ms, 1)},  # JSON logs: fields of their own
         )
         return holder is not None
 
