@@ -154,6 +154,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_run_daemon)
 
+    health = commands.add_parser(
+        "health", help="exit 0 when the daemon of this configuration answers /healthz, else 1"
+    )
+    health.add_argument("--config", required=True, type=Path, help="path to config.yaml")
+    health.set_defaults(handler=_health)
+
     baseline_command.add_parser(commands)
 
     write_schema = commands.add_parser(
@@ -302,6 +308,15 @@ def _run_daemon(args: argparse.Namespace) -> int:
         logging.shutdown()
         os._exit(code)
     return code
+
+
+def _health(args: argparse.Namespace) -> int:
+    """One line: what /healthz of the configured http.listen answered."""
+    from monitor.health import probe
+
+    health = probe(args.config)
+    print(f"featmon health: {health.reason}")
+    return 0 if health.ok else 1
 
 
 def _schema(args: argparse.Namespace) -> int:
