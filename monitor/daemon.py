@@ -14,11 +14,8 @@ Probing never waits for the state database: a claim it does not answer is run an
 `monitor.claims` for which views), and a run it does not take is buffered by the `RunRecorder`
 (`monitor.recorder`) and written when it is back, on the claims' heartbeat.
 
-On start, a view whose latest scheduled time has no recorded run (none since, none at all, or a
-state database that cannot be read) catches up: it runs within a few seconds, spread by its
-key, then on its schedule (`monitor.scheduler.catch_up` says which scheduled time such a run is
-handed, and why); a view added by a reload does the same. A view that ran recently waits for its
-next scheduled time.
+On start, views without a recent run catch up within seconds, then run on their schedule
+(`monitor.catch_up`); so do views a reload adds.
 
 A run of one view is `probe_view` at the run's **scheduled** time, a `RunResult` with its own run
 id, `App.record`, and `observer.run_finished`; any failure there becomes `error` results and never
@@ -45,6 +42,7 @@ from typing import Protocol
 from checks.errors import ConfigError, Problem
 from checks.schedule import Schedule
 from monitor.app import App, build_app
+from monitor.catch_up import CatchUps
 from monitor.claims import RunClaims, Ticker, Verdict, holder_id
 from monitor.config import warnings
 from monitor.generation import Generation
@@ -56,15 +54,7 @@ from monitor.observer import NoObserver, RunObserver
 from monitor.recorder import Recorded, RunRecorder, StateHealth
 from monitor.reloads import ReloadOutcome
 from monitor.run import run_view
-from monitor.scheduler import (
-    CATCH_UP_SPREAD,
-    CatchUp,
-    First,
-    Scheduler,
-    SchedulerSettings,
-    catch_up,
-    previous_time,
-)
+from monitor.scheduler import First, Scheduler, SchedulerSettings
 from monitor.state import StateError, StateStore, StoredResult
 from monitor.watch import Watcher, watched_files
 
@@ -197,7 +187,7 @@ class Daemon:
             holder_id(), settings.claim_lease, settings.misfire_grace, self._observer
         )
         self._takeovers: dict[str, tuple[str, datetime]] = {}  # once-job key -> run
-        self._catch_ups: dict[tuple[str, datetime], datetime] = {}  # run off the grid -> since
+        self._catch_ups = CatchUps(settings.misfire_grace, _VIEW)
         self._recorder = RunRecorder(BUFFER_RUNS_PER_VIEW, self._observer)
         self._tending = Ticker("featmon-claims", settings.claim_lease / 4, self._tend_claims)
 
@@ -347,44 +337,11 @@ class Daemon:
     def _put_views(
         self, state: StateStore | None, wanted: Mapping[str, Schedule], names: Iterable[str]
     ) -> None:
-        """Schedule the views `names`; those whose latest scheduled time has no recorded run
-        catch up (all of them when `state` is None or cannot be read)."""
-        last = _last_runs(state)
+        """Schedule the views `names`, those without a recent run catching up
+        (`monitor.catch_up`)."""
         now = datetime.now(UTC)
-        caught_up = 0
-        for name in names:
-            key, schedule = _VIEW + name, wanted[name]
-            first = self._first_run(key, schedule, now, None if last is None else last.get(name))
-            if isinstance(first, CatchUp):
-                caught_up += 1
-                self._remember_catch_up(name, key, schedule, first)
-            self._scheduler.put(key, schedule, self._job(name), now, first)
-        if caught_up:
-            log.info(
-                "%d feature views catch up within %.0f s: no run recorded since their latest "
-                "scheduled time",
-                caught_up,
-                CATCH_UP_SPREAD.total_seconds(),
-            )
-
-    def _first_run(
-        self, key: str, schedule: Schedule, now: datetime, recorded: datetime | None
-    ) -> First | CatchUp:
-        """A catch-up unless a run was recorded at or after the latest scheduled time."""
-        latest = previous_time(key, schedule, now)
-        if recorded is not None and latest is not None and recorded >= latest:
-            return First.NEXT
-        return catch_up(key, schedule, now, self._settings.misfire_grace) or First.NEXT
-
-    def _remember_catch_up(self, name: str, key: str, schedule: Schedule, run: CatchUp) -> None:
-        """A catch-up handed its own time is run unless a replica claimed a run of the view
-        since the latest scheduled time before it (see `_ran_elsewhere`)."""
-        if run.scheduled_at != run.fire_at:  # a grid time: its claim decides
-            return
-        since = previous_time(key, schedule, run.fire_at)
-        if since is not None:
-            with self._lock:
-                self._catch_ups[(name, run.scheduled_at)] = since
+        for name, first in self._catch_ups.plan(state, wanted, names, now).items():
+            self._scheduler.put(_VIEW + name, wanted[name], self._job(name), now, first)
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -403,7 +360,8 @@ class Daemon:
             if state is None:
                 self._run_claimed(generation, view, scheduled_at, None)
                 return
-            if not claimed and self._ran_elsewhere(state, name, scheduled_at):
+            if not claimed and self._catch_ups.ran_elsewhere(state, name, scheduled_at):
+                self._observer.run_claimed_elsewhere(name, scheduled_at)
                 return
             verdict = Verdict.HELD if claimed else self._claims.claim(state, name, scheduled_at)
             if verdict is Verdict.NOT_OURS:
@@ -419,31 +377,6 @@ class Daemon:
                     self._claims.drop((name, scheduled_at))
                 else:  # not recorded: the claim is finished on its own
                     self._claims.finish(state, name, scheduled_at)
-
-    def _ran_elsewhere(self, state: StateStore, name: str, scheduled_at: datetime) -> bool:
-        """Whether this is a catch-up handed its own time of a view that a replica claimed a
-        run of since its latest scheduled time: replicas starting together may pick catch-up
-        times a step apart, and the later one is not run. A database that does not answer
-        lets it run (a duplicate run, never a missed one)."""
-        with self._lock:
-            since = self._catch_ups.pop((name, scheduled_at), None)
-        if since is None:
-            return False
-        try:
-            claims = state.run_claims(name, since)
-        except StateError as exc:
-            log.debug("reading the claims of view %s failed: %s", name, exc)
-            return False
-        if all(claim.scheduled_at == scheduled_at for claim in claims):
-            return False
-        log.info(
-            "catch-up run of view %s at %s not run: another replica ran the view since %s",
-            name,
-            scheduled_at.isoformat(),
-            since.isoformat(),
-        )
-        self._observer.run_claimed_elsewhere(name, scheduled_at)
-        return True
 
     def _run_taken_over(self, key: str, name: str, scheduled_at: datetime) -> None:
         with self._lock:
@@ -622,18 +555,6 @@ class Daemon:
             if self._current is None:
                 raise RuntimeError("the daemon has not been started")
             return self._current
-
-
-def _last_runs(state: StateStore | None) -> dict[str, datetime] | None:
-    """When each view last ran, as recorded; None when there is no state database to ask or
-    it does not answer (then every view catches up)."""
-    if state is None:
-        return None
-    try:
-        return state.last_run_by_view()
-    except StateError as exc:
-        log.warning("the last run of each view cannot be read, every view catches up: %s", exc)
-        return None
 
 
 def serve(daemon: Daemon) -> int:
