@@ -15,11 +15,12 @@ import pytest
 
 from checks.schedule import Schedule
 from monitor.app import build_app
+from monitor.catch_up import CatchUps
 from monitor.daemon import Daemon
 from monitor.loader import load
 from monitor.observer import NoObserver
 from monitor.run import run_view
-from monitor.scheduler import CATCH_UP_SPREAD, catch_up, previous_time
+from monitor.scheduler import CATCH_UP_SPREAD, CatchUp, catch_up, previous_time
 from monitor.state import StateStore
 from tests.test_daemon import FAST, REPO, Recorder, free_port, store_dir, write_config
 
@@ -211,3 +212,25 @@ def test_featmon_run_on_a_5_minute_schedule_has_metrics_within_seconds(
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+def test_a_catch_up_handed_its_own_time_is_left_to_a_replica_that_ran_the_view(
+    tmp_path: Path,
+) -> None:
+    """Minutes after the latest grid time the catch-up is handed its own time; when it comes,
+    a claim another replica made of the view since that grid time means it is not run, and
+    without one it is."""
+    now = datetime.now(UTC)
+    name = quiet(1)[0]
+    with StateStore(f"sqlite:///{tmp_path}/state.db") as state:
+        state.migrate()
+        catch_ups = CatchUps(GRACE)
+        first = catch_ups.plan(state, {name: FIVE_MINUTES}, [name], now)[name]
+        assert isinstance(first, CatchUp)
+        assert first.scheduled_at == first.fire_at
+        assert not catch_ups.ran_elsewhere(state, name, first.scheduled_at)  # nobody ran it
+        again = catch_ups.plan(state, {name: FIVE_MINUTES}, [name], now)[name]
+        assert isinstance(again, CatchUp)
+        other = first.fire_at - timedelta(seconds=10)  # a replica's catch-up, a step earlier
+        state.claim_run(name, other, "replica-b", now, timedelta(seconds=5))
+        assert catch_ups.ran_elsewhere(state, name, again.scheduled_at)
