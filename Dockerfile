@@ -1,8 +1,10 @@
 # featmon as a container: the daemon with its HTTP sidecar on :9108.
 #   docker build -t featmon .
-#   docker run -v $PWD/config.yaml:/etc/featmon/config.yaml:ro -p 9108:9108 featmon
-# config.yaml must listen on all interfaces inside the container: http: {listen: 0.0.0.0:9108},
-# with the names the container is reached by in http.allowed_hosts (see README, Security).
+#   docker run -v $PWD/featmon:/etc/featmon:ro -v featmon-data:/var/lib/featmon -p 9108:9108 featmon
+# ./featmon holds config.yaml and the check files it names (checks: checks/*.yaml). config.yaml
+# must listen on all interfaces inside the container: http: {listen: 0.0.0.0:9108}, with the
+# names the container is reached by in http.allowed_hosts (see README, Security). The state
+# database and reports that config.yaml leaves unset go to the volume /var/lib/featmon.
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md config.example.yaml ./
@@ -26,10 +28,13 @@ COPY requirements/featmon.lock /tmp/featmon.lock
 # The dependencies exactly as tested (hashes checked), then featmon itself without resolving any.
 RUN pip install --no-cache-dir --require-hashes --no-deps -r /tmp/featmon.lock \
     && pip install --no-cache-dir --no-deps /wheels/*.whl && rm -rf /wheels /tmp/featmon.lock
+ENV FEATMON_DATA_DIR=/var/lib/featmon
 USER 10001
 WORKDIR /var/lib/featmon
+VOLUME /var/lib/featmon
 EXPOSE 9108
+# /healthz on the port of http.listen in the mounted config.yaml.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9108/healthz', timeout=4)"]
+    CMD ["featmon", "health", "--config", "/etc/featmon/config.yaml"]
 ENTRYPOINT ["featmon", "--log-format", "json"]
 CMD ["run", "--config", "/etc/featmon/config.yaml"]

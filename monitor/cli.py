@@ -189,6 +189,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_run_daemon)
 
+    health = commands.add_parser(
+        "health", help="exit 0 when the daemon of this configuration answers /healthz, else 1"
+    )
+    health.add_argument("--config", required=True, type=Path, help="path to config.yaml")
+    health.set_defaults(handler=_health)
+
     baseline_command.add_parser(commands)
 
     write_schema = commands.add_parser(
@@ -366,6 +372,15 @@ def _run_daemon(args: argparse.Namespace) -> int:
     return code
 
 
+def _health(args: argparse.Namespace) -> int:
+    """One line: what /healthz of the configured http.listen answered."""
+    from monitor.health import probe
+
+    health = probe(args.config)
+    print(f"featmon health: {health.reason}")
+    return 0 if health.ok else 1
+
+
 def _schema(args: argparse.Namespace) -> int:
     from monitor import schema
 
@@ -425,13 +440,22 @@ class _Scrubbing(logging.Formatter):
 
 
 class _JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, and the fields of `FIELDS` that a
+    line was given with `extra=` (a run's id, view, status and duration), so that a log search
+    can filter on them."""
+
+    FIELDS = ("run_id", "feature_view", "status", "duration_ms")
+
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
+        entry.update(
+            (name, record.__dict__[name]) for name in self.FIELDS if name in record.__dict__
+        )
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry)

@@ -14,6 +14,9 @@ Probing never waits for the state database: a claim it does not answer is run an
 `monitor.claims` for which views), and a run it does not take is buffered by the `RunRecorder`
 (`monitor.recorder`) and written when it is back, on the claims' heartbeat.
 
+On start, views without a recent run catch up within seconds, then run on their schedule
+(`monitor.catch_up`); so do views a reload adds.
+
 A run of one view is `probe_view` at the run's **scheduled** time, a `RunResult` with its own run
 id, `App.record`, and `observer.run_finished`; any failure there becomes `error` results and never
 reaches the scheduler. Runs hold the configuration they started with: a reload swaps in a new
@@ -28,7 +31,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -39,6 +42,7 @@ from typing import Protocol
 from checks.errors import ConfigError, Problem
 from checks.schedule import Schedule
 from monitor.app import App, build_app
+from monitor.catch_up import CatchUps
 from monitor.claims import RunClaims, Ticker, Verdict, holder_id
 from monitor.config import warnings
 from monitor.generation import Generation
@@ -147,7 +151,8 @@ class Daemon:
 
     `observer` hears about runs, skips and reloads; `sidecar`, when given, is started after the
     first configuration is loaded and stopped last. `load_config` and `build` are `load` and
-    `build_app` unless a test gives its own."""
+    `build_app` unless a test gives its own; `loaded`, when given, is the configuration
+    `start` runs (read already by the caller), and reloads load it again."""
 
     def __init__(
         self,
@@ -157,8 +162,10 @@ class Daemon:
         sidecar: Sidecar | None = None,
         load_config: Callable[[Path], Loaded] = load,
         build: Callable[[Loaded], App] = build_app,
+        loaded: Loaded | None = None,
     ) -> None:
         self._path = config_path
+        self._loaded_first = loaded
         self._settings = settings
         self._observer: RunObserver = observer or NoObserver()
         self._sidecar = sidecar
@@ -181,6 +188,7 @@ class Daemon:
             holder_id(), settings.claim_lease, settings.misfire_grace, self._observer
         )
         self._takeovers: dict[str, tuple[str, datetime]] = {}  # once-job key -> run
+        self._catch_ups = CatchUps(settings.misfire_grace, _VIEW)
         self._recorder = RunRecorder(BUFFER_RUNS_PER_VIEW, self._observer)
         self._tending = Ticker("featmon-claims", settings.claim_lease / 4, self._tend_claims)
 
@@ -189,7 +197,8 @@ class Daemon:
     def start(self) -> None:
         """Load the configuration, build its app, and start scheduling (the state database is
         pruned at once and hourly). Raises `ConfigError` when the configuration is invalid."""
-        loaded = self._load(self._path)
+        loaded = self._loaded_first or self._load(self._path)
+        self._loaded_first = None
         generation = self._generation_of(loaded, self._build(loaded))
         self._recorder.resize(buffer_capacity(loaded))
         with self._lock:
@@ -201,8 +210,7 @@ class Daemon:
                 generation.retire()
                 raise
         plan = schedules(loaded)
-        for name, schedule in plan.items():
-            self._scheduler.put(_VIEW + name, schedule, self._job(name), first=First.LATEST)
+        self._put_views(generation.app.state, plan, plan)
         self._scheduler.put(RETENTION_KEY, RETENTION_SCHEDULE, self._prune, first=First.NOW)
         alert_tick = Schedule(every=self._settings.alert_tick)
         self._scheduler.put(ALERTS_KEY, alert_tick, self._flush_alerts)
@@ -247,8 +255,7 @@ class Daemon:
             plan = plan_jobs(schedules(old.loaded), wanted)
             for name in plan.remove:
                 self._scheduler.remove(_VIEW + name)
-            for name in plan.add:
-                self._scheduler.put(_VIEW + name, wanted[name], self._job(name), first=First.LATEST)
+            self._put_views(app.state, wanted, plan.add)
             for name in plan.reschedule:
                 self._scheduler.put(_VIEW + name, wanted[name], self._job(name))
             old.retire()
@@ -328,6 +335,15 @@ class Daemon:
         finally:
             generation.release()
 
+    def _put_views(
+        self, state: StateStore | None, wanted: Mapping[str, Schedule], names: Iterable[str]
+    ) -> None:
+        """Schedule the views `names`, those without a recent run catching up
+        (`monitor.catch_up`)."""
+        now = datetime.now(UTC)
+        for name, first in self._catch_ups.plan(state, wanted, names, now).items():
+            self._scheduler.put(_VIEW + name, wanted[name], self._job(name), now, first)
+
     # -- runs ------------------------------------------------------------------------------
 
     def _job(self, name: str) -> Callable[[datetime], None]:
@@ -344,6 +360,9 @@ class Daemon:
             state = generation.app.state
             if state is None:
                 self._run_claimed(generation, view, scheduled_at, None)
+                return
+            if not claimed and self._catch_ups.ran_elsewhere(state, name, scheduled_at):
+                self._observer.run_claimed_elsewhere(name, scheduled_at)
                 return
             verdict = Verdict.HELD if claimed else self._claims.claim(state, name, scheduled_at)
             if verdict is Verdict.NOT_OURS:
@@ -391,6 +410,8 @@ class Daemon:
             generation.alerts.after_run(run, datetime.now(UTC))
         self._observer.run_finished(name, run)
         counts = run.counts()
+        took_ms = (time.monotonic() - started) * 1000
+        fields = {"run_id": run.run_id, "feature_view": name, "status": run.status.value}
         log.info(
             "run %s of view %s: %s, %d checks (%d pass, %d warn, %d fail, %d error), "
             "scheduled at %s, started %.0f ms late, took %.0f ms (probe CPU %.1f ms)",
@@ -404,8 +425,9 @@ class Daemon:
             counts["error"],
             scheduled_at.isoformat(),
             (run.started_at - scheduled_at).total_seconds() * 1000,
-            (time.monotonic() - started) * 1000,
+            took_ms,
             probe_cpu * 1000,
+            extra={**fields, "duration_ms": round(took_ms, 1)},  # JSON logs: fields of their own
         )
         return holder is not None
 
@@ -577,7 +599,8 @@ def build_daemon(
     from monitor.http import DaemonSidecar, daemon_state  # noqa: PLC0415
     from monitor.metrics import Exposition, LiveState, Metrics, new_registry  # noqa: PLC0415
 
-    config = load_config(path).config
+    loaded = load_config(path)  # read once: `start` runs it, reloads read the files again
+    config = loaded.config
     registry = new_registry()
     daemon: Daemon | None = None
 
@@ -599,5 +622,7 @@ def build_daemon(
     sidecar = DaemonSidecar(
         config.http, Exposition(registry), ReportLinks.from_config(config.reports)
     )
-    daemon = Daemon(path, settings, observer=metrics, sidecar=sidecar, load_config=load_config)
+    daemon = Daemon(
+        path, settings, observer=metrics, sidecar=sidecar, load_config=load_config, loaded=loaded
+    )
     return daemon

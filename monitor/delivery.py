@@ -281,7 +281,10 @@ class Delivery:
         return ended
 
     def _loop(self) -> None:
-        log.info("delivery worker started for receivers %s", ", ".join(sorted(self._senders)))
+        names = ", ".join(sorted(self._senders))
+        log.info(
+            "delivery worker started for %s", f"receivers {names}" if names else "no receivers"
+        )
         idle = self._settings.poll_interval.total_seconds()
         while not self._stopping.is_set():
             if self._standby is not None:

@@ -98,7 +98,7 @@ def load(
     config_doc = _read(path, env)
     config = validate(Config, config_doc)
     base = path.resolve().parent
-    config = _resolve_paths(config, base)
+    config = _resolve_paths(config, base, _data_dir(env, base))
     problems: list[Problem] = []
     if config.route is not None:
         problems.extend(
@@ -267,11 +267,29 @@ def _store_problems(
     return out
 
 
-def _resolve_paths(config: Config, base: Path) -> Config:
-    """Make store paths absolute against the config file's directory."""
+DATA_DIR_VAR = "FEATMON_DATA_DIR"
+"""Where the state database and reports go when config.yaml does not say (the container sets
+it to its data volume); unset: next to config.yaml."""
+
+
+def _data_dir(env: Mapping[str, str], base: Path) -> Path:
+    """`$FEATMON_DATA_DIR` (relative to config.yaml's directory), or that directory."""
+    value = env.get(DATA_DIR_VAR, "").strip()
+    return _absolute(value, base) if value else base
+
+
+def _resolve_paths(config: Config, base: Path, data: Path) -> Config:
+    """Make store paths absolute against the config file's directory; the state database and
+    reports directory left to their defaults go to `data`."""
     stores = {name: _resolve_store(store, base) for name, store in config.stores.items()}
-    reports = config.reports.model_copy(update={"dir": str(_absolute(config.reports.dir, base))})
-    state = config.state.model_copy(update={"url": _absolute_file_url(config.state.url, base)})
+    reports_base = base if "dir" in config.reports.model_fields_set else data
+    state_base = base if "url" in config.state.model_fields_set else data
+    reports = config.reports.model_copy(
+        update={"dir": str(_absolute(config.reports.dir, reports_base))}
+    )
+    state = config.state.model_copy(
+        update={"url": _absolute_file_url(config.state.url, state_base)}
+    )
     return config.model_copy(update={"stores": stores, "reports": reports, "state": state})
 
 

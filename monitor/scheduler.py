@@ -17,6 +17,10 @@ everywhere, as Prometheus spreads its scrapes); cron times are absolute.
 Jitter delays the start of a run by a random amount, but the time handed to the job stays the
 grid time.
 
+A job put with a `CatchUp` runs once soon, off the grid, then joins it: the daemon catches up
+on start with the views whose latest scheduled time has no recorded run (`catch_up` says when
+each runs and which scheduled time it is handed).
+
 Cron expressions are standard cron: weekday 0 and 7 are Sunday, as in crontab(5). APScheduler 3
 counts weekdays from Monday, so the weekday field is translated to day names here. `L`, `W` and
 `#` are not supported, and when both day-of-month and weekday are restricted a run needs both to
@@ -89,6 +93,72 @@ class First(enum.Enum):
     NOW = "now"
 
 
+CATCH_UP_SPREAD = timedelta(seconds=10)
+"""Catch-up runs start within this of being put (within a tenth of a shorter interval)."""
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """A first run off the grid: fired at `fire_at`, handed `scheduled_at` (see `catch_up`)."""
+
+    fire_at: datetime
+    scheduled_at: datetime
+
+
+def catch_up(
+    key: str, schedule: Schedule, now: datetime, misfire_grace: timedelta
+) -> CatchUp | None:
+    """When the job `key`, whose latest scheduled time has not run, runs at once: None when its
+    next scheduled time comes first anyway.
+
+    It fires at its time on a fine grid anchored like the job's own (a step of
+    `CATCH_UP_SPREAD`, or a tenth of a shorter interval; an offset from a hash of the key), so
+    that catch-ups of many jobs are spread evenly over that step by key, never all submitted at
+    once, and every process starting within the same step fires a job at the same moment.
+
+    It is handed the latest scheduled time when it fires within `misfire_grace` of it: that is
+    the run every replica has on its grid, so the claim on it (`monitor.claims`) lets one of
+    them run it, as a late run of the grid. An older latest time is not handed: ages are
+    measured against the scheduled time, so a run minutes late would count the values written
+    meanwhile as values from the future (past a check's `max_future`). Such a run is handed its
+    own fire time instead, a moment on the fine grid that processes starting together agree on;
+    the daemon then makes sure no replica ran the view since its latest scheduled time."""
+    check(schedule)
+    grid = grid_of(key, schedule)
+    coming = grid(now)
+    latest = previous_time(key, schedule, now)
+    step = CATCH_UP_SPREAD
+    if latest is not None:
+        following = grid(latest + _TICK)
+        if following is not None:
+            step = min(step, (following - latest) / 10)
+    fire = _interval_grid(key, max(step, _MILLI))(now)
+    if coming is not None and coming <= fire:
+        return None
+    if latest is not None and fire - latest <= misfire_grace:
+        return CatchUp(fire, latest)
+    return CatchUp(fire, fire)
+
+
+def previous_time(key: str, schedule: Schedule, now: datetime) -> datetime | None:
+    """The latest scheduled time at or before `now` of the job `key` on `schedule` (without
+    jitter); None when it has none within `HORIZON`. Raises `ScheduleError`."""
+    grid = grid_of(key, schedule)
+    if schedule.every is not None:
+        coming = grid(now)
+        assert coming is not None  # noqa: S101  (an interval always has a next time)
+        return coming if coming == now else coming - schedule.every
+    back = timedelta(minutes=1)
+    while back <= HORIZON:
+        found = grid(now - back)
+        if found is not None and found <= now:
+            while (after := grid(found + _TICK)) is not None and after <= now:
+                found = after
+            return found
+        back *= 2
+    return None
+
+
 def _ignore(key: str, scheduled_at: datetime) -> None:
     pass
 
@@ -139,15 +209,19 @@ class Scheduler:
         schedule: Schedule,
         job: Job,
         now: datetime | None = None,
-        first: First = First.NEXT,
+        first: First | CatchUp = First.NEXT,
     ) -> None:
         """Add the job `key`, or replace its schedule and function; it first runs as `first`
-        says. Raises `ScheduleError`."""
+        says (a `CatchUp`: at its `fire_at`, handed its `scheduled_at`). Raises
+        `ScheduleError`."""
         check(schedule)
         now = now or datetime.now(UTC)
         trigger = _GridTrigger(grid_of(key, schedule), schedule.jitter.total_seconds())
-        if first is First.NOW:
-            start: datetime | None = now
+        if isinstance(first, CatchUp):
+            start: datetime | None = first.fire_at
+            trigger.hand(first.fire_at, first.scheduled_at)
+        elif first is First.NOW:
+            start = now
         elif first is First.LATEST:
             start = trigger.get_next_fire_time(None, now - self._settings.misfire_grace)
         else:
@@ -259,8 +333,12 @@ def grid_of(key: str, schedule: Schedule) -> Callable[[datetime], datetime | Non
 
         return next_cron
     assert schedule.every is not None  # noqa: S101  (Schedule has exactly one of the two)
-    interval = _micros(schedule.every)
-    anchor = _micros(grid_offset(key, schedule.every))
+    return _interval_grid(key, schedule.every)
+
+
+def _interval_grid(key: str, every: timedelta) -> Callable[[datetime], datetime]:
+    interval = _micros(every)
+    anchor = _micros(grid_offset(key, every))
 
     def next_interval(moment: datetime) -> datetime:
         since = _micros(moment - _EPOCH) - anchor
@@ -273,6 +351,7 @@ def grid_of(key: str, schedule: Schedule) -> Callable[[datetime], datetime | Non
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ZERO = timedelta(0)
 _TICK = timedelta(microseconds=1)
+_MILLI = timedelta(milliseconds=1)
 
 
 def _micros(span: timedelta) -> int:
@@ -298,11 +377,15 @@ class _GridTrigger(BaseTrigger):  # type: ignore[misc]  # apscheduler is untyped
         if grid is None or not self._jitter:
             return grid
         fire = grid + timedelta(seconds=random.uniform(0, self._jitter))  # noqa: S311  (load spreading, not cryptography)
+        self.hand(fire, grid)
+        return fire
+
+    def hand(self, fire: datetime, scheduled: datetime) -> None:
+        """Hand the job `scheduled` when it fires at `fire`."""
         with self._lock:
-            self._fired[fire] = grid
+            self._fired[fire] = scheduled
             while len(self._fired) > _REMEMBERED:
                 self._fired.popitem(last=False)
-        return fire
 
     def grid_time(self, fired: datetime) -> datetime:
         """The grid time of a fire time this trigger handed out (itself when not jittered)."""

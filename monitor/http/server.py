@@ -20,6 +20,29 @@ from monitor.errors import MonitorError
 
 log = logging.getLogger(__name__)
 
+
+class _UvicornLines(logging.Filter):
+    """uvicorn logs its start and stop at INFO under the name `uvicorn.error`, which reads as an
+    error in every log search. Those lines become DEBUG lines (dropped unless the log is at
+    debug); its warnings and errors keep their level. All of them are named `uvicorn`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.name = "uvicorn"
+        if record.levelno >= logging.WARNING:
+            return True
+        if not log.isEnabledFor(logging.DEBUG):
+            return False
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+def _quiet_uvicorn() -> None:
+    """Put `_UvicornLines` on uvicorn's logger, once."""
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _UvicornLines) for f in logger.filters):
+        logger.addFilter(_UvicornLines())
+
+
 DEFAULT_LISTEN = "127.0.0.1:9108"
 
 
@@ -68,6 +91,7 @@ class Sidecar:
         if self._thread is not None:
             raise RuntimeError("the sidecar is already started")
         sock = self._bind()
+        _quiet_uvicorn()
         config = uvicorn.Config(
             self._app,
             http="h11",
@@ -92,7 +116,7 @@ class Sidecar:
                 raise ListenError(self._listen, "the server did not start (see the log)")
             time.sleep(0.01)
         host, port = self.address
-        log.info("HTTP sidecar listening on http://%s:%d", host, port)
+        log.info("serving http://%s:%d: /metrics, /reports/, /readyz", host, port)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop accepting, let requests in flight finish (5 s at most), close the socket.

@@ -237,6 +237,24 @@ class StateStore:
             found = conn.execute(query).mappings().all()
         return [rows.to_result(row) for row in found]
 
+    def last_run_by_view(self) -> dict[str, datetime]:
+        """The scheduled time of the newest recorded result of each feature view: when the
+        daemon starts, the views without a recent run catch up. Reads one row per check."""
+        query = (
+            sa.select(results.c.feature_view, sa.func.max(latest_results.c.scheduled_at))
+            .join(
+                latest_results,
+                sa.and_(
+                    latest_results.c.run_id == results.c.run_id,
+                    latest_results.c.seq == results.c.seq,
+                ),
+            )
+            .group_by(results.c.feature_view)
+        )
+        with self._db.read("reading the last run of each view") as conn:
+            found = conn.execute(query).all()
+        return {str(view): at for view, at in found if isinstance(at, datetime)}
+
     # -- schema baselines ---------------------------------------------------------------------
 
     def baseline(self, view: str, store: str) -> Baseline | None:
