@@ -76,9 +76,7 @@ class Loaded:
         if missing:
             raise ValueError(f"no check {_listed(missing)} (checks: {_listed(known_checks)})")
         if checks:
-            kept = [
-                replace(v, planned=tuple(p for p in v.planned if p.id in checks)) for v in kept
-            ]
+            kept = [replace(v, planned=tuple(p for p in v.planned if p.id in checks)) for v in kept]
             kept = [v for v in kept if v.planned]
         return replace(self, views=tuple(kept))
 
