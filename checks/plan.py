@@ -18,7 +18,6 @@ from checks.model import (
     NullRateCheck,
     RangeCheck,
     ReferenceWindow,
-    SchemaDriftCheck,
     SkewCheck,
     SodaCheck,
     Target,
@@ -144,11 +143,6 @@ def problems_of(check_file: CheckFile) -> list[tuple[Path, str]]:
 
 
 _NUMERIC = ("int", "float")
-_OFFLINE_NEED = {
-    "skew": "the values the online ones were materialized from",
-    "distribution_drift": "the reference window",
-    "schema_drift": "the schema a baseline keeps",
-}
 
 
 def _kind_problems(view: FeatureView, check: AnyCheck, path: Path) -> list[tuple[Path, str]]:
@@ -158,15 +152,13 @@ def _kind_problems(view: FeatureView, check: AnyCheck, path: Path) -> list[tuple
     if isinstance(check, SodaCheck):
         return soda_problems(view, check, path)
     offline = view.offline
-    needs_offline = isinstance(check, SkewCheck | DistributionDriftCheck) or (
-        isinstance(check, SchemaDriftCheck) and check.baseline
-    )
-    if needs_offline and offline is None:
+    need = kind_of(check.kind).offline_need_of(check)
+    if need is not None and offline is None:
         return [
             (
                 path,
-                f"expected the view to declare an `offline` source for {check.kind} "
-                f"({_OFFLINE_NEED[check.kind]}), found none",
+                f"expected the view to declare an `offline` source for {check.kind} ({need}), "
+                "found none",
             )
         ]
     if isinstance(check, LateArrivalsCheck) and offline is not None and not offline.ingested_at:

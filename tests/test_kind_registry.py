@@ -25,8 +25,6 @@ AT = datetime(2026, 1, 1, tzinfo=UTC)
 # discriminators of checks/model.py aside). A new kind must not add to them: a file added here
 # is a new place every kind has to be known in.
 NAMING_FILES = {
-    "alerts/report.py",  # the HTML template of each details type
-    "checks/plan.py",  # what skew, drift and a baseline need of the offline source
     "checks/result.py",  # a details field that happens to be called `duplicates`
     "monitor/analytics.py",  # the skew checks it fetches offline rows for
     "monitor/feast/init.py",  # the checks `featmon feast init` writes
@@ -75,6 +73,12 @@ def test_a_kind_measured_on_one_store_only_prefers_that_store() -> None:
             store = kind.model.only[0]
             check = kind.model.model_construct(kind=kind.name, target=None)
             assert kind.targets_of(check) == (store,), kind.name
+
+
+def test_each_details_type_belongs_to_one_kind() -> None:
+    """The report finds a result's kind by its details type: no two kinds share one."""
+    types = [kind.details for kind in KINDS]
+    assert len(types) == len(set(types))
 
 
 def test_the_exported_gauges_have_one_owner_each() -> None:

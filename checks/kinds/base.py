@@ -91,6 +91,8 @@ class Kind(Generic[C]):
     measured_by: MeasuredBy = "store"
     compares: bool = False  # judged only from an observation of two things, made for it
     reads_undeclared: bool = False  # online, it needs the stored fields nothing declares
+    # What it needs of the view's offline source whatever its target (None: nothing).
+    offline_need: Callable[[C], str | None] | None = None
 
     def narrow(self, check: AnyCheck) -> C:
         if not isinstance(check, self.model):
@@ -102,6 +104,10 @@ class Kind(Generic[C]):
         if check.target is not None:
             return (check.target,)
         return self.targets(self.narrow(check)) if callable(self.targets) else self.targets
+
+    def offline_need_of(self, check: AnyCheck) -> str | None:
+        """What `check` reads from the view's offline source besides its target, or None."""
+        return None if self.offline_need is None else self.offline_need(self.narrow(check))
 
     def threshold_of(self, check: AnyCheck) -> Threshold:
         return self.threshold(self.narrow(check))

@@ -204,4 +204,5 @@ KIND = Kind(
     judges=(Judge(DriftObservation, evaluate),),
     details=DriftDetails,
     compares=True,
+    offline_need=lambda _: "the reference window",
 )

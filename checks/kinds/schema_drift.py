@@ -117,6 +117,10 @@ def online(planned: PlannedCheck, observation: OnlineObservation, at: datetime) 
     return build(planned, limit, float(_count(details)), details, len(present))
 
 
+def offline_need(check: SchemaDriftCheck) -> str | None:
+    return "the schema a baseline keeps" if check.baseline else None
+
+
 KIND = Kind(
     name="schema_drift",
     model=SchemaDriftCheck,
@@ -129,6 +133,7 @@ KIND = Kind(
     ),
     details=SchemaDriftDetails,
     reads_undeclared=True,
+    offline_need=offline_need,
     exported=(
         Gauge(
             "featmon_schema_drift_columns",

@@ -164,4 +164,5 @@ KIND = Kind(
     judges=(Judge(SkewObservation, evaluate),),
     details=SkewDetails,
     compares=True,
+    offline_need=lambda _: "the values the online ones were materialized from",
 )
