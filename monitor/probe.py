@@ -15,6 +15,7 @@ from datetime import datetime
 
 from checks.evaluate import error_result, evaluate
 from checks.kinds import kind_of
+from checks.kinds.base import MeasuredBy
 from checks.model import AnomalyCheck, FeatureView
 from checks.observation import Observation, ProbeFailure, SodaObservation
 from checks.plan import PlannedCheck, offline_metrics
@@ -52,10 +53,12 @@ def probe_view(
     """Every planned check of `view`, measured with at most one online read and one offline query."""
     started = time.monotonic()
     observations: dict[str, Observation] = {}
-    by = {p.id: kind_of(p.kind).measured_by for p in planned}
-    if any(p.target == "offline" and by[p.id] != "contract" for p in planned) and view.offline:
+    if (
+        any(p.target == "offline" and _measured_by(p) != "contract" for p in planned)
+        and view.offline
+    ):
         observations["offline"] = _offline(view, planned, stores, scheduled_at)
-    if any(p.target == "online" and by[p.id] != "results" for p in planned) and view.online:
+    if any(p.target == "online" and _measured_by(p) != "results" for p in planned) and view.online:
         undeclared = any(p.target == "online" and kind_of(p.kind).reads_undeclared for p in planned)
         observations["online"] = _online(view, stores, scheduled_at, undeclared=undeclared)
     contracts = (  # Soda checks: one verification of each contract, on the offline store
@@ -64,12 +67,12 @@ def probe_view(
     offline = stores.offline.get(view.offline.store) if view.offline else None
     extra = analytics.measure(view, planned, offline, stores.state, observations, scheduled_at)
     first: list[CheckResult | None] = [
-        None
-        if by[p.id] == "results"  # judged below, from the results of this run and the history
+        None  # judged below, from the results of this run and the history
+        if _measured_by(p) == "results"
         else _evaluate(
             p,
             contracts[p.path]
-            if by[p.id] == "contract"
+            if _measured_by(p) == "contract"
             else extra.get(p.id) or observations[p.target],
             scheduled_at,
             stores.secrets,
@@ -85,6 +88,11 @@ def probe_view(
         (time.monotonic() - started) * 1000,
     )
     return results
+
+
+def _measured_by(planned: PlannedCheck) -> MeasuredBy:
+    """From the target store's observation, a contract of its own, or this run's results."""
+    return kind_of(planned.kind).measured_by
 
 
 def _with_anomalies(
