@@ -141,10 +141,7 @@ KIND = Kind(
             "Age of a feature view's values against the run's scheduled time, by quantile "
             "over the sampled entities (quantile 1 is the maximum).",
             ("feature_view", "store", "quantile"),
-            tuple(
-                Reading(key, fixed=(q,))
-                for key, q in zip(QUANTILES, ("0.5", "0.9", "0.99", "1"), strict=True)
-            ),
+            tuple(Reading(key, fixed=(f"{q:g}",)) for key, q in QUANTILES.items()),
         ),
         Gauge(
             "featmon_future_values",
