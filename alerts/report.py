@@ -28,21 +28,11 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup  # jinja2's own markup type
 
 from alerts.format import format_count, format_ratio, format_seconds, format_time, format_value
+from checks.kinds import KINDS
 from checks.result import (
-    AnomalyDetails,
     CheckResult,
-    CoverageDetails,
-    DriftDetails,
-    DuplicateDetails,
     ErrorDetails,
-    FreshnessDetails,
-    LateArrivalDetails,
-    NullRateDetails,
-    RangeDetails,
-    RowCountDetails,
     RunResult,
-    SchemaDriftDetails,
-    SkewDetails,
     Status,
     rfc3339,
     worst,
@@ -84,25 +74,13 @@ class SeverityRow:
     total: int
 
 
-_DETAILS_KINDS: tuple[tuple[type, str], ...] = (
-    (FreshnessDetails, "freshness"),
-    (CoverageDetails, "coverage"),
-    (NullRateDetails, "null_rate"),
-    (SchemaDriftDetails, "schema_drift"),
-    (LateArrivalDetails, "late_arrivals"),
-    (RowCountDetails, "row_count"),
-    (DuplicateDetails, "duplicates"),
-    (RangeDetails, "range"),
-    (SkewDetails, "skew"),
-    (DriftDetails, "distribution_drift"),
-    (AnomalyDetails, "anomaly"),
-    (ErrorDetails, "error"),
-)
-
-
 def details_kind(details: object) -> str:
-    """Which block of `details.html.j2` shows these details; `other` shows their JSON fields."""
-    return next((name for kind, name in _DETAILS_KINDS if isinstance(details, kind)), "other")
+    """Which block of `details.html.j2` shows these details: `error`, or the name of the kind
+    whose details type they are; a kind without a block of its own shows as `other` (their
+    JSON fields)."""
+    if isinstance(details, ErrorDetails):
+        return "error"
+    return next((kind.name for kind in KINDS if isinstance(details, kind.details)), "other")
 
 
 def population_label(population: str) -> str:

@@ -2,8 +2,9 @@
 
 CheckError
  ├── ConfigError      one or more located problems in a YAML file
- └── LimitExceeded    a YAML file past an input limit (checks.compose; load_yaml makes it a
-                      ConfigError)
+ ├── LimitExceeded    a YAML file past an input limit (checks.compose; load_yaml makes it a
+ │                    ConfigError)
+ └── UnknownKind      a check kind no module of checks.kinds declares
 """
 
 from __future__ import annotations
@@ -37,3 +38,12 @@ class ConfigError(CheckError):
         count = len(self.problems)
         head = f"{count} problem{'s' if count != 1 else ''} in the configuration"
         super().__init__("\n".join([head, *(f"  {p}" for p in self.problems)]))
+
+
+class UnknownKind(CheckError):
+    """A check kind that no module of `checks.kinds` declares."""
+
+    def __init__(self, name: str, known: tuple[str, ...]) -> None:
+        self.name = name
+        self.known = known
+        super().__init__(f"expected a check kind, one of {', '.join(known)}; found {name!r}")

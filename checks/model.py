@@ -532,7 +532,6 @@ AnyCheck = (
     | SodaCheck
 )
 Check = Annotated[AnyCheck, Field(discriminator="kind")]
-OFFLINE_ONLY = frozenset({"late_arrivals", "row_count", "duplicates", "soda"})
 
 
 def _ordered(warn: float | timedelta | None, bound: float | timedelta | None, word: str) -> None:
@@ -588,35 +587,3 @@ class CheckFile(Strict):
     """One YAML file of feature views and their checks."""
 
     feature_views: tuple[FeatureView, ...] = Field(min_length=1)
-
-
-def default_target(check: AnyCheck, view: FeatureView) -> Target | None:
-    """The store a check measures when it does not say: online where there is one, except
-    schema drift and range, which prefer the offline table; coverage is online only, and late
-    arrivals, row count and duplicates offline only. None when the view has no such source.
-    A target the check names is its target even when the view lacks it (`problems_of` says so)."""
-    if check.target is not None:
-        return check.target
-    for target in targets_of(check):
-        if getattr(view, target) is not None:
-            return target
-    return None
-
-
-def targets_of(check: AnyCheck) -> tuple[Target, ...]:
-    """The sources a check can measure, the one it prefers first (its own `target` alone)."""
-    if check.target is not None:
-        return (check.target,)
-    if check.kind in ("schema_drift", "range"):
-        return ("offline", "online")
-    if check.kind == "coverage":
-        return ("online",)
-    if check.kind in OFFLINE_ONLY or (
-        isinstance(check, DistributionDriftCheck) and check.current is not None
-    ):
-        return ("offline",)
-    if check.kind in ("skew", "distribution_drift"):
-        return ("online",)
-    if isinstance(check, SchemaDriftCheck) and check.baseline:
-        return ("offline",)
-    return ("online", "offline")

@@ -453,6 +453,74 @@ class ProbeFailure:
     reason: str
 
 
+# The observation of a Soda check: a verification of its contract (`monitor.stores.soda`).
+Outcome = Literal["passed", "warn", "failed", "not_evaluated", "excluded"]
+Diagnostic = float | int | str
+
+
+@dataclass(frozen=True)
+class SodaBounds:
+    """One Soda threshold level: the comparisons it makes (None where it does not)."""
+
+    greater_than: float | None = None
+    greater_or_equal: float | None = None
+    less_than: float | None = None
+    less_or_equal: float | None = None
+    equal: float | None = None
+    not_equal: float | None = None
+
+    @property
+    def lower(self) -> float | None:
+        if self.equal is not None:
+            return self.equal
+        return self.greater_than if self.greater_than is not None else self.greater_or_equal
+
+    @property
+    def upper(self) -> float | None:
+        if self.equal is not None:
+            return self.equal
+        return self.less_than if self.less_than is not None else self.less_or_equal
+
+    def text(self) -> str:
+        """`must be > 10 and < 150`, `must be <= 0`, `must be 0`, `must not be 0`."""
+        words = [
+            ("", self.equal),
+            ("not ", self.not_equal),
+            ("> ", self.greater_than),
+            (">= ", self.greater_or_equal),
+            ("< ", self.less_than),
+            ("<= ", self.less_or_equal),
+        ]
+        parts = [f"{op}{value:g}" for op, value in words if value is not None]
+        return f"must be {' and '.join(parts)}" if parts else "no threshold"
+
+
+@dataclass(frozen=True)
+class SodaOutcome:
+    """Soda's result for one check of the contract."""
+
+    relative_path: str
+    outcome: Outcome
+    value: float | None  # the value Soda held against the threshold
+    name: str | None  # Soda's display name of the check
+    fail: SodaBounds | None = None
+    warn: SodaBounds | None = None
+    diagnostics: Mapping[str, Diagnostic] = field(default_factory=lambda: MappingProxyType({}))
+    line: int | None = None  # the check's line in the contract
+
+
+@dataclass(frozen=True)
+class SodaObservation:
+    """One verification of one contract on one offline store."""
+
+    store: str
+    feature_view: str
+    dataset: str  # Soda's qualified dataset name: data source/database/schema/table
+    outcomes: Mapping[str, SodaOutcome]  # by Soda's relative path
+    errors: tuple[str, ...] = ()  # what Soda logged as errors (no secrets: see monitor.stores.soda)
+    soda_version: str = ""
+
+
 Observation = (
     OnlineObservation
     | OfflineObservation

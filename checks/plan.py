@@ -4,87 +4,47 @@ per feature, and the offline metrics one query has to measure."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
+from checks.kinds import kind_of
 from checks.model import (
     AnomalyCheck,
     AnyCheck,
     CheckFile,
     CoverageCheck,
     DistributionDriftCheck,
-    DuplicatesCheck,
     FeatureView,
-    FreshnessCheck,
     LateArrivalsCheck,
     NullRateCheck,
     RangeCheck,
     ReferenceWindow,
-    RowCountCheck,
-    SchemaDriftCheck,
     SkewCheck,
     SodaCheck,
     Target,
-    default_target,
     dtype_family,
-    targets_of,
 )
-from checks.observation import (
-    LATENESS_BOUNDS,
-    DistinctKeys,
-    FutureCount,
-    KeyedRows,
-    LatenessCount,
-    MaxLateness,
-    MaxTimestamp,
-    NullCount,
-    OfflineMetric,
-    RowCount,
-    ValueCount,
-    ValueStat,
-)
+from checks.observation import OfflineMetric
+from checks.planned import PlannedCheck, window_of
 from checks.soda_contract import keys_of as soda_keys
 from checks.soda_contract import problems as soda_problems
 from checks.source import Path
 
-__all__ = [  # AnyCheck is defined with the kinds in checks.model, and imported from here too
+__all__ = [  # AnyCheck (checks.model) and PlannedCheck (checks.planned) are imported from here too
     "AnyCheck",
     "PlannedCheck",
     "check_id",
     "current_bounds",
+    "default_target",
     "drift_features",
-    "lateness_bounds",
-    "lateness_metrics",
     "metrics_of",
     "offline_metrics",
     "plan_file",
     "plan_view",
     "problems_of",
-    "range_metrics",
     "reference_bounds",
+    "targets_of",
     "window_of",
 ]
-
-
-@dataclass(frozen=True)
-class PlannedCheck:
-    """One check bound to its view, its target store and (for null rates) one feature."""
-
-    id: str
-    view: FeatureView
-    check: AnyCheck
-    target: Target
-    store: str
-    feature: str | None
-    path: Path  # where the check stands in its file, for error messages
-
-    @property
-    def kind(self) -> str:
-        return self.check.kind
-
-    @property
-    def labels(self) -> dict[str, str]:
-        return {**self.view.labels, **self.check.labels}
 
 
 def plan_view(view: FeatureView, view_path: Path = ()) -> list[PlannedCheck]:
@@ -183,11 +143,6 @@ def problems_of(check_file: CheckFile) -> list[tuple[Path, str]]:
 
 
 _NUMERIC = ("int", "float")
-_OFFLINE_NEED = {
-    "skew": "the values the online ones were materialized from",
-    "distribution_drift": "the reference window",
-    "schema_drift": "the schema a baseline keeps",
-}
 
 
 def _kind_problems(view: FeatureView, check: AnyCheck, path: Path) -> list[tuple[Path, str]]:
@@ -197,15 +152,13 @@ def _kind_problems(view: FeatureView, check: AnyCheck, path: Path) -> list[tuple
     if isinstance(check, SodaCheck):
         return soda_problems(view, check, path)
     offline = view.offline
-    needs_offline = isinstance(check, SkewCheck | DistributionDriftCheck) or (
-        isinstance(check, SchemaDriftCheck) and check.baseline
-    )
-    if needs_offline and offline is None:
+    need = kind_of(check.kind).offline_need_of(check)
+    if need is not None and offline is None:
         return [
             (
                 path,
-                f"expected the view to declare an `offline` source for {check.kind} "
-                f"({_OFFLINE_NEED[check.kind]}), found none",
+                f"expected the view to declare an `offline` source for {check.kind} ({need}), "
+                "found none",
             )
         ]
     if isinstance(check, LateArrivalsCheck) and offline is not None and not offline.ingested_at:
@@ -238,77 +191,26 @@ def offline_metrics(checks: Iterable[PlannedCheck]) -> frozenset[OfflineMetric]:
     return frozenset(wanted)
 
 
-def window_of(planned: PlannedCheck) -> timedelta:
-    """The check's window of event times: its own `window`, or the view's TTL."""
-    window: timedelta | None = getattr(planned.check, "window", None)
-    return planned.view.ttl if window is None else window
+def metrics_of(planned: PlannedCheck) -> frozenset[OfflineMetric]:
+    """The offline aggregates one check is evaluated from (its kind declares them)."""
+    return kind_of(planned.kind).metrics(planned)
 
 
-def metrics_of(planned: PlannedCheck) -> set[OfflineMetric]:
-    """The offline aggregates one check is evaluated from (its kind module reads these)."""
-    check, view = planned.check, planned.view
-    if isinstance(check, FreshnessCheck):
-        return set(freshness_metrics(view.timestamp, check.max_future))
-    window = window_of(planned)
-    if isinstance(check, NullRateCheck) and planned.feature is not None:
-        return {RowCount(window), NullCount(planned.feature, window)}
-    if isinstance(check, RowCountCheck):
-        return {RowCount(window)}
-    if isinstance(check, DuplicatesCheck):
-        return {KeyedRows(view.join_keys, window), DistinctKeys(view.join_keys, window)}
-    if isinstance(check, LateArrivalsCheck) and view.offline and view.offline.ingested_at:
-        return set(lateness_metrics(view.offline.ingested_at, check.watermark, window))
-    if isinstance(check, RangeCheck):
-        return set(range_metrics(check, window))
-    return set()
+def default_target(check: AnyCheck, view: FeatureView) -> Target | None:
+    """The store a check measures when it does not say: the first of its kind's targets the
+    view has a source for (`targets_of`). None when the view has no such source. A target the
+    check names is its target even when the view lacks it (`problems_of` says so)."""
+    if check.target is not None:
+        return check.target
+    for target in targets_of(check):
+        if getattr(view, target) is not None:
+            return target
+    return None
 
 
-def freshness_metrics(timestamp: str, max_future: timedelta) -> tuple[OfflineMetric, ...]:
-    """The newest event time at or before scheduled + max_future (the one freshness measures),
-    the rows after that bound (values from the future) and the newest of all (how far ahead)."""
-    return (
-        MaxTimestamp(timestamp, max_future),
-        FutureCount(timestamp, max_future),
-        MaxTimestamp(timestamp),
-    )
-
-
-def lateness_bounds(watermark: timedelta) -> tuple[timedelta, ...]:
-    """The histogram's boundaries: the fixed ones and the watermark, ascending."""
-    return tuple(sorted({*LATENESS_BOUNDS, watermark}))
-
-
-def lateness_metrics(
-    ingested_at: str, watermark: timedelta, window: timedelta
-) -> tuple[OfflineMetric, ...]:
-    """Rows in the window, rows whose lateness is known, the cumulative histogram of their
-    lateness (the watermark is one of its boundaries) and the largest lateness."""
-    return (
-        RowCount(window),
-        LatenessCount(ingested_at, None, window),
-        *(LatenessCount(ingested_at, b, window) for b in lateness_bounds(watermark)),
-        MaxLateness(ingested_at, window),
-    )
-
-
-def range_metrics(check: RangeCheck, window: timedelta) -> tuple[OfflineMetric, ...]:
-    """Non-null values (rows - nulls), each kind of invalid or out-of-range value the check
-    looks for, and min, max and mean of the finite values."""
-    column = check.feature
-    out: list[OfflineMetric] = [
-        RowCount(window),
-        NullCount(column, window),
-        ValueCount(column, "nan", window),
-        ValueCount(column, "infinite", window),
-        *(ValueStat(column, stat, window) for stat in ("min", "max", "mean")),
-    ]
-    if check.non_negative:
-        out.append(ValueCount(column, "negative", window))
-    if check.min_value is not None:
-        out.append(ValueCount(column, "below", window, check.min_value))
-    if check.max_value is not None:
-        out.append(ValueCount(column, "above", window, check.max_value))
-    return tuple(out)
+def targets_of(check: AnyCheck) -> tuple[Target, ...]:
+    """The sources a check can measure, the one it prefers first (its own `target` alone)."""
+    return kind_of(check.kind).targets_of(check)
 
 
 DRIFT_FAMILIES = frozenset({"int", "float", "string", "bool"})

@@ -40,6 +40,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from checks.errors import UnknownKind
+from checks.kinds import KINDS, kind_of
+from checks.kinds.base import RESULT_LABELS, Reading
+from checks.kinds.base import Gauge as Exported
 from checks.result import RunResult, Status
 from monitor.recorder import StateHealth
 from monitor.state import StateError, StateStore, StoredResult
@@ -73,84 +77,31 @@ def fixed_state(state: StateStore | None) -> StateSource:
 # Probe durations range from a cached Redis pipeline (milliseconds) to an offline aggregate
 # over a warehouse table (minutes).
 PROBE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
-QUANTILES = (("p50", "0.5"), ("p90", "0.9"), ("p99", "0.99"), ("max", "1"))
-DRIFT_CHANGES = ("added", "removed", "retyped")
 
 
-@dataclass
 class _Families:
-    """The gauge families of one scrape, filled result by result."""
+    """The gauge families of one scrape, filled result by result: those the kinds declare
+    (`Kind.exported`), then each check's status and each view's last run."""
 
-    freshness: GaugeMetricFamily
-    future: GaugeMetricFamily
-    future_ahead: GaugeMetricFamily
-    coverage: GaugeMetricFamily
-    null_ratio: GaugeMetricFamily
-    drift: GaugeMetricFamily
-    status: GaugeMetricFamily
-    last_run: GaugeMetricFamily
-
-    @classmethod
-    def empty(cls) -> _Families:
-        return cls(
-            freshness=GaugeMetricFamily(
-                "featmon_feature_freshness_seconds",
-                "Age of a feature view's values against the run's scheduled time, by quantile "
-                "over the sampled entities (quantile 1 is the maximum).",
-                labels=["feature_view", "store", "quantile"],
-            ),
-            future=GaugeMetricFamily(
-                "featmon_future_values",
-                "Values of a feature view whose event time is further after the run's scheduled "
-                "time than the check's max_future (sampled entities online, rows offline); left "
-                "out of the freshness quantiles, and any of them fails the check.",
-                labels=["feature_view", "store"],
-            ),
-            future_ahead=GaugeMetricFamily(
-                "featmon_future_ahead_seconds",
-                "How far after the run's scheduled time the furthest future value of a feature "
-                "view is (absent when there is none).",
-                labels=["feature_view", "store"],
-            ),
-            coverage=GaugeMetricFamily(
-                "featmon_feature_coverage_ratio",
-                "Fraction of sampled entities whose required features are present, non-null "
-                "and fresh.",
-                labels=["feature_view", "store"],
-            ),
-            null_ratio=GaugeMetricFamily(
-                "featmon_feature_null_ratio",
-                "Fraction of sampled (online) or windowed (offline) rows whose feature is null.",
-                labels=["feature_view", "feature", "store"],
-            ),
-            drift=GaugeMetricFamily(
-                "featmon_schema_drift_columns",
-                "Columns that differ from the expected schema, by change.",
-                labels=["feature_view", "store", "change"],
-            ),
-            status=GaugeMetricFamily(
-                "featmon_check_status",
-                "Latest status of a check: 0 pass, 1 warn, 2 fail, 3 error.",
-                labels=["check", "feature_view", "severity"],
-            ),
-            last_run=GaugeMetricFamily(
-                "featmon_last_run_timestamp_seconds",
-                "Scheduled time of the newest recorded run of a feature view (Unix seconds).",
-                labels=["feature_view"],
-            ),
+    def __init__(self) -> None:
+        self.exported = {
+            gauge.name: GaugeMetricFamily(gauge.name, gauge.help, labels=list(gauge.labels))
+            for kind in KINDS
+            for gauge in kind.exported
+        }
+        self.status = GaugeMetricFamily(
+            "featmon_check_status",
+            "Latest status of a check: 0 pass, 1 warn, 2 fail, 3 error.",
+            labels=["check", "feature_view", "severity"],
+        )
+        self.last_run = GaugeMetricFamily(
+            "featmon_last_run_timestamp_seconds",
+            "Scheduled time of the newest recorded run of a feature view (Unix seconds).",
+            labels=["feature_view"],
         )
 
     def all(self) -> tuple[GaugeMetricFamily, ...]:
-        return (
-            self.freshness,
-            self.future,
-            self.future_ahead,
-            self.coverage,
-            self.null_ratio,
-            self.drift,
-            self.status,
-            self.last_run,
-        )
+        return (*self.exported.values(), self.status, self.last_run)
 
 
 class _Series:
@@ -181,14 +132,45 @@ def _length(value: FrozenJSON) -> float | None:
     return float(len(value)) if isinstance(value, tuple) else None
 
 
+def _read(result: StoredResult, reading: Reading) -> float | None:
+    """The value of one series: the result's value, or a number or list length of its details."""
+    if reading.key == "value":
+        return result.value
+    found = result.details.get(reading.key)
+    return _length(found) if reading.count else _number(found)
+
+
+def _labels(result: StoredResult, gauge: Exported, reading: Reading) -> list[str] | None:
+    """The result's own labels (None when one is unset), then the reading's fixed values."""
+    own = {"feature_view": result.feature_view, "feature": result.feature, "store": result.store}
+    values = [own[name] for name in gauge.labels if name in RESULT_LABELS]
+    if any(value is None for value in values):
+        return None
+    return [value for value in values if value is not None] + list(reading.fixed)
+
+
+def _export(result: StoredResult, families: _Families, series: _Series) -> None:
+    """The gauges the result's kind declares; a kind this version does not know has none."""
+    try:
+        kind = kind_of(result.kind)
+    except UnknownKind as exc:
+        log.warning("metrics: %s is not exported: %s", result.check, exc)
+        return
+    for gauge in kind.exported:
+        for reading in gauge.readings:
+            labels = _labels(result, gauge, reading)
+            if labels is not None:
+                series.add(families.exported[gauge.name], labels, _read(result, reading))
+
+
 def result_families(latest: Iterable[StoredResult]) -> tuple[GaugeMetricFamily, ...]:
     """The gauges of the latest results (pure: results in, metric families out). An `error`
     result has no measurement: it shows only in `featmon_check_status`."""
-    families = _Families.empty()
+    families = _Families()
     series = _Series()
     last_run: dict[str, datetime] = {}
     for result in latest:
-        view, store = result.feature_view, result.store
+        view = result.feature_view
         series.add(
             families.status,
             [result.check, view, result.severity],
@@ -196,23 +178,8 @@ def result_families(latest: Iterable[StoredResult]) -> tuple[GaugeMetricFamily, 
         )
         if view not in last_run or result.scheduled_at > last_run[view]:
             last_run[view] = result.scheduled_at
-        if result.status is Status.ERROR:
-            continue
-        details = result.details
-        if result.kind == "freshness":
-            for key, quantile in QUANTILES:
-                series.add(families.freshness, [view, store, quantile], _number(details.get(key)))
-            series.add(families.future, [view, store], _number(details.get("future")))
-            series.add(
-                families.future_ahead, [view, store], _number(details.get("future_ahead_seconds"))
-            )
-        elif result.kind == "coverage":
-            series.add(families.coverage, [view, store], result.value)
-        elif result.kind == "null_rate" and result.feature is not None:
-            series.add(families.null_ratio, [view, result.feature, store], result.value)
-        elif result.kind == "schema_drift":
-            for change in DRIFT_CHANGES:
-                series.add(families.drift, [view, store, change], _length(details.get(change)))
+        if result.status is not Status.ERROR:
+            _export(result, families, series)
     for view, moment in sorted(last_run.items()):
         families.last_run.add_metric([view], moment.timestamp())
     return families.all()

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from checks.evaluate import error_result, evaluate
-from checks.kinds.soda import SodaObservation
+from checks.kinds import kind_of
+from checks.kinds.base import MeasuredBy
 from checks.model import AnomalyCheck, FeatureView
-from checks.observation import Observation, ProbeFailure
+from checks.observation import Observation, ProbeFailure, SodaObservation
 from checks.plan import PlannedCheck, offline_metrics
 from checks.result import CheckResult, worst
 from checks.secrets import NO_SECRETS, Secrets
@@ -52,10 +53,13 @@ def probe_view(
     """Every planned check of `view`, measured with at most one online read and one offline query."""
     started = time.monotonic()
     observations: dict[str, Observation] = {}
-    if any(p.target == "offline" and p.kind != "soda" for p in planned) and view.offline:
+    if (
+        any(p.target == "offline" and _measured_by(p) != "contract" for p in planned)
+        and view.offline
+    ):
         observations["offline"] = _offline(view, planned, stores, scheduled_at)
-    if any(p.target == "online" and p.kind != "anomaly" for p in planned) and view.online:
-        undeclared = any(p.target == "online" and p.kind == "schema_drift" for p in planned)
+    if any(p.target == "online" and _measured_by(p) != "results" for p in planned) and view.online:
+        undeclared = any(p.target == "online" and kind_of(p.kind).reads_undeclared for p in planned)
         observations["online"] = _online(view, stores, scheduled_at, undeclared=undeclared)
     contracts = (  # Soda checks: one verification of each contract, on the offline store
         soda.observe(view, planned, stores.offline[view.offline.store]) if view.offline else {}
@@ -63,11 +67,13 @@ def probe_view(
     offline = stores.offline.get(view.offline.store) if view.offline else None
     extra = analytics.measure(view, planned, offline, stores.state, observations, scheduled_at)
     first: list[CheckResult | None] = [
-        None
-        if p.kind == "anomaly"  # judged below, from the results of this run and the history
+        None  # judged below, from the results of this run and the history
+        if _measured_by(p) == "results"
         else _evaluate(
             p,
-            contracts[p.path] if p.kind == "soda" else extra.get(p.id) or observations[p.target],
+            contracts[p.path]
+            if _measured_by(p) == "contract"
+            else extra.get(p.id) or observations[p.target],
             scheduled_at,
             stores.secrets,
         )
@@ -82,6 +88,11 @@ def probe_view(
         (time.monotonic() - started) * 1000,
     )
     return results
+
+
+def _measured_by(planned: PlannedCheck) -> MeasuredBy:
+    """From the target store's observation, a contract of its own, or this run's results."""
+    return kind_of(planned.kind).measured_by
 
 
 def _with_anomalies(

@@ -20,7 +20,8 @@ from checks.kinds.distribution_drift import (
     psi_of_bins,
     quantile,
 )
-from checks.model import DistributionDriftCheck, FeatureView, ReferenceWindow, default_target
+from checks.model import DistributionDriftCheck, FeatureView, ReferenceWindow
+from checks.plan import default_target
 from checks.result import CheckResult, DriftDetails, Status
 from monitor.app import build_app
 from monitor.loader import load

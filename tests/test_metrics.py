@@ -271,3 +271,18 @@ def test_each_registry_is_independent() -> None:
         == 1
     )
     assert not names(parse(Exposition(second)(None)[0].decode()), "featmon_runs_skipped_total")
+
+
+def test_a_stored_result_of_an_unknown_kind_shows_only_in_check_status() -> None:
+    """A result recorded by a version with a kind this one lacks never fails the scrape."""
+    found = samples_of([stored("v.gone", "gone_kind", Status.PASS, 0.5)])
+    assert {name for name, _ in found} == {
+        "featmon_check_status",
+        "featmon_last_run_timestamp_seconds",
+    }
+
+
+def test_a_null_ratio_without_a_feature_is_not_exported() -> None:
+    """The null-ratio gauge is labelled by feature: a result without one has no series."""
+    found = samples_of([stored("v.null_rate", "null_rate", Status.PASS, 0.1)])
+    assert not [name for name, _ in found if name == "featmon_feature_null_ratio"]

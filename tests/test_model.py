@@ -16,9 +16,9 @@ from checks.model import (
     OfflineSource,
     OnlineSource,
     SchemaDriftCheck,
-    default_target,
     dtype_family,
 )
+from checks.plan import default_target
 from tests.builders import make_view
 
 CHECK: TypeAdapter[AnyCheck] = TypeAdapter(Check)

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from checks.evaluate import evaluate
+from checks.kinds.late_arrivals import lateness_bounds, lateness_metrics
 from checks.observation import (
     DistinctKeys,
     KeyedRows,
@@ -23,7 +24,7 @@ from checks.observation import (
     ValueCount,
     ValueStat,
 )
-from checks.plan import PlannedCheck, lateness_bounds, lateness_metrics
+from checks.plan import PlannedCheck
 from checks.result import (
     DuplicateDetails,
     ErrorDetails,

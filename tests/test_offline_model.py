@@ -12,7 +12,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from alerts.format import format_threshold
 from checks.errors import ConfigError
-from checks.model import Check, CheckFile, default_target
+from checks.model import Check, CheckFile
 from checks.observation import (
     DistinctKeys,
     KeyedRows,
@@ -24,7 +24,7 @@ from checks.observation import (
     ValueCount,
     ValueStat,
 )
-from checks.plan import offline_metrics, plan_view, problems_of
+from checks.plan import default_target, offline_metrics, plan_view, problems_of
 from checks.result import Threshold
 from checks.source import load_yaml, validate
 from tests.builders import make_view

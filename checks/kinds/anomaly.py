@@ -28,10 +28,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from checks.kinds.base import build, error, narrow
+from checks.kinds.base import Judge, Kind, build, error, narrow
 from checks.model import AnomalyCheck
 from checks.observation import MetricHistory
-from checks.plan import PlannedCheck
+from checks.planned import PlannedCheck
 from checks.result import AnomalyDetails, CheckResult, Status, Threshold
 
 Z_CAP = 1000.0  # |z| of a change of a constant history
@@ -82,3 +82,15 @@ def evaluate(planned: PlannedCheck, history: MetricHistory, at: datetime) -> Che
     score = {"both": abs(z), "up": z, "down": -z}[check.direction]
     judged = replace(details, median=median, mad=mad, z=z, scale=scale)
     return build(planned, limit, score, judged, sample_size=len(past))
+
+
+KIND = Kind(
+    name="anomaly",
+    model=AnomalyCheck,
+    targets=("online", "offline"),
+    threshold=threshold,
+    judges=(Judge(MetricHistory, evaluate),),
+    details=AnomalyDetails,
+    compares=True,
+    measured_by="results",
+)

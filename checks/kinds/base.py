@@ -1,15 +1,135 @@
-"""What every check kind shares: building a result from a planned check."""
+"""What every check kind shares: the `Kind` each kind module declares (what it measures, how
+it judges each observation it accepts, how its results are exported), and building a result
+from a planned check."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from types import MappingProxyType
-from typing import TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
-from checks.observation import OnlineObservation
-from checks.plan import AnyCheck, PlannedCheck
+from checks.model import AnyCheck, Target
+from checks.observation import OfflineMetric, OnlineObservation, ProbeFailure, SodaObservation
+from checks.planned import PlannedCheck
 from checks.result import CheckResult, Details, ErrorDetails, SampleInfo, Status, Threshold
 
 C = TypeVar("C", bound=AnyCheck)
+Obs = TypeVar("Obs")
+
+
+@dataclass(frozen=True)
+class Judge(Generic[Obs]):
+    """How a kind evaluates one type of observation it accepts."""
+
+    accepts: type[Obs]
+    evaluate: Callable[[PlannedCheck, Obs, datetime], CheckResult]
+
+    def __call__(
+        self, planned: PlannedCheck, observation: object, at: datetime
+    ) -> CheckResult | None:
+        """The result, or None when the observation is not of the accepted type."""
+        if isinstance(observation, self.accepts):
+            return self.evaluate(planned, observation, at)
+        return None
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One series of an exported gauge: where its value is read, and its fixed label values."""
+
+    key: str = "value"  # "value": the result's value; otherwise a key of the result's details
+    count: bool = False  # the value is the length of a list (columns added, say), not a number
+    fixed: tuple[str, ...] = ()  # values of the gauge's labels after the result's own
+
+
+# Labels a gauge takes from the result itself; its other labels are a reading's fixed values,
+# in order. A result whose own label is unset (no feature) is not exported.
+RESULT_LABELS = frozenset({"feature_view", "feature", "store"})
+
+
+@dataclass(frozen=True)
+class Gauge:
+    """A Prometheus gauge family a kind's latest results are exported as. Data only: the
+    monitor's metrics module builds the family (`checks` never imports prometheus_client)."""
+
+    name: str
+    help: str
+    labels: tuple[str, ...]
+    readings: tuple[Reading, ...] = (Reading(),)
+
+
+# How a kind's planned checks are measured: from the observation of their target store (the one
+# aggregate query offline, the one sample online, or what `monitor.analytics` measures for
+# them), from a contract verified apart (Soda), or from this run's other results and the
+# history (anomaly).
+MeasuredBy = Literal["store", "contract", "results"]
+
+
+def no_metrics(planned: PlannedCheck) -> frozenset[OfflineMetric]:  # noqa: ARG001 - the signature of Kind.metrics
+    """A kind that needs no offline aggregate."""
+    return frozenset()
+
+
+@dataclass(frozen=True)
+class Kind(Generic[C]):
+    """One check kind: the check model it judges, where it measures, what offline aggregates
+    it needs, its threshold, its evaluation of each observation it accepts, its details type
+    and how its results are exported. Each module of `checks.kinds` declares one, as `KIND`."""
+
+    name: str
+    model: type[C]
+    # The stores it can measure when a check names none, preferred first (or a function of the
+    # check); a check's own `target` always wins.
+    targets: tuple[Target, ...] | Callable[[C], tuple[Target, ...]]
+    threshold: Callable[[C], Threshold]
+    judges: tuple[Judge[Any], ...]
+    details: type[Details]
+    metrics: Callable[[PlannedCheck], frozenset[OfflineMetric]] = no_metrics
+    exported: tuple[Gauge, ...] = ()
+    measured_by: MeasuredBy = "store"
+    compares: bool = False  # judged only from an observation of two things, made for it
+    reads_undeclared: bool = False  # online, it needs the stored fields nothing declares
+    # What it needs of the view's offline source whatever its target (None: nothing).
+    offline_need: Callable[[C], str | None] | None = None
+
+    def narrow(self, check: AnyCheck) -> C:
+        if not isinstance(check, self.model):
+            raise TypeError(f"a {check.kind} check is not a {self.name} check")
+        return check
+
+    def targets_of(self, check: AnyCheck) -> tuple[Target, ...]:
+        """The stores `check` can measure, the one it prefers first (its own `target` alone)."""
+        if check.target is not None:
+            return (check.target,)
+        return self.targets(self.narrow(check)) if callable(self.targets) else self.targets
+
+    def offline_need_of(self, check: AnyCheck) -> str | None:
+        """What `check` reads from the view's offline source besides its target, or None."""
+        return None if self.offline_need is None else self.offline_need(self.narrow(check))
+
+    def threshold_of(self, check: AnyCheck) -> Threshold:
+        return self.threshold(self.narrow(check))
+
+    def evaluate(self, planned: PlannedCheck, observation: object, at: datetime) -> CheckResult:
+        """The first judge that accepts the observation; a probe failure, or an observation no
+        judge accepts, is an `error` result saying why."""
+        for judge in self.judges:
+            result = judge(planned, observation, at)
+            if result is not None:
+                return result
+        return error(planned, self.threshold_of(planned.check), self._refusal(observation))
+
+    def _refusal(self, observation: object) -> str:
+        if isinstance(observation, ProbeFailure):
+            return observation.reason
+        if isinstance(observation, SodaObservation):
+            return f"{self.name} is not measured by Soda"
+        if self.compares:
+            return f"{self.name} was not given what it compares"
+        where = "online" if isinstance(observation, OnlineObservation) else "offline"
+        return f"{self.name} cannot be measured {where}"
 
 
 def build(

@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from types import MappingProxyType
 
-from checks.kinds.base import build, error, narrow, sample_info
+from checks.kinds.base import Gauge, Judge, Kind, build, error, narrow, sample_info
 from checks.model import CoverageCheck
 from checks.observation import EntityReading, FeatureState, OnlineObservation
-from checks.plan import PlannedCheck
+from checks.planned import PlannedCheck
 from checks.result import CheckResult, CoverageDetails, Threshold
 from checks.stats import wilson
 
@@ -73,3 +73,20 @@ def _why_uncovered(
     if any(s is None or (at - s).total_seconds() > oldest for s in stamps):
         return "stale"
     return None
+
+
+KIND = Kind(
+    name="coverage",
+    model=CoverageCheck,
+    targets=("online",),
+    threshold=threshold,
+    judges=(Judge(OnlineObservation, online),),
+    details=CoverageDetails,
+    exported=(
+        Gauge(
+            "featmon_feature_coverage_ratio",
+            "Fraction of sampled entities whose required features are present, non-null and fresh.",
+            ("feature_view", "store"),
+        ),
+    ),
+)

@@ -33,10 +33,10 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 
-from checks.kinds.base import build, error, narrow, sample_info
-from checks.model import DistributionDriftCheck, dtype_family
+from checks.kinds.base import Judge, Kind, build, error, narrow, sample_info
+from checks.model import DistributionDriftCheck, Target, dtype_family
 from checks.observation import DriftObservation, FeatureState, FeatureValue, ReferenceSample
-from checks.plan import PlannedCheck
+from checks.planned import PlannedCheck
 from checks.result import CheckResult, DriftBin, DriftDetails, Threshold
 
 EPSILON = 1e-4
@@ -189,3 +189,20 @@ def _flag(value: FeatureValue) -> str | None:
     if isinstance(value, bool | int):
         return "true" if value else "false"
     return _category(value)
+
+
+def targets(check: DistributionDriftCheck) -> tuple[Target, ...]:
+    """The online sample against the reference, unless a `current` offline window is given."""
+    return ("offline",) if check.current is not None else ("online",)
+
+
+KIND = Kind(
+    name="distribution_drift",
+    model=DistributionDriftCheck,
+    targets=targets,
+    threshold=threshold,
+    judges=(Judge(DriftObservation, evaluate),),
+    details=DriftDetails,
+    compares=True,
+    offline_need=lambda _: "the reference window",
+)

@@ -15,10 +15,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from checks.duration import format_duration
-from checks.kinds.base import build, error, narrow
+from checks.kinds.base import Judge, Kind, build, error, narrow
 from checks.model import DuplicatesCheck
-from checks.observation import DistinctKeys, KeyedRows, OfflineObservation
-from checks.plan import PlannedCheck, window_of
+from checks.observation import DistinctKeys, KeyedRows, OfflineMetric, OfflineObservation
+from checks.planned import PlannedCheck, window_of
 from checks.result import CheckResult, DuplicateDetails, Threshold
 
 
@@ -26,11 +26,21 @@ def threshold(check: DuplicatesCheck) -> Threshold:
     return Threshold("max", check.max, check.warn, "ratio")
 
 
+def key_counts(planned: PlannedCheck) -> tuple[KeyedRows, DistinctKeys]:
+    """Rows in the window with every join key set, and their distinct (keys, event time)."""
+    keys, window = planned.view.join_keys, window_of(planned)
+    return KeyedRows(keys, window), DistinctKeys(keys, window)
+
+
+def metrics(planned: PlannedCheck) -> frozenset[OfflineMetric]:
+    return frozenset(key_counts(planned))
+
+
 def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime) -> CheckResult:  # noqa: ARG001
     check = narrow(planned, DuplicatesCheck)
     limit = threshold(check)
     keys, window = planned.view.join_keys, window_of(planned)
-    keyed, distinct = KeyedRows(keys, window), DistinctKeys(keys, window)
+    keyed, distinct = key_counts(planned)
     for metric in (keyed, distinct):
         if metric in observation.unavailable:
             return error(planned, limit, observation.unavailable[metric])
@@ -51,3 +61,14 @@ def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime
         window_seconds=window.total_seconds(),
     )
     return build(planned, limit, (rows - groups) / rows, details, sample_size=rows)
+
+
+KIND = Kind(
+    name="duplicates",
+    model=DuplicatesCheck,
+    targets=("offline",),
+    threshold=threshold,
+    judges=(Judge(OfflineObservation, offline),),
+    details=DuplicateDetails,
+    metrics=metrics,
+)

@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from checks.kinds.base import build, error, narrow, sample_info
+from checks.kinds.base import Gauge, Judge, Kind, Reading, build, error, narrow, sample_info
 from checks.model import FreshnessCheck
-from checks.observation import OfflineObservation, OnlineObservation
-from checks.plan import PlannedCheck, freshness_metrics
+from checks.observation import (
+    FutureCount,
+    MaxTimestamp,
+    OfflineMetric,
+    OfflineObservation,
+    OnlineObservation,
+)
+from checks.planned import PlannedCheck
 from checks.result import CheckResult, FreshnessDetails, Status, Threshold
 from checks.stats import nearest_rank
 
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99, "max": 1.0}
+
+
+def freshness_metrics(timestamp: str, max_future: timedelta) -> tuple[OfflineMetric, ...]:
+    """The newest event time at or before scheduled + max_future (the one freshness measures),
+    the rows after that bound (values from the future) and the newest of all (how far ahead)."""
+    return (
+        MaxTimestamp(timestamp, max_future),
+        FutureCount(timestamp, max_future),
+        MaxTimestamp(timestamp),
+    )
+
+
+def metrics(planned: PlannedCheck) -> frozenset[OfflineMetric]:
+    check = narrow(planned, FreshnessCheck)
+    return frozenset(freshness_metrics(planned.view.timestamp, check.max_future))
 
 
 def threshold(check: FreshnessCheck) -> Threshold:
@@ -104,3 +125,38 @@ def _built(
     """The result: by its threshold, unless values from the future make it a failure."""
     status = Status.FAIL if details.future else None
     return build(planned, limit, value, details, sample_size=sample_size, status=status)
+
+
+KIND = Kind(
+    name="freshness",
+    model=FreshnessCheck,
+    targets=("online", "offline"),
+    threshold=threshold,
+    judges=(Judge(OnlineObservation, online), Judge(OfflineObservation, offline)),
+    details=FreshnessDetails,
+    metrics=metrics,
+    exported=(
+        Gauge(
+            "featmon_feature_freshness_seconds",
+            "Age of a feature view's values against the run's scheduled time, by quantile "
+            "over the sampled entities (quantile 1 is the maximum).",
+            ("feature_view", "store", "quantile"),
+            tuple(Reading(key, fixed=(f"{q:g}",)) for key, q in QUANTILES.items()),
+        ),
+        Gauge(
+            "featmon_future_values",
+            "Values of a feature view whose event time is further after the run's scheduled "
+            "time than the check's max_future (sampled entities online, rows offline); left "
+            "out of the freshness quantiles, and any of them fails the check.",
+            ("feature_view", "store"),
+            (Reading("future"),),
+        ),
+        Gauge(
+            "featmon_future_ahead_seconds",
+            "How far after the run's scheduled time the furthest future value of a feature "
+            "view is (absent when there is none).",
+            ("feature_view", "store"),
+            (Reading("future_ahead_seconds"),),
+        ),
+    ),
+)

@@ -20,9 +20,10 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from checks.duration import format_duration
-from checks.kinds.base import build, error, narrow
+from checks.kinds.base import Judge, Kind, build, error, narrow
 from checks.model import LateArrivalsCheck
 from checks.observation import (
+    LATENESS_BOUNDS,
     LatenessCount,
     MaxLateness,
     MetricValue,
@@ -30,10 +31,36 @@ from checks.observation import (
     OfflineObservation,
     RowCount,
 )
-from checks.plan import PlannedCheck, lateness_bounds, lateness_metrics, window_of
+from checks.planned import PlannedCheck, window_of
 from checks.result import CheckResult, LateArrivalDetails, Threshold
 
 QUANTILES = (0.5, 0.99)
+
+
+def lateness_bounds(watermark: timedelta) -> tuple[timedelta, ...]:
+    """The histogram's boundaries: the fixed ones and the watermark, ascending."""
+    return tuple(sorted({*LATENESS_BOUNDS, watermark}))
+
+
+def lateness_metrics(
+    ingested_at: str, watermark: timedelta, window: timedelta
+) -> tuple[OfflineMetric, ...]:
+    """Rows in the window, rows whose lateness is known, the cumulative histogram of their
+    lateness (the watermark is one of its boundaries) and the largest lateness."""
+    return (
+        RowCount(window),
+        LatenessCount(ingested_at, None, window),
+        *(LatenessCount(ingested_at, b, window) for b in lateness_bounds(watermark)),
+        MaxLateness(ingested_at, window),
+    )
+
+
+def metrics(planned: PlannedCheck) -> frozenset[OfflineMetric]:
+    """The lateness aggregates, when the view's offline source names its ingestion time."""
+    check, offline = narrow(planned, LateArrivalsCheck), planned.view.offline
+    if offline is None or not offline.ingested_at:
+        return frozenset()
+    return frozenset(lateness_metrics(offline.ingested_at, check.watermark, window_of(planned)))
 
 
 def threshold(check: LateArrivalsCheck) -> Threshold:
@@ -112,3 +139,14 @@ def quantile(
 
 def _seconds(value: MetricValue) -> float | None:
     return float(value) if isinstance(value, int | float) else None
+
+
+KIND = Kind(
+    name="late_arrivals",
+    model=LateArrivalsCheck,
+    targets=("offline",),
+    threshold=threshold,
+    judges=(Judge(OfflineObservation, offline),),
+    details=LateArrivalDetails,
+    metrics=metrics,
+)

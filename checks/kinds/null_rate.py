@@ -5,16 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 
 from checks.duration import format_duration
-from checks.kinds.base import build, error, narrow, sample_info
+from checks.kinds.base import Gauge, Judge, Kind, build, error, narrow, sample_info
 from checks.model import NullRateCheck
 from checks.observation import (
     FeatureState,
     NullCount,
+    OfflineMetric,
     OfflineObservation,
     OnlineObservation,
     RowCount,
 )
-from checks.plan import PlannedCheck
+from checks.planned import PlannedCheck, window_of
 from checks.result import CheckResult, NullRateDetails, Threshold
 from checks.stats import wilson
 
@@ -73,3 +74,29 @@ def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime
         nulls=nulls, rows=rows, interval=None, window_seconds=window.total_seconds()
     )
     return build(planned, limit, nulls / rows, details, sample_size=rows)
+
+
+def metrics(planned: PlannedCheck) -> frozenset[OfflineMetric]:
+    """Rows in the window and the nulls of the planned feature among them."""
+    if planned.feature is None:
+        return frozenset()
+    window = window_of(planned)
+    return frozenset({RowCount(window), NullCount(planned.feature, window)})
+
+
+KIND = Kind(
+    name="null_rate",
+    model=NullRateCheck,
+    targets=("online", "offline"),
+    threshold=threshold,
+    judges=(Judge(OnlineObservation, online), Judge(OfflineObservation, offline)),
+    details=NullRateDetails,
+    metrics=metrics,
+    exported=(
+        Gauge(
+            "featmon_feature_null_ratio",
+            "Fraction of sampled (online) or windowed (offline) rows whose feature is null.",
+            ("feature_view", "feature", "store"),
+        ),
+    ),
+)

@@ -21,24 +21,49 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from checks.duration import format_duration
-from checks.kinds.base import build, error, narrow, sample_info
+from checks.kinds.base import Judge, Kind, build, error, narrow, sample_info
 from checks.model import RangeCheck
 from checks.observation import (
     FeatureState,
     MetricValue,
     NullCount,
+    OfflineMetric,
     OfflineObservation,
     OnlineObservation,
     RowCount,
     ValueCount,
     ValueStat,
 )
-from checks.plan import PlannedCheck, range_metrics, window_of
+from checks.planned import PlannedCheck, window_of
 from checks.result import CheckResult, RangeDetails, Threshold
 from checks.stats import wilson
+
+
+def range_metrics(check: RangeCheck, window: timedelta) -> tuple[OfflineMetric, ...]:
+    """Non-null values (rows - nulls), each kind of invalid or out-of-range value the check
+    looks for, and min, max and mean of the finite values."""
+    column = check.feature
+    out: list[OfflineMetric] = [
+        RowCount(window),
+        NullCount(column, window),
+        ValueCount(column, "nan", window),
+        ValueCount(column, "infinite", window),
+        *(ValueStat(column, stat, window) for stat in ("min", "max", "mean")),
+    ]
+    if check.non_negative:
+        out.append(ValueCount(column, "negative", window))
+    if check.min_value is not None:
+        out.append(ValueCount(column, "below", window, check.min_value))
+    if check.max_value is not None:
+        out.append(ValueCount(column, "above", window, check.max_value))
+    return tuple(out)
+
+
+def metrics(planned: PlannedCheck) -> frozenset[OfflineMetric]:
+    return frozenset(range_metrics(narrow(planned, RangeCheck), window_of(planned)))
 
 
 def threshold(check: RangeCheck) -> Threshold:
@@ -163,3 +188,14 @@ def _reason(value: float, check: RangeCheck) -> str | None:
 
 def _float(value: MetricValue) -> float | None:
     return float(value) if isinstance(value, int | float) else None
+
+
+KIND = Kind(
+    name="range",
+    model=RangeCheck,
+    targets=("offline", "online"),
+    threshold=threshold,
+    judges=(Judge(OnlineObservation, online), Judge(OfflineObservation, offline)),
+    details=RangeDetails,
+    metrics=metrics,
+)

@@ -28,10 +28,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
-from checks.kinds.base import build, error, narrow
+from checks.kinds.base import Judge, Kind, build, error, narrow
 from checks.model import RowCountCheck
-from checks.observation import CountHistory, OfflineObservation, RowCount
-from checks.plan import PlannedCheck, window_of
+from checks.observation import CountHistory, OfflineMetric, OfflineObservation, RowCount
+from checks.planned import PlannedCheck, window_of
 from checks.result import CheckResult, RowCountDetails, Threshold
 
 
@@ -133,3 +133,18 @@ def _tighter(
 
 def _float(bound: int | None) -> float | None:
     return None if bound is None else float(bound)
+
+
+def metrics(planned: PlannedCheck) -> frozenset[OfflineMetric]:
+    return frozenset({RowCount(window_of(planned))})
+
+
+KIND = Kind(
+    name="row_count",
+    model=RowCountCheck,
+    targets=("offline",),
+    threshold=threshold,
+    judges=(Judge(CountHistory, with_history), Judge(OfflineObservation, offline)),
+    details=RowCountDetails,
+    metrics=metrics,
+)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from checks.kinds.base import build, error, narrow
+from checks.kinds.base import Gauge, Judge, Kind, Reading, build, error, narrow
 from checks.model import SchemaDriftCheck, dtype_family
 from checks.observation import (
     BaselineObservation,
@@ -15,7 +15,7 @@ from checks.observation import (
     OfflineObservation,
     OnlineObservation,
 )
-from checks.plan import PlannedCheck
+from checks.planned import PlannedCheck
 from checks.result import CheckResult, Retyped, SchemaDriftDetails, Threshold
 
 
@@ -115,3 +115,34 @@ def online(planned: PlannedCheck, observation: OnlineObservation, at: datetime) 
         counted_added=not check.allow_added,
     )
     return build(planned, limit, float(_count(details)), details, len(present))
+
+
+def offline_need(check: SchemaDriftCheck) -> str | None:
+    return "the schema a baseline keeps" if check.baseline else None
+
+
+KIND = Kind(
+    name="schema_drift",
+    model=SchemaDriftCheck,
+    targets=("offline", "online"),
+    threshold=threshold,
+    judges=(
+        Judge(BaselineObservation, baseline),
+        Judge(OnlineObservation, online),
+        Judge(OfflineObservation, offline),
+    ),
+    details=SchemaDriftDetails,
+    reads_undeclared=True,
+    offline_need=offline_need,
+    exported=(
+        Gauge(
+            "featmon_schema_drift_columns",
+            "Columns that differ from the expected schema, by change.",
+            ("feature_view", "store", "change"),
+            tuple(
+                Reading(change, count=True, fixed=(change,))
+                for change in ("added", "removed", "retyped")
+            ),
+        ),
+    ),
+)

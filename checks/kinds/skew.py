@@ -22,7 +22,7 @@ import math
 from collections.abc import Sequence
 from datetime import datetime
 
-from checks.kinds.base import build, error, narrow, sample_info
+from checks.kinds.base import Judge, Kind, build, error, narrow, sample_info
 from checks.model import SkewCheck
 from checks.observation import (
     EntityReading,
@@ -31,7 +31,7 @@ from checks.observation import (
     OfflineRow,
     SkewObservation,
 )
-from checks.plan import PlannedCheck
+from checks.planned import PlannedCheck
 from checks.result import CheckResult, Shown, SkewDetails, SkewExample, Threshold, rfc3339
 from checks.stats import wilson
 
@@ -154,3 +154,15 @@ def _shown(value: FeatureValue) -> Shown:
     if isinstance(value, datetime):
         return rfc3339(value)
     return str([_shown(v) for v in value])
+
+
+KIND = Kind(
+    name="skew",
+    model=SkewCheck,
+    targets=("online",),
+    threshold=threshold,
+    judges=(Judge(SkewObservation, evaluate),),
+    details=SkewDetails,
+    compares=True,
+    offline_need=lambda _: "the values the online ones were materialized from",
+)

@@ -41,9 +41,15 @@ from datetime import timedelta
 from types import MappingProxyType, ModuleType
 from typing import Any, Protocol
 
-from checks.kinds.soda import Diagnostic, Outcome, SodaBounds, SodaObservation, SodaOutcome
 from checks.model import FeatureView, SodaCheck
-from checks.observation import ProbeFailure
+from checks.observation import (
+    Diagnostic,
+    Outcome,
+    ProbeFailure,
+    SodaBounds,
+    SodaObservation,
+    SodaOutcome,
+)
 from checks.plan import PlannedCheck
 from checks.secrets import scrub
 from checks.soda_contract import with_dataset
