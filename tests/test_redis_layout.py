@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from checks.model import FeatureView
 from checks.observation import FeatureState
 from monitor.abc import EntityKey
-from monitor.feast.codec import DecodeError, decode_entity_key, encode_entity_key
+from monitor.feast.codec import decode_entity_key, encode_entity_key
 from monitor.feast.redis_layout import (
     decode_timestamp,
     encode_timestamp,
@@ -33,6 +33,7 @@ from monitor.feast.redis_layout import (
     split_key,
     timestamp_field,
 )
+from monitor.feast.wire import DecodeError
 from monitor.stores.redis.hash_layout import KeyTemplate, ValueReader, key_value, parse_time
 from monitor.stores.redis.layout import FeastLayout
 
