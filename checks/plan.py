@@ -57,7 +57,6 @@ __all__ = [  # AnyCheck is defined with the kinds in checks.model, and imported 
     "lateness_metrics",
     "metrics_of",
     "offline_metrics",
-    "plan_file",
     "plan_view",
     "problems_of",
     "range_metrics",
@@ -118,14 +117,6 @@ def plan_view(view: FeatureView, view_path: Path = ()) -> list[PlannedCheck]:
                 )
             )
     return out
-
-
-def plan_file(check_file: CheckFile) -> list[PlannedCheck]:
-    return [
-        planned
-        for index, view in enumerate(check_file.feature_views)
-        for planned in plan_view(view, ("feature_views", index))
-    ]
 
 
 def check_id(view: FeatureView, check: AnyCheck, target: Target, feature: str | None) -> str:

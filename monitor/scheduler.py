@@ -173,12 +173,6 @@ class Scheduler:
     def keys(self) -> frozenset[str]:
         return frozenset(job.id for job in self._scheduler.get_jobs())
 
-    def next_run(self, key: str) -> datetime | None:
-        """When the job `key` runs next (None: not scheduled, or not started)."""
-        job = self._scheduler.get_job(key)
-        moment = None if job is None else getattr(job, "next_run_time", None)
-        return moment if isinstance(moment, datetime) else None
-
     def _skipped(self, event: JobSubmissionEvent) -> None:
         for moment in event.scheduled_run_times[-1:]:
             self._on_skipped(event.job_id, self._grid_time(event.job_id, moment))
