@@ -211,7 +211,7 @@ def problems(schedule: Schedule, now: datetime) -> list[tuple[str, str]]:
         cron = _cron(schedule.cron, zone, 0.0)
     except ScheduleError as exc:
         return [("cron", str(exc))]
-    first = cron.get_next_fire_time(None, now)  # type: ignore[attr-defined]
+    first = cron.get_next_fire_time(None, now)  # type: ignore[attr-defined]  # APScheduler 3's triggers are untyped
     if isinstance(first, datetime) and first <= now + HORIZON:
         return []
     when = "never" if first is None else f"first at {first.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
@@ -248,7 +248,7 @@ def grid_of(key: str, schedule: Schedule) -> Callable[[datetime], datetime | Non
         cron = _cron(schedule.cron, _zone(schedule.timezone), 0.0)
 
         def next_cron(moment: datetime) -> datetime | None:
-            found = cron.get_next_fire_time(None, moment)  # type: ignore[attr-defined]
+            found = cron.get_next_fire_time(None, moment)  # type: ignore[attr-defined]  # APScheduler 3's triggers are untyped
             return found.astimezone(UTC) if isinstance(found, datetime) else None
 
         return next_cron

@@ -250,7 +250,7 @@ def test_timestamptz_ignores_the_stores_zone_and_the_sessions(schema: Schema) ->
     finally:
         opened.close()
     assert entity.reading("orders").event_time == T1
-    assert entity.reading("orders").event_time.utcoffset() == timedelta(0)  # type: ignore[union-attr]
+    assert entity.reading("orders").event_time.utcoffset() == timedelta(0)  # type: ignore[union-attr]  # the line above asserts it is not None
 
 
 def test_compound_keys_are_read_by_their_sorted_serialization(schema: Schema) -> None:

@@ -16,7 +16,7 @@ QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99, "max": 1.0}
 
 def threshold(check: FreshnessCheck) -> Threshold:
     def seconds(value: object) -> float | None:
-        return value.total_seconds() if value is not None else None  # type: ignore[attr-defined]
+        return value.total_seconds() if value is not None else None  # type: ignore[attr-defined]  # a duration bound (a timedelta) typed as object by the model
 
     return Threshold("max", seconds(check.max), seconds(check.warn), "seconds")
 

@@ -102,7 +102,7 @@ class SodaObservation:
     soda_version: str = ""
 
 
-def threshold(check: SodaCheck) -> Threshold:  # noqa: ARG001
+def threshold(check: SodaCheck) -> Threshold:  # noqa: ARG001 - every kind's threshold takes its check; soda's thresholds live in its contract
     """Before Soda has run, a Soda check's threshold is unknown: an empty one."""
     return Threshold("max", None, None, "number")
 
@@ -120,7 +120,7 @@ def reference(planned: PlannedCheck) -> SodaCheckRef | None:
     return next((r for r in _outline(check.contract).checks if r.key == planned.feature), None)
 
 
-def evaluate(planned: PlannedCheck, observation: object, at: datetime) -> CheckResult:  # noqa: ARG001
+def evaluate(planned: PlannedCheck, observation: object, at: datetime) -> CheckResult:  # noqa: ARG001 - every kind's evaluate takes (planned, observation, at); this one needs no time
     """One Soda check's outcome as a featmon result; a probe failure (the contract could not
     be verified at all) is an `error` result under the Soda check's identity."""
     check = narrow(planned, SodaCheck)
