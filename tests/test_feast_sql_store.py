@@ -181,15 +181,6 @@ ASKED: list[EntityKey] = [(1,), (2,), (3,), (4,), (5,), (99,)]
 # --- read: planted facts -----------------------------------------------------------------------
 
 
-def test_read_returns_one_reading_per_asked_key_in_order(store: FeastSqlOnlineStore) -> None:
-    """Entities come back in the asked order, missing ones as present=False."""
-    observation = store.read(USERS, ASKED, "offline")
-    assert [e.key for e in observation.entities] == ASKED
-    assert [e.present for e in observation.entities] == [True] * 5 + [False]
-    assert (observation.asked, observation.found) == (6, 5)
-    assert (observation.store, observation.feature_view) == ("feast_pg", "user_stats")
-
-
 def test_a_complete_entity_reads_every_declared_feature(store: FeastSqlOnlineStore) -> None:
     """BYTEA values decode to Python values, each with its TIMESTAMPTZ as an aware UTC time."""
     entity = store.read(USERS, [(1,)], "offline").entities[0]
