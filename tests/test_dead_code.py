@@ -50,18 +50,28 @@ def _names_used(folders: tuple[str, ...]) -> Counter[str]:
     return used
 
 
+def _declared() -> list[tuple[str, ast.AST]]:
+    """Every node of the packages, with the place it is declared at."""
+    return [
+        (f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}", node)
+        for path, tree in _trees(PACKAGES)
+        for node in ast.walk(tree)
+    ]
+
+
 def test_every_function_is_called_by_featmon_itself() -> None:
     """A function without a decorator that no featmon module (only a test) names is dead."""
     used = _names_used(USERS)
+    functions = [
+        (place, node)
+        for place, node in _declared()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and not node.decorator_list
+    ]
+    skipped = HOOKS | FOR_TESTS
     unused = [
-        f"{path.relative_to(ROOT)}:{node.lineno} {node.name}"
-        for path, tree in _trees(PACKAGES)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-        and not node.decorator_list
-        and not node.name.startswith("__")
-        and node.name not in HOOKS | FOR_TESTS
-        and not used[node.name]
+        f"{place} {node.name}"
+        for place, node in functions
+        if not node.name.startswith("__") and node.name not in skipped and not used[node.name]
     ]
     assert unused == []
 
@@ -69,13 +79,12 @@ def test_every_function_is_called_by_featmon_itself() -> None:
 def test_every_class_constant_is_read() -> None:
     """A `ClassVar` that no featmon module reads is a promise nothing keeps."""
     used = _names_used(USERS)
-    unread = [
-        f"{path.relative_to(ROOT)}:{node.lineno} {node.target.id}"
-        for path, tree in _trees(PACKAGES)
-        for node in ast.walk(tree)
+    constants = [
+        (place, node.target.id)
+        for place, node in _declared()
         if isinstance(node, ast.AnnAssign)
         and isinstance(node.target, ast.Name)
         and "ClassVar" in ast.unparse(node.annotation)
-        and not used[node.target.id]
     ]
+    unread = [f"{place} {name}" for place, name in constants if not used[name]]
     assert unread == []

@@ -181,19 +181,6 @@ ASKED: list[EntityKey] = [(1,), (2,), (3,), (4,), (5,), (99,)]
 # --- read: planted facts -----------------------------------------------------------------------
 
 
-def test_a_complete_entity_reads_every_declared_feature(store: FeastSqlOnlineStore) -> None:
-    """BYTEA values decode to Python values, each with its TIMESTAMPTZ as an aware UTC time."""
-    entity = store.read(USERS, [(1,)], "offline").entities[0]
-    assert dict(entity.features) == {
-        "revenue": FeatureReading(FeatureState.VALUE, 12.5, T1),
-        "orders": FeatureReading(FeatureState.VALUE, 3, T1),
-        "segment": FeatureReading(FeatureState.VALUE, "gold", T1),
-    }
-    assert all(
-        r.event_time is not None and r.event_time.tzinfo is UTC for r in entity.features.values()
-    )
-
-
 def test_empty_blobs_and_sql_nulls_are_null_and_an_empty_string_is_a_value(
     store: FeastSqlOnlineStore,
 ) -> None:

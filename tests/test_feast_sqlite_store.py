@@ -118,16 +118,6 @@ ASKED: list[EntityKey] = [(1,), (2,), (3,), (4,), (5,), (99,)]
 # --- read: planted facts -----------------------------------------------------------------------
 
 
-def test_a_complete_entity_reads_every_declared_feature(store: FeastSqlOnlineStore) -> None:
-    """Values decode to Python values, each with the row's integer event time as UTC."""
-    entity = store.read(USERS, [(1,)], "offline").entities[0]
-    assert dict(entity.features) == {
-        "revenue": FeatureReading(FeatureState.VALUE, 12.5, T1),
-        "orders": FeatureReading(FeatureState.VALUE, 3, T1),
-        "segment": FeatureReading(FeatureState.VALUE, "gold", T1),
-    }
-
-
 def test_an_empty_value_blob_is_null_and_an_empty_string_is_a_value(
     store: FeastSqlOnlineStore,
 ) -> None:

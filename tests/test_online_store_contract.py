@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -247,7 +247,7 @@ def test_a_complete_entity_reads_every_declared_feature_and_its_time(store: Onli
     }
     assert entity.event_time == T1
     assert entity.event_time is not None
-    assert entity.event_time.utcoffset() is not None
+    assert entity.event_time.utcoffset() == timedelta(0)
 
 
 def test_a_null_is_null_with_no_decode_error(store: OnlineStore) -> None:
