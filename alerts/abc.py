@@ -9,7 +9,6 @@ code that created the client closes it). `send` either returns (the receiver acc
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
 
 from alerts.model import Notification
 
@@ -18,10 +17,6 @@ class Sender(ABC):
     """Delivers notifications to one receiver."""
 
     name: str  # the receiver's name in config.yaml
-    idempotent: ClassVar[bool]
-    """True when delivering the same notification twice has the effect of once (PagerDuty's
-    dedup_key, Alertmanager's labels); false when a retry after an unseen success may show a
-    duplicate message (Slack, webhooks, files)."""
 
     @abstractmethod
     def send(self, notification: Notification) -> None:

@@ -156,7 +156,7 @@ def _encoded(value: object, dtype: str) -> bytes:
 
 
 def _free_port() -> int:
-    import socket  # noqa: PLC0415
+    import socket  # noqa: PLC0415 - only this path needs it
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -293,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     finally:
         if not options.keep:
-            import shutil  # noqa: PLC0415
+            import shutil  # noqa: PLC0415 - only this path needs it
 
             shutil.rmtree(workdir, ignore_errors=True)
 

@@ -122,7 +122,7 @@ class LimitedLoader(Composer, SafeConstructor, Resolver):
                 )
             alias = self.check_event(AliasEvent)
             # PyYAML passes an item's index, a value's key node, or None (its stub says int).
-            node = super().compose_node(parent, index)  # type: ignore[arg-type]
+            node = super().compose_node(parent, index)  # type: ignore[arg-type]  # PyYAML passes an index, a key node or None; its stub says int
             self._count(node, alias, mark)
         finally:
             state.depth -= 1

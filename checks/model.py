@@ -539,11 +539,11 @@ def _ordered(warn: float | timedelta | None, bound: float | timedelta | None, wo
         raise ValueError(f"expected at least one threshold, `warn` or `{word}`, found neither")
     if warn is None or bound is None:
         return
-    if word == "max" and warn > bound:  # type: ignore[operator]
+    if word == "max" and warn > bound:  # type: ignore[operator]  # warn and bound are of the same orderable type, as the caller checks
         raise ValueError(
             f"expected `warn` at most `max`, found warn {_shown(warn)} > max {_shown(bound)}"
         )
-    if word == "min" and warn < bound:  # type: ignore[operator]
+    if word == "min" and warn < bound:  # type: ignore[operator]  # (the same)
         raise ValueError(
             f"expected `warn` at least `min`, found warn {_shown(warn)} < min {_shown(bound)}"
         )

@@ -38,7 +38,6 @@ __all__ = [  # AnyCheck (checks.model) and PlannedCheck (checks.planned) are imp
     "drift_features",
     "metrics_of",
     "offline_metrics",
-    "plan_file",
     "plan_view",
     "problems_of",
     "reference_bounds",
@@ -78,14 +77,6 @@ def plan_view(view: FeatureView, view_path: Path = ()) -> list[PlannedCheck]:
                 )
             )
     return out
-
-
-def plan_file(check_file: CheckFile) -> list[PlannedCheck]:
-    return [
-        planned
-        for index, view in enumerate(check_file.feature_views)
-        for planned in plan_view(view, ("feature_views", index))
-    ]
 
 
 def check_id(view: FeatureView, check: AnyCheck, target: Target, feature: str | None) -> str:

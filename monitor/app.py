@@ -102,22 +102,22 @@ def open_state(loaded: Loaded) -> StateStore | None:
 def _build_store(name: str, config: StoreConfig, loaded: Loaded) -> OnlineStore | OfflineStore:
     # Imported here so that a backend's driver loads only when a store of its type is configured.
     if isinstance(config, FeastSqliteStoreConfig | FeastSqlStoreConfig):
-        from monitor.stores.sql.feast_online import FeastSqlOnlineStore  # noqa: PLC0415
+        from monitor.stores.sql.feast_online import FeastSqlOnlineStore  # noqa: PLC0415 - a store's driver is imported only when a config names that store
 
         return FeastSqlOnlineStore(name, config)
     if isinstance(config, RedisStoreConfig):
-        from monitor.stores.redis import RedisOnlineStore  # noqa: PLC0415
+        from monitor.stores.redis import RedisOnlineStore  # noqa: PLC0415 - a store's driver is imported only when a config names that store
 
         # The store must know every view it serves: Feast shares one hash per entity between
         # views, and fields of known views are not orphans.
         views = [v.view for v in loaded.views if v.view.online and v.view.online.store == name]
         return RedisOnlineStore(name, config, known_views=views)
     if isinstance(config, ParquetStoreConfig):
-        from monitor.stores.sql.parquet import ParquetOfflineStore  # noqa: PLC0415
+        from monitor.stores.sql.parquet import ParquetOfflineStore  # noqa: PLC0415 - a store's driver is imported only when a config names that store
 
         return ParquetOfflineStore(name, config)
     if isinstance(config, SqlStoreConfig):
-        from monitor.stores.sql.offline import SqlOfflineStore  # noqa: PLC0415
+        from monitor.stores.sql.offline import SqlOfflineStore  # noqa: PLC0415 - a store's driver is imported only when a config names that store
 
         return SqlOfflineStore(name, config)
     raise TypeError(f"no store backend for {type(config).__name__}")  # pragma: no cover

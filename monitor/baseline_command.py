@@ -36,12 +36,12 @@ def add_parser(commands: Any) -> None:  # noqa: ANN401  (argparse's private _Sub
 
 def accept_command(args: argparse.Namespace) -> int:
     # Imported here: the command line loads the stores only for the commands that use them.
-    from checks.secrets import Secrets  # noqa: PLC0415
-    from monitor.analytics import accept_baseline  # noqa: PLC0415
-    from monitor.app import build_app  # noqa: PLC0415
-    from monitor.errors import StoreError  # noqa: PLC0415
-    from monitor.loader import load  # noqa: PLC0415
-    from monitor.state import StateError  # noqa: PLC0415
+    from checks.secrets import Secrets  # noqa: PLC0415 - imported when the command runs: keeps --help fast
+    from monitor.analytics import accept_baseline  # noqa: PLC0415 - imported when the command runs: keeps --help fast
+    from monitor.app import build_app  # noqa: PLC0415 - imported when the command runs: keeps --help fast
+    from monitor.errors import StoreError  # noqa: PLC0415 - imported when the command runs: keeps --help fast
+    from monitor.loader import load  # noqa: PLC0415 - imported when the command runs: keeps --help fast
+    from monitor.state import StateError  # noqa: PLC0415 - imported when the command runs: keeps --help fast
 
     loaded = load(config_path(args.config))
     secrets = Secrets.within(loaded.config)

@@ -596,8 +596,8 @@ def build_daemon(
     address needs a restart). `load_config` reads the configuration, at start and on every
     reload. Raises ConfigError when invalid."""
     # The web stack loads only for the daemon.
-    from monitor.http import DaemonSidecar, daemon_state  # noqa: PLC0415
-    from monitor.metrics import Exposition, LiveState, Metrics, new_registry  # noqa: PLC0415
+    from monitor.http import DaemonSidecar, daemon_state  # noqa: PLC0415 - the sidecar's web stack is imported only when the daemon starts
+    from monitor.metrics import Exposition, LiveState, Metrics, new_registry  # noqa: PLC0415 - the sidecar's web stack is imported only when the daemon starts
 
     loaded = load_config(path)  # read once: `start` runs it, reloads read the files again
     config = loaded.config

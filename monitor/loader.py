@@ -197,7 +197,7 @@ def _check_files(config: Config, doc: Document, base: Path, problems: list[Probl
     for index, pattern in enumerate(globs):
         where = ("checks", index) if isinstance(config.checks, tuple) else ("checks",)
         # glob.glob, not Path.glob: a user's pattern may be absolute.
-        found = glob.glob(pattern, root_dir=base, recursive=True)  # noqa: PTH207
+        found = glob.glob(pattern, root_dir=base, recursive=True)  # noqa: PTH207 - pathlib's glob has no root_dir and cannot return paths relative to it
         matches = sorted(base / m for m in found if (base / m).is_file())
         if not matches:
             problems.append(

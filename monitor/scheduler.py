@@ -247,12 +247,6 @@ class Scheduler:
     def keys(self) -> frozenset[str]:
         return frozenset(job.id for job in self._scheduler.get_jobs())
 
-    def next_run(self, key: str) -> datetime | None:
-        """When the job `key` runs next (None: not scheduled, or not started)."""
-        job = self._scheduler.get_job(key)
-        moment = None if job is None else getattr(job, "next_run_time", None)
-        return moment if isinstance(moment, datetime) else None
-
     def _skipped(self, event: JobSubmissionEvent) -> None:
         for moment in event.scheduled_run_times[-1:]:
             self._on_skipped(event.job_id, self._grid_time(event.job_id, moment))
@@ -291,7 +285,7 @@ def problems(schedule: Schedule, now: datetime) -> list[tuple[str, str]]:
         cron = _cron(schedule.cron, zone, 0.0)
     except ScheduleError as exc:
         return [("cron", str(exc))]
-    first = cron.get_next_fire_time(None, now)  # type: ignore[attr-defined]
+    first = cron.get_next_fire_time(None, now)  # type: ignore[attr-defined]  # APScheduler 3's triggers are untyped
     if isinstance(first, datetime) and first <= now + HORIZON:
         return []
     when = "never" if first is None else f"first at {first.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
@@ -328,7 +322,7 @@ def grid_of(key: str, schedule: Schedule) -> Callable[[datetime], datetime | Non
         cron = _cron(schedule.cron, _zone(schedule.timezone), 0.0)
 
         def next_cron(moment: datetime) -> datetime | None:
-            found = cron.get_next_fire_time(None, moment)  # type: ignore[attr-defined]
+            found = cron.get_next_fire_time(None, moment)  # type: ignore[attr-defined]  # APScheduler 3's triggers are untyped
             return found.astimezone(UTC) if isinstance(found, datetime) else None
 
         return next_cron

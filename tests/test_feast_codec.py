@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 from checks.observation import EntityValue, FeatureState
 from monitor.feast.codec import (
     NULL_TIMESTAMP,
-    DecodeError,
     decode_entity_key,
     decode_value,
     encode_entity_key,
@@ -29,6 +28,7 @@ from monitor.feast.codec import (
     int64_key_encoder,
     value_decoder,
 )
+from monitor.feast.wire import DecodeError
 
 INT64 = st.integers(-(1 << 63), (1 << 63) - 1)
 INT32 = st.integers(-(1 << 31), (1 << 31) - 1)

@@ -453,7 +453,7 @@ def test_freshness_bounds_follow_the_ttl_and_the_materialization_period(
     assert (bounds.ttl, bounds.warn, bounds.max) == expected
 
 
-def synthetic(**changes: Any) -> FeatureView:  # noqa: ANN401
+def synthetic(**changes: Any) -> FeatureView:  # noqa: ANN401 - any FeatureView field, checked by dataclasses.replace
     base: dict[str, Any] = {
         "name": "v",
         "project": "p",

@@ -118,29 +118,6 @@ ASKED: list[EntityKey] = [(1,), (2,), (3,), (4,), (5,), (99,)]
 # --- read: planted facts -----------------------------------------------------------------------
 
 
-def test_read_returns_one_reading_per_asked_key_in_order(store: FeastSqlOnlineStore) -> None:
-    """Entities come back in the asked order, missing ones as present=False."""
-    observation = store.read(USERS, ASKED, "offline")
-    assert [e.key for e in observation.entities] == ASKED
-    assert [e.present for e in observation.entities] == [True] * 5 + [False]
-    assert (observation.asked, observation.found) == (6, 5)
-    assert (observation.store, observation.feature_view, observation.population) == (
-        "feast_local",
-        "user_stats",
-        "offline",
-    )
-
-
-def test_a_complete_entity_reads_every_declared_feature(store: FeastSqlOnlineStore) -> None:
-    """Values decode to Python values, each with the row's integer event time as UTC."""
-    entity = store.read(USERS, [(1,)], "offline").entities[0]
-    assert dict(entity.features) == {
-        "revenue": FeatureReading(FeatureState.VALUE, 12.5, T1),
-        "orders": FeatureReading(FeatureState.VALUE, 3, T1),
-        "segment": FeatureReading(FeatureState.VALUE, "gold", T1),
-    }
-
-
 def test_an_empty_value_blob_is_null_and_an_empty_string_is_a_value(
     store: FeastSqlOnlineStore,
 ) -> None:
@@ -163,13 +140,6 @@ def test_a_sql_null_value_is_null_and_no_decode_error(tmp_path: Path) -> None:
         opened.close()
     assert observation.entities[0].reading("revenue") == FeatureReading(FeatureState.NULL, None, T1)
     assert observation.decode_errors == 0
-
-
-def test_features_without_a_row_are_absent(store: FeastSqlOnlineStore) -> None:
-    """Declared features the entity has no row for are not in the mapping: they read ABSENT."""
-    entity = store.read(USERS, [(3,)], "offline").entities[0]
-    assert set(entity.features) == {"revenue"}
-    assert entity.reading("orders").state is FeatureState.ABSENT
 
 
 def test_undeclared_feature_names_are_reported_not_read(store: FeastSqlOnlineStore) -> None:
@@ -400,18 +370,6 @@ def test_sample_keys_returns_distinct_stored_keys_at_most_size(tmp_path: Path) -
     assert len(keys) == 10
     assert len(set(keys)) == 10
     assert set(keys) <= {(u,) for u in range(1, 51)}
-
-
-def test_sample_keys_returns_every_key_of_a_small_table(tmp_path: Path) -> None:
-    """Asking for more keys than stored returns each stored key once."""
-    path = tmp_path / "online_store.db"
-    plant_many(path, range(1, 51))
-    opened = open_store(path)
-    try:
-        keys = opened.sample_keys(USERS, 500)
-    finally:
-        opened.close()
-    assert sorted(keys) == [(u,) for u in range(1, 51)]
 
 
 def test_sample_keys_of_an_empty_table_is_empty(tmp_path: Path) -> None:

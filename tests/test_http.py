@@ -470,7 +470,7 @@ def _address(url: str) -> tuple[str, int]:
 
 
 def _schedules() -> list[object]:
-    from tests.sidecar import SCHEDULES  # noqa: PLC0415
+    from tests.sidecar import SCHEDULES  # noqa: PLC0415 - the sidecar module starts nothing until a test asks for it
 
     assert SCHEDULES[-1] == NOW
     return list(SCHEDULES)

@@ -194,9 +194,9 @@ def measured(
     """What the offline probe measures for a freshness check with the default max_future."""
     return offline(
         {
-            MaxTimestamp(column, MIN): newest,  # type: ignore[dict-item]
+            MaxTimestamp(column, MIN): newest,  # type: ignore[dict-item]  # whatever the test plants: a time, None or a wrong type
             FutureCount(column, MIN): future,
-            MaxTimestamp(column): furthest if furthest is not None else newest,  # type: ignore[dict-item]
+            MaxTimestamp(column): furthest if furthest is not None else newest,  # type: ignore[dict-item]  # (the same)
         }
     )
 

@@ -53,7 +53,7 @@ def test_offline_source_needs_exactly_one_of_table_or_path() -> None:
 def test_a_view_is_frozen() -> None:
     view = make_view()
     with pytest.raises(ValidationError):
-        view.name = "other"  # type: ignore[misc]
+        view.name = "other"  # type: ignore[misc]  # the test asserts a frozen view refuses the assignment
 
 
 def test_a_single_entity_is_one_join_key_and_a_list_is_a_compound_key() -> None:

@@ -68,7 +68,7 @@ def test_an_entity_cannot_be_changed() -> None:
     """Its attributes are read-only, and it is not hashable (its readings are a mapping)."""
     entity = EntityReading((1,), False)
     with pytest.raises(AttributeError):
-        entity.present = True  # type: ignore[misc]
+        entity.present = True  # type: ignore[misc]  # the test asserts a frozen value refuses the assignment
     with pytest.raises(TypeError):
         hash(entity)
 

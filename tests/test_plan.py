@@ -7,8 +7,17 @@ from datetime import timedelta
 
 from checks.model import CheckFile
 from checks.observation import FutureCount, MaxTimestamp, NullCount, RowCount
-from checks.plan import offline_metrics, plan_file, plan_view
+from checks.plan import PlannedCheck, offline_metrics, plan_view
 from tests.builders import make_view
+
+
+def plan_file(check_file: CheckFile) -> list[PlannedCheck]:
+    """Every check of every view of `check_file`, planned."""
+    return [
+        planned
+        for index, view in enumerate(check_file.feature_views)
+        for planned in plan_view(view, ("feature_views", index))
+    ]
 
 
 def ids(checks: list[dict[str, object]], **fields: object) -> list[str]:

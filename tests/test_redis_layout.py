@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from checks.model import FeatureView
 from checks.observation import FeatureState
 from monitor.abc import EntityKey
-from monitor.feast.codec import DecodeError, decode_entity_key, encode_entity_key
+from monitor.feast.codec import decode_entity_key, encode_entity_key
 from monitor.feast.redis_layout import (
     decode_timestamp,
     encode_timestamp,
@@ -33,6 +33,7 @@ from monitor.feast.redis_layout import (
     split_key,
     timestamp_field,
 )
+from monitor.feast.wire import DecodeError
 from monitor.stores.redis.hash_layout import KeyTemplate, ValueReader, key_value, parse_time
 from monitor.stores.redis.layout import FeastLayout
 
@@ -43,7 +44,7 @@ T1 = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)
 # Datetimes protobuf's Timestamp and Python's datetime both hold (years 1 to 9999).
 aware_times = st.datetimes(
     min_value=datetime(1, 1, 2),  # noqa: DTZ001 - hypothesis bounds are naive
-    max_value=datetime(9999, 12, 30),  # noqa: DTZ001
+    max_value=datetime(9999, 12, 30),  # noqa: DTZ001 - hypothesis takes naive bounds and applies `timezones` itself
     timezones=st.just(UTC),
 )
 names = st.text(st.characters(codec="utf-8"), min_size=1, max_size=12)  # no surrogates
@@ -489,7 +490,7 @@ def test_times_are_read_in_each_format(
     text: str, time_format: str, zone: ZoneInfo, expected: datetime
 ) -> None:
     """Epoch seconds, milliseconds and ISO 8601; a naive ISO time is in the store's zone."""
-    assert parse_time(text, time_format, zone) == expected  # type: ignore[arg-type]
+    assert parse_time(text, time_format, zone) == expected  # type: ignore[arg-type]  # the format is parametrized as text, as config spells it
 
 
 @pytest.mark.parametrize(
@@ -500,7 +501,7 @@ def test_times_are_read_in_each_format(
 def test_times_in_another_format_are_refused(text: str, time_format: str) -> None:
     """A time not in the configured format, infinite or out of range is a ValueError."""
     with pytest.raises(ValueError):  # noqa: PT011 - each case has its own message
-        parse_time(text, time_format, UTC_ZONE)  # type: ignore[arg-type]
+        parse_time(text, time_format, UTC_ZONE)  # type: ignore[arg-type]  # (the same)
 
 
 def test_an_aware_offset_other_than_utc_is_converted() -> None:

@@ -33,7 +33,7 @@ __all__ = ["hard_pg_role", "hard_redis_user"]  # fixtures, used by name
 
 
 def expanded(template: str, env: dict[str, str]) -> object:
-    return interpolate(Document("config.yaml", {"url": template}), env).data["url"]  # type: ignore[index]
+    return interpolate(Document("config.yaml", {"url": template}), env).data["url"]  # type: ignore[index]  # interpolate keeps the document's shape: a mapping here
 
 
 def test_a_variable_in_the_user_info_or_a_query_value_is_percent_encoded() -> None:

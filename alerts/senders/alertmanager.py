@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import ClassVar
 
 import httpx
 
@@ -38,8 +37,6 @@ def alerts_url(peer: str) -> str:
 
 
 class AlertmanagerSender(Sender):
-    idempotent: ClassVar[bool] = True
-
     def __init__(self, name: str, settings: AlertmanagerReceiver, client: httpx.Client) -> None:
         self.name = name
         self._settings = settings

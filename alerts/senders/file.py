@@ -13,7 +13,6 @@ import errno
 import json
 import logging
 import os
-from typing import ClassVar
 
 from alerts.abc import Sender
 from alerts.config import FileReceiver
@@ -29,8 +28,6 @@ PERMANENT_ERRNOS = frozenset(
 
 
 class FileSender(Sender):
-    idempotent: ClassVar[bool] = False
-
     def __init__(self, name: str, settings: FileReceiver) -> None:
         self.name = name
         self._path = settings.path

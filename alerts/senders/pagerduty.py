@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import ClassVar
 
 import httpx
 
@@ -58,8 +57,6 @@ def severity(alert: AlertEvent) -> str:
 
 
 class PagerDutySender(Sender):
-    idempotent: ClassVar[bool] = True
-
     def __init__(self, name: str, settings: PagerDutyReceiver, client: httpx.Client) -> None:
         self.name = name
         self._settings = settings

@@ -22,7 +22,6 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import ClassVar
 
 import httpx
 
@@ -93,8 +92,6 @@ class RateLimiter:
 
 
 class SlackSender(Sender):
-    idempotent: ClassVar[bool] = False
-
     def __init__(
         self,
         name: str,

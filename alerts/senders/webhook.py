@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import json
 import logging
-from typing import ClassVar
 
 import httpx
 
@@ -35,8 +34,6 @@ def signature(secret: str, body: bytes) -> str:
 
 
 class WebhookSender(Sender):
-    idempotent: ClassVar[bool] = False
-
     def __init__(self, name: str, settings: WebhookReceiver, client: httpx.Client) -> None:
         self.name = name
         self._settings = settings

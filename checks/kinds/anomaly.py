@@ -57,7 +57,7 @@ def robust_z(value: float, past: Sequence[float]) -> tuple[float, float, float, 
     return z, median, mad, "constant"
 
 
-def evaluate(planned: PlannedCheck, history: MetricHistory, at: datetime) -> CheckResult:  # noqa: ARG001
+def evaluate(planned: PlannedCheck, history: MetricHistory, at: datetime) -> CheckResult:  # noqa: ARG001 - every kind's evaluate takes (planned, observation, at); this one needs no time
     check = narrow(planned, AnomalyCheck)
     limit = threshold(check)
     if history.current is None:

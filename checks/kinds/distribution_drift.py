@@ -112,7 +112,7 @@ def psi_of_bins(bins: Sequence[DriftBin]) -> float:
     return total
 
 
-def evaluate(planned: PlannedCheck, observation: DriftObservation, at: datetime) -> CheckResult:  # noqa: ARG001
+def evaluate(planned: PlannedCheck, observation: DriftObservation, at: datetime) -> CheckResult:  # noqa: ARG001 - every kind's evaluate takes (planned, observation, at); this one needs no time
     check = narrow(planned, DistributionDriftCheck)
     limit = threshold(check)
     feature = planned.feature or ""

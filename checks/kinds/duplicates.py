@@ -36,7 +36,7 @@ def metrics(planned: PlannedCheck) -> frozenset[OfflineMetric]:
     return frozenset(key_counts(planned))
 
 
-def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime) -> CheckResult:  # noqa: ARG001
+def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime) -> CheckResult:  # noqa: ARG001 - every kind's evaluate takes (planned, observation, at); this one needs no time
     check = narrow(planned, DuplicatesCheck)
     limit = threshold(check)
     keys, window = planned.view.join_keys, window_of(planned)

@@ -37,7 +37,7 @@ def metrics(planned: PlannedCheck) -> frozenset[OfflineMetric]:
 
 def threshold(check: FreshnessCheck) -> Threshold:
     def seconds(value: object) -> float | None:
-        return value.total_seconds() if value is not None else None  # type: ignore[attr-defined]
+        return value.total_seconds() if value is not None else None  # type: ignore[attr-defined]  # a duration bound (a timedelta) typed as object by the model
 
     return Threshold("max", seconds(check.max), seconds(check.warn), "seconds")
 

@@ -67,7 +67,7 @@ def threshold(check: LateArrivalsCheck) -> Threshold:
     return Threshold("max", check.max, check.warn, "ratio")
 
 
-def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime) -> CheckResult:  # noqa: ARG001
+def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime) -> CheckResult:  # noqa: ARG001 - every kind's evaluate takes (planned, observation, at); this one needs no time
     check = narrow(planned, LateArrivalsCheck)
     limit = threshold(check)
     ingested_at = planned.view.offline.ingested_at if planned.view.offline else None

@@ -24,7 +24,7 @@ def threshold(check: NullRateCheck) -> Threshold:
     return Threshold("max", check.max, check.warn, "ratio")
 
 
-def online(planned: PlannedCheck, observation: OnlineObservation, at: datetime) -> CheckResult:  # noqa: ARG001
+def online(planned: PlannedCheck, observation: OnlineObservation, at: datetime) -> CheckResult:  # noqa: ARG001 - every kind's evaluate takes (planned, observation, at); this one needs no time
     """Null, NaN or empty values, and features never written for an entity that exists, over the
     sampled entities the online store has."""
     check = narrow(planned, NullRateCheck)
@@ -51,7 +51,7 @@ def online(planned: PlannedCheck, observation: OnlineObservation, at: datetime) 
     return build(planned, limit, (nulls + absent) / rows, details, sample_size=rows)
 
 
-def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime) -> CheckResult:  # noqa: ARG001
+def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime) -> CheckResult:  # noqa: ARG001 - every kind's evaluate takes (planned, observation, at); this one needs no time
     """Null count / row count over the rows whose event time is in the check's window."""
     check = narrow(planned, NullRateCheck)
     feature = planned.feature or planned.view.name

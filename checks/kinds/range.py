@@ -70,7 +70,7 @@ def threshold(check: RangeCheck) -> Threshold:
     return Threshold("max", check.max, check.warn, "ratio")
 
 
-def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime) -> CheckResult:  # noqa: ARG001
+def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime) -> CheckResult:  # noqa: ARG001 - every kind's evaluate takes (planned, observation, at); this one needs no time
     check = narrow(planned, RangeCheck)
     limit = threshold(check)
     column, window = check.feature, window_of(planned)
@@ -117,7 +117,7 @@ def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime
     return build(planned, limit, details.out_of_range / rows, details, sample_size=rows)
 
 
-def online(planned: PlannedCheck, observation: OnlineObservation, at: datetime) -> CheckResult:  # noqa: ARG001
+def online(planned: PlannedCheck, observation: OnlineObservation, at: datetime) -> CheckResult:  # noqa: ARG001 - every kind's evaluate takes (planned, observation, at); this one needs no time
     """The numeric values of the feature among the sampled entities found (nulls, absent and
     undecodable values are other checks' concern)."""
     check = narrow(planned, RangeCheck)

@@ -65,7 +65,7 @@ def judged_threshold(check: RowCountCheck, reference: float | None) -> Threshold
     return Threshold("max", highs, warn_highs, "count", fail_min=lows, warn_min=warn_lows)
 
 
-def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime) -> CheckResult:  # noqa: ARG001
+def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime) -> CheckResult:  # noqa: ARG001 - every kind's evaluate takes (planned, observation, at); this one needs no time
     """The absolute bounds of a check without `change`. A check with `change` given no
     earlier counts is an error: what it was asked to judge was never measured."""
     check = narrow(planned, RowCountCheck)

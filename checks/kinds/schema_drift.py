@@ -42,7 +42,7 @@ def _count(details: SchemaDriftDetails) -> int:
     return added + len(details.removed) + len(details.retyped)
 
 
-def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime) -> CheckResult:  # noqa: ARG001
+def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime) -> CheckResult:  # noqa: ARG001 - every kind's evaluate takes (planned, observation, at); this one needs no time
     check = narrow(planned, SchemaDriftCheck)
     limit = threshold(check)
     if not observation.columns:
@@ -54,7 +54,7 @@ def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime
 def baseline(
     planned: PlannedCheck,
     observation: BaselineObservation,
-    at: datetime,  # noqa: ARG001
+    at: datetime,  # noqa: ARG001 - every kind's evaluate takes (planned, observation, at); this one needs no time
 ) -> CheckResult:
     """The offline columns against the baseline kept in the state database (`baseline: true`):
     added, removed, and retyped by type family, as against a declared schema. The run that
@@ -89,7 +89,7 @@ def _compare(
     )
 
 
-def online(planned: PlannedCheck, observation: OnlineObservation, at: datetime) -> CheckResult:  # noqa: ARG001
+def online(planned: PlannedCheck, observation: OnlineObservation, at: datetime) -> CheckResult:  # noqa: ARG001 - every kind's evaluate takes (planned, observation, at); this one needs no time
     """Stored features nothing declares (added), and declared features absent from every
     sampled entity that exists (removed)."""
     check = narrow(planned, SchemaDriftCheck)

@@ -61,7 +61,7 @@ def same(a: FeatureValue, b: FeatureValue, abs_tol: float, rel_tol: float) -> bo
     return a == b
 
 
-def evaluate(planned: PlannedCheck, observation: SkewObservation, at: datetime) -> CheckResult:  # noqa: ARG001
+def evaluate(planned: PlannedCheck, observation: SkewObservation, at: datetime) -> CheckResult:  # noqa: ARG001 - every kind's evaluate takes (planned, observation, at); this one needs no time
     check = narrow(planned, SkewCheck)
     limit = threshold(check)
     features = compared_features(planned)

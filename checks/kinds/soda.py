@@ -41,7 +41,7 @@ from checks.soda_contract import ContractOutline, SodaCheckRef, outline
 _STATUS: Mapping[str, Status] = {"passed": Status.PASS, "warn": Status.WARN, "failed": Status.FAIL}
 
 
-def threshold(check: SodaCheck) -> Threshold:  # noqa: ARG001
+def threshold(check: SodaCheck) -> Threshold:  # noqa: ARG001 - every kind's threshold takes its check; soda's thresholds live in its contract
     """Before Soda has run, a Soda check's threshold is unknown: an empty one."""
     return Threshold("max", None, None, "number")
 
@@ -59,7 +59,7 @@ def reference(planned: PlannedCheck) -> SodaCheckRef | None:
     return next((r for r in _outline(check.contract).checks if r.key == planned.feature), None)
 
 
-def evaluate(planned: PlannedCheck, observation: object, at: datetime) -> CheckResult:  # noqa: ARG001
+def evaluate(planned: PlannedCheck, observation: object, at: datetime) -> CheckResult:  # noqa: ARG001 - every kind's evaluate takes (planned, observation, at); this one needs no time
     """One Soda check's outcome as a featmon result; a probe failure (the contract could not
     be verified at all) is an `error` result under the Soda check's identity."""
     check = narrow(planned, SodaCheck)

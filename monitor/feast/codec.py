@@ -26,34 +26,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from checks.observation import EntityValue, FeatureState, FeatureValue, Scalar
+from monitor.feast.wire import (
+    I32,
+    I64,
+    LEN,
+    VARINT,
+    WIRE_NAMES,
+    DecodeError,
+    encode_varint,
+    read_varint,
+)
 
-# Wire types of the protobuf encoding.
-_VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
-_WIRE_NAMES = {
-    0: "varint",
-    1: "fixed64",
-    2: "length-delimited",
-    3: "start-group",
-    4: "end-group",
-    5: "fixed32",
-}
-
-_MASK64 = (1 << 64) - 1
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 _INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
 NULL_TIMESTAMP = _INT64_MIN
 """Feast's null timestamp (numpy NaT as int64): a `unix_timestamp_val` holding it reads as None."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class DecodeError(ValueError):
-    """Bytes that are not a Feast value or entity key; says what was wrong and where."""
-
-    def __init__(self, what: str, offset: int) -> None:
-        self.what = what
-        self.offset = offset
-        super().__init__(f"{what} at byte {offset}")
 
 
 @dataclass(frozen=True)
@@ -68,14 +57,14 @@ class _Field:
 
 # Kinds: how one element is carried on the wire and what Python type it becomes.
 _KIND_WIRE = {
-    "bytes": _LEN,
-    "string": _LEN,
-    "int32": _VARINT,
-    "int64": _VARINT,
-    "double": _I64,
-    "float": _I32,
-    "bool": _VARINT,
-    "timestamp": _VARINT,
+    "bytes": LEN,
+    "string": LEN,
+    "int32": VARINT,
+    "int64": VARINT,
+    "double": I64,
+    "float": I32,
+    "bool": VARINT,
+    "timestamp": VARINT,
 }
 # The scalar members are fields 1-8 in this order; their *List members 11-18, *Set 22-29.
 _SCALARS = (
@@ -149,18 +138,8 @@ class _Reader:
         return self.pos >= self.end
 
     def varint(self) -> int:
-        start, result, shift = self.pos, 0, 0
-        while True:
-            if self.pos >= self.end:
-                raise DecodeError("truncated varint", start)
-            byte = self.data[self.pos]
-            self.pos += 1
-            result |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return result & _MASK64
-            shift += 7
-            if shift >= 70:
-                raise DecodeError("varint longer than 10 bytes", start)
+        value, self.pos = read_varint(self.data, self.pos, self.end)
+        return value
 
     def take(self, size: int, what: str) -> bytes:
         if size > self.end - self.pos:
@@ -237,8 +216,8 @@ def _timestamp(seconds: int, offset: int) -> datetime | None:
 def _expect_wire(number: int, field: _Field, wire: int, expected: int, offset: int) -> None:
     if wire != expected:
         raise DecodeError(
-            f"field {number} ({field.name}) has wire type {_WIRE_NAMES.get(wire, wire)}, "
-            f"expected {_WIRE_NAMES[expected]}",
+            f"field {number} ({field.name}) has wire type {WIRE_NAMES.get(wire, wire)}, "
+            f"expected {WIRE_NAMES[expected]}",
             offset,
         )
 
@@ -252,7 +231,7 @@ def _elements(payload: _Reader, field: _Field) -> list[Scalar]:
         number, wire = payload.tag()
         if number != 1:
             raise DecodeError(f"unknown field number {number} in {field.name}", start)
-        if wire == _LEN and element_wire != _LEN:  # packed numeric elements
+        if wire == LEN and element_wire != LEN:  # packed numeric elements
             packed = payload.length_delimited()
             while not packed.at_end():
                 items.append(_list_item(packed, field))
@@ -282,15 +261,11 @@ _FLOAT = struct.Struct("<f").unpack_from
 
 def _varint_to_end(blob: bytes) -> int | None:
     """The varint from byte 1 when it ends exactly at the end of `blob` within 10 bytes."""
-    last = len(blob) - 1
-    result = shift = 0
-    for pos in range(1, len(blob)):
-        byte = blob[pos]
-        result |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return result & _MASK64 if pos == last and shift <= 70 else None
-    return None
+    try:
+        raw, end = read_varint(blob, 1, len(blob))
+    except DecodeError:
+        return None
+    return raw if end == len(blob) else None
 
 
 def _fast_double(blob: bytes) -> tuple[FeatureState, FeatureValue] | None:
@@ -329,11 +304,11 @@ def _fast_string(blob: bytes) -> tuple[FeatureState, FeatureValue] | None:
 
 
 _FAST_READERS = {
-    _SCALAR_FIELD["double"] << 3 | _I64: _fast_double,
-    _SCALAR_FIELD["float"] << 3 | _I32: _fast_float,
-    _SCALAR_FIELD["int64"] << 3 | _VARINT: _fast_int64,
-    _SCALAR_FIELD["bool"] << 3 | _VARINT: _fast_bool,
-    _SCALAR_FIELD["string"] << 3 | _LEN: _fast_string,
+    _SCALAR_FIELD["double"] << 3 | I64: _fast_double,
+    _SCALAR_FIELD["float"] << 3 | I32: _fast_float,
+    _SCALAR_FIELD["int64"] << 3 | VARINT: _fast_int64,
+    _SCALAR_FIELD["bool"] << 3 | VARINT: _fast_bool,
+    _SCALAR_FIELD["string"] << 3 | LEN: _fast_string,
 }
 
 
@@ -364,9 +339,9 @@ def value_decoder(dtype: str) -> Callable[[bytes], tuple[FeatureState, FeatureVa
     if kind not in ("double", "float"):
         return decode_value
     if kind == "double":
-        size, tag, unpack = 9, _SCALAR_FIELD["double"] << 3 | _I64, _DOUBLE
+        size, tag, unpack = 9, _SCALAR_FIELD["double"] << 3 | I64, _DOUBLE
     else:
-        size, tag, unpack = 5, _SCALAR_FIELD["float"] << 3 | _I32, _FLOAT
+        size, tag, unpack = 5, _SCALAR_FIELD["float"] << 3 | I32, _FLOAT
 
     def decode(blob: bytes) -> tuple[FeatureState, FeatureValue]:
         if len(blob) == size and blob[0] == tag:
@@ -386,7 +361,7 @@ def _decode_any(blob: bytes) -> tuple[FeatureState, FeatureValue]:
         start = reader.pos
         number, wire = reader.tag()
         if number == _NULL_FIELD:
-            _expect_wire(number, _Field("null_val", "int32"), wire, _VARINT, start)
+            _expect_wire(number, _Field("null_val", "int32"), wire, VARINT, start)
             reader.varint()
             chosen, value = number, None
             continue
@@ -398,7 +373,7 @@ def _decode_any(blob: bytes) -> tuple[FeatureState, FeatureValue]:
                 )
             raise DecodeError(f"unknown field number {number}", start)
         if field.repeated:
-            _expect_wire(number, field, wire, _LEN, start)
+            _expect_wire(number, field, wire, LEN, start)
             more = _elements(reader.length_delimited(), field)
             items = [*items, *more] if chosen == number else more
             chosen, value = number, None
@@ -414,18 +389,8 @@ def _decode_any(blob: bytes) -> tuple[FeatureState, FeatureValue]:
     return FeatureState.VALUE, value
 
 
-def _varint(value: int) -> bytes:
-    value &= _MASK64
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def _tag(number: int, wire: int) -> bytes:
-    return _varint(number << 3 | wire)
+    return encode_varint(number << 3 | wire)
 
 
 def _epoch_seconds(value: datetime) -> int:
@@ -446,11 +411,11 @@ def _check_int(value: object, low: int, high: int, kind: str) -> int:
 def _encode_element(value: object, kind: str) -> bytes:
     """One element of `kind`, without its tag (length-prefixed for bytes and strings)."""
     if kind == "int64":
-        return _varint(_check_int(value, _INT64_MIN, _INT64_MAX, kind))
+        return encode_varint(_check_int(value, _INT64_MIN, _INT64_MAX, kind))
     if kind == "int32":
-        return _varint(_check_int(value, _INT32_MIN, _INT32_MAX, kind))
+        return encode_varint(_check_int(value, _INT32_MIN, _INT32_MAX, kind))
     if kind == "timestamp":
-        return _varint(_epoch_seconds(_check_aware(value)))
+        return encode_varint(_epoch_seconds(_check_aware(value)))
     if kind == "bool":
         if not isinstance(value, bool):
             raise TypeError(f"expected a bool, found {type(value).__name__}")
@@ -463,7 +428,7 @@ def _encode_element(value: object, kind: str) -> bytes:
         data = value
     else:
         raise TypeError(f"expected {kind}, found {type(value).__name__}")
-    return _varint(len(data)) + data
+    return encode_varint(len(data)) + data
 
 
 def _check_aware(value: object) -> datetime:
@@ -494,12 +459,12 @@ def encode_value(value: object, dtype: str) -> bytes:
     if value is None:
         return b""
     if isinstance(value, tuple | list):
-        if _KIND_WIRE[kind] == _LEN:
-            body = b"".join(_tag(1, _LEN) + _encode_element(item, kind) for item in value)
+        if _KIND_WIRE[kind] == LEN:
+            body = b"".join(_tag(1, LEN) + _encode_element(item, kind) for item in value)
         else:
             packed = b"".join(_encode_element(item, kind) for item in value)
-            body = _tag(1, _LEN) + _varint(len(packed)) + packed if packed else b""
-        return _tag(_LIST_FIELD[kind], _LEN) + _varint(len(body)) + body
+            body = _tag(1, LEN) + encode_varint(len(packed)) + packed if packed else b""
+        return _tag(_LIST_FIELD[kind], LEN) + encode_varint(len(body)) + body
     return _tag(_SCALAR_FIELD[kind], _KIND_WIRE[kind]) + _encode_element(value, kind)
 
 

@@ -11,7 +11,7 @@ One HASH per entity and project, shared by every feature view on that entity:
     value                a serialized `feast.types.Value` (`codec.decode_value`); b"" is None
 
 Feast sets no expiry unless `key_ttl_seconds` is configured, so stale values stay readable.
-Decoders raise `codec.DecodeError` (a ValueError) and nothing else, whatever the input; the
+Decoders raise `wire.DecodeError` (a ValueError) and nothing else, whatever the input; the
 encoders exist so that tests and the demo can write what Feast writes.
 """
 
@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 import mmh3
 
-from monitor.feast.codec import DecodeError
+from monitor.feast.wire import VARINT, DecodeError, encode_varint, read_varint
 
 TIMESTAMP_PREFIX = b"_ts:"
 """Every field that starts with this holds the event time of one feature view."""
@@ -115,22 +115,6 @@ def split_key(key: bytes, project: str) -> bytes:
     return key[:end]
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    """The varint at `pos` (as an unsigned 64-bit value) and the position after it."""
-    start, result, shift = pos, 0, 0
-    while True:
-        if pos >= len(data):
-            raise DecodeError("truncated varint", start)
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result & _MASK64, pos
-        shift += 7
-        if shift >= 70:
-            raise DecodeError("varint longer than 10 bytes", start)
-
-
 def decode_timestamp(blob: bytes) -> datetime:
     """The aware UTC datetime of a serialized `google.protobuf.Timestamp` (field 1 `seconds`,
     int64; field 2 `nanos`, int32 in [0, 1e9); each omitted when 0, so b"" is the epoch).
@@ -181,13 +165,13 @@ def _decode_fields(blob: bytes) -> datetime:
     pos = 0
     while pos < len(data):
         start = pos
-        tag, pos = _varint(data, pos)
+        tag, pos = read_varint(data, pos, len(data))
         number, wire = tag >> 3, tag & 7
         if number not in (1, 2):
             raise DecodeError(f"unknown field number {number} in a Timestamp", start)
-        if wire != 0:
+        if wire != VARINT:
             raise DecodeError(f"field {number} has wire type {wire}, expected varint", start)
-        raw, pos = _varint(data, pos)
+        raw, pos = read_varint(data, pos, len(data))
         if number == 1:
             seconds = raw - (1 << 64) if raw >> 63 else raw
         else:
@@ -211,17 +195,7 @@ def encode_timestamp(when: datetime) -> bytes:
     nanos = delta.microseconds * 1000
     out = bytearray()
     if seconds:
-        out += b"\x08" + _encode_varint(seconds)
+        out += b"\x08" + encode_varint(seconds)
     if nanos:
-        out += b"\x10" + _encode_varint(nanos)
-    return bytes(out)
-
-
-def _encode_varint(value: int) -> bytes:
-    value &= _MASK64
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
+        out += b"\x10" + encode_varint(nanos)
     return bytes(out)

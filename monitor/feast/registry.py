@@ -43,10 +43,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from checks.errors import ConfigError
 from checks.source import Document, load_yaml, validate
 from monitor.errors import MonitorError
+from monitor.feast.wire import I32, I64, LEN, VARINT, DecodeError, read_varint
 from monitor.loader import read_text
 
-_VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
-_MASK64 = (1 << 64) - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # feast.types.ValueType.Enum
@@ -95,13 +94,6 @@ class RegistryError(MonitorError):
         super().__init__(f"{source}: {detail}")
 
 
-class _WireError(ValueError):
-    def __init__(self, what: str, offset: int) -> None:
-        self.what = what
-        self.offset = offset
-        super().__init__(f"{what} at byte {offset}")
-
-
 # --- the wire format ---------------------------------------------------------------------------
 
 _Value = int | slice  # varints and fixed numbers; a length-delimited payload's place in the file
@@ -136,7 +128,7 @@ class _Message:
             try:
                 out.append(self.data[place].decode("utf-8"))
             except UnicodeDecodeError as exc:
-                raise _WireError(f"field {number} is not UTF-8 text", place.start) from exc
+                raise DecodeError(f"field {number} is not UTF-8 text", place.start) from exc
         return tuple(out)
 
     def text(self, number: int) -> str:
@@ -157,23 +149,8 @@ class _Message:
         values = self.fields.get(number, ())
         for value in values:
             if not isinstance(value, kind):
-                raise _WireError(f"field {number} has an unexpected wire type", self.offset)
+                raise DecodeError(f"field {number} has an unexpected wire type", self.offset)
         return values
-
-
-def _varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
-    result, shift, start = 0, 0, pos
-    while True:
-        if pos >= end:
-            raise _WireError("truncated varint", start)
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result & _MASK64, pos
-        shift += 7
-        if shift >= 70:
-            raise _WireError("varint longer than 10 bytes", start)
 
 
 def _parse(data: bytes, place: slice | None = None) -> _Message:
@@ -183,22 +160,22 @@ def _parse(data: bytes, place: slice | None = None) -> _Message:
     fields: defaultdict[int, list[_Value]] = defaultdict(list)
     while pos < end:
         start = pos
-        key, pos = _varint(data, pos, end)
+        key, pos = read_varint(data, pos, end)
         number, wire = key >> 3, key & 7
         if number == 0:
-            raise _WireError("invalid field number 0", start)
-        if wire == _VARINT:
-            value, pos = _varint(data, pos, end)
+            raise DecodeError("invalid field number 0", start)
+        if wire == VARINT:
+            value, pos = read_varint(data, pos, end)
             fields[number].append(value)
             continue
-        size = {_I64: 8, _I32: 4}.get(wire)
-        if wire == _LEN:
-            size, pos = _varint(data, pos, end)
+        size = {I64: 8, I32: 4}.get(wire)
+        if wire == LEN:
+            size, pos = read_varint(data, pos, end)
         if size is None:
-            raise _WireError(f"unsupported wire type {wire}", start)
+            raise DecodeError(f"unsupported wire type {wire}", start)
         if size > end - pos:
-            raise _WireError(f"field {number} runs past the end of its message", start)
-        if wire == _LEN:
+            raise DecodeError(f"field {number} runs past the end of its message", start)
+        if wire == LEN:
             fields[number].append(slice(pos, pos + size))
         else:
             fields[number].append(int.from_bytes(data[pos : pos + size], "little"))
@@ -222,7 +199,7 @@ def _timestamp(message: _Message | None) -> datetime | None:
     try:
         return _EPOCH + _duration(message)
     except OverflowError as exc:
-        raise _WireError("timestamp out of range", message.offset) from exc
+        raise DecodeError("timestamp out of range", message.offset) from exc
 
 
 # --- what featmon reads ------------------------------------------------------------------------
@@ -310,7 +287,7 @@ class Registry:
 def _entity(message: _Message) -> tuple[str, Entity]:
     spec = message.message(1)
     if spec is None:
-        raise _WireError("an entity without a spec", message.offset)
+        raise DecodeError("an entity without a spec", message.offset)
     return spec.text(9), Entity(spec.text(1), spec.text(4), spec.number(2))
 
 
@@ -349,9 +326,9 @@ def _postgres_options(configuration: bytes, offset: int) -> tuple[str | None, st
     try:
         options = json.loads(configuration.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _WireError("PostgreSQL source options are not JSON", offset) from exc
+        raise DecodeError("PostgreSQL source options are not JSON", offset) from exc
     if not isinstance(options, dict):
-        raise _WireError("PostgreSQL source options are not a JSON object", offset)
+        raise DecodeError("PostgreSQL source options are not a JSON object", offset)
     table, query = options.get("table"), options.get("query")
     return (table if isinstance(table, str) and table else None), (
         query if isinstance(query, str) and query else None
@@ -361,7 +338,7 @@ def _postgres_options(configuration: bytes, offset: int) -> tuple[str | None, st
 def _view(message: _Message) -> FeatureView:
     spec = message.message(1)
     if spec is None:
-        raise _WireError("a feature view without a spec", message.offset)
+        raise DecodeError("a feature view without a spec", message.offset)
     meta = message.message(2)
     intervals = meta.messages(3) if meta is not None else []
     source = spec.message(7)
@@ -388,7 +365,7 @@ def parse_registry(data: bytes, source: str) -> Registry:
         views = tuple(_view(m) for m in root.messages(6))
         updated = _timestamp(root.message(5))
         skipped = {"on-demand feature views": root.count(8), "stream feature views": root.count(14)}
-    except (_WireError, OverflowError) as exc:
+    except (DecodeError, OverflowError) as exc:
         raise RegistryError(
             source, f"is not a Feast registry (a serialized feast.core.Registry): {exc}"
         ) from exc

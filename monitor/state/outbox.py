@@ -203,12 +203,6 @@ def rows(
     return [to_row(row) for row in conn.execute(query).mappings()]
 
 
-def next_due(conn: sa.Connection) -> datetime | None:
-    query = sa.select(sa.func.min(outbox.c.next_attempt_at)).where(outbox.c.state == PENDING)
-    found: datetime | None = conn.execute(query).scalar()
-    return found
-
-
 def prune(conn: sa.Connection, cutoff: datetime) -> int:
     """Delete delivered and dead rows created before `cutoff`, and processed-run marks."""
     done = [OutboxState.DELIVERED.value, OutboxState.DEAD.value]

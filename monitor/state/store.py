@@ -418,11 +418,6 @@ class StateStore:
         with self._db.read("reading the outbox") as conn:
             return outbox.rows(conn, state, _limit(limit), receiver)
 
-    def next_outbox_attempt(self) -> datetime | None:
-        """The earliest `next_attempt_at` of a pending row, if any is pending."""
-        with self._db.read("reading the next outbox attempt") as conn:
-            return outbox.next_due(conn)
-
     def prune_outbox(self, older_than: datetime) -> int:
         """Delete delivered and dead notifications enqueued before `older_than` (and the marks
         of runs alerted before it); returns how many notifications were deleted."""
@@ -466,11 +461,6 @@ class StateStore:
         since = None if ended_since is None else rows.aware(ended_since, "ended_since")
         with self._db.read("reading silences") as conn:
             return silences.listed(conn, now, since)
-
-    def silences_in_force(self, now: datetime) -> tuple[StoredSilence, ...]:
-        """The silences that mute at `now`."""
-        with self._db.read("reading the silences in force") as conn:
-            return silences.in_force(conn, rows.aware(now, "now"))
 
     def silence(self, silence_id: str) -> StoredSilence | None:
         with self._db.read(f"reading silence {silence_id}") as conn:

@@ -320,7 +320,7 @@ def _batch(
     try:
         connection = pool.get_connection()
     except TypeError:  # older redis-py wants the name of a command
-        connection = pool.get_connection("HGETALL")  # type: ignore[call-arg, unused-ignore]
+        connection = pool.get_connection("HGETALL")  # type: ignore[call-arg, unused-ignore]  # redis-py before 5.3 requires a command name
     if fields is None:
         packed = b"".join([_HGETALL % (len(key), key) for key in keys])
     else:

@@ -32,7 +32,6 @@ from monitor.abc import EntityKey
 from monitor.feast.codec import (
     INT64_KEY_DTYPES,
     KEY_DTYPES,
-    DecodeError,
     decode_entity_key,
     decode_value,
     encode_entity_key,
@@ -52,6 +51,7 @@ from monitor.feast.redis_layout import (
     split_key,
     timestamp_field,
 )
+from monitor.feast.wire import DecodeError
 from monitor.stores.redis.client import HashReads
 from monitor.stores.redis.hash_layout import (
     KeyTemplate,

@@ -119,8 +119,8 @@ def _limit(conn: sa.Connection, timeout: timedelta) -> Callable[[], None]:
     if dialect == "sqlite":
         conn.exec_driver_sql("PRAGMA query_only = ON")
         deadline = time.monotonic() + timeout.total_seconds()
-        raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)  # type: ignore[union-attr]
-        return lambda: raw.set_progress_handler(None, 0)  # type: ignore[union-attr]
+        raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)  # type: ignore[union-attr]  # the driver connection of the sqlite dialect is sqlite3's
+        return lambda: raw.set_progress_handler(None, 0)  # type: ignore[union-attr]  # (the same)
     interrupt = getattr(raw, "interrupt", None)
     if callable(interrupt):  # DuckDB: no statement timeout, so a timer interrupts the query
         timer = threading.Timer(timeout.total_seconds(), interrupt)

@@ -50,12 +50,12 @@ from monitor.config import FeastSqliteStoreConfig, FeastSqlStoreConfig
 from monitor.errors import QueryFailed, SourceNotFound
 from monitor.feast.codec import (
     KEY_DTYPES,
-    DecodeError,
     decode_entity_key,
     decode_value,
     encode_entity_key,
     infer_entity_dtype,
 )
+from monitor.feast.wire import DecodeError
 from monitor.stores.sql.engine import open_engine, read_only
 
 log = logging.getLogger(__name__)

@@ -79,25 +79,25 @@ class seconds_between(FunctionElement[float]):  # noqa: N801  (reads as the SQL 
     inherit_cache = True
 
 
-class is_nan(FunctionElement[bool]):  # noqa: N801
+class is_nan(FunctionElement[bool]):  # noqa: N801 - an SQL function, named in lower case as SQL spells it
     type = sa.Boolean()
     name = "is_nan"
     inherit_cache = True
 
 
-class is_infinite(FunctionElement[bool]):  # noqa: N801
+class is_infinite(FunctionElement[bool]):  # noqa: N801 - an SQL function, named in lower case as SQL spells it
     type = sa.Boolean()
     name = "is_infinite"
     inherit_cache = True
 
 
-class is_finite(FunctionElement[bool]):  # noqa: N801
+class is_finite(FunctionElement[bool]):  # noqa: N801 - an SQL function, named in lower case as SQL spells it
     type = sa.Boolean()
     name = "is_finite"
     inherit_cache = True
 
 
-class distinct_tuple(FunctionElement[Any]):  # noqa: N801
+class distinct_tuple(FunctionElement[Any]):  # noqa: N801 - an SQL function, named in lower case as SQL spells it
     """`distinct_tuple(key..., event_time)`: equal for equal tuples, different otherwise."""
 
     type = sa.String()
@@ -105,7 +105,7 @@ class distinct_tuple(FunctionElement[Any]):  # noqa: N801
     inherit_cache = True
 
 
-class late_by_at_most(FunctionElement[bool]):  # noqa: N801
+class late_by_at_most(FunctionElement[bool]):  # noqa: N801 - an SQL function, named in lower case as SQL spells it
     """`late_by_at_most(event, ingested, seconds, microseconds)`: ingested - event is at most
     the bound, given exactly twice as SQL number literals (see `_bound_literals`)."""
 
@@ -114,7 +114,7 @@ class late_by_at_most(FunctionElement[bool]):  # noqa: N801
     inherit_cache = True
 
 
-class count_where(FunctionElement[int]):  # noqa: N801
+class count_where(FunctionElement[int]):  # noqa: N801 - an SQL function, named in lower case as SQL spells it
     """`count_where(condition)`: the rows matching `condition`, 0 (not NULL) when none do."""
 
     type = sa.BigInteger()
@@ -180,7 +180,7 @@ def _nan_duckdb(element: is_nan, compiler: SQLCompiler, **kw: object) -> str:
 
 
 @compiles(is_nan, "sqlite")
-def _nan_sqlite(element: is_nan, compiler: SQLCompiler, **kw: object) -> str:  # noqa: ARG001
+def _nan_sqlite(element: is_nan, compiler: SQLCompiler, **kw: object) -> str:  # noqa: ARG001 - SQLAlchemy's compiler hook signature; SQLite needs no element
     return "0"
 
 

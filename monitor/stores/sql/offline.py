@@ -55,27 +55,11 @@ from monitor.stores.sql.columns import (
     bound,
     column_of,
     duckdb_type,
-    family_of,
     require_aware,
 )
 from monitor.stores.sql.engine import open_engine, read_only, safe_url
 from monitor.stores.sql.metrics import aggregate, metric_order, unavailable
 from monitor.stores.sql.rows import BATCH, latest_rows_query, reference_query
-
-__all__ = [  # Source and the column helpers moved to `columns`; still importable from here
-    "TIMESTAMP",
-    "AggregateQuery",
-    "AggregateStore",
-    "Source",
-    "SqlOfflineStore",
-    "aggregate_query",
-    "bound",
-    "column_of",
-    "duckdb_type",
-    "family_of",
-    "requests_query",
-    "sample_query",
-]
 
 log = logging.getLogger(__name__)
 

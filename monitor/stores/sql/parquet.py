@@ -19,8 +19,9 @@ import sqlalchemy as sa
 from checks.model import FeatureView
 from monitor.config import ParquetStoreConfig
 from monitor.errors import SourceNotFound
+from monitor.stores.sql.columns import Source, column_of, duckdb_type
 from monitor.stores.sql.engine import open_engine
-from monitor.stores.sql.offline import AggregateStore, Source, column_of, duckdb_type
+from monitor.stores.sql.offline import AggregateStore
 
 log = logging.getLogger(__name__)
 
