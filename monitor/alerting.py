@@ -43,6 +43,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -218,6 +219,7 @@ class Alerting:
         transition: Step | None,
         run_id: str | None,
     ) -> Alerted:
+        started, cpu = time.monotonic(), time.thread_time()
         with self._lock:
             if self._offline and not self._write_back(now):
                 alerted = self._step_in_memory(now, transition)
@@ -233,7 +235,7 @@ class Alerting:
                 if found is None:
                     return Alerted(skipped=True)
                 alerted = found
-        _log_step(what, alerted)
+        _log_step(what, alerted, time.monotonic() - started, time.thread_time() - cpu)
         if alerted.notifications and self._wake is not None:
             self._wake()
         return alerted
@@ -409,7 +411,7 @@ def _enqueued(notification: Notification) -> NewNotification:
     )
 
 
-def _log_step(what: str, alerted: Alerted) -> None:
+def _log_step(what: str, alerted: Alerted, wall: float, cpu: float) -> None:
     for muted in alerted.suppressed:
         log.info(
             "alert %s (%s) is due but silenced by %s until %s",
@@ -421,12 +423,15 @@ def _log_step(what: str, alerted: Alerted) -> None:
     for fp, by in alerted.inhibited.items():
         log.debug("alert %s is inhibited by %s", fp, by)
     log.info(
-        "alerting %s: %d notifications enqueued (%s), %d silenced, %d inhibited",
+        "alerting %s: %d notifications enqueued (%s), %d silenced, %d inhibited, "
+        "in %.1f ms (CPU %.1f ms)",
         what,
         len(alerted.notifications),
         _receivers(alerted.notifications),
         len(alerted.suppressed),
         len(alerted.inhibited),
+        wall * 1000,
+        cpu * 1000,
     )
 
 
