@@ -51,6 +51,7 @@ RUN = re.compile(
 )
 # The alert pipeline's line for each step after a run: its wall time and the CPU it took.
 ALERTING = re.compile(r"alerting run \S+: .* in (\d+(?:\.\d+)?) ms \(CPU (\d+(?:\.\d+)?) ms\)")
+VIEWS_PER_FILE = 500  # a check file holds at most 100,000 YAML nodes
 WARMUP = timedelta(seconds=90)  # one interval and a half: the start-up catch-up has drained
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -135,9 +136,12 @@ def build(root: Path, views: int, entities: int, redis_port: int) -> Path:
         finally:
             loader.close()
     (root / "checks").mkdir()
-    (root / "checks" / "views.yaml").write_text(
-        "feature_views:\n" + "".join(view_yaml(k) for k in range(views)), encoding="utf-8"
-    )
+    for first in range(0, views, VIEWS_PER_FILE):  # a file's YAML is bounded in size
+        (root / "checks" / f"views{first // VIEWS_PER_FILE}.yaml").write_text(
+            "feature_views:\n"
+            + "".join(view_yaml(k) for k in range(first, min(views, first + VIEWS_PER_FILE))),
+            encoding="utf-8",
+        )
     config = root / "config.yaml"
     config.write_text(
         "stores:\n"
