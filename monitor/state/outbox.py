@@ -144,6 +144,8 @@ def _read_records(
     conn: sa.Connection, views: Collection[str] | None, fingerprints: Collection[str] = ()
 ) -> dict[str, StoredRecord]:
     table = alert_records
+    if views is not None and not views:
+        return {}  # the grouper's timer: no record
     query = sa.select(table.c.fingerprint, table.c.record, table.c.feature_view)
     if views is not None:
         query = query.where(table.c.feature_view.in_(sorted(views)))
