@@ -182,14 +182,14 @@ class Alerting:
         if step is None:  # the grouper's timer: the due groups, no lifecycle
             changed, before = None, stages.read_groups(tx.due_groups(now))
         else:
-            silences = stages.with_api_silences(s.silences, tx.silences)
-            changed = step(stages.read_records(tx.records), silences)
-            before = stages.read_groups(tx.groups(stages.touched(s.tree, changed)))
+            silences = stages.with_api_silences(s.silences, tx.silences)  # silence
+            changed = step(stages.read_records(tx.records), silences)  # lifecycle, inhibition
+            before = stages.read_groups(tx.groups(stages.touched(s.tree, changed)))  # its groups
             quoted = _quoting(changed.records, tx)
-            resent = stages.resends(before, quoted, s.resend, now, silences)
-        routed = s.tree.routed(() if changed is None else changed.events)
-        grouped = group(before, (*resent, *routed), now, s.external_url)  # own events last
-        tx.write(stages.change_of(tx.records, changed, grouped))
+            resent = stages.resends(before, quoted, s.resend, now, silences)  # Alertmanager's
+        routed = s.tree.routed(() if changed is None else changed.events)  # route
+        grouped = group(before, (*resent, *routed), now, s.external_url)  # group; own events last
+        tx.write(stages.change_of(tx.records, changed, grouped))  # outbox (deliver: `_step`)
         done = changed or stages.NOTHING
         return Alerted(grouped.notifications, done.suppressed, done.inhibited)
 
