@@ -2,6 +2,8 @@
 translated into these at the sender that meets them, and raised `from` the original.
 
     AlertsError
+     ├── AlertStoreError  the store of alert state and the outbox failed (`alerts.abc.AlertStore`;
+     │                    the state database raises its own `StateError`, one of these)
      └── DeliveryFailed   a receiver did not take a notification: permanent, or retryable
                           (with the receiver's `Retry-After` hint when it gave one)
 
@@ -14,6 +16,10 @@ from __future__ import annotations
 
 class AlertsError(Exception):
     """Base of every error raised by the alerts package."""
+
+
+class AlertStoreError(AlertsError):
+    """The alert store failed or refused an operation: nothing of it was written."""
 
 
 class DeliveryFailed(AlertsError):

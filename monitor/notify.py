@@ -1,5 +1,6 @@
-"""Alerting for one loaded configuration: the pipeline (lifecycle, routing, grouping, outbox)
-and the delivery worker, started and stopped together. The daemon keeps one per configuration
+"""Alerting for one loaded configuration: the pipeline (`alerts.pipeline`: lifecycle, routing,
+grouping, outbox) and the delivery worker (`alerts.delivery`) over the state database (the
+`AlertStore` they need), started and stopped together. The daemon keeps one per configuration
 generation; `featmon check` does not alert (it is a gate with an exit code).
 
 The state database is watched as a check of its own, `featmon.state_database` (P1, feature view
@@ -14,10 +15,13 @@ import logging
 from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 
+from alerts.delivery import Delivery, DeliveryOutcome
+from alerts.pipeline import Alerting, AlertingSettings
+from alerts.silences import Silences
+from alerts.standby import Standby
 from checks.result import CheckResult, ErrorDetails, RunResult, Status, Threshold
-from monitor.alerting import Alerting, AlertingSettings
 from monitor.app import App
-from monitor.delivery import Delivery, DeliveryOutcome, Standby
+from monitor.config import Config
 from monitor.links import ReportLinks
 from monitor.recorder import StateHealth
 from monitor.run import new_run_id
@@ -50,7 +54,7 @@ class AlertRuntime:
             standby=self._standby,
         )
         self.alerting = Alerting(
-            app.state, AlertingSettings.from_config(config), self.delivery.wake, self._standby
+            app.state, alerting_settings(config), self.delivery.wake, self._standby
         )
         self._resolve_after = config.alerting.resolve_after_runs
         self._outage = False  # the state database alert is failing, or not yet resolved
@@ -117,6 +121,17 @@ class AlertRuntime:
         if self._links is not None:
             return self._links.url(self._base_url, run.run_id, now)
         return f"{self._base_url.rstrip('/')}/{run.run_id}"
+
+
+def alerting_settings(config: Config) -> AlertingSettings:
+    """The pipeline's settings from config.yaml."""
+    return AlertingSettings.of(
+        config.alerting,
+        config.route,
+        config.receivers,
+        Silences(config.silences, config.maintenance_windows),
+        config.reports.base_url,
+    )
 
 
 def state_run(health: StateHealth, now: datetime) -> RunResult:

@@ -24,11 +24,12 @@ from alerts.codec import (
 )
 from alerts.lifecycle import AlertingConfig, AlertRecord
 from alerts.model import AlertState
+from alerts.pipeline import Alerted, Alerting, AlertingSettings
 from alerts.routing import GroupState, RootRouteConfig, Routed, RoutingTree, group
 from alerts.silences import Silence, Silences
 from checks.result import CheckResult, FreshnessDetails, RunResult, Status, Threshold
-from monitor.alerting import Alerted, Alerting, AlertingSettings
 from monitor.config import Config
+from monitor.notify import alerting_settings
 from monitor.state import MIGRATIONS, OutboxRow, OutboxState, StateStore
 from monitor.state import outbox as outbox_sql
 from monitor.state.values import thaw
@@ -142,7 +143,6 @@ def test_migration_2_adds_the_alert_tables_to_a_version_1_database(url: str) -> 
     with StateStore(url, migrations=MIGRATIONS[:2]) as v2:
         assert v2.migrate() == [2]
         assert v2.outbox_rows() == []
-        assert v2.alert_documents().records == {}
 
 
 def test_migration_4_adds_the_silences_table_to_a_version_3_database(url: str) -> None:
@@ -339,7 +339,7 @@ def test_replicas_alerting_at_once_lose_no_record(url: str) -> None:
     for store in stores:
         store.close()
     assert errors == []
-    views = {AlertRecord.from_json(doc).labels["feature_view"] for doc in records.values()}
+    views = {AlertRecord.from_json(r.document).labels["feature_view"] for r in records.values()}
     assert views == {f"view{i}" for i in range(8)}
 
 
@@ -352,7 +352,7 @@ def test_settings_from_config_route_to_the_configured_receivers() -> None:
             "reports": {"base_url": "https://featmon.example/"},
         }
     )
-    built = AlertingSettings.from_config(config)
+    built = alerting_settings(config)
     p1 = {"severity": "P1", "store": "redis_prod"}
     assert [m.receiver for m in built.tree.route(p1)] == ["pd"]
     assert built.external_url == "https://featmon.example/"
@@ -411,4 +411,4 @@ def test_settings_from_config_resend_to_alertmanager_receivers_only() -> None:
             },
         }
     )
-    assert dict(AlertingSettings.from_config(config).resend) == {"am": timedelta(minutes=2)}
+    assert dict(alerting_settings(config).resend) == {"am": timedelta(minutes=2)}

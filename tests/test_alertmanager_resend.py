@@ -18,10 +18,10 @@ import pytest
 from alerts.codec import notification_from_json
 from alerts.config import AlertmanagerReceiver
 from alerts.lifecycle import AlertingConfig
+from alerts.pipeline import Alerting, AlertingSettings
 from alerts.routing import RootRouteConfig, RoutingTree
 from alerts.senders.alertmanager import AlertmanagerSender
 from checks.result import CheckResult, FreshnessDetails, RunResult, Status, Threshold
-from monitor.alerting import Alerting, AlertingSettings
 from monitor.state import StateStore
 from monitor.state.values import thaw
 from tests.test_alertmanager import Alertmanager, alertmanager, client

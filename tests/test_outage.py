@@ -29,13 +29,14 @@ import redis
 import sqlalchemy as sa
 
 from alerts.config import WebhookReceiver
+from alerts.delivery import Delivery, DeliverySettings
 from alerts.lifecycle import AlertingConfig
+from alerts.pipeline import Alerted, Alerting, AlertingSettings
 from alerts.routing import RootRouteConfig, RoutingTree
+from alerts.standby import Standby
 from checks.result import CheckResult, FreshnessDetails, RunResult, Status, Threshold
-from monitor.alerting import Alerted, Alerting, AlertingSettings
 from monitor.claims import RunClaims, Verdict
 from monitor.daemon import Daemon, DaemonSettings, build_daemon
-from monitor.delivery import Delivery, DeliverySettings, Standby
 from monitor.recorder import Recorded, RunRecorder
 from monitor.state import OutboxState, StateStore
 from tests.receivers import WEBHOOK_PATH, LoopbackReceiver, serving, webhook_contract

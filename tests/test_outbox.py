@@ -21,11 +21,13 @@ from pydantic import SecretStr
 
 from alerts.codec import notification_to_json
 from alerts.config import Receiver, WebhookReceiver
+from alerts.delivery import Delivery, DeliveryOutcome, DeliverySettings, RetryPolicy
 from alerts.model import Notification
+from alerts.pipeline import Alerting
+from alerts.stages import dedup_key
+from alerts.stored import AlertChange, AlertScope, NewNotification
 from checks.result import Status
-from monitor.alerting import Alerting, dedup_key
-from monitor.delivery import Delivery, DeliveryOutcome, DeliverySettings, RetryPolicy
-from monitor.state import AlertChange, NewNotification, OutboxState, StateStore
+from monitor.state import OutboxState, StateStore
 from tests.receivers import (
     WEBHOOK_PATH,
     LoopbackReceiver,
@@ -73,9 +75,9 @@ def enqueue(state: StateStore, *sent: Notification) -> None:
         )
         for n in sent
     )
-    state.advance_alerts(
-        lambda docs: AlertChange(docs.records, docs.groups, items), datetime.now(UTC)
-    )
+    with state.alert_transaction(AlertScope.of(()), datetime.now(UTC)) as step:
+        assert step is not None
+        step.write(AlertChange({}, {}, items))
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -17,9 +17,9 @@ import pytest
 
 from alerts.codec import notification_from_json
 from alerts.model import AlertEvent, AlertState, Notification
+from alerts.pipeline import Alerting
 from alerts.senders.content import raw_threshold, raw_value
 from checks.result import CheckResult, NullRateDetails, RunResult, Status, Threshold
-from monitor.alerting import Alerting
 from monitor.state import StateStore
 from monitor.state.values import thaw
 from tests.receivers import (

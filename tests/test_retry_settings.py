@@ -12,7 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from alerts.config import Receiver, RetrySettings, WebhookReceiver
-from monitor.delivery import Delivery, RetryPolicy
+from alerts.delivery import Delivery, RetryPolicy
 from monitor.loader import load
 from monitor.state import OutboxState, StateStore
 from tests.receivers import WEBHOOK_PATH, Reply, serving

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from alerts.lifecycle import AlertingConfig
+from alerts.pipeline import Alerting, AlertingSettings
 from alerts.routing import RootRouteConfig, RoutingTree
 from checks.result import CheckResult, FreshnessDetails, RunResult, Status, Threshold
-from monitor.alerting import Alerting, AlertingSettings
 from monitor.state import StateStore
 from tests.sidecar import serve
 

@@ -8,7 +8,8 @@ contracts); what leaves it are the frozen values of `monitor.state.values` and `
     store = StateStore(config.state.url)   # owns its engine; store.close() disposes of it
     store.migrate()                        # once at start-up; safe from several processes
     store.record_run(run)
-    store.advance_alerts(step, now, run.run_id)  # alert state + outbox, one transaction
+    with store.alert_transaction(scope, now, run.run_id) as step:  # a part of alert state
+        step.write(change)                                         # and the outbox, at once
     store.claim_outbox(now, lease, token)        # the delivery worker's side
     store.claim_run(view, scheduled_at, holder, now, lease)  # one replica runs each run
     store.add_silence(silence_id, document, starts_at, ends_at, now)  # API silences
@@ -31,6 +32,7 @@ from monitor.state.values import (
     RunClaim,
     RunCounts,
     StoredGroup,
+    StoredRecord,
     StoredResult,
     StoredRun,
     StoredSilence,
@@ -54,6 +56,7 @@ __all__ = [
     "StateError",
     "StateStore",
     "StoredGroup",
+    "StoredRecord",
     "StoredResult",
     "StoredRun",
     "StoredSilence",

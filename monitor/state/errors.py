@@ -2,7 +2,8 @@
 `monitor.state.engine`, raised `from` the original.
 
     MonitorError
-     └── StateError        the state database failed or refused an operation
+     └── StateError        the state database failed or refused an operation (also an
+          │                `alerts.errors.AlertStoreError`: the alert pipeline's store failed)
           └── SchemaTooNew the database was migrated by a newer featmon than this one
 
 Messages name the database by its URL with the password masked, never the password itself.
@@ -10,10 +11,11 @@ Messages name the database by its URL with the password masked, never the passwo
 
 from __future__ import annotations
 
+from alerts.errors import AlertStoreError
 from monitor.errors import MonitorError
 
 
-class StateError(MonitorError):
+class StateError(MonitorError, AlertStoreError):
     """The state database failed or refused an operation."""
 
     def __init__(self, database: str, detail: str) -> None:

@@ -13,7 +13,8 @@ then finds nothing left to do. A database at a version above the last known migr
 refused with `SchemaTooNew` and left untouched.
 
 Version 2 adds alert state and the outbox; version 3 the claims of scheduled runs (leases shared
-by daemon replicas); version 4 the silences created through the API.
+by daemon replicas); version 4 the silences created through the API; version 5 each alert
+record's feature view (alerting reads and locks one view's records).
 PostgreSQL DDL that cannot run in a transaction (CREATE INDEX CONCURRENTLY) is not supported.
 """
 
@@ -214,11 +215,45 @@ def _v4_silences(conn: sa.Connection) -> None:
     meta.create_all(conn)
 
 
+def _v5_alert_views(conn: sa.Connection) -> None:
+    """Each alert record's feature view as a column (an alerting step reads and locks only the
+    records of its run's view): added, filled from the records' labels, then indexed."""
+    conn.execute(
+        sa.text("ALTER TABLE alert_records ADD COLUMN feature_view TEXT NOT NULL DEFAULT ''")
+    )
+    records = sa.table(
+        "alert_records",
+        sa.column("fingerprint", sa.Text),
+        sa.column("record", sa.JSON().with_variant(postgresql.JSONB(), "postgresql")),
+        sa.column("feature_view", sa.Text),
+    )
+    found = conn.execute(sa.select(records.c.fingerprint, records.c.record)).all()
+    views = [{"fp": fp, "view": _labelled_view(record)} for fp, record in found]
+    if views:
+        conn.execute(
+            sa.update(records)
+            .where(records.c.fingerprint == sa.bindparam("fp"))
+            .values(feature_view=sa.bindparam("view")),
+            views,
+        )
+    conn.execute(
+        sa.text("CREATE INDEX ix_alert_records_feature_view ON alert_records (feature_view)")
+    )
+
+
+def _labelled_view(record: object) -> str:
+    """The `feature_view` label of a stored alert record ('' when it has none)."""
+    labels = record.get("labels") if isinstance(record, dict) else None
+    view = labels.get("feature_view") if isinstance(labels, dict) else None
+    return view if isinstance(view, str) else ""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs, results, latest results, schema baselines", _v1_history),
     Migration(2, "alert records, alert groups, alerted runs, notification outbox", _v2_alerting),
     Migration(3, "claims of scheduled runs (replicas run each run once)", _v3_run_claims),
     Migration(4, "silences created through the API", _v4_silences),
+    Migration(5, "the feature view of each alert record, indexed", _v5_alert_views),
 )
 
 

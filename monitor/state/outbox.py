@@ -1,8 +1,12 @@
 """The statements behind alert state and the outbox (schema version 2), each on a connection
 that `StateStore` opened inside the right transaction. No transaction is begun or committed here.
 
-Alert state is read and rewritten under one lock per database: on PostgreSQL a transaction-level
-advisory lock, on SQLite the write lock that `BEGIN IMMEDIATE` takes. Two replicas advancing
+Alert state is read and rewritten by parts (`ScopedAlerts`): a run's step reads and locks the
+records of its run's feature view, then the groups its alerts go to; the grouper's timer the
+groups due. On PostgreSQL each part is a transaction-level advisory lock (a view, a group; taken
+in sorted order, views first, so two steps never wait in a cycle), under a shared lock that an
+unscoped step (a reload's, or the write-back after an outage) takes exclusively; on SQLite the
+write lock that `BEGIN IMMEDIATE` takes serialises every step. Two replicas advancing the same
 alerts at once therefore take turns, and neither overwrites what the other wrote.
 
 Claiming outbox rows: a claim moves a due row's `next_attempt_at` forward by a lease and stamps
@@ -15,32 +19,112 @@ worker that dies mid-send leaves its row pending: it is due again when the lease
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from checks.result import JSON
-from monitor.state.schema import alert_groups, alert_records, alert_runs, outbox
-from monitor.state.values import (
+from alerts.stored import (
     AlertChange,
     AlertDocuments,
+    AlertScope,
+    GroupId,
     OutboxRow,
     OutboxState,
     StoredGroup,
+    StoredRecord,
+    StoredSilence,
     freeze_object,
 )
+from checks.result import JSON
+from monitor.state.schema import alert_groups, alert_records, alert_runs, outbox
 
 # pg_advisory_xact_lock key of alert state: the bytes of "fmalerts" read as a signed integer.
+# An unscoped step holds it exclusively; a scoped step shares it, then locks its views and groups.
 ALERT_LOCK_KEY = int.from_bytes(b"fmalerts", "big", signed=True)
 PENDING = OutboxState.PENDING.value
 
 
-def lock_alerts(conn: sa.Connection) -> None:
-    """Serialise alert-state transactions (SQLite's BEGIN IMMEDIATE already does)."""
-    if conn.dialect.name == "postgresql":
+class ScopedAlerts:
+    """One alerting step's part of the alert state on `conn` (see `alerts.abc.AlertTransaction`):
+    the records of the scope's views read and locked when it is made, the groups when asked."""
+
+    def __init__(
+        self,
+        conn: sa.Connection,
+        scope: AlertScope,
+        now: datetime,
+        silences: tuple[StoredSilence, ...],
+    ) -> None:
+        self._conn, self._scope, self._now = conn, scope, now
+        self._silences = silences
+        _lock(conn, scope)
+        self._records = _read_records(conn, scope.views)
+        self._groups: dict[GroupId, StoredGroup] | None = None
+        if scope.everything:
+            self._groups = _read_groups(conn, None)
+        self.written = False
+
+    @property
+    def records(self) -> Mapping[str, StoredRecord]:
+        return self._records
+
+    @property
+    def silences(self) -> tuple[StoredSilence, ...]:
+        return self._silences
+
+    def groups(self, idents: Collection[GroupId]) -> Mapping[GroupId, StoredGroup]:
+        if self._groups is None:
+            wanted = sorted(set(idents))
+            _lock_keys(self._conn, [f"group\x00{r}\x00{k}" for r, k in wanted])
+            self._groups = _read_groups(self._conn, wanted)
+        return self._groups
+
+    def due_groups(self, now: datetime) -> Mapping[GroupId, StoredGroup]:
+        if self._groups is None:
+            due = sa.select(alert_groups.c.receiver, alert_groups.c.group_key).where(
+                alert_groups.c.flush_at <= now
+            )
+            wanted = sorted((r, k) for r, k in self._conn.execute(due))
+            _lock_keys(self._conn, [f"group\x00{r}\x00{k}" for r, k in wanted])
+            found = _read_groups(self._conn, wanted)  # as they are once locked
+            self._groups = {i: g for i, g in found.items() if g.flush_at and g.flush_at <= now}
+        return self._groups
+
+    def others(self, fingerprints: Collection[str]) -> Mapping[str, StoredRecord]:
+        wanted = [fp for fp in fingerprints if fp not in self._records]
+        return _read_records(self._conn, None, wanted) if wanted else {}
+
+    def write(self, change: AlertChange) -> None:
+        if self.written:
+            raise RuntimeError("an alerting step writes once")
+        before = AlertDocuments(self._records, self._groups or {})
+        write_alerts(self._conn, before, change, self._now)
+        self.written = True
+
+
+def _lock(conn: sa.Connection, scope: AlertScope) -> None:
+    """Serialise the steps that share a part of alert state (SQLite's BEGIN IMMEDIATE already
+    serialises every write)."""
+    if conn.dialect.name != "postgresql":
+        return
+    if scope.views is None:
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(ALERT_LOCK_KEY)))
+        return
+    conn.execute(sa.select(sa.func.pg_advisory_xact_lock_shared(ALERT_LOCK_KEY)))
+    _lock_keys(conn, [f"view\x00{view}" for view in sorted(scope.views)])
+
+
+def _lock_keys(conn: sa.Connection, names: list[str]) -> None:
+    """Transaction-level advisory locks on `names`, in the order given (callers sort them, so
+    that two steps never wait for each other's locks in a cycle)."""
+    if conn.dialect.name != "postgresql":
+        return
+    for name in names:
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
 
 
 def run_seen(conn: sa.Connection, run_id: str) -> bool:
@@ -53,22 +137,36 @@ def mark_run(conn: sa.Connection, run_id: str, now: datetime) -> None:
 
 
 def read_alerts(conn: sa.Connection) -> AlertDocuments:
-    records = {
-        fp: _object(doc)
-        for fp, doc in conn.execute(sa.select(alert_records.c.fingerprint, alert_records.c.record))
-    }
-    groups = {
+    return AlertDocuments(_read_records(conn, None), _read_groups(conn, None))
+
+
+def _read_records(
+    conn: sa.Connection, views: Collection[str] | None, fingerprints: Collection[str] = ()
+) -> dict[str, StoredRecord]:
+    table = alert_records
+    if views is not None and not views:
+        return {}  # the grouper's timer: no record
+    query = sa.select(table.c.fingerprint, table.c.record, table.c.feature_view)
+    if views is not None:
+        query = query.where(table.c.feature_view.in_(sorted(views)))
+    if fingerprints:
+        query = query.where(table.c.fingerprint.in_(sorted(fingerprints)))
+    return {fp: StoredRecord(_object(doc), view) for fp, doc, view in conn.execute(query)}
+
+
+def _read_groups(
+    conn: sa.Connection, idents: Collection[GroupId] | None
+) -> dict[GroupId, StoredGroup]:
+    table = alert_groups
+    query = sa.select(table.c.receiver, table.c.group_key, table.c.state, table.c.flush_at)
+    if idents is not None:
+        if not idents:
+            return {}
+        query = query.where(sa.tuple_(table.c.receiver, table.c.group_key).in_(list(idents)))
+    return {
         (receiver, key): StoredGroup(_object(doc), flush_at)
-        for receiver, key, doc, flush_at in conn.execute(
-            sa.select(
-                alert_groups.c.receiver,
-                alert_groups.c.group_key,
-                alert_groups.c.state,
-                alert_groups.c.flush_at,
-            )
-        )
+        for receiver, key, doc, flush_at in conn.execute(query)
     }
-    return AlertDocuments(records, groups)
 
 
 def write_alerts(
@@ -80,16 +178,25 @@ def write_alerts(
     if gone:
         conn.execute(sa.delete(table).where(table.c.fingerprint.in_(gone)))
     changed = [
-        {"fingerprint": fp, "record": dict(doc), "updated_at": now}
-        for fp, doc in change.records.items()
-        if before.records.get(fp) != doc
+        {
+            "fingerprint": fp,
+            "record": dict(stored.document),
+            "feature_view": stored.feature_view,
+            "updated_at": now,
+        }
+        for fp, stored in change.records.items()
+        if before.records.get(fp) != stored
     ]
     if changed:
         stmt = _insert(conn, table)
         conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=[table.c.fingerprint],
-                set_={"record": stmt.excluded.record, "updated_at": stmt.excluded.updated_at},
+                set_={
+                    "record": stmt.excluded.record,
+                    "feature_view": stmt.excluded.feature_view,
+                    "updated_at": stmt.excluded.updated_at,
+                },
             ),
             changed,
         )

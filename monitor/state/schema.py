@@ -148,6 +148,9 @@ alert_records = sa.Table(
     sa.Column("fingerprint", sa.Text, primary_key=True),
     sa.Column("record", json_type(), nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    # version 5: the record's feature view (its label), so a step reads only its view's records
+    sa.Column("feature_view", sa.Text, nullable=False, server_default=""),
+    sa.Index(None, "feature_view"),
 )
 
 alert_groups = sa.Table(

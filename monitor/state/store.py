@@ -9,14 +9,15 @@ raises `StateError`. Lists come newest first: by scheduled time, then run id.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from alerts.stored import AlertScope
 from checks.result import JSON, RunResult, Status
 from monitor.state import claims, decoding, outbox, rows, silences, upserts
 from monitor.state.engine import Database
@@ -25,7 +26,6 @@ from monitor.state.migrations import MIGRATIONS, Migration, current_version, mig
 from monitor.state.schema import latest_results, results, runs, schema_baselines
 from monitor.state.schema import outbox as outbox_table
 from monitor.state.values import (
-    AlertChange,
     AlertDocuments,
     Baseline,
     ClaimOutcome,
@@ -340,29 +340,25 @@ class StateStore:
 
     # -- alert state and the outbox -----------------------------------------------------------
 
-    def advance_alerts(
-        self,
-        step: Callable[[AlertDocuments], AlertChange],
-        now: datetime,
-        run_id: str | None = None,
-    ) -> AlertChange | None:
-        """Read the alert state, let `step` compute what follows, and write it back with the
-        notifications to enqueue, all in one transaction under the alert-state lock (replicas
-        take turns). With `run_id`, a run already processed is not processed again: the answer
-        is None and nothing is written. An exception from `step` rolls everything back.
-        `step` is given the API silences in force at `now` with the alert state."""
+    @contextlib.contextmanager
+    def alert_transaction(
+        self, scope: AlertScope, now: datetime, run_id: str | None = None
+    ) -> Iterator[outbox.ScopedAlerts | None]:
+        """One alerting step's transaction (`alerts.abc.AlertStore`): the part of the alert
+        state `scope` names, read and locked (replicas take turns on a part), and the API
+        silences in force at `now`; what the step writes is committed when the block ends, and
+        nothing is when it raises. With `run_id`, a run already alerted gives None (nothing to
+        do), and the run is marked alerted with the step's writes."""
         now = rows.aware(now, "now")
         with self._db.write("advancing the alert state") as conn:
-            outbox.lock_alerts(conn)
             if run_id is not None and outbox.run_seen(conn, run_id):
                 log.info("state database %s: run %s was alerted already", self._db.name, run_id)
-                return None
-            before = replace(outbox.read_alerts(conn), silences=silences.in_force(conn, now))
-            change = step(before)
-            outbox.write_alerts(conn, before, change, now)
+                yield None
+                return
+            step = outbox.ScopedAlerts(conn, scope, now, silences.in_force(conn, now))
+            yield step
             if run_id is not None:
                 outbox.mark_run(conn, run_id, now)
-        return change
 
     def alert_documents(self) -> AlertDocuments:
         """The alert records and groups as they are now (for the API and the report)."""

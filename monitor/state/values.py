@@ -1,4 +1,5 @@
 """The values that cross the state database's API: frozen, and JSON-ready through `as_json()`.
+Those of alert state and the outbox are the alerts package's (`alerts.stored`), re-exported.
 
 The content of the JSON columns (a result's threshold, details and labels) is kept as frozen
 JSON: mappings are read-only and lists are tuples, so a value can be shared between threads
@@ -11,37 +12,23 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from types import MappingProxyType
 
+from alerts.stored import (
+    AlertChange,
+    AlertDocuments,
+    FrozenJSON,
+    NewNotification,
+    OutboxRow,
+    OutboxState,
+    StoredGroup,
+    StoredRecord,
+    StoredSilence,
+    freeze,
+    freeze_object,
+    thaw,
+)
 from checks.observation import Column
 from checks.result import JSON, Status, rfc3339
-
-FrozenJSON = str | int | float | bool | None | tuple["FrozenJSON", ...] | Mapping[str, "FrozenJSON"]
-
-
-def freeze(value: JSON) -> FrozenJSON:
-    """JSON made immutable: dicts become read-only mappings, lists become tuples."""
-    if isinstance(value, dict):
-        return MappingProxyType({key: freeze(item) for key, item in value.items()})
-    if isinstance(value, list):
-        return tuple(freeze(item) for item in value)
-    return value
-
-
-def freeze_object(value: JSON) -> Mapping[str, FrozenJSON]:
-    """A JSON object made immutable; anything else is a corrupt row."""
-    if not isinstance(value, dict):
-        raise TypeError(f"expected a JSON object, found {type(value).__name__}")
-    return MappingProxyType({key: freeze(item) for key, item in value.items()})
-
-
-def thaw(value: FrozenJSON) -> JSON:
-    """Plain JSON again: dicts and lists, for `json.dumps`."""
-    if isinstance(value, Mapping):
-        return {key: thaw(item) for key, item in value.items()}
-    if isinstance(value, tuple):
-        return [thaw(item) for item in value]
-    return value
 
 
 @dataclass(frozen=True)
@@ -176,112 +163,6 @@ class Baseline:
         }
 
 
-# -- alert state and the outbox (version 2) ----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StoredGroup:
-    """One group of the grouper as stored: its JSON document, and when it next wants to send."""
-
-    document: Mapping[str, JSON]
-    flush_at: datetime | None
-
-
-@dataclass(frozen=True)
-class StoredSilence:
-    """One silence created through the API (version 4): the silence as it was posted (with its
-    id), its window, and when it was created and, if it was, expired (ended early)."""
-
-    id: str
-    document: Mapping[str, FrozenJSON]
-    starts_at: datetime
-    ends_at: datetime
-    created_at: datetime
-    expired_at: datetime | None
-
-    @property
-    def ended_at(self) -> datetime:
-        """When it stops (or stopped) muting: its end, or its expiry if that came first."""
-        if self.expired_at is None:
-            return self.ends_at
-        return min(self.ends_at, self.expired_at)
-
-    def status(self, now: datetime) -> str:
-        """Alertmanager's words: `pending` (not started), `active` or `expired`."""
-        if self.ended_at <= now:
-            return "expired"
-        return "pending" if now < self.starts_at else "active"
-
-    def as_json(self, now: datetime) -> dict[str, JSON]:
-        return {
-            **{key: thaw(value) for key, value in self.document.items()},
-            "id": self.id,
-            "status": self.status(now),
-            "created_at": rfc3339(self.created_at),
-            "expired_at": None if self.expired_at is None else rfc3339(self.expired_at),
-        }
-
-
-@dataclass(frozen=True)
-class AlertDocuments:
-    """The alert state as the database holds it: each alert record's JSON document by
-    fingerprint, each group by (receiver, group key), and (in an alerting step) the API
-    silences in force at the step's time, read in the same transaction."""
-
-    records: Mapping[str, Mapping[str, JSON]]
-    groups: Mapping[tuple[str, str], StoredGroup]
-    silences: tuple[StoredSilence, ...] = ()
-
-
-@dataclass(frozen=True)
-class NewNotification:
-    """A notification to put in the outbox. `dedup_key` identifies it: the outbox keeps one row
-    per key, so enqueueing the same notification twice keeps the first. `delivered_at`: it was
-    sent already, from memory while the state database was down, and is written delivered."""
-
-    receiver: str
-    group_key: str
-    dedup_key: str
-    notification: Mapping[str, JSON]
-    created_at: datetime
-    delivered_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class AlertChange:
-    """What one alerting step leaves behind: every record and group to keep (the others are
-    deleted) and the notifications to enqueue, all written in one transaction."""
-
-    records: Mapping[str, Mapping[str, JSON]]
-    groups: Mapping[tuple[str, str], StoredGroup]
-    outbox: tuple[NewNotification, ...] = ()
-
-
-class OutboxState(enum.Enum):
-    PENDING = "pending"  # waiting for its next attempt (or being attempted under a claim)
-    DELIVERED = "delivered"
-    DEAD = "dead"  # given up: a permanent failure, or retried past the deadline
-
-
-@dataclass(frozen=True)
-class OutboxRow:
-    """One notification in the outbox. `attempts` counts the claims so far (this one included
-    when the row was just claimed); `claim` is the token of the worker holding it."""
-
-    id: int
-    receiver: str
-    group_key: str
-    dedup_key: str
-    notification: Mapping[str, FrozenJSON]
-    created_at: datetime
-    next_attempt_at: datetime
-    attempts: int
-    state: OutboxState
-    last_error: str | None
-    delivered_at: datetime | None
-    claim: str | None
-
-
 class ClaimOutcome(enum.Enum):
     """What `StateStore.claim_run` answered: this holder runs the scheduled run (`WON`: first
     claim; `TAKEN_OVER`: its earlier holder let the lease end unfinished), or it does not
@@ -313,3 +194,27 @@ class RunClaim:
     attempt: int
     finished_at: datetime | None
     end: ClaimEnd | None
+
+
+__all__ = [
+    "AlertChange",
+    "AlertDocuments",
+    "Baseline",
+    "ClaimEnd",
+    "ClaimOutcome",
+    "FrozenJSON",
+    "HistoryPoint",
+    "NewNotification",
+    "OutboxRow",
+    "OutboxState",
+    "RunClaim",
+    "RunCounts",
+    "StoredGroup",
+    "StoredRecord",
+    "StoredResult",
+    "StoredRun",
+    "StoredSilence",
+    "freeze",
+    "freeze_object",
+    "thaw",
+]

@@ -1,7 +1,7 @@
 """The outbox worker: a thread that takes due notifications from the state database's outbox,
 hands each to its receiver's `Sender`, and records the outcome.
 
-    delivery = Delivery.from_config(app.state, config.receivers, observer=metrics.notified)
+    delivery = Delivery.from_config(store, config.receivers, observer=metrics.notified)
     delivery.start()
     ...
     delivery.stop(timeout=10)   # also closes the HTTP client it created
@@ -15,7 +15,7 @@ Outcomes, per attempt:
   config.yaml), else `alerting.retry`.
 - `DeliveryFailed` permanent, an unknown receiver or an unreadable notification: `dead` at once.
 
-Rows are claimed for a lease (see `monitor.state.outbox`), so replicas sharing a PostgreSQL
+Rows are claimed for a lease (`AlertStore.claim_outbox`), so replicas sharing a PostgreSQL
 database never send one row twice, and a worker that dies mid-send leaves its row to be sent
 again when the lease ends (at least once: PagerDuty's dedup key and Alertmanager's labels make
 the repeat harmless; Slack and webhooks may show it twice). After a restart, pending rows are
@@ -24,7 +24,7 @@ secrets, scrubbed once more here of every receiver's secrets. Each outcome is re
 `OutcomeObserver` (the Prometheus counter `featmon_notifications_total{receiver,outcome}`).
 
 While the state database is down the alert pipeline cannot write the outbox: it hands its
-notifications to the `Standby`, which the worker sends from memory with the same retry policy
+notifications to the `Standby` (`alerts.standby`), which the worker sends from memory with the same retry policy
 (before it looks at the outbox, which then fails). When the database is back the pipeline writes
 what the standby holds into the outbox (`Standby.hand_over`): the notifications sent as
 `delivered`, so they are not sent again, and the others `pending`, for the worker to send.
@@ -32,7 +32,6 @@ what the standby holds into the outbox (`Standby.hand_over`): the notifications 
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import logging
 import random
@@ -44,15 +43,14 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Protocol
 
-from alerts.abc import Sender
+from alerts.abc import AlertStore, Sender
 from alerts.codec import CodecError, notification_from_json
 from alerts.config import Receiver, RetrySettings
-from alerts.errors import DeliveryFailed
-from alerts.model import Notification
+from alerts.errors import AlertStoreError, DeliveryFailed
 from alerts.senders import build_sender, new_client
+from alerts.standby import Standby, Waiting
+from alerts.stored import OutboxRow, thaw
 from checks.secrets import NO_SECRETS, Secrets
-from monitor.state import NewNotification, OutboxRow, StateError, StateStore
-from monitor.state.values import thaw
 
 log = logging.getLogger(__name__)
 
@@ -124,79 +122,13 @@ class DeliverySettings:
             raise ValueError("expected a positive lease, poll interval and batch")
 
 
-@dataclass
-class _Waiting:
-    notification: Notification
-    row: NewNotification
-    next_attempt_at: datetime
-    attempts: int = 0
-    delivered_at: datetime | None = None
-    dead: bool = False  # given up: logged and counted, not written to the outbox
-
-
-class Standby:
-    """Notifications waiting in memory for a state database that cannot take them. Thread-safe:
-    a send and a hand-over never overlap (the lock is held across both; a hand-over does not
-    wait for a send, it is tried again at the next alerting step). `move_to` gives them to the
-    standby of a reloaded configuration."""
-
-    def __init__(self) -> None:
-        self._waiting: list[_Waiting] = []
-        self._lock = threading.Lock()
-
-    def add(self, notification: Notification, row: NewNotification) -> None:
-        with self._lock:
-            if all(w.row.dedup_key != row.dedup_key for w in self._waiting):
-                self._waiting.append(_Waiting(notification, row, row.created_at))
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._waiting)
-
-    def hand_over(self, write: Callable[[tuple[NewNotification, ...]], None]) -> int | None:
-        """Give every notification waiting here to `write` (the outbox), sent ones with their
-        delivery time; forgotten here once `write` returns, kept when it raises. None, and
-        nothing done, while a send is going."""
-        if not self._lock.acquire(blocking=False):
-            return None
-        try:
-            rows = tuple(
-                dataclasses.replace(w.row, delivered_at=w.delivered_at) for w in self._waiting
-            )
-            write(rows)
-            self._waiting.clear()
-        finally:
-            self._lock.release()
-        return len(rows)
-
-    def move_to(self, other: Standby) -> None:
-        """Hand every notification waiting here to `other` (a reload's new standby)."""
-        with self._lock:
-            waiting, self._waiting = self._waiting, []
-        with other._lock:
-            known = {w.row.dedup_key for w in other._waiting}
-            other._waiting.extend(w for w in waiting if w.row.dedup_key not in known)
-
-    def send_due(self, attempt: Callable[[_Waiting], datetime | None], now: datetime) -> None:
-        """Attempt every due notification not yet sent; `attempt` returns the time of the next
-        attempt, or None when done with it (sent, or given up)."""
-        with self._lock:
-            for waiting in self._waiting:
-                if waiting.delivered_at is None and waiting.next_attempt_at <= now:
-                    waiting.attempts += 1
-                    again = attempt(waiting)
-                    if again is not None:
-                        waiting.next_attempt_at = again
-            self._waiting = [w for w in self._waiting if not w.dead]
-
-
 class Delivery:
     """The worker over one state database and the senders of the configured receivers.
     `on_stop` is called once the thread has ended (to close what the senders share)."""
 
     def __init__(
         self,
-        state: StateStore,
+        state: AlertStore,
         senders: Mapping[str, Sender],
         settings: DeliverySettings | None = None,
         *,
@@ -223,7 +155,7 @@ class Delivery:
     @classmethod
     def from_config(
         cls,
-        state: StateStore,
+        state: AlertStore,
         receivers: Mapping[str, Receiver],
         settings: DeliverySettings | None = None,
         *,
@@ -291,7 +223,7 @@ class Delivery:
                 self._standby.send_due(self._attempt_from_memory, self._clock())
             try:
                 busy = self.run_once() == self._settings.batch
-            except StateError as exc:
+            except AlertStoreError as exc:
                 log.error("delivery worker: the outbox is unavailable: %s", exc)
                 busy = False
             except Exception:  # the worker's boundary: a bug is logged, and the worker goes on
@@ -306,7 +238,7 @@ class Delivery:
 
     def run_once(self) -> int:
         """Claim the due rows (one batch) and attempt each; returns how many were claimed.
-        Raises `StateError` when the outbox cannot be read."""
+        Raises `AlertStoreError` when the outbox cannot be read."""
         token = uuid.uuid4().hex
         claimed = self._state.claim_outbox(
             self._clock(), self._settings.lease, token, self._settings.batch
@@ -317,7 +249,7 @@ class Delivery:
                 continue
             try:
                 self._attempt(row, token)
-            except StateError as exc:  # the row stays claimed; it is due again after the lease
+            except AlertStoreError as exc:  # the row stays claimed; it is due again after the lease
                 log.error("delivery worker: outbox row %d: %s", row.id, exc)
         return len(claimed)
 
@@ -356,7 +288,7 @@ class Delivery:
         else:
             log.warning("outbox row %d was delivered after its claim lapsed", row.id)
 
-    def _attempt_from_memory(self, waiting: _Waiting) -> datetime | None:
+    def _attempt_from_memory(self, waiting: Waiting) -> datetime | None:
         """One attempt at a notification the outbox could not take; the next attempt's time,
         or None when it was delivered or given up."""
         receiver = waiting.row.receiver
@@ -386,7 +318,7 @@ class Delivery:
         return None
 
     def _memory_retry(
-        self, waiting: _Waiting, reason: str, retry_after: float | None
+        self, waiting: Waiting, reason: str, retry_after: float | None
     ) -> datetime | None:
         now = self._clock()
         delay = self._settings.retry.delay(waiting.attempts, retry_after, self._rng)
@@ -404,7 +336,7 @@ class Delivery:
         self._report(waiting.row.receiver, DeliveryOutcome.RETRIED)
         return now + delay
 
-    def _memory_dead(self, waiting: _Waiting, reason: str) -> None:
+    def _memory_dead(self, waiting: Waiting, reason: str) -> None:
         waiting.dead = True
         log.error(
             "notification %s to receiver %r, held in memory while the outbox is unavailable, "
