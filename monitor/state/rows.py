@@ -18,6 +18,7 @@ from sqlalchemy import RowMapping
 
 from checks.observation import Column
 from checks.result import JSON, CheckResult, RunResult, Status
+from checks.serde import to_object
 from monitor.state.values import (
     Baseline,
     HistoryPoint,
@@ -65,6 +66,7 @@ def result_rows(run: RunResult) -> list[Row]:
 
 def _result_row(run: RunResult, seq: int, result: CheckResult) -> Row:
     value = result.value
+    doc = to_object(result)
     return {
         "run_id": run.run_id,
         "seq": seq,
@@ -78,9 +80,9 @@ def _result_row(run: RunResult, seq: int, result: CheckResult) -> Row:
         "status": result.status.value,
         "severity": result.severity,
         "value": None if value is not None and math.isnan(value) else value,
-        "threshold": finite(result.threshold.as_json()),
+        "threshold": finite(doc["threshold"]),
         "sample_size": result.sample_size,
-        "details": finite(result.details.as_json()),
+        "details": finite(doc["details"]),
         "labels": dict(result.labels),
     }
 
