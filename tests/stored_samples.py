@@ -8,7 +8,7 @@ time; it is not run again (the file is what an earlier version left in a state d
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from types import MappingProxyType
 
 from alerts.lifecycle import AlertRecord
@@ -329,9 +329,7 @@ RUN = RunResult(
 
 LABELS = MappingProxyType({"check": "user_stats.freshness@online", "severity": "P2"})
 ANNOTATIONS = MappingProxyType({"summary": "stale", "value": "4000"})
-CEST = datetime(2026, 11, 26, 8, 0, tzinfo=UTC).astimezone(
-    __import__("datetime").timezone(timedelta(hours=2))
-)
+CEST = datetime(2026, 11, 26, 8, 0, tzinfo=UTC).astimezone(timezone(timedelta(hours=2)))
 
 RECORDS = {
     "record_firing": AlertRecord(
