@@ -151,46 +151,66 @@ def _alias(meta: object) -> bool:
     return isinstance(meta, FieldInfo) and meta.alias is not None
 
 
-def _flat_type(cls: type[Any], name: str) -> tuple[type[Any], bool]:
-    """The dataclass a flat field holds, and whether it may be None (`X | None`)."""
-    hint = typing.get_type_hints(cls)[name]
-    args = typing.get_args(hint) or (hint,)
-    (nested,) = [t for t in args if t is not type(None)]
-    return typing.cast(type[Any], nested), type(None) in args
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """How one Serde class's JSON differs from pydantic's, worked out once from its fields."""
+
+    flat: tuple[tuple[str, str, tuple[str, ...], bool], ...]  # field, JSON name, keys, optional
+    omit: tuple[tuple[str, Callable[[Any], bool]], ...]  # JSON name, when
+    computed: tuple[str, ...]
+
+
+_PLANS: dict[type[Any], _Plan] = {}
+
+
+def _plan(cls: type[Any]) -> _Plan:
+    if cls in _PLANS:
+        return _PLANS[cls]
+    names, hints = _names(cls), typing.get_type_hints(cls)
+    flat, omit = [], []
+    for f in dataclasses.fields(cls):
+        if f.metadata.get(_FLAT):
+            args = typing.get_args(hints[f.name]) or (hints[f.name],)
+            (nested,) = [t for t in args if t is not type(None)]
+            keys = tuple(_names(nested).values())
+            flat.append((f.name, names[f.name], keys, type(None) in args))
+        elif f.metadata.get(_OMIT) is not None:
+            omit.append((names[f.name], f.metadata[_OMIT]))
+    _PLANS[cls] = _Plan(tuple(flat), tuple(omit), cls.JSON_COMPUTED)
+    return _PLANS[cls]
 
 
 def _flatten(value: Serde, doc: dict[str, Any]) -> dict[str, Any]:
-    names = _names(type(value))
-    for f in dataclasses.fields(type(value)):  # type: ignore[arg-type]
-        omit = f.metadata.get(_OMIT)
-        if f.metadata.get(_FLAT):
-            doc |= doc.pop(names[f.name]) or {}
-        elif omit is not None and omit(value):
-            del doc[names[f.name]]
-    for name in type(value).JSON_COMPUTED:
+    plan = _plan(type(value))
+    for _, name, _, _ in plan.flat:
+        doc |= doc.pop(name) or {}
+    for name, when in plan.omit:
+        if when(value):
+            del doc[name]
+    for name in plan.computed:
         shown = getattr(value, name)
         shown = shown() if callable(shown) else shown  # a method such as `counts()`
         if shown is not None:
-            doc[name] = to_json(shown) if dataclasses.is_dataclass(shown) else _plain(shown)
+            doc[name] = _plain(shown)
     return doc
 
 
 def _plain(value: object) -> object:
+    """A computed value as JSON: a mapping as an object, an enum as its value."""
     if isinstance(value, Mapping):
         return dict(value)
-    return getattr(value, "value", value)  # an enum: its value
+    return getattr(value, "value", value)
 
 
 def _unflatten(cls: type[Any], doc: dict[str, Any]) -> dict[str, Any]:
-    for f in dataclasses.fields(cls):
-        if not f.metadata.get(_FLAT) or f.name in doc:
+    plan = _plan(cls)
+    for field, _, keys, optional in plan.flat:
+        if field in doc:
             continue
-        nested, optional = _flat_type(cls, f.name)
-        keys = _names(nested).values()
         if any(key in doc for key in keys):
-            doc[f.name] = {key: doc.pop(key) for key in keys if key in doc}
+            doc[field] = {key: doc.pop(key) for key in keys if key in doc}
         elif optional:
-            doc[f.name] = None
-    for name in cls.JSON_COMPUTED:
+            doc[field] = None
+    for name in plan.computed:
         doc.pop(name, None)
     return doc
