@@ -12,8 +12,10 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import reduce
+from operator import or_
 from types import MappingProxyType
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
     BeforeValidator,
@@ -26,6 +28,7 @@ from pydantic import (
 from pydantic_core import CoreSchema, core_schema
 
 from checks.duration import format_duration
+from checks.errors import UnknownKind
 from checks.serde import FLAT, JSON, FrozenMap, Serde, omitted
 
 __all__ = ["JSON"]
@@ -150,7 +153,6 @@ class FreshnessDetails(Serde):
     `future`: counted apart (entities online, rows offline), never in the ages, and any of them
     fails the check; `future_ahead` is how far the furthest is after the scheduled time."""
 
-    KIND: ClassVar[str] = "freshness"
     JSON_COMPUTED: ClassVar[tuple[str, ...]] = ("reason",)
 
     p50: float | None
@@ -183,8 +185,6 @@ class FreshnessDetails(Serde):
 
 @dataclass(frozen=True)
 class CoverageDetails(Serde):
-    KIND: ClassVar[str] = "coverage"
-
     covered: int
     sampled: int
     interval: Interval = field(metadata=FLAT)
@@ -197,8 +197,6 @@ class CoverageDetails(Serde):
 
 @dataclass(frozen=True)
 class NullRateDetails(Serde):
-    KIND: ClassVar[str] = "null_rate"
-
     nulls: int
     rows: int
     interval: Interval | None = field(metadata=FLAT)  # sampled (online) rates only
@@ -220,8 +218,6 @@ class Retyped:
 
 @dataclass(frozen=True)
 class SchemaDriftDetails(Serde):
-    KIND: ClassVar[str] = "schema_drift"
-
     added: tuple[str, ...]
     removed: tuple[str, ...]
     retyped: tuple[Retyped, ...]
@@ -245,8 +241,6 @@ class LateArrivalDetails(Serde):
     at `max` (the exact largest lateness), so the true quantile lies at or below it and above
     the bucket's lower boundary."""
 
-    KIND: ClassVar[str] = "late_arrivals"
-
     late: int
     rows: int  # rows in the window with an ingestion time
     without_ingestion_time: int  # rows in the window whose ingestion time is null
@@ -263,8 +257,6 @@ class RowCountDetails(Serde):
     earlier counts), the change (rows - reference) / reference (None when the reference is 0),
     and `reason` when the change was not judged."""
 
-    KIND: ClassVar[str] = "row_count"
-
     rows: int
     window_seconds: float
     history: int | None = field(default=None, metadata=omitted(lambda d: d.history is None))
@@ -277,8 +269,6 @@ class RowCountDetails(Serde):
 class DuplicateDetails(Serde):
     """Rows in the window sharing join keys and event time: `duplicates` are the rows beyond
     the first of each (keys, event time) group, so duplicates = rows - distinct."""
-
-    KIND: ClassVar[str] = "duplicates"
 
     duplicates: int
     rows: int  # rows in the window whose join keys are all non-null
@@ -293,7 +283,6 @@ class RangeDetails(Serde):
     under one reason: nan, infinite, negative, below_min, above_max; None where the check does
     not look), and min, max, mean of the finite values."""
 
-    KIND: ClassVar[str] = "range"
     JSON_COMPUTED: ClassVar[tuple[str, ...]] = ("out_of_range",)
 
     rows: int
@@ -346,8 +335,6 @@ class SkewDetails(Serde):
     """Entities compared (found online with an event time and an offline row at or before it),
     those with any feature differing, per-feature mismatch counts, and a few examples."""
 
-    KIND: ClassVar[str] = "skew"
-
     mismatched: int
     compared: int
     without_offline_row: int  # found online, but no offline row at or before its event time
@@ -373,8 +360,6 @@ class DriftBin:
 class DriftDetails(Serde):
     """PSI = sum over bins of (current - reference) * ln(current / reference), each fraction at
     least `epsilon`; `ks` the two-sample Kolmogorov-Smirnov statistic (numeric features)."""
-
-    KIND: ClassVar[str] = "distribution_drift"
 
     psi: float
     ks: float | None
@@ -403,8 +388,6 @@ class AnomalyDetails(Serde):
     / (1.2533 mean absolute deviation)) or `constant` (every past value equal: z 0 when x
     equals them, else +-`Z_CAP`). `reason` is set when the value was not judged."""
 
-    KIND: ClassVar[str] = "anomaly"
-
     of: str
     current: float | None
     current_at: UtcTime | None
@@ -423,8 +406,6 @@ class SodaDetails(Serde):
     """One check of a Soda Core contract: its identity in the contract, Soda's outcome and
     threshold (as Soda states it), and Soda's diagnostic values (missing_count, ...)."""
 
-    KIND: ClassVar[str] = "soda"
-
     soda_check: str  # Soda's relative path: checks.row_count, columns.revenue.checks.missing
     name: str | None
     type: str
@@ -440,8 +421,6 @@ class SodaDetails(Serde):
 
 @dataclass(frozen=True)
 class ErrorDetails(Serde):
-    KIND: ClassVar[str] = "error"
-
     reason: str
 
 
@@ -461,24 +440,26 @@ Details = (
     | ErrorDetails
 )
 
-# The details as a union tagged by `KIND`: a document is read as the details of its result's
-# kind (`CheckResult._json_in` tags it), an instance is written by its type.
-TaggedDetails = Annotated[
-    Annotated[FreshnessDetails, Tag(FreshnessDetails.KIND)]
-    | Annotated[CoverageDetails, Tag(CoverageDetails.KIND)]
-    | Annotated[NullRateDetails, Tag(NullRateDetails.KIND)]
-    | Annotated[SchemaDriftDetails, Tag(SchemaDriftDetails.KIND)]
-    | Annotated[LateArrivalDetails, Tag(LateArrivalDetails.KIND)]
-    | Annotated[RowCountDetails, Tag(RowCountDetails.KIND)]
-    | Annotated[DuplicateDetails, Tag(DuplicateDetails.KIND)]
-    | Annotated[RangeDetails, Tag(RangeDetails.KIND)]
-    | Annotated[SkewDetails, Tag(SkewDetails.KIND)]
-    | Annotated[DriftDetails, Tag(DriftDetails.KIND)]
-    | Annotated[AnomalyDetails, Tag(AnomalyDetails.KIND)]
-    | Annotated[SodaDetails, Tag(SodaDetails.KIND)]
-    | Annotated[ErrorDetails, Tag(ErrorDetails.KIND)],
-    Discriminator(lambda d: d.get("kind") if isinstance(d, Mapping) else d.KIND),
-]
+_TAG = "__details__"
+
+
+def _details_tag(details: object) -> object:
+    """The tag of a result's details is the name of their type; a document carries it under
+    `_TAG`, put there by `CheckResult._json_in` from the result's kind."""
+    return details.get(_TAG) if isinstance(details, Mapping) else type(details).__name__
+
+
+if TYPE_CHECKING:
+    TaggedDetails = Details
+else:  # the union of `Details`, each type tagged by its name
+    TaggedDetails = Annotated[
+        reduce(or_, (Annotated[t, Tag(t.__name__)] for t in get_args(Details))),
+        Discriminator(
+            _details_tag,
+            custom_error_type="unknown_kind",
+            custom_error_message="expected the details of a check kind featmon knows",
+        ),
+    ]
 
 
 @dataclass(frozen=True)
@@ -501,13 +482,25 @@ class CheckResult(Serde):
 
     @classmethod
     def _json_in(cls, doc: dict[str, Any]) -> dict[str, Any]:
-        """Details carry no tag of their own: they are read as the details of the result's
-        kind, or as an error's when they hold its `reason` only."""
+        """Details carry no tag of their own in JSON: they are read as the details type of the
+        result's kind, or as an error's when they hold its `reason` only."""
         details = doc.get("details")
-        if isinstance(details, Mapping) and "kind" not in details:
-            kind = ErrorDetails.KIND if set(details) == {"reason"} else doc.get("kind")
-            doc["details"] = {**details, "kind": kind}
+        if isinstance(details, Mapping) and _TAG not in details:
+            doc["details"] = {**details, _TAG: _details_of(doc.get("kind"), details)}
         return doc
+
+
+def _details_of(kind: object, details: Mapping[str, object]) -> str | None:
+    """The name of the details type of `kind` (the registry of kinds says it), or of an error's
+    when `details` hold a reason only; None for a kind nobody declares."""
+    from checks.kinds import kind_of  # noqa: PLC0415 - the kinds import this module
+
+    if set(details) == {"reason"}:
+        return ErrorDetails.__name__
+    try:
+        return kind_of(str(kind)).details.__name__
+    except UnknownKind:
+        return None
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from alerts.codec import (
 from alerts.lifecycle import AlertRecord
 from alerts.model import AlertEvent, AlertState, Notification
 from alerts.routing import Group
+from checks.kinds import KINDS
 from checks.result import (
     AnomalyDetails,
     CheckResult,
@@ -60,6 +61,8 @@ from monitor.state import decoding, rows
 from tests import stored_samples as samples
 
 STORED = json.loads((Path(__file__).parent / "data" / "stored_v1.json").read_text())
+
+KIND_OF = {kind.details: kind.name for kind in KINDS}  # an error's details: any kind
 
 # -- strategies ---------------------------------------------------------------------------------
 
@@ -182,7 +185,7 @@ def read_back(t: Threshold) -> bool:
 
 def check_result(details: Details, threshold: Threshold, labels: Mapping[str, str]) -> CheckResult:
     return CheckResult(
-        check="v.c@online", kind=details.KIND if details.KIND != "error" else "freshness",
+        check="v.c@online", kind=KIND_OF.get(type(details), "freshness"),
         feature_view="v", feature=None, store="s", target="online", status=Status.WARN,
         severity="P3", value=0.25, threshold=threshold, sample_size=None, details=details,
         labels=labels,
@@ -193,6 +196,12 @@ def through_json(value: object) -> object:
     """`value` written, through `json.dumps` and `json.loads` as the database keeps it, and
     read back as its type."""
     return from_json(type(value), json.loads(json.dumps(to_json(value))))
+
+
+def test_every_details_type_of_the_registry_is_covered_here() -> None:
+    """The property tests below draw the details of every kind the registry lists, and an
+    error's: a new kind's details join them here."""
+    assert set(DETAILS) == {*KIND_OF, ErrorDetails}
 
 
 # -- round trips --------------------------------------------------------------------------------
@@ -327,10 +336,10 @@ def test_alert_state_of_an_earlier_version_reads_back_equal(
 
 
 def test_details_of_an_unknown_kind_do_not_read() -> None:
-    """A result whose kind no details type carries is refused, naming the kind's tag."""
+    """A result of a kind the registry does not know is refused (its details have no type)."""
     doc = to_json(samples.RESULTS["duplicates"])
     assert isinstance(doc, dict)
-    with pytest.raises(ValidationError, match="psi"):
+    with pytest.raises(ValidationError, match="expected the details of a check kind featmon"):
         from_json(CheckResult, {**doc, "kind": "psi"})
 
 
