@@ -7,8 +7,8 @@ pydantic `TypeAdapter` over the dataclass, built once per type. The types say th
 - a field's JSON name is its name, or the alias of `Annotated[..., Field(alias=...)]`;
 - `field(metadata=FLAT)`: the nested value's keys sit in the parent's object (a sample's
   `population`, `asked`, ... beside the details' own keys), and are picked from it when read;
-- `field(metadata=omitted(predicate))`: the key is left out when the predicate holds for the value (a time
-  that was never set), and reads back as the field's default;
+- `field(metadata=omitted(predicate))`: the key is left out when the predicate holds for the
+  value (a time that was never set), and reads back as the field's default;
 - `JSON_COMPUTED`: properties written beside the fields (`status` of a run), never read back;
 - a `Serde` subclass may override `_json_in` to adjust a document before it is read.
 

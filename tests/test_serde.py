@@ -285,6 +285,16 @@ def test_the_alert_values_read_back_equal_with_their_offsets(
     assert back.flush_at is None or back.flush_at.utcoffset() == group.flush_at.utcoffset()  # type: ignore[union-attr]
 
 
+def test_a_run_with_non_finite_numbers_is_valid_json() -> None:
+    """NaN and infinity, which JSON has no spelling for, are written as null (the printed
+    `featmon check --format json` used to carry a bare `NaN`)."""
+    odd = RangeDetails(3, 1, 1, None, None, None, float("nan"), float("inf"), None, None, None)
+    result = check_result(odd, Threshold("max", 0.0, None, "count"), {})
+    doc = to_json(RunResult("r1", samples.T0, samples.T0, samples.T0, (result,)))
+    details = json.loads(json.dumps(doc, allow_nan=False))["results"][0]["details"]
+    assert (details["min"], details["max"]) == (None, None)
+
+
 # -- the JSON of an earlier version -------------------------------------------------------------
 
 
