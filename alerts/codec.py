@@ -1,6 +1,6 @@
 """JSON for the alerting values that outlive a process: `AlertRecord` (an alert's state),
-`AlertEvent`, `Notification` (what the outbox keeps until a receiver takes it) and `Group`
-(the grouper's memory between runs).
+`Notification` (what the outbox keeps, with its `AlertEvent`s, until a receiver takes it) and
+`Group` (the grouper's memory between runs).
 
 The documents are derived from the types by `checks.serde` (times ISO 8601 with their offset,
 a group's interval in seconds); a document written by `*_to_json` reads back equal through
@@ -17,7 +17,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from alerts.lifecycle import AlertRecord
-from alerts.model import AlertEvent, Notification
+from alerts.model import Notification
 from alerts.routing import Group, GroupState
 from checks.serde import JSON, from_json, to_object
 
@@ -57,14 +57,6 @@ def record_to_json(record: AlertRecord) -> JSONObject:
 
 def record_from_json(data: object) -> AlertRecord:
     return read(AlertRecord, data, "record")
-
-
-def event_to_json(event: AlertEvent) -> JSONObject:
-    return to_object(event)
-
-
-def event_from_json(data: JSON, where: str = "event") -> AlertEvent:
-    return read(AlertEvent, data, where)
 
 
 def notification_to_json(notification: Notification) -> JSONObject:

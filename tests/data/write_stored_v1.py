@@ -8,7 +8,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from alerts.codec import event_to_json, group_to_json, notification_to_json
+from alerts.codec import (  # type: ignore[attr-defined]  # event_to_json: gone since
+    event_to_json,
+    group_to_json,
+    notification_to_json,
+)
 from monitor.state.rows import result_rows, run_row
 from tests import stored_samples as s
 
