@@ -1,22 +1,28 @@
-"""JSON for the alerting values that outlive a process: `AlertEvent`, `Notification` (what the
-outbox keeps until a receiver takes it) and `GroupState` (the grouper's memory between runs).
+"""JSON for the alerting values that outlive a process: `AlertRecord` (an alert's state),
+`Notification` (what the outbox keeps, with its `AlertEvent`s, until a receiver takes it) and
+`Group` (the grouper's memory between runs).
 
-Pure: a value in, a JSON document out, and back. Times are ISO 8601 with their offset; a
-document written by `*_to_json` reads back equal through `*_from_json`. Reading a document that
-is not one raises `CodecError` (a `ValueError`) naming the field, never echoing its values.
+The documents are derived from the types by `checks.serde` (times ISO 8601 with their offset,
+a group's interval in seconds); a document written by `*_to_json` reads back equal through
+`*_from_json`. Reading a document that is not one raises `CodecError` (a `ValueError`) naming
+the field, never echoing its values.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
 from types import MappingProxyType
+from typing import TypeVar
 
-from alerts.model import AlertEvent, AlertState, Notification
+from pydantic import ValidationError
+
+from alerts.lifecycle import AlertRecord
+from alerts.model import Notification
 from alerts.routing import Group, GroupState
-from checks.result import JSON
+from checks.serde import JSON, from_json, to_object
 
 JSONObject = dict[str, JSON]
+T = TypeVar("T")
 
 
 class CodecError(ValueError):
@@ -28,102 +34,45 @@ class CodecError(ValueError):
         super().__init__(f"{field}: expected {expected}")
 
 
-# -- events ----------------------------------------------------------------------------------
-
-
-def event_to_json(event: AlertEvent) -> JSONObject:
-    return {
-        "labels": dict(event.labels),
-        "annotations": dict(event.annotations),
-        "state": event.state.value,
-        "starts_at": event.starts_at.isoformat(),
-        "ends_at": _iso(event.ends_at),
-        "severity": event.severity,
-        "report_url": event.report_url,
-    }
-
-
-def event_from_json(data: JSON, where: str = "event") -> AlertEvent:
-    doc = _object(data, where)
-    state = _text(doc, "state", where)
+def read(cls: type[T], data: object, where: str) -> T:
+    """The `cls` that `data` holds; a `CodecError` at the first field that does not read."""
     try:
-        parsed = AlertState(state)
-    except ValueError:
-        raise CodecError(f"{where}.state", "pending, firing or resolved") from None
-    return AlertEvent(
-        labels=_texts(doc, "labels", where),
-        annotations=_texts(doc, "annotations", where),
-        state=parsed,
-        starts_at=_time(doc, "starts_at", where),
-        ends_at=_maybe_time(doc, "ends_at", where),
-        severity=_text(doc, "severity", where),
-        report_url=_maybe_text(doc, "report_url", where),
-    )
+        return from_json(cls, data)
+    except ValidationError as exc:
+        first = exc.errors(include_input=False)[0]
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
+        raise CodecError(f"{where}{path}", _expected(first["type"], first["msg"])) from None
 
 
-# -- notifications ---------------------------------------------------------------------------
+def _expected(kind: str, message: str) -> str:
+    """What pydantic's message says was expected, as `CodecError` words it."""
+    if kind == "missing":
+        return "a value, found none"
+    return message.removeprefix("Value error, expected ").removeprefix("Input should be ")
+
+
+def record_to_json(record: AlertRecord) -> JSONObject:
+    return to_object(record)
+
+
+def record_from_json(data: object) -> AlertRecord:
+    return read(AlertRecord, data, "record")
 
 
 def notification_to_json(notification: Notification) -> JSONObject:
-    return {
-        "receiver": notification.receiver,
-        "group_key": notification.group_key,
-        "group_labels": dict(notification.group_labels),
-        "alerts": [event_to_json(e) for e in notification.alerts],
-        "created_at": notification.created_at.isoformat(),
-        "external_url": notification.external_url,
-        "common_labels": dict(notification.common_labels),
-    }
+    return to_object(notification)
 
 
 def notification_from_json(data: JSON) -> Notification:
-    where = "notification"
-    doc = _object(data, where)
-    return Notification(
-        receiver=_text(doc, "receiver", where),
-        group_key=_text(doc, "group_key", where),
-        group_labels=_texts(doc, "group_labels", where),
-        alerts=_events(doc, "alerts", where),
-        created_at=_time(doc, "created_at", where),
-        external_url=_maybe_text(doc, "external_url", where),
-        common_labels=_texts(doc, "common_labels", where),
-    )
-
-
-# -- the grouper's state ---------------------------------------------------------------------
+    return read(Notification, data, "notification")
 
 
 def group_to_json(group: Group) -> JSONObject:
-    return {
-        "receiver": group.receiver,
-        "key": group.key,
-        "labels": dict(group.labels),
-        "group_interval": group.group_interval.total_seconds(),
-        "flush_at": _iso(group.flush_at),
-        "pending": [event_to_json(e) for e in group.pending],
-        "last_sent_at": _iso(group.last_sent_at),
-        "firing": list[JSON](sorted(group.firing)),
-    }
+    return to_object(group)
 
 
 def group_from_json(data: JSON, where: str = "group") -> Group:
-    doc = _object(data, where)
-    interval = doc.get("group_interval")
-    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
-        raise CodecError(f"{where}.group_interval", "a number of seconds above 0")
-    firing = doc.get("firing")
-    if not isinstance(firing, list) or not all(isinstance(f, str) for f in firing):
-        raise CodecError(f"{where}.firing", "a list of fingerprints")
-    return Group(
-        receiver=_text(doc, "receiver", where),
-        key=_text(doc, "key", where),
-        labels=_texts(doc, "labels", where),
-        group_interval=timedelta(seconds=interval),
-        flush_at=_maybe_time(doc, "flush_at", where),
-        pending=_events(doc, "pending", where),
-        last_sent_at=_maybe_time(doc, "last_sent_at", where),
-        firing=frozenset(str(f) for f in firing),
-    )
+    return read(Group, data, where)
 
 
 def groups_to_json(state: GroupState) -> dict[tuple[str, str], JSONObject]:
@@ -139,56 +88,3 @@ def groups_from_json(docs: Mapping[tuple[str, str], JSON]) -> GroupState:
             raise CodecError(f"group {receiver}", "the receiver and key it is stored under")
         groups[(receiver, key)] = group
     return GroupState(MappingProxyType(groups))
-
-
-# -- fields ----------------------------------------------------------------------------------
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()
-
-
-def _object(data: JSON, where: str) -> Mapping[str, JSON]:
-    if not isinstance(data, dict):
-        raise CodecError(where, "a JSON object")
-    return data
-
-
-def _text(doc: Mapping[str, JSON], key: str, where: str) -> str:
-    value = doc.get(key)
-    if not isinstance(value, str):
-        raise CodecError(f"{where}.{key}", "text")
-    return value
-
-
-def _maybe_text(doc: Mapping[str, JSON], key: str, where: str) -> str | None:
-    return None if doc.get(key) is None else _text(doc, key, where)
-
-
-def _texts(doc: Mapping[str, JSON], key: str, where: str) -> Mapping[str, str]:
-    value = doc.get(key)
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise CodecError(f"{where}.{key}", "an object of text values")
-    return MappingProxyType({k: str(v) for k, v in value.items()})
-
-
-def _time(doc: Mapping[str, JSON], key: str, where: str) -> datetime:
-    value = doc.get(key)
-    try:
-        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        moment = None
-    if moment is None or moment.utcoffset() is None:
-        raise CodecError(f"{where}.{key}", "an ISO 8601 time with its offset")
-    return moment
-
-
-def _maybe_time(doc: Mapping[str, JSON], key: str, where: str) -> datetime | None:
-    return None if doc.get(key) is None else _time(doc, key, where)
-
-
-def _events(doc: Mapping[str, JSON], key: str, where: str) -> tuple[AlertEvent, ...]:
-    value = doc.get(key)
-    if not isinstance(value, list):
-        raise CodecError(f"{where}.{key}", "a list of alerts")
-    return tuple(event_from_json(item, f"{where}.{key}[{i}]") for i, item in enumerate(value))

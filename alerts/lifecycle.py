@@ -61,7 +61,8 @@ from alerts.model import AlertEvent, AlertState, fingerprint
 from alerts.silences import Silence, Silences
 from checks.duration import Duration
 from checks.model import Severity
-from checks.result import JSON, CheckResult, ErrorDetails, RunResult, Status
+from checks.result import CheckResult, ErrorDetails, RunResult, Status
+from checks.serde import FrozenMap, IsoTime, to_json
 
 CHECK_FAILED = "featmon_check_failed"
 CHECK_WARNING = "featmon_check_warning"
@@ -104,18 +105,18 @@ class AlertingConfig(BaseModel):
 
 @dataclass(frozen=True)
 class AlertRecord:
-    """The persisted state of one alert."""
+    """The persisted state of one alert (`alerts.codec.record_to_json` gives its document)."""
 
-    labels: Mapping[str, str]
+    labels: FrozenMap[str, str]
     state: AlertState
     fail_streak: int  # consecutive failing runs
     pass_streak: int  # consecutive passing runs while firing
-    active_since: datetime  # scheduled time of this episode's first failing run
-    started_at: datetime | None  # scheduled time of the run that fired it
-    ended_at: datetime | None  # scheduled time of the run that resolved it
-    last_notified_at: datetime | None  # `now` of its last firing notification; None: never
-    updated_at: datetime  # scheduled time of the last run that measured it
-    annotations: Mapping[str, str]
+    active_since: IsoTime  # scheduled time of this episode's first failing run
+    started_at: IsoTime | None  # scheduled time of the run that fired it
+    ended_at: IsoTime | None  # scheduled time of the run that resolved it
+    last_notified_at: IsoTime | None  # `now` of its last firing notification; None: never
+    updated_at: IsoTime  # scheduled time of the last run that measured it
+    annotations: FrozenMap[str, str]
     report_url: str | None = None
 
     @property
@@ -136,77 +137,6 @@ class AlertRecord:
             severity=self.severity,
             report_url=self.report_url,
         )
-
-    def as_json(self) -> dict[str, JSON]:
-        """What the state database keeps; `from_json` reads it back."""
-        return {
-            "labels": dict(self.labels),
-            "state": self.state.value,
-            "fail_streak": self.fail_streak,
-            "pass_streak": self.pass_streak,
-            "active_since": self.active_since.isoformat(),
-            "started_at": _iso(self.started_at),
-            "ended_at": _iso(self.ended_at),
-            "last_notified_at": _iso(self.last_notified_at),
-            "updated_at": self.updated_at.isoformat(),
-            "annotations": dict(self.annotations),
-            "report_url": self.report_url,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, object]) -> AlertRecord:
-        """Raises ValueError (a missing field, a time without a zone, an unknown state) or
-        TypeError (a field of the wrong type), naming the field."""
-        active, updated = _when(data, "active_since"), _when(data, "updated_at")
-        fail, passing, url = (
-            data.get("fail_streak"),
-            data.get("pass_streak"),
-            data.get("report_url"),
-        )
-        if active is None or updated is None:
-            raise ValueError("expected active_since and updated_at, found none")
-        if not isinstance(fail, int) or not isinstance(passing, int):
-            raise TypeError(f"expected whole-number streaks, found {fail!r} and {passing!r}")
-        if url is not None and not isinstance(url, str):
-            raise TypeError(f"expected report_url to be text, found {url!r}")
-        return cls(
-            labels=_texts(data, "labels"),
-            state=AlertState(data.get("state")),
-            fail_streak=fail,
-            pass_streak=passing,
-            active_since=active,
-            started_at=_when(data, "started_at"),
-            ended_at=_when(data, "ended_at"),
-            last_notified_at=_when(data, "last_notified_at"),
-            updated_at=updated,
-            annotations=_texts(data, "annotations"),
-            report_url=url,
-        )
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()
-
-
-def _when(data: Mapping[str, object], key: str) -> datetime | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise TypeError(f"expected {key} to be an ISO 8601 time, found {value!r}")
-    moment = datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        raise ValueError(f"expected {key} with a zone, found {value!r}")
-    return moment
-
-
-def _texts(data: Mapping[str, object], key: str) -> Mapping[str, str]:
-    value = data.get(key)
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise TypeError(f"expected {key} to map text to text, found {value!r}")
-    return MappingProxyType(dict(value))
 
 
 @dataclass(frozen=True)
@@ -568,7 +498,7 @@ def _check_notes(result: CheckResult) -> dict[str, str]:
     }
     if result.value is not None:
         notes["value_raw"] = repr(float(result.value))
-    notes["threshold_raw"] = json.dumps(result.threshold.as_json(), separators=(",", ":"))
+    notes["threshold_raw"] = json.dumps(to_json(result.threshold), separators=(",", ":"))
     if result.sample_size is not None:
         notes["sample_size"] = str(result.sample_size)
     return notes

@@ -13,8 +13,9 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from types import MappingProxyType
+
+from checks.serde import FrozenMap, IsoTime
 
 
 class AlertState(enum.Enum):
@@ -33,11 +34,11 @@ def fingerprint(labels: Mapping[str, str]) -> str:
 class AlertEvent:
     """One alert as a notification carries it."""
 
-    labels: Mapping[str, str]
-    annotations: Mapping[str, str]  # summary, value, threshold, report_url, ...
+    labels: FrozenMap[str, str]
+    annotations: FrozenMap[str, str]  # summary, value, threshold, report_url, ...
     state: AlertState
-    starts_at: datetime
-    ends_at: datetime | None  # set when resolved
+    starts_at: IsoTime
+    ends_at: IsoTime | None  # set when resolved
     severity: str  # P1..P4
     report_url: str | None = None
 
@@ -52,11 +53,11 @@ class Notification:
 
     receiver: str
     group_key: str  # stable: the route and the values of its group_by labels
-    group_labels: Mapping[str, str]
+    group_labels: FrozenMap[str, str]
     alerts: tuple[AlertEvent, ...]
-    created_at: datetime
+    created_at: IsoTime
     external_url: str | None = None  # featmon's own URL (reports index)
-    common_labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    common_labels: FrozenMap[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def status(self) -> str:

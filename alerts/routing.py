@@ -34,12 +34,20 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
 
 from alerts.model import AlertEvent, AlertState, Notification
 from alerts.silences import Matcher, MatcherField
 from checks.duration import Duration
 from checks.model import Severity
+from checks.serde import FrozenMap, IsoTime
 
 DEFAULT_GROUP_BY = ("store",)
 DEFAULT_GROUP_WAIT = timedelta(seconds=30)
@@ -315,12 +323,16 @@ class Group:
 
     receiver: str
     key: str
-    labels: Mapping[str, str]
-    group_interval: timedelta
-    flush_at: datetime | None  # None: nothing waits
+    labels: FrozenMap[str, str]
+    # in JSON: seconds
+    group_interval: Annotated[
+        timedelta, Field(gt=timedelta(0)), PlainSerializer(timedelta.total_seconds)
+    ]
+    flush_at: IsoTime | None  # None: nothing waits
     pending: tuple[AlertEvent, ...]  # the latest event of each alert since the last send
-    last_sent_at: datetime | None
-    firing: frozenset[str]  # fingerprints this group last announced as firing
+    last_sent_at: IsoTime | None
+    # fingerprints this group last announced as firing; in JSON a sorted list
+    firing: Annotated[frozenset[str], PlainSerializer(sorted)]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
-from alerts.codec import CodecError, groups_from_json, groups_to_json, notification_to_json
+from alerts.codec import (
+    CodecError,
+    groups_from_json,
+    groups_to_json,
+    notification_to_json,
+    record_from_json,
+    record_to_json,
+)
 from alerts.lifecycle import AlertRecord, Suppressed, Transition
 from alerts.model import AlertState, Notification
 from alerts.routing import Group, Grouped, GroupState, Routed, RouteMatch, RoutingTree
@@ -70,15 +77,16 @@ def read_records(stored: Mapping[str, StoredRecord]) -> dict[str, AlertRecord]:
     records: dict[str, AlertRecord] = {}
     for fp, found in stored.items():
         try:
-            records[fp] = AlertRecord.from_json(found.document)
-        except (TypeError, ValueError) as exc:
+            records[fp] = record_from_json(found.document)
+        except CodecError as exc:
             log.error("alert %s: its stored record does not read (%s); it starts afresh", fp, exc)
     return records
 
 
 def stored_records(records: Mapping[str, AlertRecord]) -> dict[str, StoredRecord]:
     return {
-        fp: StoredRecord(r.as_json(), r.labels.get("feature_view", "")) for fp, r in records.items()
+        fp: StoredRecord(record_to_json(r), r.labels.get("feature_view", ""))
+        for fp, r in records.items()
     }
 
 

@@ -64,6 +64,7 @@ from checks.observation import (
 )
 from checks.plan import plan_view
 from checks.result import Status
+from checks.serde import to_json
 from monitor.config import ParquetStoreConfig, SqlStoreConfig
 from monitor.probe import Stores, probe_view
 from monitor.stores import soda
@@ -469,7 +470,7 @@ def probe(the_view: FeatureView, store: AggregateStore) -> None:
     results = probe_view(the_view, tuple(plan_view(the_view)), Stores({}, {store.name: store}), S)
     errors = [r for r in results if r.status is Status.ERROR]
     if len(results) != len(CHECKS) or errors:
-        raise BenchError(f"featmon did not measure every check: {[r.as_json() for r in errors]}")
+        raise BenchError(f"featmon did not measure every check: {[to_json(r) for r in errors]}")
 
 
 def verify(the_view: FeatureView, store: AggregateStore) -> None:

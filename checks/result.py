@@ -1,6 +1,9 @@
 """What evaluation hands on: one immutable `CheckResult` per check and run, and the `RunResult`.
 
-Details are typed per check kind; `as_json()` gives the documented JSON shape.
+Details are typed per check kind; `checks.serde.to_json` gives the documented JSON shape, which
+the field declarations below describe (JSON names, flattened parts, keys left out), and
+`checks.serde.from_json` reads it back: the state database, `featmon check --format json` and
+the HTTP API all use that one serializer.
 """
 
 from __future__ import annotations
@@ -9,12 +12,26 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import reduce
+from operator import or_
 from types import MappingProxyType
-from typing import Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
+
+from pydantic import (
+    BeforeValidator,
+    Discriminator,
+    Field,
+    GetCoreSchemaHandler,
+    PlainSerializer,
+    Tag,
+)
+from pydantic_core import CoreSchema, core_schema
 
 from checks.duration import format_duration
+from checks.errors import UnknownKind
+from checks.serde import FLAT, JSON, FrozenMap, Serde, omitted
 
-JSON = str | int | float | bool | None | list["JSON"] | dict[str, "JSON"]
+__all__ = ["JSON"]
 
 
 class Status(enum.Enum):
@@ -69,33 +86,54 @@ class Threshold:
             return False
         return value > bound if self.direction == "max" else value < bound
 
-    def as_json(self) -> dict[str, JSON]:
-        """`{max, warn, unit}` or `{min, warn, unit}`; two-sided, the keys of the check file:
-        `{min, max, warn_min, warn_max, unit}`, each present only when set."""
-        out: dict[str, JSON] = {}
-        if self.two_sided:
-            pairs = [
-                ("min", self.fail_min),
-                ("max", self.fail),
-                ("warn_min", self.warn_min),
-                ("warn_max", self.warn),
-            ]
-            out |= {key: bound for key, bound in pairs if bound is not None}
-        else:
-            if self.fail is not None:
-                out[self.direction] = self.fail
-            if self.warn is not None:
-                out["warn"] = self.warn
-        out["unit"] = self.unit
-        return out
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: type[Any], handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        """The JSON of the check file: `{max, warn, unit}` or `{min, warn, unit}`; two-sided
+        `{min, max, warn_min, warn_max, unit}`, each bound present only when set. A warn-only
+        one-sided threshold does not keep its direction: it reads back as `max`."""
+        serialization = core_schema.plain_serializer_function_ser_schema(_threshold_json)
+        return core_schema.no_info_before_validator_function(
+            _threshold_fields, handler(source), serialization=serialization
+        )
+
+
+def _threshold_json(t: Threshold) -> dict[str, JSON]:
+    if t.two_sided:
+        pairs = {"min": t.fail_min, "max": t.fail, "warn_min": t.warn_min, "warn_max": t.warn}
+    else:
+        pairs = {t.direction: t.fail, "warn": t.warn}
+    return {key: bound for key, bound in pairs.items() if bound is not None} | {"unit": t.unit}
+
+
+def _threshold_fields(doc: object) -> object:
+    if not isinstance(doc, Mapping):
+        return doc
+    if {"warn_min", "warn_max"} & set(doc) or {"min", "max"} <= set(doc):
+        return {
+            "direction": "max",
+            "fail": doc.get("max"),
+            "warn": doc.get("warn_max"),
+            "unit": doc.get("unit"),
+            "fail_min": doc.get("min"),
+            "warn_min": doc.get("warn_min"),
+        }
+    direction = "min" if "min" in doc else "max"
+    return {
+        "direction": direction,
+        "fail": doc.get(direction),
+        "warn": doc.get("warn"),
+        "unit": doc.get("unit"),
+    }
 
 
 @dataclass(frozen=True)
 class Interval:
     """A 95% Wilson score interval of a sampled rate."""
 
-    low: float
-    high: float
+    low: Annotated[float, Field(alias="ci_low")]
+    high: Annotated[float, Field(alias="ci_high")]
 
 
 @dataclass(frozen=True)
@@ -107,30 +145,28 @@ class SampleInfo:
     found: int
     decode_errors: int
 
-    def as_json(self) -> dict[str, JSON]:
-        return {
-            "population": self.population,
-            "asked": self.asked,
-            "found": self.found,
-            "decode_errors": self.decode_errors,
-        }
-
 
 @dataclass(frozen=True)
-class FreshnessDetails:
+class FreshnessDetails(Serde):
     """Ages in seconds of the values at or before scheduled + `max_future_seconds` (a value
     after the scheduled time but within that tolerance is age 0). Values further ahead are
     `future`: counted apart (entities online, rows offline), never in the ages, and any of them
     fails the check; `future_ahead` is how far the furthest is after the scheduled time."""
 
+    JSON_COMPUTED: ClassVar[tuple[str, ...]] = ("reason",)
+
     p50: float | None
     p90: float | None
     p99: float | None
     max: float | None
-    newest: datetime | None = None  # offline: the newest event time not from the future
-    sample: SampleInfo | None = None
-    future: int = 0
-    future_ahead: float | None = None  # seconds after the scheduled time, of the furthest
+    # offline: the newest event time not from the future
+    newest: Annotated[UtcTime | None, Field(alias="newest_event_time")] = field(
+        default=None, metadata=omitted(lambda d: d.newest is None)
+    )
+    sample: SampleInfo | None = field(default=None, metadata=FLAT)
+    future: int = 0  # 0 too in results recorded before it was counted
+    # seconds after the scheduled time, of the furthest
+    future_ahead: Annotated[float | None, Field(alias="future_ahead_seconds")] = None
     max_future_seconds: float | None = None
 
     @property
@@ -146,65 +182,31 @@ class FreshnessDetails:
             f"(more than max_future {tolerance} after the scheduled time)"
         )
 
-    def as_json(self) -> dict[str, JSON]:
-        out: dict[str, JSON] = {"p50": self.p50, "p90": self.p90, "p99": self.p99, "max": self.max}
-        if self.newest is not None:
-            out["newest_event_time"] = rfc3339(self.newest)
-        out |= {
-            "future": self.future,
-            "future_ahead_seconds": self.future_ahead,
-            "max_future_seconds": self.max_future_seconds,
-        }
-        if self.reason is not None:
-            out["reason"] = self.reason
-        if self.sample is not None:
-            out |= self.sample.as_json()
-        return out
-
 
 @dataclass(frozen=True)
-class CoverageDetails:
+class CoverageDetails(Serde):
     covered: int
     sampled: int
-    interval: Interval
+    interval: Interval = field(metadata=FLAT)
     max_age_seconds: float
-    required: tuple[str, ...]
-    uncovered: Mapping[
-        str, int
-    ]  # reason -> entities: missing_key, undecodable, absent, null, stale
-    sample: SampleInfo
-
-    def as_json(self) -> dict[str, JSON]:
-        return {
-            "covered": self.covered,
-            "sampled": self.sampled,
-            "ci_low": self.interval.low,
-            "ci_high": self.interval.high,
-            "max_age_seconds": self.max_age_seconds,
-            "required_features": list(self.required),
-            "uncovered": dict(self.uncovered),
-            **self.sample.as_json(),
-        }
+    required: Annotated[tuple[str, ...], Field(alias="required_features")]
+    # reason -> entities: missing_key, undecodable, absent, null, stale
+    uncovered: FrozenMap[str, int]
+    sample: SampleInfo = field(metadata=FLAT)
 
 
 @dataclass(frozen=True)
-class NullRateDetails:
+class NullRateDetails(Serde):
     nulls: int
     rows: int
-    interval: Interval | None  # sampled (online) rates only
-    absent: int = 0  # online: the entity exists but the feature was never written
-    window_seconds: float | None = None  # offline
-    sample: SampleInfo | None = None
-
-    def as_json(self) -> dict[str, JSON]:
-        out: dict[str, JSON] = {"nulls": self.nulls, "rows": self.rows}
-        if self.interval is not None:
-            out |= {"ci_low": self.interval.low, "ci_high": self.interval.high}
-        if self.sample is not None:
-            out |= {"absent": self.absent, **self.sample.as_json()}
-        if self.window_seconds is not None:
-            out["window_seconds"] = self.window_seconds
-        return out
+    interval: Interval | None = field(metadata=FLAT)  # sampled (online) rates only
+    # online: the entity exists but the feature was never written
+    absent: int = field(default=0, metadata=omitted(lambda d: d.sample is None))
+    # offline
+    window_seconds: float | None = field(
+        default=None, metadata=omitted(lambda d: d.window_seconds is None)
+    )
+    sample: SampleInfo | None = field(default=None, metadata=FLAT)
 
 
 @dataclass(frozen=True)
@@ -215,33 +217,23 @@ class Retyped:
 
 
 @dataclass(frozen=True)
-class SchemaDriftDetails:
+class SchemaDriftDetails(Serde):
     added: tuple[str, ...]
     removed: tuple[str, ...]
     retyped: tuple[Retyped, ...]
     counted_added: bool = True
-    baseline_at: datetime | None = None  # compared with the baseline captured then
-    baseline_captured: bool = False  # this run captured the baseline (the first run)
-
-    def as_json(self) -> dict[str, JSON]:
-        out: dict[str, JSON] = {
-            "added": list(self.added),
-            "removed": list(self.removed),
-            "retyped": [
-                {"column": r.column, "expected": r.expected, "found": r.found} for r in self.retyped
-            ],
-            "counted_added": self.counted_added,
-        }
-        if self.baseline_at is not None:
-            out |= {
-                "baseline_at": rfc3339(self.baseline_at),
-                "baseline_captured": self.baseline_captured,
-            }
-        return out
+    # compared with the baseline captured then
+    baseline_at: UtcTime | None = field(
+        default=None, metadata=omitted(lambda d: d.baseline_at is None)
+    )
+    # this run captured the baseline (the first run)
+    baseline_captured: bool = field(
+        default=False, metadata=omitted(lambda d: d.baseline_at is None)
+    )
 
 
 @dataclass(frozen=True)
-class LateArrivalDetails:
+class LateArrivalDetails(Serde):
     """Offline late arrivals over the rows in the window whose ingestion time is known.
 
     Lateness = ingestion time - event time, in seconds. `p50` and `p99` are read from a
@@ -254,47 +246,27 @@ class LateArrivalDetails:
     without_ingestion_time: int  # rows in the window whose ingestion time is null
     watermark_seconds: float
     window_seconds: float
-    p50: float | None
-    p99: float | None
-    max: float | None
-
-    def as_json(self) -> dict[str, JSON]:
-        return {
-            "late": self.late,
-            "rows": self.rows,
-            "without_ingestion_time": self.without_ingestion_time,
-            "watermark_seconds": self.watermark_seconds,
-            "window_seconds": self.window_seconds,
-            "lateness_p50": self.p50,
-            "lateness_p99": self.p99,
-            "lateness_max": self.max,
-        }
+    p50: Annotated[float | None, Field(alias="lateness_p50")]
+    p99: Annotated[float | None, Field(alias="lateness_p99")]
+    max: Annotated[float | None, Field(alias="lateness_max")]
 
 
 @dataclass(frozen=True)
-class RowCountDetails:
+class RowCountDetails(Serde):
     """The rows of the window; with `change`, the reference (the median of the last `history`
     earlier counts), the change (rows - reference) / reference (None when the reference is 0),
     and `reason` when the change was not judged."""
 
     rows: int
     window_seconds: float
-    history: int | None = None
-    reference: float | None = None
-    change: float | None = None
-    reason: str | None = None
-
-    def as_json(self) -> dict[str, JSON]:
-        out: dict[str, JSON] = {"rows": self.rows, "window_seconds": self.window_seconds}
-        if self.history is not None:
-            out |= {"history": self.history, "reference": self.reference, "change": self.change}
-        if self.reason is not None:
-            out["reason"] = self.reason
-        return out
+    history: int | None = field(default=None, metadata=omitted(lambda d: d.history is None))
+    reference: float | None = field(default=None, metadata=omitted(lambda d: d.history is None))
+    change: float | None = field(default=None, metadata=omitted(lambda d: d.history is None))
+    reason: str | None = field(default=None, metadata=omitted(lambda d: d.reason is None))
 
 
 @dataclass(frozen=True)
-class DuplicateDetails:
+class DuplicateDetails(Serde):
     """Rows in the window sharing join keys and event time: `duplicates` are the rows beyond
     the first of each (keys, event time) group, so duplicates = rows - distinct."""
 
@@ -304,21 +276,14 @@ class DuplicateDetails:
     keys: tuple[str, ...]
     window_seconds: float
 
-    def as_json(self) -> dict[str, JSON]:
-        return {
-            "duplicates": self.duplicates,
-            "rows": self.rows,
-            "distinct": self.distinct,
-            "keys": list(self.keys),
-            "window_seconds": self.window_seconds,
-        }
-
 
 @dataclass(frozen=True)
-class RangeDetails:
+class RangeDetails(Serde):
     """One feature's non-null values: how many are out of range, by reason (each value counted
     under one reason: nan, infinite, negative, below_min, above_max; None where the check does
     not look), and min, max, mean of the finite values."""
+
+    JSON_COMPUTED: ClassVar[tuple[str, ...]] = ("out_of_range",)
 
     rows: int
     nan: int
@@ -331,37 +296,17 @@ class RangeDetails:
     mean: float | None
     min_value: float | None
     max_value: float | None
-    window_seconds: float | None = None  # offline
-    interval: Interval | None = None  # online: a sampled rate
-    sample: SampleInfo | None = None
+    # offline
+    window_seconds: float | None = field(
+        default=None, metadata=omitted(lambda d: d.window_seconds is None)
+    )
+    interval: Interval | None = field(default=None, metadata=FLAT)  # online: a sampled rate
+    sample: SampleInfo | None = field(default=None, metadata=FLAT)
 
     @property
     def out_of_range(self) -> int:
         reasons = (self.nan, self.infinite, self.negative, self.below_min, self.above_max)
         return sum(count for count in reasons if count is not None)
-
-    def as_json(self) -> dict[str, JSON]:
-        out: dict[str, JSON] = {
-            "rows": self.rows,
-            "out_of_range": self.out_of_range,
-            "nan": self.nan,
-            "infinite": self.infinite,
-            "negative": self.negative,
-            "below_min": self.below_min,
-            "above_max": self.above_max,
-            "min": self.min,
-            "max": self.max,
-            "mean": self.mean,
-            "min_value": self.min_value,
-            "max_value": self.max_value,
-        }
-        if self.window_seconds is not None:
-            out["window_seconds"] = self.window_seconds
-        if self.interval is not None:
-            out |= {"ci_low": self.interval.low, "ci_high": self.interval.high}
-        if self.sample is not None:
-            out |= self.sample.as_json()
-        return out
 
 
 Shown = str | int | float | bool | None  # a feature value as the report shows it
@@ -372,64 +317,47 @@ class SkewExample:
     """One mismatched entity: its key, and each differing feature's online and offline value."""
 
     key: tuple[Shown, ...]
-    online_time: datetime
-    offline_time: datetime
-    differences: tuple[tuple[str, Shown, Shown], ...]  # feature, online, offline
+    online_time: Annotated[UtcTime, Field(alias="online_event_time")]
+    offline_time: Annotated[UtcTime, Field(alias="offline_event_time")]
+    # feature, online, offline; in JSON `{feature, online, offline}` objects
+    differences: Annotated[
+        tuple[tuple[str, Shown, Shown], ...],
+        PlainSerializer(lambda diffs: [dict(zip(_DIFFERENCE, d, strict=True)) for d in diffs]),
+        BeforeValidator(lambda docs: [[doc[key] for key in _DIFFERENCE] for doc in docs]),
+    ]
 
-    def as_json(self) -> dict[str, JSON]:
-        return {
-            "key": list(self.key),
-            "online_event_time": rfc3339(self.online_time),
-            "offline_event_time": rfc3339(self.offline_time),
-            "differences": [
-                {"feature": f, "online": on, "offline": off} for f, on, off in self.differences
-            ],
-        }
+
+_DIFFERENCE = ("feature", "online", "offline")
 
 
 @dataclass(frozen=True)
-class SkewDetails:
+class SkewDetails(Serde):
     """Entities compared (found online with an event time and an offline row at or before it),
     those with any feature differing, per-feature mismatch counts, and a few examples."""
 
     mismatched: int
     compared: int
     without_offline_row: int  # found online, but no offline row at or before its event time
-    interval: Interval
-    per_feature: Mapping[str, int]
+    interval: Interval = field(metadata=FLAT)
+    per_feature: FrozenMap[str, int]
     examples: tuple[SkewExample, ...]
     abs_tol: float
     rel_tol: float
-    source: str
-    sample: SampleInfo
-
-    def as_json(self) -> dict[str, JSON]:
-        return {
-            "mismatched": self.mismatched,
-            "compared": self.compared,
-            "without_offline_row": self.without_offline_row,
-            "ci_low": self.interval.low,
-            "ci_high": self.interval.high,
-            "per_feature": dict(self.per_feature),
-            "examples": [e.as_json() for e in self.examples],
-            "abs_tol": self.abs_tol,
-            "rel_tol": self.rel_tol,
-            "offline_source": self.source,
-            **self.sample.as_json(),
-        }
+    source: Annotated[str, Field(alias="offline_source")]
+    sample: SampleInfo = field(metadata=FLAT)
 
 
 @dataclass(frozen=True)
 class DriftBin:
     """One bin: its label (`(1.5, 2.5]`, a category, `other`) and the fraction of each side."""
 
-    label: str
+    label: Annotated[str, Field(alias="bin")]
     reference: float
     current: float
 
 
 @dataclass(frozen=True)
-class DriftDetails:
+class DriftDetails(Serde):
     """PSI = sum over bins of (current - reference) * ln(current / reference), each fraction at
     least `epsilon`; `ks` the two-sample Kolmogorov-Smirnov statistic (numeric features)."""
 
@@ -438,45 +366,23 @@ class DriftDetails:
     categorical: bool
     reference_rows: int  # non-null reference values
     current_rows: int  # non-null current values
-    reference_since: datetime
-    reference_until: datetime
+    reference_since: UtcTime
+    reference_until: UtcTime
     epsilon: float
     bins: tuple[DriftBin, ...]
-    sample: SampleInfo | None  # the online sample; None on target offline
-    current_since: datetime | None = None  # target offline: the current window [since, until)
-    current_until: datetime | None = None
-
-    def as_json(self) -> dict[str, JSON]:
-        current: dict[str, JSON] = (
-            self.sample.as_json()
-            if self.sample is not None
-            else {
-                "current_since": None
-                if self.current_since is None
-                else rfc3339(self.current_since),
-                "current_until": None
-                if self.current_until is None
-                else rfc3339(self.current_until),
-            }
-        )
-        return {
-            "psi": self.psi,
-            "ks": self.ks,
-            "categorical": self.categorical,
-            "reference_rows": self.reference_rows,
-            "current_rows": self.current_rows,
-            "reference_since": rfc3339(self.reference_since),
-            "reference_until": rfc3339(self.reference_until),
-            "epsilon": self.epsilon,
-            "bins": [
-                {"bin": b.label, "reference": b.reference, "current": b.current} for b in self.bins
-            ],
-            **current,
-        }
+    # the online sample; None on target offline
+    sample: SampleInfo | None = field(metadata=FLAT)
+    # target offline: the current window [since, until)
+    current_since: UtcTime | None = field(
+        default=None, metadata=omitted(lambda d: d.sample is not None)
+    )
+    current_until: UtcTime | None = field(
+        default=None, metadata=omitted(lambda d: d.sample is not None)
+    )
 
 
 @dataclass(frozen=True)
-class AnomalyDetails:
+class AnomalyDetails(Serde):
     """The judged value against the median and MAD of its past values. `scale` says what
     divided the deviation: `mad` (0.6745 (x - median) / MAD), `mean_ad` (MAD = 0: (x - median)
     / (1.2533 mean absolute deviation)) or `constant` (every past value equal: z 0 when x
@@ -484,7 +390,7 @@ class AnomalyDetails:
 
     of: str
     current: float | None
-    current_at: datetime | None
+    current_at: UtcTime | None
     history: int  # past values used
     min_history: int
     median: float | None
@@ -494,24 +400,9 @@ class AnomalyDetails:
     direction: str
     reason: str | None = None
 
-    def as_json(self) -> dict[str, JSON]:
-        return {
-            "of": self.of,
-            "current": self.current,
-            "current_at": rfc3339(self.current_at) if self.current_at is not None else None,
-            "history": self.history,
-            "min_history": self.min_history,
-            "median": self.median,
-            "mad": self.mad,
-            "z": self.z,
-            "scale": self.scale,
-            "direction": self.direction,
-            "reason": self.reason,
-        }
-
 
 @dataclass(frozen=True)
-class SodaDetails:
+class SodaDetails(Serde):
     """One check of a Soda Core contract: its identity in the contract, Soda's outcome and
     threshold (as Soda states it), and Soda's diagnostic values (missing_count, ...)."""
 
@@ -521,34 +412,16 @@ class SodaDetails:
     column: str | None
     outcome: str  # passed, warn, failed, not_evaluated, excluded
     threshold: str  # `must be < 5 (warn: must be < 2)`
-    diagnostics: Mapping[str, float | int | str]
+    diagnostics: FrozenMap[str, float | int | str]
     dataset: str
     contract_line: int | None
     errors: tuple[str, ...] = ()
     soda_version: str = ""
 
-    def as_json(self) -> dict[str, JSON]:
-        return {
-            "soda_check": self.soda_check,
-            "name": self.name,
-            "type": self.type,
-            "column": self.column,
-            "outcome": self.outcome,
-            "threshold": self.threshold,
-            "diagnostics": dict(self.diagnostics),
-            "dataset": self.dataset,
-            "contract_line": self.contract_line,
-            "errors": list(self.errors),
-            "soda_version": self.soda_version,
-        }
-
 
 @dataclass(frozen=True)
-class ErrorDetails:
+class ErrorDetails(Serde):
     reason: str
-
-    def as_json(self) -> dict[str, JSON]:
-        return {"reason": self.reason}
 
 
 Details = (
@@ -567,9 +440,30 @@ Details = (
     | ErrorDetails
 )
 
+_TAG = "__details__"
+
+
+def _details_tag(details: object) -> object:
+    """The tag of a result's details is the name of their type; a document carries it under
+    `_TAG`, put there by `CheckResult._json_in` from the result's kind."""
+    return details.get(_TAG) if isinstance(details, Mapping) else type(details).__name__
+
+
+if TYPE_CHECKING:
+    TaggedDetails = Details
+else:  # the union of `Details`, each type tagged by its name
+    TaggedDetails = Annotated[
+        reduce(or_, (Annotated[t, Tag(t.__name__)] for t in get_args(Details))),
+        Discriminator(
+            _details_tag,
+            custom_error_type="unknown_kind",
+            custom_error_message="expected the details of a check kind featmon knows",
+        ),
+    ]
+
 
 @dataclass(frozen=True)
-class CheckResult:
+class CheckResult(Serde):
     """One check's outcome in one run."""
 
     check: str
@@ -583,35 +477,42 @@ class CheckResult:
     value: float | None
     threshold: Threshold
     sample_size: int | None
-    details: Details
-    labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    details: TaggedDetails
+    labels: FrozenMap[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
-    def as_json(self) -> dict[str, JSON]:
-        return {
-            "check": self.check,
-            "kind": self.kind,
-            "feature_view": self.feature_view,
-            "feature": self.feature,
-            "store": self.store,
-            "target": self.target,
-            "status": self.status.value,
-            "severity": self.severity,
-            "value": self.value,
-            "threshold": self.threshold.as_json(),
-            "sample_size": self.sample_size,
-            "details": self.details.as_json(),
-            "labels": dict(self.labels),
-        }
+    @classmethod
+    def _json_in(cls, doc: dict[str, Any]) -> dict[str, Any]:
+        """Details carry no tag of their own in JSON: they are read as the details type of the
+        result's kind, or as an error's when they hold its `reason` only."""
+        details = doc.get("details")
+        if isinstance(details, Mapping) and _TAG not in details:
+            doc["details"] = {**details, _TAG: _details_of(doc.get("kind"), details)}
+        return doc
+
+
+def _details_of(kind: object, details: Mapping[str, object]) -> str | None:
+    """The name of the details type of `kind` (the registry of kinds says it), or of an error's
+    when `details` hold a reason only; None for a kind nobody declares."""
+    from checks.kinds import kind_of  # noqa: PLC0415 - the kinds import this module
+
+    if set(details) == {"reason"}:
+        return ErrorDetails.__name__
+    try:
+        return kind_of(str(kind)).details.__name__
+    except UnknownKind:
+        return None
 
 
 @dataclass(frozen=True)
-class RunResult:
+class RunResult(Serde):
     """One run: every result, with the times that frame it."""
 
+    JSON_COMPUTED: ClassVar[tuple[str, ...]] = ("status", "counts")
+
     run_id: str
-    scheduled_at: datetime
-    started_at: datetime
-    finished_at: datetime
+    scheduled_at: UtcTime
+    started_at: UtcTime
+    finished_at: UtcTime
     results: tuple[CheckResult, ...]
 
     @property
@@ -629,17 +530,6 @@ class RunResult:
             out[r.status.value] += 1
         return out
 
-    def as_json(self) -> dict[str, JSON]:
-        return {
-            "run_id": self.run_id,
-            "scheduled_at": rfc3339(self.scheduled_at),
-            "started_at": rfc3339(self.started_at),
-            "finished_at": rfc3339(self.finished_at),
-            "status": self.status.value,
-            "counts": dict(self.counts()),
-            "results": [r.as_json() for r in self.results],
-        }
-
 
 def _spelled(seconds: float) -> str:
     """Whole seconds as a duration is written in a check file: 10d15h, 1m, 0s."""
@@ -650,3 +540,7 @@ def rfc3339(moment: datetime) -> str:
     """UTC, second precision or finer, with a `Z`."""
     text = moment.astimezone(UTC).isoformat()
     return text.replace("+00:00", "Z")
+
+
+UtcTime = Annotated[datetime, PlainSerializer(rfc3339, when_used="json")]
+"""A time shown in UTC with a `Z`, as `rfc3339` writes it."""

@@ -408,11 +408,12 @@ def _run(
 
 
 def _print_run(run: RunResult, fmt: str, report: Path | None) -> None:
+    from checks.serde import to_json
     from monitor.format import summary_table
 
     where = str(report) if report is not None else "not written (see the log)"
     if fmt == "json":
-        print(json.dumps(run.as_json(), indent=2))
+        print(json.dumps(to_json(run), indent=2))
         print(f"report: {where}", file=sys.stderr)
         return
     print(summary_table(run))

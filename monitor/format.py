@@ -6,6 +6,7 @@ import textwrap
 
 from alerts.format import format_seconds, format_threshold, format_value
 from checks.result import CheckResult, FreshnessDetails, RunResult, Status
+from checks.serde import to_object
 
 _MARK = {Status.PASS: "pass", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.ERROR: "ERROR"}
 
@@ -24,7 +25,7 @@ def summary_table(run: RunResult) -> str:
         value = format_value(result.value, result.threshold.unit)
         if result.status is Status.ERROR:
             value = "—"
-            reasons[len(rows)] = str(result.details.as_json().get("reason") or "error")
+            reasons[len(rows)] = str(to_object(result.details).get("reason") or "error")
         elif future := _future(result):
             value = future if result.value is None else f"{value}, {future}"
         rows.append(

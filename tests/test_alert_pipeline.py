@@ -21,8 +21,9 @@ from alerts.codec import (
     groups_to_json,
     notification_from_json,
     notification_to_json,
+    record_from_json,
 )
-from alerts.lifecycle import AlertingConfig, AlertRecord
+from alerts.lifecycle import AlertingConfig
 from alerts.model import AlertState
 from alerts.pipeline import Alerted, Alerting, AlertingSettings
 from alerts.routing import GroupState, RootRouteConfig, Routed, RoutingTree, group
@@ -339,7 +340,7 @@ def test_replicas_alerting_at_once_lose_no_record(url: str) -> None:
     for store in stores:
         store.close()
     assert errors == []
-    views = {AlertRecord.from_json(r.document).labels["feature_view"] for r in records.values()}
+    views = {record_from_json(r.document).labels["feature_view"] for r in records.values()}
     assert views == {f"view{i}" for i in range(8)}
 
 

@@ -14,7 +14,7 @@ from types import MappingProxyType
 import pytest
 import sqlalchemy as sa
 
-from alerts.codec import notification_from_json
+from alerts.codec import notification_from_json, record_to_json
 from alerts.lifecycle import AlertingConfig, advance
 from alerts.pipeline import Alerting, AlertingSettings
 from alerts.routing import RootRouteConfig, RoutingTree
@@ -146,7 +146,7 @@ def test_migration_5_gives_each_stored_alert_record_its_feature_view(url: str) -
         )  # fmt: skip
         conn.execute(
             sa.insert(table).values(
-                fingerprint=record.fingerprint, record=record.as_json(), updated_at=AT
+                fingerprint=record.fingerprint, record=record_to_json(record), updated_at=AT
             )
         )
     engine.dispose()

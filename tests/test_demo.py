@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from checks.result import CheckResult, RunResult
+from checks.serde import to_object
 from monitor.app import build_app
 from monitor.cli import main
 from monitor.demo import PLANTED, example_config, unexpected
@@ -43,7 +44,7 @@ def results(demo_dir: Path) -> dict[str, CheckResult]:
 
 
 def details(result: CheckResult) -> Mapping[str, object]:
-    return result.details.as_json()
+    return to_object(result.details)
 
 
 def test_the_example_config_is_the_top_level_file() -> None:
@@ -200,4 +201,4 @@ def test_one_app_runs_again_and_again_without_errors(demo_dir: Path) -> None:
     with build_app(loaded, with_state=False) as app:
         for minutes in range(0, 40, 10):
             run = run_once(app, NOW + timedelta(minutes=minutes))
-            assert run.counts()["error"] == 0, [r.details.as_json() for r in run.results]
+            assert run.counts()["error"] == 0, [to_object(r.details) for r in run.results]

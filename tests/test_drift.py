@@ -23,6 +23,7 @@ from checks.kinds.distribution_drift import (
 from checks.model import DistributionDriftCheck, FeatureView, ReferenceWindow
 from checks.plan import default_target
 from checks.result import CheckResult, DriftDetails, Status
+from checks.serde import to_object
 from monitor.app import build_app
 from monitor.loader import load
 from monitor.run import run_once
@@ -197,7 +198,7 @@ def assert_recent_shift(results: dict[str, CheckResult]) -> None:
     assert (x.details.current_since, x.details.current_until) == (NOW - timedelta(days=1), NOW)
     assert x.details.sample is None
     assert (x.status, colour.status) == (Status.FAIL, Status.FAIL)
-    shown = x.as_json()["details"]
+    shown = to_object(x)["details"]
     assert isinstance(shown, dict)
     assert (shown["current_since"], shown["current_until"]) == (
         "2026-11-25T06:00:00Z",

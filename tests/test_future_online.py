@@ -20,6 +20,7 @@ from checks.model import FeatureView
 from checks.observation import OnlineObservation
 from checks.plan import plan_view
 from checks.result import CheckResult, CoverageDetails, FreshnessDetails, RunResult, Status
+from checks.serde import to_object
 from monitor.config import FeastSqliteStoreConfig
 from monitor.format import summary_table
 from monitor.metrics import result_families
@@ -157,7 +158,7 @@ def test_the_text_summary_shows_the_future_values_beside_the_age(run: RunResult)
 
 
 def test_the_json_result_carries_the_future_count_and_the_furthest(run: RunResult) -> None:
-    doc: Any = json.loads(json.dumps(run.as_json()))
+    doc: Any = json.loads(json.dumps(to_object(run)))
     (details,) = [r["details"] for r in doc["results"] if r["kind"] == "freshness"]
     assert (details["future"], details["future_ahead_seconds"]) == (1, 918000.0)
     assert details["max_future_seconds"] == 60.0

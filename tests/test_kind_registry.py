@@ -25,10 +25,8 @@ AT = datetime(2026, 1, 1, tzinfo=UTC)
 # discriminators of checks/model.py aside). A new kind must not add to them: a file added here
 # is a new place every kind has to be known in.
 NAMING_FILES = {
-    "checks/result.py",  # a details field that happens to be called `duplicates`
     "monitor/analytics.py",  # the skew checks it fetches offline rows for
     "monitor/feast/init.py",  # the checks `featmon feast init` writes
-    "monitor/state/decoding.py",  # the stored details decoded per kind
     "monitor/stores/soda.py",  # the Soda checks whose contracts it verifies
 }
 

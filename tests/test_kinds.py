@@ -32,6 +32,7 @@ from checks.result import (
     SchemaDriftDetails,
     Status,
 )
+from checks.serde import to_object
 from tests.builders import (
     AT,
     entity,
@@ -114,7 +115,7 @@ def test_freshness_value_equal_to_max_passes_and_above_fails(
 
 def test_freshness_reports_where_its_sample_came_from() -> None:
     result = evaluate(plan({"kind": "freshness", "max": "1h"}), FRESHNESS_SAMPLE, AT)
-    details = result.as_json()["details"]
+    details = to_object(result)["details"]
     assert details == {
         "p50": 1800.0,
         "p90": 3000.0,
@@ -205,7 +206,7 @@ def test_offline_freshness_is_the_age_of_the_newest_row() -> None:
     planned = plan({"kind": "freshness", "max": "1d", "target": "offline"}, timestamp="ts")
     result = evaluate(planned, measured(AT - 2 * HOUR, column="ts"), AT)
     assert (result.value, result.status, result.sample_size) == (7200.0, Status.PASS, None)
-    assert result.as_json()["details"] == {
+    assert to_object(result)["details"] == {
         "p50": 7200.0,
         "p90": 7200.0,
         "p99": 7200.0,
@@ -232,7 +233,7 @@ def test_offline_rows_from_the_future_fail_freshness_with_their_count() -> None:
     observation = measured(AT - DAY, future=1, furthest=AT + 10 * DAY + 15 * HOUR)
     result = evaluate(planned, observation, AT)
     assert (result.value, result.status) == (86400.0, Status.FAIL)
-    details = result.as_json()["details"]
+    details = to_object(result)["details"]
     assert isinstance(details, dict)
     assert (details["future"], details["future_ahead_seconds"]) == (1, 918000.0)
     assert details["reason"] == (
@@ -399,7 +400,7 @@ def test_coverage_of_an_empty_population_is_an_error() -> None:
 
 def test_coverage_json_names_its_population_and_reasons() -> None:
     sample = online(healthy(1), missing(2), population="query", decode_errors=1)
-    shown = evaluate(plan({"kind": "coverage", "min": 0.9}), sample, AT).as_json()
+    shown = to_object(evaluate(plan({"kind": "coverage", "min": 0.9}), sample, AT))
     details = shown["details"]
     assert isinstance(details, dict)
     assert shown["value"] == 0.5
@@ -456,7 +457,7 @@ def test_online_null_rate_is_per_feature() -> None:
 
 
 def test_online_null_rate_json_is_a_fraction_with_its_interval() -> None:
-    shown = evaluate(plan({"kind": "null_rate", "max": 0.5}, "revenue"), NULL_SAMPLE, AT).as_json()
+    shown = to_object(evaluate(plan({"kind": "null_rate", "max": 0.5}, "revenue"), NULL_SAMPLE, AT))
     assert shown["check"] == "user_stats.null_rate.revenue@online"
     assert shown["threshold"] == {"max": 0.5, "unit": "ratio"}
     details = shown["details"]
@@ -506,7 +507,7 @@ def test_offline_null_rate_is_nulls_over_rows_in_the_window() -> None:
     assert result.details == NullRateDetails(
         nulls=3, rows=200, interval=None, window_seconds=86400.0
     )
-    assert result.as_json()["details"] == {"nulls": 3, "rows": 200, "window_seconds": 86400.0}
+    assert to_object(result)["details"] == {"nulls": 3, "rows": 200, "window_seconds": 86400.0}
 
 
 def test_offline_null_rate_uses_the_checks_own_window() -> None:
@@ -663,7 +664,7 @@ def test_schema_drift_json_lists_each_change() -> None:
     result = evaluate(
         plan({"kind": "schema_drift"}, offline=OFFLINE_SOURCE), offline(columns=COLUMNS), AT
     )
-    assert result.as_json()["details"] == {
+    assert to_object(result)["details"] == {
         "added": ["legacy_score"],
         "removed": ["active_days"],
         "retyped": [{"column": "revenue", "expected": "float", "found": "VARCHAR"}],
@@ -730,7 +731,7 @@ def test_an_error_result_keeps_its_identity_and_threshold() -> None:
         },
         labels={"team": "growth"},
     )
-    shown = evaluate(planned, ProbeFailure("redis_prod", "user_stats", "timed out"), AT).as_json()
+    shown = to_object(evaluate(planned, ProbeFailure("redis_prod", "user_stats", "timed out"), AT))
     assert shown == {
         "check": "user_stats.freshness@online",
         "kind": "freshness",

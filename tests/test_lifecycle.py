@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from alerts.codec import record_from_json, record_to_json
 from alerts.lifecycle import (
     CHECK_FAILED,
     CHECK_WARNING,
@@ -407,14 +408,14 @@ def test_retire_resolves_the_alerts_of_views_no_longer_configured() -> None:
 def test_a_record_survives_its_json_round_trip() -> None:
     (step,) = play([[result(FAIL, labels=MappingProxyType({"team": "growth"}))]])
     record = only(step)
-    assert AlertRecord.from_json(record.as_json()) == record
+    assert record_from_json(record_to_json(record)) == record
 
 
 def test_a_record_without_a_zone_is_refused() -> None:
-    data = only(play([[result(FAIL)]])[0]).as_json()
+    data = record_to_json(only(play([[result(FAIL)]])[0]))
     data["updated_at"] = "2024-06-01T12:00:00"
-    with pytest.raises(ValueError, match="expected updated_at with a zone"):
-        AlertRecord.from_json(data)
+    with pytest.raises(ValueError, match="updated_at: expected an ISO 8601 time with its offset"):
+        record_from_json(data)
 
 
 def test_now_without_a_zone_is_refused() -> None:

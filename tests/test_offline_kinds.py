@@ -33,6 +33,7 @@ from checks.result import (
     Status,
     Threshold,
 )
+from checks.serde import to_object
 from tests.builders import AT, entity, missing, null, offline, online, plan, undecodable, value
 
 MIN = timedelta(minutes=1)
@@ -166,7 +167,7 @@ def test_late_arrivals_without_any_ingestion_time_is_an_error_not_zero() -> None
 
 
 def test_late_arrivals_json_names_lateness_quantiles_in_seconds() -> None:
-    shown = evaluate(late_check(), lateness_observation(LATENESS, 4), AT).as_json()
+    shown = to_object(evaluate(late_check(), lateness_observation(LATENESS, 4), AT))
     assert shown["check"] == "user_stats.late_arrivals@offline"
     assert shown["details"] == {
         "late": 10,
@@ -205,7 +206,7 @@ def test_row_count_is_held_between_its_bounds(rows: int, status: Status) -> None
 
 
 def test_row_count_details_and_two_sided_threshold_json() -> None:
-    shown = evaluate(plan(ROW_BOUNDS), offline({RowCount(DAY): 216}), AT).as_json()
+    shown = to_object(evaluate(plan(ROW_BOUNDS), offline({RowCount(DAY): 216}), AT))
     assert (shown["target"], shown["value"], shown["status"]) == ("offline", 216.0, "pass")
     assert shown["threshold"] == {
         "min": 100.0,
@@ -249,7 +250,7 @@ def test_duplicates_are_rows_beyond_the_first_of_each_key_and_time_over_keyed_ro
     assert result.details == DuplicateDetails(
         duplicates=7, rows=211, distinct=204, keys=KEYS, window_seconds=86400.0
     )
-    assert result.as_json()["details"] == {
+    assert to_object(result)["details"] == {
         "duplicates": 7,
         "rows": 211,
         "distinct": 204,
@@ -372,7 +373,7 @@ def test_range_reports_only_the_reasons_it_looks_for() -> None:
         None,
     )
     assert result.value == 1 / 216
-    details = result.as_json()["details"]
+    details = to_object(result)["details"]
     assert isinstance(details, dict)
     assert (details["out_of_range"], details["negative"], details["min_value"]) == (1, None, None)
 

@@ -11,6 +11,7 @@ import pytest
 
 from checks.model import FeatureView
 from checks.result import CheckResult
+from checks.serde import to_object
 from monitor.app import build_app
 from monitor.demo import store as planted
 from monitor.errors import SourceNotFound
@@ -129,7 +130,7 @@ def test_a_request_query_decides_who_counts(tmp_path: Path, demo_store: Path) ->
     """103 requests: 90 of users 1..90 fail (missing, stale, null), 2000 is missing; 12 covered
     (users 91..100 and the two repeats of 95)."""
     result = coverage(tmp_path, demo_store, "query: SELECT user_id FROM requests;")
-    info = result.details.as_json()
+    info = to_object(result.details)
     assert info["population"] == "query"
     assert result.sample_size == 103
     assert info["covered"] == 12
@@ -151,5 +152,5 @@ def test_an_ids_file_relative_to_the_check_file(tmp_path: Path, demo_store: Path
     sqlite3.connect(tmp_path / "r.db").close()
     with build_app(load(tmp_path / "config.yaml", {})) as app:
         (result,) = run_once(app, NOW).results
-    assert result.details.as_json()["population"] == "query"
+    assert to_object(result.details)["population"] == "query"
     assert result.value == pytest.approx(2 / 3)

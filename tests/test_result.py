@@ -16,6 +16,7 @@ from checks.result import (
     rfc3339,
     worst,
 )
+from checks.serde import to_object
 from tests.builders import AT
 
 AT_MOST = Threshold("max", fail=0.01, warn=0.005, unit="ratio")
@@ -60,9 +61,9 @@ def test_a_threshold_without_fail_only_warns() -> None:
 
 
 def test_threshold_json_names_its_direction() -> None:
-    assert AT_MOST.as_json() == {"max": 0.01, "warn": 0.005, "unit": "ratio"}
-    assert AT_LEAST.as_json() == {"min": 0.95, "warn": 0.98, "unit": "ratio"}
-    assert Threshold("max", None, 60.0, "seconds").as_json() == {"warn": 60.0, "unit": "seconds"}
+    assert to_object(AT_MOST) == {"max": 0.01, "warn": 0.005, "unit": "ratio"}
+    assert to_object(AT_LEAST) == {"min": 0.95, "warn": 0.98, "unit": "ratio"}
+    assert to_object(Threshold("max", None, 60.0, "seconds")) == {"warn": 60.0, "unit": "seconds"}
 
 
 @pytest.mark.parametrize(
@@ -134,7 +135,7 @@ def test_run_counts_every_status() -> None:
 
 
 def test_run_json_shape() -> None:
-    shown = run(Status.WARN, Status.PASS).as_json()
+    shown = to_object(run(Status.WARN, Status.PASS))
     assert shown == {
         "run_id": "r1",
         "scheduled_at": "2024-06-01T12:00:00Z",
@@ -143,15 +144,15 @@ def test_run_json_shape() -> None:
         "status": "warn",
         "counts": {"pass": 1, "warn": 1, "fail": 0, "error": 0},
         "results": [
-            result(Status.WARN, "v.c0@online").as_json(),
-            result(Status.PASS, "v.c1@online").as_json(),
+            to_object(result(Status.WARN, "v.c0@online")),
+            to_object(result(Status.PASS, "v.c1@online")),
         ],
     }
     json.dumps(shown)  # plain JSON, nothing left to convert
 
 
 def test_check_result_json_has_the_contract_keys() -> None:
-    shown = result(Status.ERROR).as_json()
+    shown = to_object(result(Status.ERROR))
     assert shown == {
         "check": "v.freshness@online",
         "kind": "freshness",

@@ -19,6 +19,7 @@ from checks.model import Check
 from checks.observation import CountHistory, PastCount, ProbeFailure, RowCount
 from checks.plan import PlannedCheck
 from checks.result import CheckResult, ErrorDetails, RowCountDetails, Status, Threshold
+from checks.serde import to_object
 from monitor import analytics
 from monitor.app import build_app
 from monitor.loader import load
@@ -94,7 +95,7 @@ def test_the_tighter_of_an_absolute_and_a_change_bound_holds() -> None:
     result = counted(55, [100], {"max_drop": 0.5, "max_rise": 1.0}, min=60, max=1000, warn_max=150)
     assert result.threshold == Threshold("max", 200.0, 150.0, "count", fail_min=60.0)
     assert result.status is Status.FAIL
-    assert result.as_json()["threshold"] == {
+    assert to_object(result)["threshold"] == {
         "min": 60.0,
         "max": 200.0,
         "warn_max": 150.0,
@@ -137,7 +138,7 @@ def test_from_a_reference_of_zero_any_row_is_an_infinite_rise_and_no_drop_is_pos
 
 
 def test_change_details_in_json() -> None:
-    shown = counted(40, [100], {"max_drop": 0.5}).as_json()
+    shown = to_object(counted(40, [100], {"max_drop": 0.5}))
     assert shown["details"] == {
         "rows": 40,
         "window_seconds": 86400.0,

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from alerts.report import render_report
 from checks.kinds.skew import same
 from checks.result import CheckResult, SkewDetails, Status
+from checks.serde import to_object
 from monitor.app import build_app
 from monitor.loader import load
 from monitor.run import run_once
@@ -109,7 +110,7 @@ def test_an_example_shows_both_event_times(tmp_path: Path) -> None:
         tmp_path, f"{{type: parquet, root: '{tmp_path}'}}", "path: user_stats.parquet"
     )
     assert isinstance(result.details, SkewDetails)
-    first = result.details.examples[0].as_json()
+    first = to_object(result.details.examples[0])
     assert first["online_event_time"] == "2026-11-26T05:00:00Z"
     assert first["offline_event_time"] == "2026-11-26T04:00:00Z"
 

@@ -22,6 +22,7 @@ from checks.errors import ConfigError
 from checks.model import CheckFile, FeatureView
 from checks.plan import plan_view, problems_of
 from checks.result import CheckResult, ErrorDetails, SodaDetails, Status
+from checks.serde import to_object
 from monitor import cli
 from monitor.config import ParquetStoreConfig, SqlStoreConfig
 from monitor.loader import load
@@ -181,7 +182,7 @@ def test_each_soda_check_becomes_a_result_with_status_value_threshold_and_identi
     assert rows.value == 200.0
     assert rows.threshold.fail == 150.0
     assert rows.threshold.fail_min == 10.0
-    assert json.dumps(rows.as_json())  # the documented JSON shape serializes
+    assert json.dumps(to_object(rows))  # the documented JSON shape serializes
 
 
 @pytest.mark.postgres
@@ -210,10 +211,10 @@ def test_the_password_never_appears_in_results_or_logs(
         closed, [{"kind": "soda", "contract": "columns: []\nchecks:\n  - row_count:\n"}]
     ).values()
     assert result.status is Status.ERROR
-    assert SECRET not in json.dumps(result.as_json())
+    assert SECRET not in json.dumps(to_object(result))
     assert SECRET not in caplog.text
     ok = probe(warehouse_url, [{"kind": "soda", "contract": CONTRACT}])
-    assert SECRET not in json.dumps([r.as_json() for r in ok.values()])
+    assert SECRET not in json.dumps([to_object(r) for r in ok.values()])
     assert SECRET not in caplog.text
 
 
@@ -420,7 +421,7 @@ else:
     (result,) = probe_view(view, tuple(plan_view(view)), Stores({}, {"warehouse": store}),
                            datetime.now(UTC))
     store.close()
-    assert result.status.value == "pass", result.as_json()
+    assert result.status.value == "pass", to_object(result)
 from opentelemetry import trace
 from soda_core.common.env_config_helper import EnvConfigHelper
 print(json.dumps({

@@ -34,6 +34,7 @@ from checks.result import (
     Status,
     Threshold,
 )
+from checks.serde import to_object
 from monitor.errors import MonitorError
 from monitor.state import (
     MIGRATIONS,
@@ -463,7 +464,7 @@ def test_recorded_results_read_back_exactly_in_declaration_order(store: StateSto
     run = a_run("r1", T0, freshness(), null_rate(0.02, Status.FAIL), errored())
     store.record_run(run)
     stored = store.results(run_id="r1")
-    assert [without_run(s.as_json()) for s in stored] == [r.as_json() for r in run.results]
+    assert [without_run(s.as_json()) for s in stored] == [to_object(r) for r in run.results]
     assert {(s.run_id, s.scheduled_at) for s in stored} == {("r1", T0)}
 
 
@@ -615,7 +616,7 @@ def test_latest_by_check_takes_the_newest_run_even_when_recorded_last(store: Sta
         (NULLS, "r2", 0.002),
     ]
     assert latest[1].as_json() == {"run_id": "r2", "scheduled_at": "2024-06-01T12:02:00Z"} | (
-        freshness(202.0).as_json()
+        to_object(freshness(202.0))
     )
 
 

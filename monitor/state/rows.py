@@ -1,9 +1,9 @@
 """Between values and rows: what `record_run` and `save_baseline` write, and the frozen values
 that reading a row gives back. Pure functions; no connection here.
 
-Non-finite floats: JSON has no NaN or infinity, so inside the JSON columns they become null;
-a NaN `value` is stored as NULL on both backends (SQLite would do so silently anyway), while an
-infinite `value` is kept.
+Non-finite floats: JSON has no NaN or infinity, so inside the JSON columns they are null (as
+`checks.serde` writes them); a NaN `value` is stored as NULL on both backends (SQLite would do
+so silently anyway), while an infinite `value` is kept.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import RowMapping
 
 from checks.observation import Column
-from checks.result import JSON, CheckResult, RunResult, Status
+from checks.result import CheckResult, RunResult, Status
+from checks.serde import to_object
 from monitor.state.values import (
     Baseline,
     HistoryPoint,
@@ -65,6 +66,7 @@ def result_rows(run: RunResult) -> list[Row]:
 
 def _result_row(run: RunResult, seq: int, result: CheckResult) -> Row:
     value = result.value
+    doc = to_object(result)
     return {
         "run_id": run.run_id,
         "seq": seq,
@@ -78,9 +80,9 @@ def _result_row(run: RunResult, seq: int, result: CheckResult) -> Row:
         "status": result.status.value,
         "severity": result.severity,
         "value": None if value is not None and math.isnan(value) else value,
-        "threshold": finite(result.threshold.as_json()),
+        "threshold": doc["threshold"],
         "sample_size": result.sample_size,
-        "details": finite(result.details.as_json()),
+        "details": doc["details"],
         "labels": dict(result.labels),
     }
 
@@ -95,17 +97,6 @@ def latest_rows(run: RunResult) -> list[Row]:
         {"check_id": check, "run_id": run.run_id, "seq": seq, "scheduled_at": run.scheduled_at}
         for check, seq in sorted(last.items())
     ]
-
-
-def finite(value: JSON) -> JSON:
-    """JSON with every NaN or infinite float replaced by null."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [finite(item) for item in value]
-    return value
 
 
 def baseline_row(baseline: Baseline) -> Row:
