@@ -295,6 +295,11 @@ class Scheduler:
         with self._lock:
             return frozenset(self._jobs)
 
+    def going(self) -> frozenset[str]:
+        """The keys with a run going or waiting for a worker (a run due for one is skipped)."""
+        with self._lock:
+            return frozenset(self._going)
+
     def _add(self, job: _Job, fire_at: datetime | None, scheduled_at: datetime | None) -> None:
         with self._lock:
             self._jobs[job.key] = job
