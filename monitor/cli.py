@@ -351,9 +351,6 @@ def _run_daemon(args: argparse.Namespace) -> int:
     unused = [_load(args, path)]  # refused before the daemon's modules load
     from monitor.daemon import DaemonSettings, build_daemon, serve
 
-    if log.getEffectiveLevel() > logging.DEBUG:
-        # The daemon logs each run, skip and miss itself; APScheduler's lines would repeat them.
-        logging.getLogger("apscheduler").setLevel(logging.ERROR)
     settings = DaemonSettings(
         workers=args.workers,
         grace=args.grace,

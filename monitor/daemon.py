@@ -55,7 +55,7 @@ from monitor.observer import NoObserver, RunObserver
 from monitor.recorder import Recorded, RunRecorder, StateHealth
 from monitor.reloads import ReloadOutcome
 from monitor.run import run_view
-from monitor.scheduler import First, Scheduler, SchedulerSettings
+from monitor.scheduler import SYSTEM_CLOCK, Clock, First, Scheduler, SchedulerSettings
 from monitor.state import StateError, StateStore, StoredResult
 from monitor.watch import Watcher, watched_files
 
@@ -152,7 +152,8 @@ class Daemon:
     `observer` hears about runs, skips and reloads; `sidecar`, when given, is started after the
     first configuration is loaded and stopped last. `load_config` and `build` are `load` and
     `build_app` unless a test gives its own; `loaded`, when given, is the configuration
-    `start` runs (read already by the caller), and reloads load it again."""
+    `start` runs (read already by the caller), and reloads load it again. `clock` is what the
+    scheduler and the catch-up at start read the time from (tests move a fake one)."""
 
     def __init__(
         self,
@@ -163,8 +164,10 @@ class Daemon:
         load_config: Callable[[Path], Loaded] = load,
         build: Callable[[Loaded], App] = build_app,
         loaded: Loaded | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._path = config_path
+        self._clock = clock
         self._loaded_first = loaded
         self._settings = settings
         self._observer: RunObserver = observer or NoObserver()
@@ -175,6 +178,7 @@ class Daemon:
             SchedulerSettings(settings.workers, settings.misfire_grace),
             on_skipped=self._skipped,
             on_missed=self._missed,
+            clock=clock,
         )
         self._lock = threading.Lock()  # guards _current, _stopping
         self._reload_lock = threading.Lock()  # one reload (or stop) at a time
@@ -340,7 +344,7 @@ class Daemon:
     ) -> None:
         """Schedule the views `names`, those without a recent run catching up
         (`monitor.catch_up`)."""
-        now = datetime.now(UTC)
+        now = self._clock.now()
         for name, first in self._catch_ups.plan(state, wanted, names, now).items():
             self._scheduler.put(_VIEW + name, wanted[name], self._job(name), now, first)
 

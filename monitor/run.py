@@ -1,14 +1,16 @@
-"""One run of every check: probe the views on a bounded pool, evaluate, collect a RunResult
-(`run_once`, for `featmon check`); or one view's run at its scheduled time (`run_view`, for the
-daemon)."""
+"""Runs. A run is one execution of one feature view's checks at one scheduled time: probe,
+evaluate, a `RunResult` with its run id (`run_view`, what the daemon schedules, claims, records
+and alerts on). `featmon check` runs every view once the same way and sums them in one report
+(`run_once`). Both build the per-view part with `view_results`."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from checks.evaluate import error_result
@@ -29,18 +31,17 @@ def new_run_id(scheduled_at: datetime) -> str:
 def run_once(
     app: App, scheduled_at: datetime, workers: int = 4, run_id: str | None = None
 ) -> RunResult:
-    """Probe every view once against `scheduled_at` (timezone-aware) and return all results,
-    in the order the views and checks were declared."""
+    """`featmon check`: run every view once at `scheduled_at` (timezone-aware), each as the
+    daemon runs it (`view_results`), on a bounded pool, and sum them in one report: all
+    results in the order the views and checks were declared, under one run id."""
     if scheduled_at.tzinfo is None:
         raise ValueError("scheduled_at must be timezone-aware")
     started_at = datetime.now(UTC)
     clock = time.monotonic()
     views = app.loaded.views
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(views)))) as pool:
-        futures = [
-            pool.submit(probe_view, v.view, v.planned, app.stores, scheduled_at) for v in views
-        ]
-        results: list[CheckResult] = [r for f in futures for r in f.result()]
+        futures = [pool.submit(view_results, app, v, scheduled_at) for v in views]
+        results: list[CheckResult] = [r for f in futures for r in f.result()[0]]
     run = RunResult(
         run_id=run_id or new_run_id(scheduled_at),
         scheduled_at=scheduled_at,
@@ -66,20 +67,12 @@ def run_once(
 def run_view(
     app: App, view: LoadedView, scheduled_at: datetime, observer: RunObserver
 ) -> tuple[RunResult, float]:
-    """Probe one view; a failure outside the probe's own guards becomes `error` results.
-    Returns the run and the CPU seconds the probe took on this thread: the store queries, the
-    decoding of their replies and the evaluation (the run log line says it, so that what the
-    daemon costs beyond its probes can be told apart; bench/daemon_load.py reads it)."""
+    """The daemon's run of one view at `scheduled_at`: its `view_results` as a `RunResult` with
+    a run id of its own, and the CPU seconds the probe took (the run log line says it, so that
+    what the daemon costs beyond its probes can be told apart; bench/daemon_load.py reads
+    it)."""
     started_at = datetime.now(UTC)
-    cpu = time.thread_time()
-    try:
-        stores = dataclasses.replace(app.stores, on_probe=observer.probe_finished)
-        results: list[CheckResult] = probe_view(view.view, view.planned, stores, scheduled_at)
-    except Exception as exc:  # the per-run boundary: the run is recorded as errors
-        log.exception("probe of view %s failed", view.view.name)
-        reason = app.stores.secrets.scrub(f"internal error: {type(exc).__name__}: {exc}")
-        results = [error_result(planned, reason) for planned in view.planned]
-    cpu = time.thread_time() - cpu
+    results, cpu = view_results(app, view, scheduled_at, observer.probe_finished)
     run = RunResult(
         run_id=new_run_id(scheduled_at),
         scheduled_at=scheduled_at,
@@ -88,3 +81,25 @@ def run_view(
         results=tuple(results),
     )
     return run, cpu
+
+
+def view_results(
+    app: App,
+    view: LoadedView,
+    scheduled_at: datetime,
+    on_probe: Callable[[str, str, float, bool], None] | None = None,
+) -> tuple[list[CheckResult], float]:
+    """Probe one view and evaluate its checks: the per-view part of every run, in the daemon
+    and in `featmon check`. A failure outside the probe's own guards becomes `error` results.
+    Returns the results, in the order the checks were declared, and the CPU seconds the probe
+    took on this thread (the store queries, the decoding of their replies and the
+    evaluation). `on_probe` replaces the stores' probe callback (the daemon's observer)."""
+    cpu = time.thread_time()
+    try:
+        stores = app.stores if on_probe is None else replace(app.stores, on_probe=on_probe)
+        results: list[CheckResult] = probe_view(view.view, view.planned, stores, scheduled_at)
+    except Exception as exc:  # the per-view boundary: the view's checks are recorded as errors
+        log.exception("probe of view %s failed", view.view.name)
+        reason = app.stores.secrets.scrub(f"internal error: {type(exc).__name__}: {exc}")
+        results = [error_result(planned, reason) for planned in view.planned]
+    return results, time.thread_time() - cpu

@@ -1,13 +1,22 @@
-"""The scheduler: APScheduler 3.11 behind a small typed adapter. This module is the only
-importer of `apscheduler` (pyproject's import contract says so).
+"""The scheduler: featmon's own, one timer thread over a heap of next runs and a bounded worker
+pool, on an injected clock.
 
 What the rest of featmon sees is `Scheduler`: jobs named by a string key, each a
-`Callable[[datetime], None]` that receives its **scheduled** run time (APScheduler 4 offers that
-as the current job's `scheduled_fire_time`; 3.x does not hand it to the job, so the executor
-below does), on a `Schedule` (`every` or `cron`, a zone, jitter). Every job runs on one bounded
-thread pool, never overlaps itself (`max_instances=1`: a run due while the previous one is still
-going is reported to `on_skipped`, not queued), coalesces the runs missed during a pause into
-one, and is dropped (reported to `on_missed`) when it starts later than the misfire grace time.
+`Callable[[datetime], None]` that receives its **scheduled** run time, on a `Schedule` (`every`
+or `cron`, a zone, jitter). Every job runs on one bounded thread pool, never overlaps itself (a
+run due while the previous one is still going, or still waiting for a worker, is reported to
+`on_skipped`, not queued), coalesces the runs missed during a pause into one, and is dropped
+(reported to `on_missed`) when it cannot start within the misfire grace time.
+
+Why our own and not APScheduler: featmon already owns what a scheduler decides (the grid of
+scheduled times below, the catch-up at start, the claims that make replicas agree), and what it
+needs from one beyond that is small: hand each run its scheduled time, which APScheduler 3 does
+not do without overriding a private method of its executor, and tell the time from a clock that
+tests can move, which APScheduler 3 reads from the system inside its scheduler loop. What is
+left of APScheduler is the public `CronTrigger.get_next_fire_time`, to read cron expressions
+(its field parser and time-zone arithmetic are well tested; the API is APScheduler 3's, hence
+the `<4` pin). This module is the only importer of `apscheduler` (pyproject's import contract
+says so).
 
 Scheduled times are the same in every process, whenever it started, so that daemon replicas can
 agree on which run is which (`monitor.claims`): an `every` interval is laid on a grid anchored
@@ -31,29 +40,20 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import heapq
+import itertools
 import logging
 import random
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import partial
-from typing import Any, Protocol
+from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apscheduler.events import (
-    EVENT_JOB_MAX_INSTANCES,
-    EVENT_JOB_MISSED,
-    JobExecutionEvent,
-    JobSubmissionEvent,
-)
-from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.date import DateTrigger
 
 from checks.schedule import Schedule
 
@@ -64,7 +64,7 @@ Job = Callable[[datetime], None]
 
 
 class ScheduleError(ValueError):
-    """A schedule that APScheduler cannot run (an unknown zone, an unsupported cron field)."""
+    """A schedule the scheduler cannot run (an unknown zone, an unsupported cron field)."""
 
 
 @dataclass(frozen=True)
@@ -159,48 +159,104 @@ def previous_time(key: str, schedule: Schedule, now: datetime) -> datetime | Non
     return None
 
 
+class Clock(Protocol):
+    """Where the scheduler reads the time and waits for it: `SYSTEM_CLOCK` in the daemon, a
+    clock moved by hand in tests."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware."""
+
+    def sleep(self, until: datetime | None, wake: threading.Event) -> None:
+        """Return at `until` (None: no time) or as soon as `wake` is set; may return earlier."""
+
+
+class SystemClock:
+    """The wall clock. A sleep lasts at most a minute, so that a clock set forward or back
+    (or a host resumed from suspend) is noticed within one."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def sleep(self, until: datetime | None, wake: threading.Event) -> None:
+        longest = _LONGEST_SLEEP.total_seconds()
+        left = longest if until is None else (until - self.now()).total_seconds()
+        wake.wait(min(max(left, 0.0), longest))
+
+
+SYSTEM_CLOCK = SystemClock()
+_LONGEST_SLEEP = timedelta(minutes=1)
+
+
 def _ignore(key: str, scheduled_at: datetime) -> None:
     pass
 
 
+@dataclass(eq=False)
+class _Job:
+    """A job as the scheduler holds it: its grid (None: runs once) and its next run."""
+
+    key: str
+    run: Job
+    grid: Callable[[datetime], datetime | None] | None
+    jitter: float
+    pending: _Due | None = None
+
+
+@dataclass(frozen=True, order=True)
+class _Due:
+    """A run of `job` that fires at `fire_at` (its scheduled time plus any jitter)."""
+
+    fire_at: datetime
+    order: int
+    scheduled_at: datetime = field(compare=False)
+    job: _Job = field(compare=False)
+
+
 class Scheduler:
-    """Jobs by key on one background thread and one worker pool. `on_skipped(key, at)` is
-    called when a run was due while the job's previous run was still going; `on_missed(key, at)`
-    when a run started too late (see `SchedulerSettings.misfire_grace`). Both are called on the
-    scheduler's threads and must not raise."""
+    """Jobs by key on one timer thread and one worker pool. `on_skipped(key, at)` is called
+    when a run was due while the job's previous run was still going (or waiting for a worker);
+    `on_missed(key, at)` when a run could not start within the misfire grace of its time (see
+    `SchedulerSettings.misfire_grace`). Both are called on the scheduler's threads and must not
+    raise. `clock` is the wall clock unless a test moves its own."""
 
     def __init__(
         self,
         settings: SchedulerSettings = SchedulerSettings(),
         on_skipped: Callable[[str, datetime], None] = _ignore,
         on_missed: Callable[[str, datetime], None] = _ignore,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._settings = settings
         self._on_skipped = on_skipped
         self._on_missed = on_missed
-        self._scheduler = BackgroundScheduler(
-            executors={"default": _ScheduledTimeExecutor(settings.workers)},
-            job_defaults={
-                "max_instances": 1,
-                "coalesce": True,
-                "misfire_grace_time": int(settings.misfire_grace.total_seconds()),
-            },
-            timezone=UTC,
-        )
-        self._triggers: dict[str, _GridTrigger] = {}  # by key, to map fire times to the grid
-        self._scheduler.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES)
-        self._scheduler.add_listener(self._missed, EVENT_JOB_MISSED)
+        self._clock = clock
+        self._lock = threading.Lock()  # guards everything below
+        self._jobs: dict[str, _Job] = {}
+        self._due: list[_Due] = []  # a heap: the next run first; replaced runs stay, stale
+        self._going: set[str] = set()  # keys with a run submitted and not finished
+        self._order = itertools.count()
+        self._wake = threading.Event()
+        self._stopped = False
+        self._pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="featmon-run")
+        self._timer = threading.Thread(target=self._loop, name="featmon-scheduler", daemon=True)
 
     def start(self) -> None:
-        """Start the scheduler thread; jobs put before this start with it."""
-        self._scheduler.start()
+        """Start the timer thread; jobs put before this start with it."""
+        self._timer.start()
         log.info("scheduler started: %d workers", self._settings.workers)
 
     def shutdown(self) -> None:
-        """Stop scheduling (no new runs start) and return at once; runs already going go on.
-        The caller waits for them; the pool's threads end when they do."""
-        if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
+        """Stop scheduling (no new runs start, runs waiting for a worker are dropped) and
+        return; runs already going go on. The caller waits for them; the pool's threads end
+        when they do."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self._wake.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._timer.is_alive():
+            self._timer.join()
             log.info("scheduler stopped")
 
     def put(
@@ -215,48 +271,103 @@ class Scheduler:
         says (a `CatchUp`: at its `fire_at`, handed its `scheduled_at`). Raises
         `ScheduleError`."""
         check(schedule)
-        now = now or datetime.now(UTC)
-        trigger = _GridTrigger(grid_of(key, schedule), schedule.jitter.total_seconds())
+        now = now or self._clock.now()
+        held = _Job(key, job, grid_of(key, schedule), schedule.jitter.total_seconds())
         if isinstance(first, CatchUp):
-            start: datetime | None = first.fire_at
-            trigger.hand(first.fire_at, first.scheduled_at)
+            self._add(held, first.fire_at, first.scheduled_at)
         elif first is First.NOW:
-            start = now
-        elif first is First.LATEST:
-            start = trigger.get_next_fire_time(None, now - self._settings.misfire_grace)
+            self._add(held, now, now)
         else:
-            start = trigger.get_next_fire_time(None, now)
-        self._triggers[key] = trigger
-        self._scheduler.add_job(
-            _Timed(job), trigger, id=key, name=key, replace_existing=True, next_run_time=start
-        )
+            start = now - self._settings.misfire_grace if first is First.LATEST else now
+            self._add(held, *self._following(held, start))
 
     def once(self, key: str, scheduled_at: datetime, job: Job) -> None:
         """Run `job` once, handed `scheduled_at`, as soon as a worker is free, unless that is
         later than the misfire grace after `scheduled_at` (then `on_missed` hears of it)."""
-        self._scheduler.add_job(
-            _Timed(job), DateTrigger(scheduled_at, UTC), id=key, name=key, replace_existing=True
-        )
+        self._add(_Job(key, job, None, 0.0), scheduled_at, scheduled_at)
 
     def remove(self, key: str) -> None:
         """Remove the job `key` (a run already going finishes); unknown keys are ignored."""
-        if self._scheduler.get_job(key) is not None:
-            self._scheduler.remove_job(key)
-        self._triggers.pop(key, None)
+        with self._lock:
+            self._jobs.pop(key, None)
 
     def keys(self) -> frozenset[str]:
-        return frozenset(job.id for job in self._scheduler.get_jobs())
+        with self._lock:
+            return frozenset(self._jobs)
 
-    def _skipped(self, event: JobSubmissionEvent) -> None:
-        for moment in event.scheduled_run_times[-1:]:
-            self._on_skipped(event.job_id, self._grid_time(event.job_id, moment))
+    def going(self) -> frozenset[str]:
+        """The keys with a run going or waiting for a worker (a run due for one is skipped)."""
+        with self._lock:
+            return frozenset(self._going)
 
-    def _missed(self, event: JobExecutionEvent) -> None:
-        self._on_missed(event.job_id, self._grid_time(event.job_id, event.scheduled_run_time))
+    def _add(self, job: _Job, fire_at: datetime | None, scheduled_at: datetime | None) -> None:
+        with self._lock:
+            self._jobs[job.key] = job
+            self._push(job, fire_at, scheduled_at)
+        self._wake.set()
 
-    def _grid_time(self, key: str, fired: datetime) -> datetime:
-        trigger = self._triggers.get(key)
-        return (fired if trigger is None else trigger.grid_time(fired)).astimezone(UTC)
+    def _push(self, job: _Job, fire_at: datetime | None, scheduled_at: datetime | None) -> None:
+        job.pending = None
+        if fire_at is not None and scheduled_at is not None:
+            job.pending = _Due(fire_at.astimezone(UTC), next(self._order), scheduled_at, job)
+            heapq.heappush(self._due, job.pending)
+
+    def _following(self, job: _Job, moment: datetime) -> tuple[datetime | None, datetime | None]:
+        """The fire time and scheduled time of the job's first run at or after `moment`."""
+        scheduled = None if job.grid is None else job.grid(moment)
+        if scheduled is None or not job.jitter:
+            return scheduled, scheduled
+        delay = random.uniform(0, job.jitter)  # noqa: S311  (load spreading, not cryptography)
+        return scheduled + timedelta(seconds=delay), scheduled
+
+    def _loop(self) -> None:
+        """The timer thread: submit every run that is due, then sleep until the next one."""
+        while True:
+            self._wake.clear()
+            with self._lock:
+                if self._stopped:
+                    return
+                now = self._clock.now()
+                skipped: list[tuple[str, datetime]] = []
+                while self._due and self._due[0].fire_at <= now:
+                    skipped.extend(self._fire(heapq.heappop(self._due), now))
+                until = self._due[0].fire_at if self._due else None
+            for key, at in skipped:
+                self._on_skipped(key, at)
+            self._clock.sleep(until, self._wake)
+
+    def _fire(self, due: _Due, now: datetime) -> list[tuple[str, datetime]]:
+        """Submit the run `due` (the latest of its job's runs due by `now`, the earlier ones
+        coalesced into it) and put the job's next run; the run skipped, if it is."""
+        job = due.job
+        if self._jobs.get(job.key) is not job or job.pending is not due:
+            return []  # replaced or removed since
+        fire_at, scheduled_at = due.fire_at, due.scheduled_at
+        following = self._following(job, scheduled_at + _TICK)
+        while following[0] is not None and following[0] <= now and following[1] is not None:
+            fire_at, scheduled_at = following[0], following[1]
+            following = self._following(job, scheduled_at + _TICK)
+        self._push(job, *following)
+        if job.grid is None:
+            del self._jobs[job.key]
+        if job.key in self._going:
+            return [(job.key, scheduled_at)]
+        self._going.add(job.key)
+        self._pool.submit(self._run, job, fire_at, scheduled_at)
+        return []
+
+    def _run(self, job: _Job, fire_at: datetime, scheduled_at: datetime) -> None:
+        """On a worker: run the job, unless it starts later than the misfire grace."""
+        try:
+            if self._clock.now() - fire_at > self._settings.misfire_grace:
+                self._on_missed(job.key, scheduled_at)
+                return
+            job.run(scheduled_at)
+        except Exception:  # the scheduler's boundary: one job's bug must not stop the others
+            log.exception("job %s raised", job.key)
+        finally:
+            with self._lock:
+                self._going.discard(job.key)
 
 
 def check(schedule: Schedule) -> None:
@@ -352,44 +463,6 @@ def _micros(span: timedelta) -> int:
     return (span.days * 86_400 + span.seconds) * 1_000_000 + span.microseconds
 
 
-class _GridTrigger(BaseTrigger):  # type: ignore[misc]  # apscheduler is untyped
-    """An APScheduler trigger over a grid of scheduled times, each fired up to `jitter`
-    seconds late. It remembers the grid time of the fire times it handed out, so that the
-    executor gives the job its grid time, not the jittered one."""
-
-    def __init__(self, grid: Callable[[datetime], datetime | None], jitter: float) -> None:
-        self._grid = grid
-        self._jitter = jitter
-        self._fired: OrderedDict[datetime, datetime] = OrderedDict()  # fire time -> grid time
-        self._lock = threading.Lock()
-
-    def get_next_fire_time(
-        self, previous_fire_time: datetime | None, now: datetime
-    ) -> datetime | None:
-        after = now if previous_fire_time is None else self.grid_time(previous_fire_time) + _TICK
-        grid = self._grid(after)
-        if grid is None or not self._jitter:
-            return grid
-        fire = grid + timedelta(seconds=random.uniform(0, self._jitter))  # noqa: S311  (load spreading, not cryptography)
-        self.hand(fire, grid)
-        return fire
-
-    def hand(self, fire: datetime, scheduled: datetime) -> None:
-        """Hand the job `scheduled` when it fires at `fire`."""
-        with self._lock:
-            self._fired[fire] = scheduled
-            while len(self._fired) > _REMEMBERED:
-                self._fired.popitem(last=False)
-
-    def grid_time(self, fired: datetime) -> datetime:
-        """The grid time of a fire time this trigger handed out (itself when not jittered)."""
-        with self._lock:
-            return self._fired.get(fired, fired)
-
-
-_REMEMBERED = 64  # fire times kept: a job has one pending, and a skip event reads one more
-
-
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
@@ -448,59 +521,3 @@ def _day(token: str, field: str) -> int:
     if token in _DAYS:
         return _DAYS.index(token)
     raise ScheduleError(f"expected a weekday 0-7 or sun-sat, found {token!r} in {field!r}")
-
-
-class _Timed:
-    """A job as APScheduler holds it. `scheduled_at` has a default only to pass APScheduler's
-    check of the arguments when the job is added: `_ScheduledTimeExecutor` always gives it."""
-
-    def __init__(self, job: Job) -> None:
-        self._job = job
-
-    def __call__(self, scheduled_at: datetime | None = None) -> None:
-        if scheduled_at is None:
-            raise RuntimeError("a job ran without its scheduled time (not by the executor)")
-        self._job(scheduled_at)
-
-
-class _ScheduledTimeExecutor(ThreadPoolExecutor):  # type: ignore[misc]  # apscheduler is untyped
-    """APScheduler's thread pool executor, except that the job function is called with its
-    scheduled run time as its first argument.
-
-    APScheduler's `run_job` (misfire check, events) runs as usual, on a view of the job whose
-    function is bound to the run time. The scheduler always coalesces, so a submission carries
-    one run time."""
-
-    def _do_submit_job(self, job: _ApsJob, run_times: list[datetime]) -> None:
-        run_time = run_times[-1]
-        trigger = getattr(job, "trigger", None)
-        grid = trigger.grid_time(run_time) if isinstance(trigger, _GridTrigger) else run_time
-        super()._do_submit_job(_BoundJob(job, grid), [run_time])
-
-
-class _ApsJob(Protocol):
-    """The attributes of `apscheduler.job.Job` that its `run_job` reads."""
-
-    id: str
-    _jobstore_alias: str
-    misfire_grace_time: int | None
-    func: Callable[..., object]
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-
-
-class _BoundJob:
-    """An `_ApsJob` whose `func` is bound to one scheduled (grid) time; APScheduler's misfire
-    check still sees the time it fired at (the grid time plus any jitter)."""
-
-    def __init__(self, job: _ApsJob, grid_time: datetime) -> None:
-        self.id: str = job.id
-        self._jobstore_alias: str = job._jobstore_alias
-        self.misfire_grace_time: int | None = job.misfire_grace_time
-        self.func = partial(job.func, grid_time.astimezone(UTC))
-        self.args: tuple[Any, ...] = tuple(job.args)
-        self.kwargs: dict[str, Any] = dict(job.kwargs)
-        self._name = str(job)
-
-    def __str__(self) -> str:
-        return self._name

@@ -22,12 +22,14 @@ from monitor.observer import NoObserver
 from monitor.run import run_view
 from monitor.scheduler import CATCH_UP_SPREAD, CatchUp, catch_up, previous_time
 from monitor.state import StateStore
+from tests.clocks import FakeClock, eventually
 from tests.test_daemon import FAST, REPO, Recorder, free_port, store_dir, write_config
 
 __all__ = ["store_dir"]  # the module-scoped fixture, shared with test_daemon
 
 FIVE_MINUTES = Schedule(every=timedelta(minutes=5))
 GRACE = timedelta(seconds=60)
+STEP = timedelta(milliseconds=100)
 
 
 def quiet(count: int) -> list[str]:
@@ -117,13 +119,14 @@ def test_a_view_never_run_catches_up_within_seconds_and_one_run_recently_waits(
     started = datetime.now(UTC)
     record_run_at(config, recent, started - timedelta(seconds=10))
     seen = Recorder()
-    daemon = Daemon(config, FAST, observer=seen)
+    clock = FakeClock(started)
+    daemon = Daemon(config, FAST, observer=seen, clock=clock)
     daemon.start()
     try:
+        clock.advance_by_steps(CATCH_UP_SPREAD + timedelta(seconds=1), STEP)
         seen.wait(lambda: bool(seen.runs_of(never)), timeout=15)
-        time.sleep(1)
     finally:
-        daemon.stop(10)
+        daemon.stop(10)  # waits for the runs going: a run of `recent` would be seen
     ran = seen.runs_of(never)[0]
     assert started <= ran.scheduled_at < started + CATCH_UP_SPREAD + timedelta(seconds=1)
     assert seen.runs_of(recent) == []
@@ -146,9 +149,11 @@ def test_catch_up_runs_of_many_views_start_at_different_times(
     different times spread over seconds, not all at once."""
     config = write_config(tmp_path, store_dir, views(quiet(20)))
     seen = Recorder()
-    daemon = Daemon(config, FAST, observer=seen)
+    clock = FakeClock(datetime.now(UTC))
+    daemon = Daemon(config, FAST, observer=seen, clock=clock)
     daemon.start()
     try:
+        clock.advance_by_steps(CATCH_UP_SPREAD + timedelta(seconds=1), STEP)
         seen.wait(lambda: len({name for name, _ in seen.runs}) == 20, timeout=20)
     finally:
         daemon.stop(10)
@@ -165,12 +170,18 @@ def test_two_replicas_starting_together_run_each_catch_up_once(
     names = quiet(10)
     config = write_config(tmp_path, store_dir, views(names))
     first, second = Recorder(), Recorder()
-    daemons = [Daemon(config, FAST, observer=first), Daemon(config, FAST, observer=second)]
+    clock = FakeClock(datetime.now(UTC))
+    daemons = [Daemon(config, FAST, observer=seen, clock=clock) for seen in (first, second)]
     for daemon in daemons:
         daemon.start()
     try:
-        first.wait(lambda: len({n for n, _ in first.runs + second.runs}) == 10, timeout=20)
-        time.sleep(2)  # a duplicate would be recorded by now
+        clock.advance_by_steps(CATCH_UP_SPREAD + timedelta(seconds=1), STEP)
+
+        def decided() -> int:  # each view's catch-up, run or left to the other, in both
+            return sum(len(seen.runs) + len(seen.elsewhere) for seen in (first, second))
+
+        eventually(lambda: decided() >= 20, timeout=20)
+        assert decided() == 20
     finally:
         for daemon in daemons:
             daemon.stop(10)

@@ -33,6 +33,7 @@ from monitor.demo import store as planted
 from monitor.loader import Loaded
 from monitor.probe import Stores
 from monitor.state import StateStore
+from tests.clocks import FakeClock
 from tests.hostile import HOSTILE
 from tests.receivers import WEBHOOK_PATH, serving, webhook_contract
 
@@ -239,17 +240,62 @@ def test_two_views_run_repeatedly_measured_at_their_scheduled_times(
 def test_a_run_due_while_the_view_is_still_probed_is_skipped_not_queued(
     tmp_path: Path, store_dir: Path, running: Callable[[Daemon], Daemon]
 ) -> None:
-    """With a 2.5 s read every 1 s, runs never overlap and none is scheduled while one runs."""
+    """With a read that lasts 2.5 s of the clock every 1 s, runs never overlap: the runs due
+    while one is going are skipped, and the next run is scheduled after it ended."""
     config = write_config(tmp_path, store_dir, MERCHANTS)
     seen = Recorder()
-    built: list[SlowOnline] = []
-    running(Daemon(config, FAST, observer=seen, build=slow_build(2.5, built)))
-    seen.wait(lambda: len(seen.runs_of("merchant_stats")) >= 2)
+    gates: list[GatedOnline] = []
+    clock = FakeClock(datetime.now(UTC))
+    running(Daemon(config, FAST, observer=seen, build=gated_build(gates), clock=clock))
+    step = timedelta(milliseconds=100)
+    while not (gates and gates[0].reading.is_set()):
+        clock.advance(step)
+    began = clock.now()
+    clock.advance_by_steps(timedelta(seconds=2.5), step)  # the first run is reading
+    ended = clock.now()
+    gates[0].gate.set()
+    seen.wait(lambda: len(seen.runs_of("merchant_stats")) >= 1)
+    while len(seen.runs_of("merchant_stats")) < 2:
+        clock.advance(step)
     first, second = seen.runs_of("merchant_stats")[:2]
     skipped = [at for view, at in seen.skipped if view == "merchant_stats"]
-    assert len(skipped) >= 2
-    assert all(first.scheduled_at < at < first.finished_at for at in skipped[:2])
-    assert second.scheduled_at > first.finished_at
+    assert first.scheduled_at <= began
+    assert len([at for at in skipped if at <= ended]) >= 2  # due while it was reading
+    assert all(at > first.scheduled_at for at in skipped)
+    assert second.scheduled_at > ended
+    assert second.started_at >= first.finished_at
+
+
+class GatedOnline(SlowOnline):
+    """A real online store whose reads wait for `gate`; `reading` is set when one began."""
+
+    def __init__(self, inner: OnlineStore) -> None:
+        super().__init__(inner, 0.0)
+        self.reading, self.gate = threading.Event(), threading.Event()
+
+    def read(
+        self,
+        view: FeatureView,
+        keys: Sequence[EntityKey],
+        population: str,
+        *,
+        undeclared: bool = True,
+    ) -> OnlineObservation:
+        self.reading.set()
+        assert self.gate.wait(10), "the test never opened the gate"
+        return super().read(view, keys, population, undeclared=undeclared)
+
+
+def gated_build(built: list[GatedOnline]) -> Callable[[Loaded], App]:
+    """`build_app` with the online store gated; each gated store is appended to `built`."""
+
+    def build(loaded: Loaded) -> App:
+        app = build_app(loaded)
+        gated = GatedOnline(app.stores.online["online"])
+        built.append(gated)
+        return dataclasses.replace(app, stores=Stores({"online": gated}, app.stores.offline))
+
+    return build
 
 
 def test_a_changed_check_file_is_reloaded_and_its_new_checks_run(
