@@ -546,6 +546,14 @@ def test_history_holds_only_the_asked_check(store: StateStore) -> None:
     assert store.history("no.such.check") == []
 
 
+def test_history_until_stops_at_the_run(store: StateStore) -> None:
+    """`history(until=...)` gives the values up to and including that time, newest first."""
+    for i in range(3):
+        store.record_run(a_run(f"r{i}", T0 + i * MINUTE, freshness(100.0 + i)))
+    points = store.history(FRESHNESS, 10, until=T0 + MINUTE)
+    assert [p.run_id for p in points] == ["r1", "r0"]
+
+
 # -- results() filters ----------------------------------------------------------------------------
 
 
