@@ -3,13 +3,17 @@ local server's `postgres` role over TCP); `./dev test` starts it first."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
+
+from monitor.state import StateStore
 
 # Property tests judge results, never speed: a busy 2-core machine must not fail them.
 settings.register_profile("featmon", deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -41,3 +45,55 @@ def pg_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+@contextlib.contextmanager
+def fresh_schema(pg_url: str, prefix: str, *options: str) -> Iterator[str]:
+    """A new schema `<prefix>_<random>` of the session's database, dropped with all it holds
+    afterwards; yields `pg_url` with that schema as the connections' search path (and `options`,
+    as `-c` settings of libpq)."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(pg_url)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    settings = " ".join((f"-csearch_path={schema}", *options))
+    try:
+        yield (
+            sa.make_url(pg_url)
+            .update_query_dict({"options": settings})
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_schema_url(pg_url: str) -> Iterator[str]:
+    """A fresh schema of the session's PostgreSQL database, as the search path of a URL."""
+    with fresh_schema(pg_url, "test") as url:
+        yield url
+
+
+STATE_BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=STATE_BACKENDS)
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty state database, each test once on each backend: a SQLite file (its directory
+    not yet created), or a fresh PostgreSQL schema whose connections use the Asia/Kolkata time
+    zone, so that UTC normalisation is tested, not assumed."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state' / 'featmon-state.db'}"
+        return
+    with fresh_schema(request.getfixturevalue("pg_url"), "state", "-ctimezone=Asia/Kolkata") as url:
+        yield url
+
+
+@pytest.fixture
+def state(state_url: str) -> Iterator[StateStore]:
+    """A migrated state database at `state_url`."""
+    with StateStore(state_url) as store:
+        store.migrate()
+        yield store

@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from alerts.codec import (
     CodecError,
@@ -40,7 +37,6 @@ AT = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 STEP = timedelta(minutes=5)
 FRESH = "user_stats.freshness@online"
 PASS, FAIL = Status.PASS, Status.FAIL
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
 # -- builders -------------------------------------------------------------------------------------
@@ -105,34 +101,11 @@ def states(row: OutboxRow) -> list[str]:
 # -- fixtures -------------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=BACKENDS)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty state database: a SQLite file, or a fresh schema of the session's PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'featmon-state.db'}"
-        return
-    pg_url: str = request.getfixturevalue("pg_url")
-    schema = f"alerts_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(pg_url)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield (
-            sa.make_url(pg_url)
-            .update_query_dict({"options": f"-csearch_path={schema}"})
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
-
-
 @pytest.fixture
-def state(url: str) -> Iterator[StateStore]:
-    with StateStore(url) as store:
-        store.migrate()
-        yield store
+def url(state_url: str) -> str:
+    """The empty state database of each backend (tests/conftest.py), which the `state`
+    fixture migrates."""
+    return state_url
 
 
 # -- the schema -----------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ import contextlib
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import MappingProxyType
 
 import pytest
@@ -84,27 +83,10 @@ class Spied(StateStore):
             yield tx
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty state database: a SQLite file, or a fresh schema of the session's PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'pipeline-state.db'}"
-        return
-    pg_url: str = request.getfixturevalue("pg_url")
-    schema = f"pipeline_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(pg_url)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield (
-            sa.make_url(pg_url)
-            .update_query_dict({"options": f"-csearch_path={schema}"})
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
+@pytest.fixture
+def url(state_url: str) -> str:
+    """The empty state database of each backend (tests/conftest.py)."""
+    return state_url
 
 
 def test_a_runs_step_reads_only_its_views_records_and_the_groups_they_go_to(url: str) -> None:

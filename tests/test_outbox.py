@@ -121,13 +121,6 @@ def running(
         assert worker.stop(timeout=10)
 
 
-@pytest.fixture
-def state(url: str) -> Iterator[StateStore]:
-    with StateStore(url) as store:
-        store.migrate()
-        yield store
-
-
 # -- durability -----------------------------------------------------------------------------------
 
 
@@ -295,7 +288,7 @@ def test_backoff_doubles_up_to_the_cap_and_waits_at_least_retry_after() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+    "state_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
 )
 def test_two_workers_on_one_postgresql_database_never_send_a_row_twice(url: str) -> None:
     sent = notifications(40)
