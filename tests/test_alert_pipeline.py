@@ -6,9 +6,8 @@ processed at its scheduled time."""
 from __future__ import annotations
 
 import threading
-import uuid
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -25,46 +24,19 @@ from alerts.model import AlertState
 from alerts.pipeline import Alerted, Alerting, AlertingSettings
 from alerts.routing import GroupState, RootRouteConfig, Routed, RoutingTree, group
 from alerts.silences import Silence, Silences
-from checks.result import CheckResult, FreshnessDetails, RunResult, Status, Threshold
+from checks.result import Status
 from monitor.config import Config
 from monitor.notify import alerting_settings
 from monitor.state import MIGRATIONS, OutboxRow, OutboxState, StateStore
 from monitor.state import outbox as outbox_sql
 from monitor.state.values import thaw
+from tests.alert_fixtures import AT, STEP, a_run, result
 from tests.receivers import make_alert, make_notification
 
-AT = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
-STEP = timedelta(minutes=5)
-FRESH = "user_stats.freshness@online"
 PASS, FAIL = Status.PASS, Status.FAIL
 
 
 # -- builders -------------------------------------------------------------------------------------
-
-
-def result(status: Status, check: str = FRESH, view: str = "user_stats") -> CheckResult:
-    value = 7200.0 if status is FAIL else 60.0
-    return CheckResult(
-        check=check,
-        kind="freshness",
-        feature_view=view,
-        feature=None,
-        store="redis_prod",
-        target="online",
-        status=status,
-        severity="P1",
-        value=value,
-        threshold=Threshold("max", 3600.0, None, "seconds"),
-        sample_size=100,
-        details=FreshnessDetails(p50=value, p90=value, p99=value, max=value),
-    )
-
-
-def a_run(index: int, *results: CheckResult, at: datetime = AT) -> RunResult:
-    scheduled = at + index * STEP
-    return RunResult(
-        f"run-{index}-{uuid.uuid4().hex[:6]}", scheduled, scheduled, scheduled, results
-    )
 
 
 def settings(

@@ -13,8 +13,9 @@ import pytest
 from alerts.lifecycle import AlertingConfig
 from alerts.pipeline import Alerting, AlertingSettings
 from alerts.routing import RootRouteConfig, RoutingTree
-from checks.result import CheckResult, FreshnessDetails, RunResult, Status, Threshold
+from checks.result import RunResult, Status
 from monitor.state import StateStore
+from tests.alert_fixtures import result
 from tests.sidecar import serve
 
 
@@ -41,21 +42,7 @@ def enqueue_one(state: StateStore, status: Status = Status.FAIL) -> None:
             alerting=AlertingConfig(), tree=RoutingTree.from_config(route, {"team": "webhook"})
         ),
     )
-    failing = CheckResult(
-        check="user_stats.freshness@online",
-        kind="freshness",
-        feature_view="user_stats",
-        feature=None,
-        store="redis_prod",
-        target="online",
-        status=status,
-        severity="P1",
-        value=7200.0,
-        threshold=Threshold("max", 3600.0, None, "seconds"),
-        sample_size=100,
-        details=FreshnessDetails(p50=7200.0, p90=7200.0, p99=7200.0, max=7200.0),
-    )
-    alerting.after_run(RunResult("run-1", now, now, now, (failing,)), now)
+    alerting.after_run(RunResult("run-1", now, now, now, (result(status),)), now)
 
 
 def test_a_pending_notification_is_listed_with_its_receiver_and_state(

@@ -28,6 +28,7 @@ from alerts.stages import dedup_key
 from alerts.stored import AlertChange, AlertScope, NewNotification
 from checks.result import Status
 from monitor.state import OutboxState, StateStore
+from tests.alert_fixtures import a_run, result
 from tests.receivers import (
     WEBHOOK_PATH,
     LoopbackReceiver,
@@ -37,7 +38,7 @@ from tests.receivers import (
     serving,
     webhook_contract,
 )
-from tests.test_alert_pipeline import a_run, result, settings
+from tests.test_alert_pipeline import settings
 from tests.test_alert_pipeline import url as url  # noqa: PLC0414 - the same two databases
 
 QUICK = DeliverySettings(
