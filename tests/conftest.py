@@ -79,12 +79,21 @@ def pg_schema_url(pg_url: str) -> Iterator[str]:
 STATE_BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
-@pytest.fixture(params=STATE_BACKENDS)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked `every_state_backend` that uses the state database runs once on each
+    backend, unless it chooses its backend itself (`parametrize("state_url", ...)`)."""
+    chosen = any("state_url" in m.args[0] for m in metafunc.definition.iter_markers("parametrize"))
+    marked = metafunc.definition.get_closest_marker("every_state_backend") is not None
+    if marked and "state_url" in metafunc.fixturenames and not chosen:
+        metafunc.parametrize("state_url", STATE_BACKENDS, indirect=True)
+
+
+@pytest.fixture
 def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty state database, each test once on each backend: a SQLite file (its directory
-    not yet created), or a fresh PostgreSQL schema whose connections use the Asia/Kolkata time
-    zone, so that UTC normalisation is tested, not assumed."""
-    if request.param == "sqlite":
+    """An empty state database: a SQLite file (its directory not yet created), or under
+    `every_state_backend` also a fresh PostgreSQL schema whose connections use the Asia/Kolkata
+    time zone, so that UTC normalisation is tested, not assumed."""
+    if getattr(request, "param", "sqlite") == "sqlite":
         yield f"sqlite:///{tmp_path / 'state' / 'featmon-state.db'}"
         return
     with fresh_schema(request.getfixturevalue("pg_url"), "state", "-ctimezone=Asia/Kolkata") as url:

@@ -33,6 +33,8 @@ from monitor.state.values import thaw
 from tests.alert_fixtures import AT, STEP, a_run, result
 from tests.receivers import make_alert, make_notification
 
+pytestmark = pytest.mark.every_state_backend  # tests/conftest.py: SQLite and PostgreSQL
+
 PASS, FAIL = Status.PASS, Status.FAIL
 
 

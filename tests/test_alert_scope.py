@@ -22,6 +22,8 @@ from monitor.state import outbox as outbox_sql
 from monitor.state.values import thaw
 from tests.alert_fixtures import AT, view_run
 
+pytestmark = pytest.mark.every_state_backend  # tests/conftest.py: SQLite and PostgreSQL
+
 VIEWS = ("v0", "v1", "v2")
 
 

@@ -6,13 +6,10 @@ outbox sent by the real Alertmanager sender to the real Alertmanager of `test_al
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import MappingProxyType
 
 import httpx
-import pytest
 
 from alerts.codec import notification_from_json
 from alerts.config import AlertmanagerReceiver
@@ -46,13 +43,6 @@ def settings(resend: timedelta) -> AlertingSettings:
         tree=RoutingTree.from_config(route, {"am": "alertmanager", "chat": "webhook"}),
         resend=MappingProxyType({"am": resend}),
     )
-
-
-@pytest.fixture
-def state(tmp_path: Path) -> Iterator[StateStore]:
-    with StateStore(f"sqlite:///{tmp_path / 'state.db'}") as store:
-        store.migrate()
-        yield store
 
 
 def pushes(state: StateStore, receiver: str) -> int:

@@ -23,6 +23,8 @@ from monitor.demo import store as planted
 from monitor.state import ClaimEnd, ClaimOutcome, StateStore
 from tests.test_daemon import MERCHANTS, REPO, USERS, free_port, wait_for
 
+pytestmark = pytest.mark.every_state_backend  # tests/conftest.py: SQLite and PostgreSQL
+
 # Online only (keys sampled from the online store): a run takes tens of milliseconds, well
 # within the 1 s interval even with two daemons and PostgreSQL on two cores.
 VIEWS = "".join(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,13 +16,6 @@ from checks.result import RunResult, Status
 from monitor.state import StateStore
 from tests.alert_fixtures import result
 from tests.sidecar import serve
-
-
-@pytest.fixture
-def state(tmp_path: Path) -> Iterator[StateStore]:
-    with StateStore(f"sqlite:///{tmp_path / 'state.db'}") as store:
-        store.migrate()
-        yield store
 
 
 @pytest.fixture

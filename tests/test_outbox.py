@@ -41,6 +41,8 @@ from tests.receivers import (
 from tests.test_alert_pipeline import settings
 from tests.test_alert_pipeline import url as url  # noqa: PLC0414 - the same two databases
 
+pytestmark = pytest.mark.every_state_backend  # tests/conftest.py: SQLite and PostgreSQL
+
 QUICK = DeliverySettings(
     retry=RetryPolicy(
         base=timedelta(milliseconds=50),

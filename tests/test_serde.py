@@ -6,7 +6,7 @@ recorded in a real state database reads back as the run the checks returned."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -345,14 +345,6 @@ def test_alert_state_of_an_earlier_version_reads_back_equal(
 
 
 # -- through a state database -------------------------------------------------------------------
-
-
-@pytest.fixture
-def state(tmp_path: Path) -> Iterator[StateStore]:
-    """A migrated SQLite state database."""
-    with StateStore(f"sqlite:///{tmp_path / 'state.db'}") as store:
-        store.migrate()
-        yield store
 
 
 def test_a_recorded_run_reads_back_as_the_run_the_checks_returned(state: StateStore) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -37,13 +36,6 @@ def a_silence(**overrides: object) -> dict[str, object]:
     }
     body.update(overrides)
     return body
-
-
-@pytest.fixture
-def state(tmp_path: Path) -> Iterator[StateStore]:
-    with StateStore(f"sqlite:///{tmp_path / 'state.db'}") as store:
-        store.migrate()
-        yield store
 
 
 @pytest.fixture

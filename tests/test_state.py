@@ -46,6 +46,8 @@ from monitor.state import (
 )
 from monitor.state.schema import metadata
 
+pytestmark = pytest.mark.every_state_backend  # tests/conftest.py: SQLite and PostgreSQL
+
 T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 LATEST = len(MIGRATIONS)  # the schema version this featmon migrates to
 NEXT = LATEST + 1  # a version added by a test
