@@ -6,6 +6,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from alerts.abc import AlertStore
+from alerts.lifecycle import AlertingConfig
+from alerts.pipeline import Alerted, Alerting, AlertingSettings
+from alerts.routing import RootRouteConfig, RoutingTree
 from checks.result import CheckResult, FreshnessDetails, RunResult, Status, Threshold
 
 AT = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
@@ -44,3 +48,13 @@ def view_run(view: str, at: datetime, status: Status = Status.FAIL) -> RunResult
     """A run of `view` at `at` holding only its freshness check, with `status`."""
     check = result(status, f"{view}.freshness@online", view)
     return RunResult(f"run-{uuid.uuid4().hex[:8]}", at, at, at, (check,))
+
+
+def alert_now(state: AlertStore, status: Status = Status.FAIL) -> Alerted:
+    """One alerting step over `state`, now, of a run whose freshness check has `status`: every
+    alert goes to the webhook receiver `team`, with no group wait."""
+    now = datetime.now(UTC)
+    route = RootRouteConfig.model_validate({"receiver": "team", "group_wait": "0s"})
+    tree = RoutingTree.from_config(route, {"team": "webhook"})
+    alerting = Alerting(state, AlertingSettings(alerting=AlertingConfig(), tree=tree))
+    return alerting.after_run(RunResult("run-1", now, now, now, (result(status),)), now)

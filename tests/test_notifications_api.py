@@ -9,12 +9,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from alerts.lifecycle import AlertingConfig
-from alerts.pipeline import Alerting, AlertingSettings
-from alerts.routing import RootRouteConfig, RoutingTree
-from checks.result import RunResult, Status
 from monitor.state import StateStore
-from tests.alert_fixtures import result
+from tests.alert_fixtures import alert_now
 from tests.sidecar import serve
 
 
@@ -24,23 +20,10 @@ def base(state: StateStore) -> Iterator[str]:
         yield url
 
 
-def enqueue_one(state: StateStore, status: Status = Status.FAIL) -> None:
-    """A failing P1 check routed to `team` with no group wait: one pending notification."""
-    now = datetime.now(UTC)
-    route = RootRouteConfig.model_validate({"receiver": "team", "group_wait": "0s"})
-    alerting = Alerting(
-        state,
-        AlertingSettings(
-            alerting=AlertingConfig(), tree=RoutingTree.from_config(route, {"team": "webhook"})
-        ),
-    )
-    alerting.after_run(RunResult("run-1", now, now, now, (result(status),)), now)
-
-
 def test_a_pending_notification_is_listed_with_its_receiver_and_state(
     base: str, state: StateStore
 ) -> None:
-    enqueue_one(state)
+    alert_now(state)
     body = httpx.get(f"{base}/api/v1/notifications", timeout=10).json()
     assert body["count"] == 1
     (row,) = body["notifications"]
@@ -68,7 +51,7 @@ def test_bad_parameters_are_400_naming_them(base: str, params: dict[str, str], d
 
 def test_pruning_the_outbox_keeps_pending_notifications(state: StateStore) -> None:
     """Retention deletes delivered (and dead) notifications, never one still to be sent."""
-    enqueue_one(state)
+    alert_now(state)
     later = datetime.now(UTC) + timedelta(seconds=1)
     assert state.prune_outbox(later) == 0  # still to be sent: kept
     now = datetime.now(UTC)
