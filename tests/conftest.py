@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 
 from monitor.state import StateStore
+from tests.sidecar import Demo, run_demo
 
 # Property tests judge results, never speed: a busy 2-core machine must not fail them.
 settings.register_profile("featmon", deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -106,3 +107,10 @@ def state(state_url: str) -> Iterator[StateStore]:
     with StateStore(state_url) as store:
         store.migrate()
         yield store
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    """The demo store, run three times into a SQLite state database (tests/sidecar.py), once
+    for each module that asks."""
+    return run_demo(tmp_path_factory.mktemp("demo"))
