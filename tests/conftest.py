@@ -49,32 +49,40 @@ def pg_url() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def fresh_schema(pg_url: str, prefix: str, *options: str) -> Iterator[str]:
+def fresh_schema(pg_url: str, prefix: str) -> Iterator[str]:
     """A new schema `<prefix>_<random>` of the session's database, dropped with all it holds
-    afterwards; yields `pg_url` with that schema as the connections' search path (and `options`,
-    as `-c` settings of libpq)."""
+    afterwards; yields its name."""
     schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(pg_url)
     with admin.begin() as conn:
         conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    settings = " ".join((f"-csearch_path={schema}", *options))
     try:
-        yield (
-            sa.make_url(pg_url)
-            .update_query_dict({"options": settings})
-            .render_as_string(hide_password=False)
-        )
+        yield schema
     finally:
         with admin.begin() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
         admin.dispose()
 
 
+def search_path(pg_url: str, schema: str, *options: str) -> str:
+    """`pg_url` whose connections look up `schema` first (and take `options`, as `-c`
+    settings of libpq)."""
+    settings = " ".join((f"-csearch_path={schema}", *options))
+    url = sa.make_url(pg_url).update_query_dict({"options": settings})
+    return url.render_as_string(hide_password=False)
+
+
 @pytest.fixture
-def pg_schema_url(pg_url: str) -> Iterator[str]:
-    """A fresh schema of the session's PostgreSQL database, as the search path of a URL."""
-    with fresh_schema(pg_url, "test") as url:
-        yield url
+def pg_schema(pg_url: str) -> Iterator[str]:
+    """A fresh, empty schema of the session's PostgreSQL database; its name."""
+    with fresh_schema(pg_url, "test") as schema:
+        yield schema
+
+
+@pytest.fixture
+def pg_schema_url(pg_url: str, pg_schema: str) -> str:
+    """That schema as the search path of a URL."""
+    return search_path(pg_url, pg_schema)
 
 
 STATE_BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -97,8 +105,9 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if getattr(request, "param", "sqlite") == "sqlite":
         yield f"sqlite:///{tmp_path / 'state' / 'featmon-state.db'}"
         return
-    with fresh_schema(request.getfixturevalue("pg_url"), "state", "-ctimezone=Asia/Kolkata") as url:
-        yield url
+    pg_url = request.getfixturevalue("pg_url")
+    with fresh_schema(pg_url, "state") as schema:
+        yield search_path(pg_url, schema, "-ctimezone=Asia/Kolkata")
 
 
 @pytest.fixture
