@@ -6,14 +6,10 @@ processed at its scheduled time."""
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 
 import pytest
-import sqlalchemy as sa
 
 from alerts.codec import (
     CodecError,
@@ -28,47 +24,21 @@ from alerts.model import AlertState
 from alerts.pipeline import Alerted, Alerting, AlertingSettings
 from alerts.routing import GroupState, RootRouteConfig, Routed, RoutingTree, group
 from alerts.silences import Silence, Silences
-from checks.result import CheckResult, FreshnessDetails, RunResult, Status, Threshold
+from checks.result import Status
 from monitor.config import Config
 from monitor.notify import alerting_settings
 from monitor.state import MIGRATIONS, OutboxRow, OutboxState, StateStore
 from monitor.state import outbox as outbox_sql
 from monitor.state.values import thaw
+from tests.alert_fixtures import AT, STEP, a_run, result
 from tests.receivers import make_alert, make_notification
 
-AT = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
-STEP = timedelta(minutes=5)
-FRESH = "user_stats.freshness@online"
+pytestmark = pytest.mark.every_state_backend  # tests/conftest.py: SQLite and PostgreSQL
+
 PASS, FAIL = Status.PASS, Status.FAIL
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
 # -- builders -------------------------------------------------------------------------------------
-
-
-def result(status: Status, check: str = FRESH, view: str = "user_stats") -> CheckResult:
-    value = 7200.0 if status is FAIL else 60.0
-    return CheckResult(
-        check=check,
-        kind="freshness",
-        feature_view=view,
-        feature=None,
-        store="redis_prod",
-        target="online",
-        status=status,
-        severity="P1",
-        value=value,
-        threshold=Threshold("max", 3600.0, None, "seconds"),
-        sample_size=100,
-        details=FreshnessDetails(p50=value, p90=value, p99=value, max=value),
-    )
-
-
-def a_run(index: int, *results: CheckResult, at: datetime = AT) -> RunResult:
-    scheduled = at + index * STEP
-    return RunResult(
-        f"run-{index}-{uuid.uuid4().hex[:6]}", scheduled, scheduled, scheduled, results
-    )
 
 
 def settings(
@@ -105,34 +75,11 @@ def states(row: OutboxRow) -> list[str]:
 # -- fixtures -------------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=BACKENDS)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty state database: a SQLite file, or a fresh schema of the session's PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'featmon-state.db'}"
-        return
-    pg_url: str = request.getfixturevalue("pg_url")
-    schema = f"alerts_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(pg_url)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield (
-            sa.make_url(pg_url)
-            .update_query_dict({"options": f"-csearch_path={schema}"})
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
-
-
 @pytest.fixture
-def state(url: str) -> Iterator[StateStore]:
-    with StateStore(url) as store:
-        store.migrate()
-        yield store
+def url(state_url: str) -> str:
+    """The empty state database of each backend (tests/conftest.py), which the `state`
+    fixture migrates."""
+    return state_url
 
 
 # -- the schema -----------------------------------------------------------------------------------

@@ -5,10 +5,8 @@ groups. Over real state databases (SQLite, and PostgreSQL when configured)."""
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 from types import MappingProxyType
 
 import pytest
@@ -19,31 +17,14 @@ from alerts.lifecycle import AlertingConfig, advance
 from alerts.pipeline import Alerting, AlertingSettings
 from alerts.routing import RootRouteConfig, RoutingTree
 from alerts.stored import AlertScope
-from checks.result import CheckResult, FreshnessDetails, RunResult, Status, Threshold
 from monitor.state import MIGRATIONS, StateStore
 from monitor.state import outbox as outbox_sql
 from monitor.state.values import thaw
+from tests.alert_fixtures import AT, view_run
 
-AT = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+pytestmark = pytest.mark.every_state_backend  # tests/conftest.py: SQLite and PostgreSQL
+
 VIEWS = ("v0", "v1", "v2")
-
-
-def failing(view: str, at: datetime, status: Status = Status.FAIL) -> RunResult:
-    result = CheckResult(
-        check=f"{view}.freshness@online",
-        kind="freshness",
-        feature_view=view,
-        feature=None,
-        store="redis_prod",
-        target="online",
-        status=status,
-        severity="P1",
-        value=7200.0,
-        threshold=Threshold("max", 3600.0, None, "seconds"),
-        sample_size=100,
-        details=FreshnessDetails(p50=7200.0, p90=7200.0, p99=7200.0, max=7200.0),
-    )
-    return RunResult(f"run-pipeline-{uuid.uuid4().hex[:8]}", at, at, at, (result,))
 
 
 def settings(group_by: list[str], resend: timedelta | None = None) -> AlertingSettings:
@@ -84,27 +65,10 @@ class Spied(StateStore):
             yield tx
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty state database: a SQLite file, or a fresh schema of the session's PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'pipeline-state.db'}"
-        return
-    pg_url: str = request.getfixturevalue("pg_url")
-    schema = f"pipeline_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(pg_url)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield (
-            sa.make_url(pg_url)
-            .update_query_dict({"options": f"-csearch_path={schema}"})
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
+@pytest.fixture
+def url(state_url: str) -> str:
+    """The empty state database of each backend (tests/conftest.py)."""
+    return state_url
 
 
 def test_a_runs_step_reads_only_its_views_records_and_the_groups_they_go_to(url: str) -> None:
@@ -113,9 +77,9 @@ def test_a_runs_step_reads_only_its_views_records_and_the_groups_they_go_to(url:
         state.migrate()
         alerting = Alerting(state, settings(group_by=["feature_view"]))
         for view in VIEWS:
-            alerting.after_run(failing(view, AT), AT)
+            alerting.after_run(view_run(view, AT), AT)
         state.read.clear()
-        alerting.after_run(failing("v1", AT + timedelta(minutes=1)), AT + timedelta(minutes=1))
+        alerting.after_run(view_run("v1", AT + timedelta(minutes=1)), AT + timedelta(minutes=1))
         assert state.read == [({"v1"}, {("am", 'route{feature_view="v1"}')})]
 
 
@@ -125,17 +89,17 @@ def test_a_group_shared_by_views_resends_every_views_firing_alert(url: str) -> N
     with StateStore(url) as state:
         state.migrate()
         alerting = Alerting(state, settings(group_by=["store"], resend=timedelta(minutes=1)))
-        alerting.after_run(failing("v0", AT), AT)
-        alerting.after_run(failing("v1", AT), AT + timedelta(seconds=2))
+        alerting.after_run(view_run("v0", AT), AT)
+        alerting.after_run(view_run("v1", AT), AT + timedelta(seconds=2))
         later = AT + timedelta(minutes=5)
-        alerting.after_run(failing("v0", later), later)
+        alerting.after_run(view_run("v0", later), later)
         last = state.outbox_rows()[-1]
         alerts = notification_from_json(thaw(last.notification)).alerts
     assert sorted(a.labels["feature_view"] for a in alerts) == ["v0", "v1"]
 
 
 def test_migration_5_gives_each_stored_alert_record_its_feature_view(url: str) -> None:
-    record = next(iter(advance({}, failing("v2", AT), AlertingConfig(), AT).records.values()))
+    record = next(iter(advance({}, view_run("v2", AT), AlertingConfig(), AT).records.values()))
     with StateStore(url, migrations=MIGRATIONS[:4]) as v4:
         v4.migrate()
     engine = sa.create_engine(url)

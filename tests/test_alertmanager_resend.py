@@ -6,14 +6,10 @@ outbox sent by the real Alertmanager sender to the real Alertmanager of `test_al
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import MappingProxyType
 
 import httpx
-import pytest
 
 from alerts.codec import notification_from_json
 from alerts.config import AlertmanagerReceiver
@@ -21,32 +17,13 @@ from alerts.lifecycle import AlertingConfig
 from alerts.pipeline import Alerting, AlertingSettings
 from alerts.routing import RootRouteConfig, RoutingTree
 from alerts.senders.alertmanager import AlertmanagerSender
-from checks.result import CheckResult, FreshnessDetails, RunResult, Status, Threshold
+from checks.result import Status
 from monitor.state import StateStore
 from monitor.state.values import thaw
+from tests.alert_fixtures import AT, view_run
 from tests.test_alertmanager import Alertmanager, alertmanager, client
 
 __all__ = ["alertmanager", "client"]  # the real Alertmanager fixtures, used here by name
-
-AT = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
-
-
-def failing(at: datetime, status: Status = Status.FAIL) -> RunResult:
-    result = CheckResult(
-        check="user_stats.freshness@online",
-        kind="freshness",
-        feature_view="user_stats",
-        feature=None,
-        store="redis_prod",
-        target="online",
-        status=status,
-        severity="P1",
-        value=7200.0,
-        threshold=Threshold("max", 3600.0, None, "seconds"),
-        sample_size=100,
-        details=FreshnessDetails(p50=7200.0, p90=7200.0, p99=7200.0, max=7200.0),
-    )
-    return RunResult(f"run-{uuid.uuid4().hex[:8]}", at, at, at, (result,))
 
 
 def settings(resend: timedelta) -> AlertingSettings:
@@ -68,13 +45,6 @@ def settings(resend: timedelta) -> AlertingSettings:
     )
 
 
-@pytest.fixture
-def state(tmp_path: Path) -> Iterator[StateStore]:
-    with StateStore(f"sqlite:///{tmp_path / 'state.db'}") as store:
-        store.migrate()
-        yield store
-
-
 def pushes(state: StateStore, receiver: str) -> int:
     return len(state.outbox_rows(receiver=receiver))
 
@@ -83,7 +53,7 @@ def test_each_run_pushes_firing_alerts_to_alertmanager_again(state: StateStore) 
     alerting = Alerting(state, settings(resend=timedelta(minutes=1)))
     for minute in range(4):
         at = AT + timedelta(minutes=minute)
-        alerting.after_run(failing(at), at)
+        alerting.after_run(view_run("user_stats", at), at)
     assert (pushes(state, "am"), pushes(state, "chat")) == (4, 1)
 
 
@@ -91,7 +61,7 @@ def test_runs_closer_than_the_resend_interval_push_once_per_interval(state: Stat
     alerting = Alerting(state, settings(resend=timedelta(minutes=5)))
     for minute in range(11):  # pushes at 0, 5 and 10
         at = AT + timedelta(minutes=minute)
-        alerting.after_run(failing(at), at)
+        alerting.after_run(view_run("user_stats", at), at)
     assert pushes(state, "am") == 3
 
 
@@ -99,7 +69,7 @@ def test_a_resolved_alert_is_not_pushed_again(state: StateStore) -> None:
     alerting = Alerting(state, settings(resend=timedelta(minutes=1)))
     for minute, status in enumerate((Status.FAIL, Status.PASS, Status.PASS)):
         at = AT + timedelta(minutes=minute)
-        alerting.after_run(failing(at, status), at)
+        alerting.after_run(view_run("user_stats", at, status), at)
     rows = state.outbox_rows(receiver="am")
     told = [notification_from_json(thaw(r.notification)).alerts for r in rows]
     assert [[a.state.value for a in alerts] for alerts in told] == [["firing"], ["resolved"]]
@@ -121,7 +91,7 @@ def test_alertmanager_keeps_an_alert_firing_past_its_ends_at_because_featmon_res
     started = time.monotonic()
     while time.monotonic() - started < 6:
         now = datetime.now(UTC)
-        alerting.after_run(failing(now), now)
+        alerting.after_run(view_run("user_stats", now), now)
         for row in state.outbox_rows(receiver="am"):
             if row.id not in sent:
                 sender.send(notification_from_json(thaw(row.notification)))
@@ -149,7 +119,7 @@ def test_alertmanager_shows_the_alert_resolved_after_the_data_heals(
         if status is None:
             alerting.tick(now)  # the daemon's timer: flush groups whose interval has passed
         else:
-            alerting.after_run(failing(now, status), now)
+            alerting.after_run(view_run("user_stats", now, status), now)
         for row in state.outbox_rows(receiver="am"):
             if row.id not in sent:
                 sender.send(notification_from_json(thaw(row.notification)))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from monitor.state import StateStore
-from tests.sidecar import Demo, run_demo, serve
+from tests.sidecar import Demo, serve
 
 CHROMIUM = "chromium"
 pytestmark = pytest.mark.slow
@@ -56,11 +56,6 @@ def render(url: str, profile: Path) -> tuple[str, str]:
 
 def console_errors(log: str) -> list[str]:
     return [line for line in log.splitlines() if CONSOLE.search(line)]
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
-    return run_demo(tmp_path_factory.mktemp("demo"))
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import random
 import re
-import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -29,6 +28,7 @@ from monitor.stores.sql.feast_online import (
     SAMPLE_ROUNDS,
     FeastSqlOnlineStore,
 )
+from tests.conftest import search_path
 from tests.feast_fixtures import Row, entity_rows, key
 
 pytestmark = pytest.mark.postgres
@@ -119,16 +119,8 @@ def admin(pg_url: str) -> Iterator[sa.Engine]:
 
 
 @pytest.fixture
-def schema(admin: sa.Engine, pg_url: str) -> Iterator[Schema]:
-    name = f"feast_{uuid.uuid4().hex[:10]}"
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{name}"')
-    url = sa.make_url(pg_url).update_query_dict({"options": f"-csearch_path={name}"})
-    try:
-        yield Schema(name, admin, url.render_as_string(hide_password=False))
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{name}" CASCADE')
+def schema(admin: sa.Engine, pg_url: str, pg_schema: str) -> Schema:
+    return Schema(pg_schema, admin, search_path(pg_url, pg_schema))
 
 
 def user(revenue: object, orders: object, segment: object, ts: object, uid: int) -> list[Row]:
@@ -219,10 +211,8 @@ def test_timestamptz_ignores_the_stores_zone_and_the_sessions(schema: Schema) ->
     """The store's `timezone` applies to naive times only, and a session TimeZone of Tokyo
     changes nothing: TIMESTAMPTZ is an instant."""
     plant_users(schema)
-    tokyo = sa.make_url(schema.url).update_query_dict(
-        {"options": f"-csearch_path={schema.name} -cTimeZone=Asia/Tokyo"}
-    )
-    opened = schema.store(timezone="Europe/Berlin", url=tokyo.render_as_string(False))
+    tokyo = search_path(schema.url, schema.name, "-cTimeZone=Asia/Tokyo")
+    opened = schema.store(timezone="Europe/Berlin", url=tokyo)
     try:
         entity = opened.read(USERS, [(1,)], "offline").entities[0]
     finally:

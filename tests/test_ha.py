@@ -12,19 +12,18 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from checks.result import RunResult
 from monitor.demo import store as planted
 from monitor.state import ClaimEnd, ClaimOutcome, StateStore
 from tests.test_daemon import MERCHANTS, REPO, USERS, free_port, wait_for
+
+pytestmark = pytest.mark.every_state_backend  # tests/conftest.py: SQLite and PostgreSQL
 
 # Online only (keys sampled from the online store): a run takes tens of milliseconds, well
 # within the 1 s interval even with two daemons and PostgreSQL on two cores.
@@ -37,39 +36,6 @@ SKIPPED = re.compile(r"run of view (\S+) scheduled at (\S+) (?:skipped|dropped)"
 T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=5)
 SECOND = timedelta(seconds=1)
-
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-
-
-@pytest.fixture
-def pg_schema_url(pg_url: str) -> Iterator[str]:
-    """A fresh schema of the session's PostgreSQL database, as the search path of a URL."""
-    schema = f"ha_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(pg_url)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield (
-            sa.make_url(pg_url)
-            .update_query_dict({"options": f"-csearch_path={schema}"})
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
-
-
-@pytest.fixture(params=BACKENDS)
-def state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
-    """A migrated state database: a SQLite file or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'state.db'}"
-    else:
-        url = request.getfixturevalue("pg_schema_url")
-    with StateStore(url) as store:
-        store.migrate()
-        yield store
 
 
 # -- the claim statements -------------------------------------------------------------------------

@@ -23,14 +23,9 @@ from monitor.recorder import StateHealth
 from monitor.reloads import ReloadOutcome
 from monitor.reports import report_history
 from monitor.state import StateStore
-from tests.sidecar import NOW, Demo, Flags, run_demo, serve
+from tests.sidecar import NOW, Demo, Flags, serve
 
 TOKEN = "s3cret-token"
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
-    return run_demo(tmp_path_factory.mktemp("demo"))
 
 
 @pytest.fixture(scope="module")

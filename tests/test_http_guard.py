@@ -34,13 +34,6 @@ MUTE_ALL = {
 
 
 @pytest.fixture
-def state(tmp_path: Path) -> Iterator[StateStore]:
-    with StateStore(f"sqlite:///{tmp_path / 'state.db'}") as store:
-        store.migrate()
-        yield store
-
-
-@pytest.fixture
 def base(state: StateStore) -> Iterator[str]:
     with serve(state) as url:
         yield url

@@ -14,14 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from checks.result import RunResult, Status
 from monitor.metrics import Exposition, Metrics, fixed_state, result_families
 from monitor.state import StateStore, StoredResult
-from tests.sidecar import NOW, Demo, run_demo, serve
+from tests.sidecar import NOW, Demo, serve
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
-    return run_demo(tmp_path_factory.mktemp("demo"))
 
 
 @pytest.fixture(scope="module")

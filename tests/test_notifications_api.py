@@ -5,24 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
 
-from alerts.lifecycle import AlertingConfig
-from alerts.pipeline import Alerting, AlertingSettings
-from alerts.routing import RootRouteConfig, RoutingTree
-from checks.result import CheckResult, FreshnessDetails, RunResult, Status, Threshold
 from monitor.state import StateStore
+from tests.alert_fixtures import alert_now
 from tests.sidecar import serve
-
-
-@pytest.fixture
-def state(tmp_path: Path) -> Iterator[StateStore]:
-    with StateStore(f"sqlite:///{tmp_path / 'state.db'}") as store:
-        store.migrate()
-        yield store
 
 
 @pytest.fixture
@@ -31,37 +20,10 @@ def base(state: StateStore) -> Iterator[str]:
         yield url
 
 
-def enqueue_one(state: StateStore, status: Status = Status.FAIL) -> None:
-    """A failing P1 check routed to `team` with no group wait: one pending notification."""
-    now = datetime.now(UTC)
-    route = RootRouteConfig.model_validate({"receiver": "team", "group_wait": "0s"})
-    alerting = Alerting(
-        state,
-        AlertingSettings(
-            alerting=AlertingConfig(), tree=RoutingTree.from_config(route, {"team": "webhook"})
-        ),
-    )
-    failing = CheckResult(
-        check="user_stats.freshness@online",
-        kind="freshness",
-        feature_view="user_stats",
-        feature=None,
-        store="redis_prod",
-        target="online",
-        status=status,
-        severity="P1",
-        value=7200.0,
-        threshold=Threshold("max", 3600.0, None, "seconds"),
-        sample_size=100,
-        details=FreshnessDetails(p50=7200.0, p90=7200.0, p99=7200.0, max=7200.0),
-    )
-    alerting.after_run(RunResult("run-1", now, now, now, (failing,)), now)
-
-
 def test_a_pending_notification_is_listed_with_its_receiver_and_state(
     base: str, state: StateStore
 ) -> None:
-    enqueue_one(state)
+    alert_now(state)
     body = httpx.get(f"{base}/api/v1/notifications", timeout=10).json()
     assert body["count"] == 1
     (row,) = body["notifications"]
@@ -89,7 +51,7 @@ def test_bad_parameters_are_400_naming_them(base: str, params: dict[str, str], d
 
 def test_pruning_the_outbox_keeps_pending_notifications(state: StateStore) -> None:
     """Retention deletes delivered (and dead) notifications, never one still to be sent."""
-    enqueue_one(state)
+    alert_now(state)
     later = datetime.now(UTC) + timedelta(seconds=1)
     assert state.prune_outbox(later) == 0  # still to be sent: kept
     now = datetime.now(UTC)

@@ -26,7 +26,6 @@ TIMESTAMPTZ; `mixed` tables a naive event time and an aware ingestion time.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import re
 import uuid
@@ -62,6 +61,7 @@ from monitor.config import ParquetStoreConfig, SqlStoreConfig
 from monitor.probe import Stores, probe_view
 from monitor.stores.sql.offline import AggregateStore, SqlOfflineStore
 from monitor.stores.sql.parquet import ParquetOfflineStore
+from tests.offline_fixtures import statements
 from tests.test_report import Page
 
 ZONE = "Europe/Berlin"
@@ -476,21 +476,6 @@ def test_one_future_dated_row_fails_freshness_and_leaves_the_age_a_day(
     assert result.details.reason.startswith("1 row with an event time in the future")
 
 
-@contextlib.contextmanager
-def statements(store: AggregateStore) -> Iterator[list[str]]:
-    """Every statement the store's engine sends while the block runs."""
-    sent: list[str] = []
-
-    def record(*args: object) -> None:  # conn, cursor, statement, parameters, context, many
-        sent.append(str(args[2]))
-
-    sa.event.listen(store.engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        sa.event.remove(store.engine, "before_cursor_execute", record)
-
-
 def reads_events(statement: str) -> bool:
     return bool(
         re.match(r"\s*SELECT\b", statement, re.IGNORECASE)
@@ -503,7 +488,7 @@ def test_eight_aggregate_checks_are_measured_by_one_select(
 ) -> None:
     """The catalog lookup and one SELECT, exactly as many statements as for one row count."""
     source = view(warehouse.location("events"))
-    with statements(store) as sent:
+    with statements(store.engine) as sent:
         store.measure(source, frozenset({RowCount(None)}), S)
         one_metric = list(sent)
         sent.clear()

@@ -8,7 +8,6 @@ sampling costs) stays in that backend's own test module."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +25,7 @@ from monitor.feast.codec import encode_value
 from monitor.feast.redis_layout import feature_field
 from monitor.stores.redis import RedisOnlineStore
 from monitor.stores.sql.feast_online import FeastSqlOnlineStore
+from tests.conftest import search_path
 from tests.feast_fixtures import Row, create_table, key, write_rows
 from tests.redis_fixtures import (
     Planter,
@@ -134,12 +134,10 @@ def feast_sqlite(tmp_path: Path) -> Opener:
 
 
 @pytest.fixture
-def feast_postgres(pg_url: str) -> Iterator[Opener]:
-    schema = f"dedupe_contract_{uuid.uuid4().hex[:10]}"
-    table = f'"{schema}"."{PROJECT}_user_stats"'
+def feast_postgres(pg_url: str, pg_schema: str) -> Opener:
+    table = f'"{pg_schema}"."{PROJECT}_user_stats"'
     admin = sa.create_engine(pg_url)
     with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
         conn.exec_driver_sql(  # Feast's PostgreSQLOnlineStore DDL
             f"CREATE TABLE {table} (entity_key BYTEA, feature_name TEXT, value BYTEA, "
             "value_text TEXT NULL, vector_value BYTEA NULL, event_ts TIMESTAMPTZ, "
@@ -155,16 +153,10 @@ def feast_postgres(pg_url: str) -> Iterator[Opener]:
                 for r in _feast_rows(FACTS, lambda at: at)
             ],
         )
-    url = sa.make_url(pg_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    cfg = FeastSqlStoreConfig(
-        type="feast-sql", url=SecretStr(url.render_as_string(hide_password=False)), project=PROJECT
-    )
-    try:
-        yield lambda: FeastSqlOnlineStore("online", cfg)
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
+    admin.dispose()
+    url = search_path(pg_url, pg_schema)
+    cfg = FeastSqlStoreConfig(type="feast-sql", url=SecretStr(url), project=PROJECT)
+    return lambda: FeastSqlOnlineStore("online", cfg)
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from alerts.stages import dedup_key
 from alerts.stored import AlertChange, AlertScope, NewNotification
 from checks.result import Status
 from monitor.state import OutboxState, StateStore
+from tests.alert_fixtures import a_run, result
 from tests.receivers import (
     WEBHOOK_PATH,
     LoopbackReceiver,
@@ -37,8 +38,10 @@ from tests.receivers import (
     serving,
     webhook_contract,
 )
-from tests.test_alert_pipeline import a_run, result, settings
+from tests.test_alert_pipeline import settings
 from tests.test_alert_pipeline import url as url  # noqa: PLC0414 - the same two databases
+
+pytestmark = pytest.mark.every_state_backend  # tests/conftest.py: SQLite and PostgreSQL
 
 QUICK = DeliverySettings(
     retry=RetryPolicy(
@@ -119,13 +122,6 @@ def running(
         yield worker
     finally:
         assert worker.stop(timeout=10)
-
-
-@pytest.fixture
-def state(url: str) -> Iterator[StateStore]:
-    with StateStore(url) as store:
-        store.migrate()
-        yield store
 
 
 # -- durability -----------------------------------------------------------------------------------
@@ -295,7 +291,7 @@ def test_backoff_doubles_up_to_the_cap_and_waits_at_least_retry_after() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+    "state_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
 )
 def test_two_workers_on_one_postgresql_database_never_send_a_row_twice(url: str) -> None:
     sent = notifications(40)

@@ -33,17 +33,12 @@ from monitor.metrics import Exposition
 from monitor.notify import AlertRuntime
 from monitor.state import StateStore
 from tests.receivers import SLACK_PATH, LoopbackReceiver, serving, slack_contract
-from tests.sidecar import Demo, run_demo, serve
+from tests.sidecar import Demo, serve
 from tests.test_http import FakeApp, FakeDaemon
 
 TOKEN = "http-links-token"
 KEY = "k3y-for-signing-report-links-0123456789abcdef"
 LINKS = ReportLinks(KEY.encode(), timedelta(days=30))
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
-    return run_demo(tmp_path_factory.mktemp("demo"))
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,13 @@
 """One serializer, both ways: every value featmon keeps as JSON reads back equal from the JSON it
 writes (property tests over every kind of details, runs and the alert values), the JSON is the
-shape an earlier featmon wrote, and what that version left in a state database still reads."""
+shape an earlier featmon wrote, what that version left in a state database still reads, and a run
+recorded in a real state database reads back as the run the checks returned."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from types import MappingProxyType
@@ -28,6 +30,7 @@ from alerts.codec import (
 )
 from alerts.lifecycle import AlertRecord
 from alerts.model import AlertEvent, AlertState, Notification
+from alerts.report import render_report
 from alerts.routing import Group
 from checks.kinds import KINDS
 from checks.result import (
@@ -56,7 +59,7 @@ from checks.result import (
     Threshold,
 )
 from checks.serde import from_json, to_json
-from monitor.state import decoding, rows
+from monitor.state import StateError, StateStore, decoding, rows
 from tests import stored_samples as samples
 
 STORED = json.loads((Path(__file__).parent / "data" / "stored_v1.json").read_text())
@@ -339,6 +342,43 @@ def test_alert_state_of_an_earlier_version_reads_back_equal(
     for name, value in values.items():
         assert read(STORED[group][name]) == value
         assert write(value) == STORED[group][name]
+
+
+# -- through a state database -------------------------------------------------------------------
+
+
+def test_a_recorded_run_reads_back_as_the_run_the_checks_returned(state: StateStore) -> None:
+    """A run of every sample result (each kind of details in its online and offline forms, a
+    freshness with future values, an error with its reason), recorded in a real state database
+    in an order other than their names' and read back, equals the run, its results in the order
+    evaluation gave them: what a report is rendered from on demand."""
+    run = replace(samples.RUN, results=samples.RUN.results[::-1])
+    state.record_run(run)
+    assert state.recorded_run(run.run_id) == run
+
+
+def test_a_warn_only_threshold_renders_as_it_was(state: StateStore) -> None:
+    """A threshold with only a warn bound loses its direction in the record, and the report,
+    which shows no direction for it, reads the same."""
+    warn_only = Threshold("min", None, 0.9, "ratio")
+    run = replace(samples.RUN, results=(replace(samples.RESULTS["coverage"], threshold=warn_only),))
+    state.record_run(run)
+    recorded = state.recorded_run(run.run_id)
+    assert recorded is not None
+    assert render_report(recorded) == render_report(run)
+
+
+def test_a_run_never_recorded_is_none(state: StateStore) -> None:
+    """Reading back a run id the database does not hold gives None."""
+    assert state.recorded_run("20000101T000000Z-none") is None
+
+
+def test_a_recorded_result_of_an_unknown_kind_is_a_state_error(state: StateStore) -> None:
+    """A row this featmon cannot read back names the check and what was expected."""
+    run = replace(samples.RUN, results=(replace(samples.RESULTS["freshness_online"], kind="psi"),))
+    state.record_run(run)
+    with pytest.raises(StateError, match="expected the details of a psi check"):
+        state.recorded_run(run.run_id)
 
 
 # -- what does not read -------------------------------------------------------------------------

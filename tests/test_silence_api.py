@@ -6,16 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
 
-from alerts.lifecycle import AlertingConfig
-from alerts.pipeline import Alerting, AlertingSettings
-from alerts.routing import RootRouteConfig, RoutingTree
-from checks.result import CheckResult, FreshnessDetails, RunResult, Status, Threshold
 from monitor.state import StateStore
+from tests.alert_fixtures import alert_now
 from tests.sidecar import serve
 
 TOKEN = "silence-token"
@@ -37,13 +33,6 @@ def a_silence(**overrides: object) -> dict[str, object]:
     }
     body.update(overrides)
     return body
-
-
-@pytest.fixture
-def state(tmp_path: Path) -> Iterator[StateStore]:
-    with StateStore(f"sqlite:///{tmp_path / 'state.db'}") as store:
-        store.migrate()
-        yield store
 
 
 @pytest.fixture
@@ -232,29 +221,6 @@ def test_a_silence_posted_through_the_api_mutes_the_next_alerting_step(
     client: httpx.Client, state: StateStore
 ) -> None:
     created = create(client)
-    now = datetime.now(UTC)
-    route = RootRouteConfig.model_validate({"receiver": "team", "group_wait": "0s"})
-    alerting = Alerting(
-        state,
-        AlertingSettings(
-            alerting=AlertingConfig(),
-            tree=RoutingTree.from_config(route, {"team": "webhook"}),
-        ),
-    )
-    failing = CheckResult(
-        check="user_stats.freshness@online",
-        kind="freshness",
-        feature_view="user_stats",
-        feature=None,
-        store="redis_prod",
-        target="online",
-        status=Status.FAIL,
-        severity="P1",
-        value=7200.0,
-        threshold=Threshold("max", 3600.0, None, "seconds"),
-        sample_size=100,
-        details=FreshnessDetails(p50=7200.0, p90=7200.0, p99=7200.0, max=7200.0),
-    )
-    alerted = alerting.after_run(RunResult("run-1", now, now, now, (failing,)), now)
+    alerted = alert_now(state)
     assert [s.silence.id for s in alerted.suppressed] == [created["id"]]
     assert state.outbox_rows() == []

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -113,21 +111,6 @@ def test_an_example_shows_both_event_times(tmp_path: Path) -> None:
     first = to_object(result.details.examples[0])
     assert first["online_event_time"] == "2026-11-26T05:00:00Z"
     assert first["offline_event_time"] == "2026-11-26T04:00:00Z"
-
-
-@pytest.fixture
-def pg_schema(pg_url: str) -> Iterator[str]:
-    """A fresh schema in the session's PostgreSQL database, dropped afterwards."""
-    schema = f"skew_{uuid.uuid4().hex[:8]}"
-    engine = sa.create_engine(pg_url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(sa.schema.CreateSchema(schema))
-        yield schema
-    finally:
-        with engine.begin() as conn:
-            conn.execute(sa.schema.DropSchema(schema, cascade=True, if_exists=True))
-        engine.dispose()
 
 
 @pytest.mark.postgres

@@ -12,7 +12,6 @@ import math
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -46,6 +45,8 @@ from monitor.state import (
     StoredResult,
 )
 from monitor.state.schema import metadata
+
+pytestmark = pytest.mark.every_state_backend  # tests/conftest.py: SQLite and PostgreSQL
 
 T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 LATEST = len(MIGRATIONS)  # the schema version this featmon migrates to
@@ -193,39 +194,17 @@ def applied_versions(url: str) -> list[int]:
 
 # -- fixtures -------------------------------------------------------------------------------------
 
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
-
-@pytest.fixture(params=BACKENDS)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty state database: a SQLite file (its directory not yet created) or a fresh
-    PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state' / 'featmon-state.db'}"
-        return
-    pg_url: str = request.getfixturevalue("pg_url")
-    schema = f"state_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(pg_url)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    options = f"-csearch_path={schema} -ctimezone=Asia/Kolkata"
-    try:
-        yield (
-            sa.make_url(pg_url)
-            .update_query_dict({"options": options})
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
+@pytest.fixture
+def url(state_url: str) -> str:
+    """The empty state database of each backend (tests/conftest.py)."""
+    return state_url
 
 
 @pytest.fixture
-def store(url: str) -> Iterator[StateStore]:
-    with StateStore(url) as migrated:
-        migrated.migrate()
-        yield migrated
+def store(state: StateStore) -> StateStore:
+    """That database, migrated."""
+    return state
 
 
 # -- migrations -----------------------------------------------------------------------------------
@@ -544,6 +523,14 @@ def test_history_holds_only_the_asked_check(store: StateStore) -> None:
     store.record_run(a_run("r1", T0, freshness(), null_rate(0.003), errored()))
     assert [(p.run_id, p.value) for p in store.history(NULLS)] == [("r1", 0.003)]
     assert store.history("no.such.check") == []
+
+
+def test_history_until_stops_at_the_run(store: StateStore) -> None:
+    """`history(until=...)` gives the values up to and including that time, newest first."""
+    for i in range(3):
+        store.record_run(a_run(f"r{i}", T0 + i * MINUTE, freshness(100.0 + i)))
+    points = store.history(FRESHNESS, 10, until=T0 + MINUTE)
+    assert [p.run_id for p in points] == ["r1", "r0"]
 
 
 # -- results() filters ----------------------------------------------------------------------------
