@@ -172,7 +172,16 @@ def start_replica(config: Path) -> subprocess.Popen[bytes]:
     log = (config.parent / "featmon.log").open("w")
     with log:
         return subprocess.Popen(
-            [sys.executable, "-m", "monitor.cli", "run", "--config", str(config), "--grace", "5s"],
+            [
+                sys.executable,
+                "-m",
+                "monitor.cli.main",
+                "run",
+                "--config",
+                str(config),
+                "--grace",
+                "5s",
+            ],
             cwd=REPO,
             stderr=log,
             env={**os.environ, "PYTHONPATH": str(REPO)},
