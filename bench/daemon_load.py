@@ -202,7 +202,7 @@ def run(options: argparse.Namespace, workdir: Path) -> int:
         log = workdir / "featmon.log"
         with log.open("w") as stream:
             daemon = subprocess.Popen(  # noqa: S603  (our own command line)
-                [sys.executable, "-m", "monitor.cli", "run", "--config", str(config),
+                [sys.executable, "-m", "monitor.cli.main", "run", "--config", str(config),
                  "--workers", str(options.workers)],
                 cwd=workdir, stderr=stream, env={**os.environ, "PYTHONPATH": str(REPO)},
             )  # fmt: skip

@@ -66,7 +66,7 @@ from checks.plan import plan_view
 from checks.result import Status
 from checks.serde import to_json
 from monitor.config import ParquetStoreConfig, SqlStoreConfig
-from monitor.probe import Stores, probe_view
+from monitor.runs.probe import Stores, probe_view
 from monitor.stores import soda
 from monitor.stores.sql.offline import AggregateStore, SqlOfflineStore
 from monitor.stores.sql.parquet import ParquetOfflineStore

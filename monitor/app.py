@@ -19,7 +19,7 @@ from monitor.config import (
     StoreConfig,
 )
 from monitor.loader import Loaded
-from monitor.probe import Stores
+from monitor.runs.probe import Stores
 from monitor.state import StateError, StateStore
 
 log = logging.getLogger(__name__)

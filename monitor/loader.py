@@ -35,7 +35,7 @@ from monitor.config import (
     StoreConfig,
     template_fields,
 )
-from monitor.scheduler import problems as schedule_problems
+from monitor.daemon.scheduler import problems as schedule_problems
 
 log = logging.getLogger(__name__)
 

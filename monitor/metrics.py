@@ -45,7 +45,7 @@ from checks.kinds import KINDS, kind_of
 from checks.kinds.base import RESULT_LABELS, Reading
 from checks.kinds.base import Gauge as Exported
 from checks.result import RunResult, Status
-from monitor.recorder import StateHealth
+from monitor.daemon.recorder import StateHealth
 from monitor.state import StateError, StateStore, StoredResult
 from monitor.state.values import FrozenJSON
 

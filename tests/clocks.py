@@ -1,4 +1,4 @@
-"""A clock that tests move by hand, for the scheduler (`monitor.scheduler.Clock`).
+"""A clock that tests move by hand, for the scheduler (`monitor.daemon.scheduler.Clock`).
 
     clock = FakeClock(MONDAY)
     scheduler = Scheduler(clock=clock)

@@ -108,7 +108,7 @@ class Ran:
 def featmon(args: list[str], env: Mapping[str, str], cwd: Path, timeout: float = 120) -> Ran:
     """`featmon ARGS` in a child process whose environment adds `env`."""
     done = subprocess.run(
-        [sys.executable, "-m", "monitor.cli", *args],
+        [sys.executable, "-m", "monitor.cli.main", *args],
         env={**os.environ, "PYTHONPATH": str(REPO), **env},
         cwd=cwd,
         capture_output=True,

@@ -16,10 +16,10 @@ from monitor.app import build_app
 from monitor.demo import example_config
 from monitor.demo import store as planted
 from monitor.http import Readiness, Services, Sidecar, create_app, parse_listen
-from monitor.links import ReportLinks
+from monitor.http.links import ReportLinks
 from monitor.loader import load
 from monitor.metrics import Exposition, Metrics, fixed_state
-from monitor.run import run_once
+from monitor.runs.run import run_once
 from monitor.state import StateStore
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)

@@ -26,7 +26,7 @@ from alerts.routing import GroupState, RootRouteConfig, Routed, RoutingTree, gro
 from alerts.silences import Silence, Silences
 from checks.result import Status
 from monitor.config import Config
-from monitor.notify import alerting_settings
+from monitor.daemon.notify import alerting_settings
 from monitor.state import MIGRATIONS, OutboxRow, OutboxState, StateStore
 from monitor.state import outbox as outbox_sql
 from monitor.state.values import thaw

@@ -24,7 +24,7 @@ from checks.result import (
 )
 from monitor.app import App, build_app
 from monitor.loader import load
-from monitor.run import run_once
+from monitor.runs.run import run_once
 from monitor.state import StateStore
 from tests.analytics_fixtures import config, write_offline, write_online
 

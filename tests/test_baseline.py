@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from checks.model import SchemaDriftCheck
 from checks.result import CheckResult, SchemaDriftDetails, Status
 from monitor.app import build_app
-from monitor.cli import main
+from monitor.cli.main import main
 from monitor.loader import load
-from monitor.run import run_once
+from monitor.runs.run import run_once
 from monitor.state import StateStore
 from tests.analytics_fixtures import config, write_offline, write_online
 

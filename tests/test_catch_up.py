@@ -15,12 +15,12 @@ import pytest
 
 from checks.schedule import Schedule
 from monitor.app import build_app
-from monitor.catch_up import CatchUps
-from monitor.daemon import Daemon
+from monitor.daemon.catch_up import CatchUps
+from monitor.daemon.observer import NoObserver
+from monitor.daemon.scheduler import CATCH_UP_SPREAD, CatchUp, catch_up, previous_time
+from monitor.daemon.service import Daemon
 from monitor.loader import load
-from monitor.observer import NoObserver
-from monitor.run import run_view
-from monitor.scheduler import CATCH_UP_SPREAD, CatchUp, catch_up, previous_time
+from monitor.runs.run import run_view
 from monitor.state import StateStore
 from tests.clocks import FakeClock, eventually
 from tests.test_daemon import FAST, REPO, Recorder, free_port, store_dir, write_config
@@ -203,7 +203,7 @@ def test_featmon_run_on_a_5_minute_schedule_has_metrics_within_seconds(
         file.write(f"http: {{listen: '127.0.0.1:{port}'}}\n")
     started = time.monotonic()
     process = subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", "run", "--config", str(config)],
+        [sys.executable, "-m", "monitor.cli.main", "run", "--config", str(config)],
         cwd=REPO,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "PYTHONPATH": str(REPO)},

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.cli import main
+from monitor.cli.main import main
 from monitor.demo import store as planted
 from monitor.state import StateStore
 
@@ -267,7 +267,7 @@ def test_an_unreachable_state_database_does_not_change_the_result(
 def featmon(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """`featmon ARGV` as a user runs it, logging warnings and worse."""
     return subprocess.run(
-        [sys.executable, "-m", "monitor.cli", "--log-level", "warning", *argv],
+        [sys.executable, "-m", "monitor.cli.main", "--log-level", "warning", *argv],
         cwd=cwd or REPO, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
 
@@ -391,7 +391,7 @@ def test_the_config_defaults_to_featmon_config_then_featmon_yaml(
     empty = tmp_path / "elsewhere"
     empty.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "FEATMON_CONFIG"}
-    run = [sys.executable, "-m", "monitor.cli", "--log-level", "warning", "validate"]
+    run = [sys.executable, "-m", "monitor.cli.main", "--log-level", "warning", "validate"]
     none = subprocess.run(run, cwd=empty, env=env, capture_output=True, text=True, check=False)
     assert none.returncode == 4
     assert none.stderr.strip() == (

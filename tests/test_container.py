@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from checks.errors import ConfigError
-from monitor.cli import main
-from monitor.health import healthz_url
+from monitor.cli.health import healthz_url
+from monitor.cli.main import main
 from monitor.loader import load
 from tests.sidecar import serve
 from tests.test_daemon import MERCHANTS

@@ -27,11 +27,11 @@ from checks.result import RunResult
 from checks.schedule import Schedule
 from monitor.abc import EntityKey, OnlineStore
 from monitor.app import App, build_app
-from monitor.cli import main
-from monitor.daemon import Daemon, DaemonSettings, build_daemon, plan_jobs
+from monitor.cli.main import main
+from monitor.daemon.service import Daemon, DaemonSettings, build_daemon, plan_jobs
 from monitor.demo import store as planted
 from monitor.loader import Loaded
-from monitor.probe import Stores
+from monitor.runs.probe import Stores
 from monitor.state import StateStore
 from tests.clocks import FakeClock
 from tests.hostile import HOSTILE
@@ -320,7 +320,7 @@ def test_an_invalid_check_file_keeps_the_last_good_configuration_until_it_is_fix
     seen = Recorder()
     running(Daemon(config, FAST, observer=seen))
     seen.wait(lambda: bool(seen.runs_of("merchant_stats")))
-    with caplog.at_level(logging.ERROR, logger="monitor.daemon"):
+    with caplog.at_level(logging.ERROR, logger="monitor.daemon.service"):
         write_checks(tmp_path, MERCHANTS.replace("max: 1h", "max: 1h, colour: red"))
         seen.wait(lambda: bool(seen.reloads))
     ok, error = seen.reloads[0]
@@ -467,7 +467,7 @@ def test_featmon_run_refuses_a_cron_that_never_fires(tmp_path: Path, store_dir: 
         file.write(f"http: {{listen: '127.0.0.1:{free_port()}'}}\n")
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "monitor.cli", "--log-level", "warning", "run", "--config", str(config)],
+            [sys.executable, "-m", "monitor.cli.main", "--log-level", "warning", "run", "--config", str(config)],
             cwd=REPO, capture_output=True, text=True, timeout=30, check=False,
         )  # fmt: skip
     except subprocess.TimeoutExpired as exc:
@@ -502,7 +502,16 @@ def test_featmon_run_reloads_on_sighup_and_exits_0_on_sigterm(
     log_file = tmp_path / "featmon.log"
     with log_file.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "monitor.cli", "run", "--config", str(config), "--grace", "10s"],
+            [
+                sys.executable,
+                "-m",
+                "monitor.cli.main",
+                "run",
+                "--config",
+                str(config),
+                "--grace",
+                "10s",
+            ],
             cwd=REPO,
             stderr=log,
             env={**os.environ, "PYTHONPATH": str(REPO)},

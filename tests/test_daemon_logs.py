@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.cli import _JsonFormatter
+from monitor.cli.main import _JsonFormatter
 from tests.sidecar import serve
 from tests.test_catch_up import quiet, views
 from tests.test_daemon import REPO, RUN_LINE, free_port, store_dir, wait_for, write_config
@@ -35,7 +35,7 @@ def run_daemon(
     with log_file.open("w") as log:
         process = subprocess.Popen(
             [
-                *(sys.executable, "-m", "monitor.cli", "--log-format", log_format),
+                *(sys.executable, "-m", "monitor.cli.main", "--log-format", log_format),
                 *("run", "--config", str(config)),
             ],
             cwd=REPO,

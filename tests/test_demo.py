@@ -13,11 +13,11 @@ import pytest
 from checks.result import CheckResult, RunResult
 from checks.serde import to_object
 from monitor.app import build_app
-from monitor.cli import main
+from monitor.cli.main import main
 from monitor.demo import PLANTED, example_config, unexpected
 from monitor.demo import store as planted
 from monitor.loader import load
-from monitor.run import run_once
+from monitor.runs.run import run_once
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
 NOW_TEXT = "2026-11-26T06:00:00Z"

@@ -39,7 +39,7 @@ from checks.model import (
 from checks.observation import FeatureReading, FeatureState
 from checks.schedule import Schedule
 from checks.source import interpolate, load_yaml, validate
-from monitor.cli import main
+from monitor.cli.main import main
 from monitor.config import (
     Config,
     FeastSqliteStoreConfig,

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from checks.errors import ConfigError
-from monitor.cli import main
+from monitor.cli.main import main
 from monitor.feast.init import (
     InitError,
     Naming,

@@ -21,8 +21,8 @@ from checks.observation import OnlineObservation
 from checks.plan import plan_view
 from checks.result import CheckResult, CoverageDetails, FreshnessDetails, RunResult, Status
 from checks.serde import to_object
+from monitor.cli.format import summary_table
 from monitor.config import FeastSqliteStoreConfig
-from monitor.format import summary_table
 from monitor.metrics import result_families
 from monitor.state import StateStore
 from monitor.stores.sql.feast_online import FeastSqlOnlineStore

@@ -172,11 +172,35 @@ def start_replica(config: Path) -> subprocess.Popen[bytes]:
     log = (config.parent / "featmon.log").open("w")
     with log:
         return subprocess.Popen(
-            [sys.executable, "-m", "monitor.cli", "run", "--config", str(config), "--grace", "5s"],
+            [
+                sys.executable,
+                "-m",
+                "monitor.cli.main",
+                "run",
+                "--config",
+                str(config),
+                "--grace",
+                "5s",
+            ],
             cwd=REPO,
             stderr=log,
             env={**os.environ, "PYTHONPATH": str(REPO)},
         )
+
+
+def wait_until_both_claimed(url: str, pids: set[int], timeout: float) -> None:
+    """Until every view has claims by each of `pids` (or `timeout` seconds: the test's own
+    assertion then says which replica did no work)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with StateStore(url) as state:
+            claims = state.run_claims()
+        by_view: dict[str, set[int]] = {}
+        for claim in claims:
+            by_view.setdefault(claim.feature_view, set()).add(holder_pid(claim.holder))
+        if len(by_view) >= 2 and all(pids <= held for held in by_view.values()):
+            return
+        time.sleep(0.5)
 
 
 def holder_pid(holder: str) -> int:
@@ -222,7 +246,10 @@ def test_two_replicas_run_each_scheduled_run_once_and_the_survivor_takes_over(
     try:
         for config in configs:
             wait_for(config.parent / "featmon.log", lambda text: "featmon running" in text)
+        # At least 6 s of both, and until each replica has won a claim of each view: on a
+        # loaded machine one replica may win every race for a while, which proves nothing.
         time.sleep(6)
+        wait_until_both_claimed(pg_schema_url, {r.pid for r in replicas}, timeout=30)
         killed, survivor = replicas
         killed.send_signal(signal.SIGKILL)
         killed.wait(5)

@@ -16,12 +16,12 @@ from prometheus_client import CollectorRegistry
 
 from alerts.report import render_report
 from monitor.config import HttpConfig
+from monitor.daemon.recorder import StateHealth
+from monitor.daemon.reloads import ReloadOutcome
 from monitor.http import DaemonSidecar, ListenError, Services, Sidecar, create_app
 from monitor.http.app import Readiness
 from monitor.metrics import Exposition, Metrics, fixed_state
-from monitor.recorder import StateHealth
-from monitor.reloads import ReloadOutcome
-from monitor.reports import report_history
+from monitor.runs.reports import report_history
 from monitor.state import StateStore
 from tests.sidecar import NOW, Demo, Flags, serve
 
@@ -401,7 +401,7 @@ class FakeApp:
 
 @dataclass
 class FakeDaemon:
-    """The things the sidecar asks of monitor.daemon.Daemon, over real state stores."""
+    """The things the sidecar asks of monitor.daemon.service.Daemon, over real state stores."""
 
     app: FakeApp | None
     ready: bool = True

@@ -19,7 +19,7 @@ import pytest
 
 from checks.errors import ConfigError
 from checks.source import Document, validate
-from monitor.cli import main
+from monitor.cli.main import main
 from monitor.config import Config, HttpConfig
 from monitor.state import StateStore
 from tests.sidecar import serve
@@ -305,7 +305,7 @@ def test_the_daemon_refuses_an_empty_token_before_it_serves(tmp_path: Path) -> N
     sidecar that answers 500 to every request, /healthz included."""
     config = config_with_token(tmp_path)
     done = subprocess.run(
-        [sys.executable, "-m", "monitor.cli", "run", "--config", str(config)],
+        [sys.executable, "-m", "monitor.cli.main", "run", "--config", str(config)],
         env={**os.environ, "HTTP_TOKEN": ""},
         capture_output=True,
         text=True,

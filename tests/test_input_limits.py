@@ -46,7 +46,7 @@ print(json.dumps([done.returncode, done.stdout, done.stderr, seconds, rss_kb / 1
 
 
 def measured(root: Path, *argv: str) -> Measured:
-    command = [sys.executable, "-m", "monitor.cli", "--log-level", "warning", *argv]
+    command = [sys.executable, "-m", "monitor.cli.main", "--log-level", "warning", *argv]
     done = subprocess.run(
         [sys.executable, "-c", _MEASURE, *command],
         cwd=root, capture_output=True, text=True, timeout=90, check=True,

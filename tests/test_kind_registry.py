@@ -25,7 +25,7 @@ AT = datetime(2026, 1, 1, tzinfo=UTC)
 # discriminators of checks/model.py aside). A new kind must not add to them: a file added here
 # is a new place every kind has to be known in.
 NAMING_FILES = {
-    "monitor/analytics.py",  # the skew checks it fetches offline rows for
+    "monitor/runs/analytics.py",  # the skew checks it fetches offline rows for
     "monitor/feast/init.py",  # the checks `featmon feast init` writes
     "monitor/stores/soda.py",  # the Soda checks whose contracts it verifies
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from monitor.logqueue import queued_logging
+from monitor.daemon.logqueue import queued_logging
 
 
 class Kept(logging.Handler):

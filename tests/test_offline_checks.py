@@ -58,7 +58,7 @@ from checks.result import (
     Threshold,
 )
 from monitor.config import ParquetStoreConfig, SqlStoreConfig
-from monitor.probe import Stores, probe_view
+from monitor.runs.probe import Stores, probe_view
 from monitor.stores.sql.offline import AggregateStore, SqlOfflineStore
 from monitor.stores.sql.parquet import ParquetOfflineStore
 from tests.offline_fixtures import statements

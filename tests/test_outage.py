@@ -35,9 +35,9 @@ from alerts.pipeline import Alerted, Alerting, AlertingSettings
 from alerts.routing import RootRouteConfig, RoutingTree
 from alerts.standby import Standby
 from checks.result import CheckResult, FreshnessDetails, RunResult, Status, Threshold
-from monitor.claims import RunClaims, Verdict
-from monitor.daemon import Daemon, DaemonSettings, build_daemon
-from monitor.recorder import Recorded, RunRecorder
+from monitor.daemon.claims import RunClaims, Verdict
+from monitor.daemon.recorder import Recorded, RunRecorder
+from monitor.daemon.service import Daemon, DaemonSettings, build_daemon
 from monitor.state import OutboxState, StateStore
 from tests.receivers import WEBHOOK_PATH, LoopbackReceiver, serving, webhook_contract
 from tests.redis_fixtures import Server, free_port, redis_server

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor import schema
+from monitor.cli import schema
 
 REPO = Path(__file__).resolve().parents[1]
 

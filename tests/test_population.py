@@ -16,8 +16,8 @@ from monitor.app import build_app
 from monitor.demo import store as planted
 from monitor.errors import SourceNotFound
 from monitor.loader import load
-from monitor.population import read_ids
-from monitor.run import run_once
+from monitor.runs.population import read_ids
+from monitor.runs.run import run_once
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
 

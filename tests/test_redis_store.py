@@ -25,7 +25,7 @@ from monitor.abc import EntityKey
 from monitor.config import RedisStoreConfig
 from monitor.errors import ProbeTimeout, QueryFailed, StoreUnavailable
 from monitor.feast.redis_layout import feature_field, field_label, timestamp_field
-from monitor.probe import Stores, probe_view
+from monitor.runs.probe import Stores, probe_view
 from monitor.stores.redis import RedisOnlineStore
 from monitor.stores.redis.store import SCAN_CALLS
 from tests.redis_fixtures import (

@@ -23,14 +23,14 @@ from alerts.routing import RootRouteConfig
 from checks.errors import ConfigError
 from checks.source import Document, validate
 from monitor.app import build_app
-from monitor.cli import main
+from monitor.cli.main import main
 from monitor.config import Config, HttpConfig, ReportsConfig
+from monitor.daemon.notify import AlertRuntime
 from monitor.demo import example_config
 from monitor.http import DaemonSidecar
-from monitor.links import ReportLinks
+from monitor.http.links import ReportLinks
 from monitor.loader import load
 from monitor.metrics import Exposition
-from monitor.notify import AlertRuntime
 from monitor.state import StateStore
 from tests.receivers import SLACK_PATH, LoopbackReceiver, serving, slack_contract
 from tests.sidecar import Demo, serve

@@ -20,10 +20,10 @@ from checks.observation import CountHistory, PastCount, ProbeFailure, RowCount
 from checks.plan import PlannedCheck
 from checks.result import CheckResult, ErrorDetails, RowCountDetails, Status, Threshold
 from checks.serde import to_object
-from monitor import analytics
 from monitor.app import build_app
 from monitor.loader import load
-from monitor.run import run_once
+from monitor.runs import analytics
+from monitor.runs.run import run_once
 from tests.analytics_fixtures import config, write_offline, write_online
 from tests.builders import AT, offline, plan
 

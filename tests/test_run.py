@@ -11,11 +11,11 @@ import pytest
 
 from checks.result import Status
 from monitor.app import App, build_app
+from monitor.daemon.observer import NoObserver
 from monitor.demo import example_config
 from monitor.demo import store as planted
 from monitor.loader import load
-from monitor.observer import NoObserver
-from monitor.run import run_once, run_view
+from monitor.runs.run import run_once, run_view
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from checks.schedule import Schedule
-from monitor import scheduler as scheduler_module
-from monitor.scheduler import (
+from monitor.daemon import scheduler as scheduler_module
+from monitor.daemon.scheduler import (
     First,
     ScheduleError,
     Scheduler,
@@ -356,7 +356,7 @@ def test_a_run_put_once_is_handed_its_time_and_then_forgotten() -> None:
 
 
 def test_the_scheduler_reads_no_private_attribute_of_another_library() -> None:
-    """Nothing in monitor/scheduler.py reaches into an object's private attributes but its own
+    """Nothing in monitor/daemon/scheduler.py reaches into an object's private attributes but its own
     (`self._x`): the adapter once copied APScheduler's `job._jobstore_alias`."""
     tree = ast.parse(Path(scheduler_module.__file__ or "").read_text())
     private = [

@@ -244,7 +244,7 @@ def test_no_fragment_of_any_secret_reaches_any_channel(
         tmp_path, text.replace(down_state, f"sqlite:///{state_file}"), "run.yaml", port
     )
     daemon = subprocess.Popen(  # the process this test starts and stops, by its own handle
-        [sys.executable, "-m", "monitor.cli", "--log-format", "json", "run", "--config",
+        [sys.executable, "-m", "monitor.cli.main", "--log-format", "json", "run", "--config",
          str(run_config), "--workers", "4"],
         env={**os.environ, "PYTHONPATH": str(REPO), **env},
         cwd=tmp_path,

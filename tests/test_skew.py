@@ -14,7 +14,7 @@ from checks.result import CheckResult, SkewDetails, Status
 from checks.serde import to_object
 from monitor.app import build_app
 from monitor.loader import load
-from monitor.run import run_once
+from monitor.runs.run import run_once
 from tests.analytics_fixtures import (
     OfflineRowSpec,
     config,

@@ -23,10 +23,10 @@ from checks.model import CheckFile, FeatureView
 from checks.plan import plan_view, problems_of
 from checks.result import CheckResult, ErrorDetails, SodaDetails, Status
 from checks.serde import to_object
-from monitor import cli
+from monitor.cli import main as cli
 from monitor.config import ParquetStoreConfig, SqlStoreConfig
 from monitor.loader import load
-from monitor.probe import Stores, probe_view
+from monitor.runs.probe import Stores, probe_view
 from monitor.stores import soda
 from monitor.stores.sql.offline import SqlOfflineStore
 from monitor.stores.sql.parquet import ParquetOfflineStore
@@ -411,7 +411,7 @@ else:
     from checks.model import FeatureView
     from checks.plan import plan_view
     from monitor.config import SqlStoreConfig
-    from monitor.probe import Stores, probe_view
+    from monitor.runs.probe import Stores, probe_view
     from monitor.stores.sql.offline import SqlOfflineStore
     view = FeatureView.model_validate({
         "name": "user_stats", "entity": "user_id", "ttl": "1d", "features": {"revenue": "float"},

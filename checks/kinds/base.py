@@ -61,7 +61,7 @@ class Gauge:
 
 
 # How a kind's planned checks are measured: from the observation of their target store (the one
-# aggregate query offline, the one sample online, or what `monitor.analytics` measures for
+# aggregate query offline, the one sample online, or what `monitor.runs.analytics` measures for
 # them), from a contract verified apart (Soda), or from this run's other results and the
 # history (anomaly).
 MeasuredBy = Literal["store", "contract", "results"]

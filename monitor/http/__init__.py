@@ -2,7 +2,7 @@
 JSON API. This package is the only importer of the web framework (Starlette) and the server
 (uvicorn); the metrics arrive as a callable from `monitor.metrics`.
 
-With the daemon (`monitor.daemon.Daemon` calls `sidecar.start(daemon)` and `sidecar.stop()`):
+With the daemon (`monitor.daemon.service.Daemon` calls `sidecar.start(daemon)` and `sidecar.stop()`):
 
     registry = CollectorRegistry()
     metrics = Metrics(registry, lambda: daemon_state(daemon)())   # late-bound: daemon below

@@ -7,7 +7,7 @@
                         the last reload, and why it failed (open)
     /reports/           index of recent runs           (token, when configured)
     /reports/{run_id}   the HTML report of a run, rendered from the state database (token,
-                        or a signed link: ?expires=...&sig=..., see monitor.links)
+                        or a signed link: ?expires=...&sig=..., see monitor.http.links)
     /api/v1/status      per view: last run, worst status (token)
     /api/v1/results     results history, filtered      (token)
     /api/v1/silences    GET list, POST create          (token; see monitor.http.silences)
@@ -30,14 +30,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from monitor.daemon.reloads import ReloadOutcome
 from monitor.http.api import Api, notifications
 from monitor.http.auth import BearerAuth
 from monitor.http.guard import RequestGuard, allowed_names
+from monitor.http.links import ReportLinks
 from monitor.http.reports import Reports
 from monitor.http.silences import SilenceApi
-from monitor.links import ReportLinks
 from monitor.metrics import StateSource
-from monitor.reloads import ReloadOutcome
 from monitor.state import StateError
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ except a signed report link, which opens its one report without it.
 An ASGI middleware; the token is compared in constant time, and a refusal is a 401 carrying
 `WWW-Authenticate: Bearer` (RFC 6750) that never echoes what was sent. A request for
 `/reports/{run_id}` that carries `expires` or `sig` is judged by its signature alone
-(`monitor.links`): a good one is let through, any other is 403 and never falls back to the
+(`monitor.http.links`): a good one is let through, any other is 403 and never falls back to the
 token.
 """
 
@@ -19,8 +19,8 @@ from starlette.datastructures import Headers, QueryParams
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from monitor.http.links import EXPIRES, SIG, ReportLinks
 from monitor.http.reports import error_page
-from monitor.links import EXPIRES, SIG, ReportLinks
 
 log = logging.getLogger(__name__)
 

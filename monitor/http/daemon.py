@@ -1,4 +1,4 @@
-"""`DaemonSidecar`: the sidecar as `monitor.daemon.Daemon` drives it (its `Sidecar` protocol:
+"""`DaemonSidecar`: the sidecar as `monitor.daemon.service.Daemon` drives it (its `Sidecar` protocol:
 `start(daemon)` once the first configuration is loaded, `stop()` last).
 
 Each request reads the state database of the daemon's current configuration through
@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from monitor.config import HttpConfig
+from monitor.daemon.recorder import StateHealth
+from monitor.daemon.reloads import ReloadOutcome
 from monitor.http.app import MetricsExposition, Readiness, Services, create_app
+from monitor.http.links import ReportLinks
 from monitor.http.server import Sidecar, parse_listen
-from monitor.links import ReportLinks
 from monitor.metrics import StateSource
-from monitor.recorder import StateHealth
-from monitor.reloads import ReloadOutcome
 from monitor.state import StateStore
 
 
@@ -30,7 +30,7 @@ class HasState(Protocol):
 
 
 class Serving(Protocol):
-    """What the sidecar asks of the running daemon (`monitor.daemon.Daemon` has it)."""
+    """What the sidecar asks of the running daemon (`monitor.daemon.service.Daemon` has it)."""
 
     @property
     def ready(self) -> bool: ...

@@ -1,6 +1,6 @@
 """The HTML reports: `/reports/` (an index of recent runs and the views' status) and
 `/reports/{run_id}` (the report of that run, `latest` the newest), both rendered from the state
-database when asked for: the daemon writes no report file per run (`monitor.reports`).
+database when asked for: the daemon writes no report file per run (`monitor.runs.reports`).
 
 A run id is checked against the report-name pattern (letters, digits, `.`, `_` and `-`, starting
 with a letter or digit) before the database is asked; nothing is read from the file system.
@@ -19,7 +19,7 @@ from alerts.report import LATEST, IndexRun, IndexView, is_report_name, render_in
 from checks.result import Status, worst
 from monitor.http.api import read_state
 from monitor.metrics import StateSource
-from monitor.reports import render_recorded
+from monitor.runs.reports import render_recorded
 from monitor.state import StateStore, StoredResult, StoredRun
 
 log = logging.getLogger(__name__)

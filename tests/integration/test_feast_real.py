@@ -41,7 +41,7 @@ from monitor.feast.init import init_from_feast
 from monitor.feast.redis_layout import feature_field, field_label
 from monitor.feast.registry import read_registry
 from monitor.loader import Loaded, load
-from monitor.probe import Stores, probe_view
+from monitor.runs.probe import Stores, probe_view
 from monitor.stores.redis import RedisOnlineStore
 from monitor.stores.sql.feast_online import FeastSqlOnlineStore
 from monitor.stores.sql.parquet import ParquetOfflineStore
@@ -244,7 +244,7 @@ def test_featmon_numbers_match_the_planted_truth(
 
 def featmon(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "monitor.cli", *args],
+        [sys.executable, "-m", "monitor.cli.main", *args],
         capture_output=True,
         text=True,
         timeout=120,

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from checks.result import RunResult
-from monitor.observer import RunObserver
+from monitor.daemon.observer import RunObserver
 from monitor.state import StateError, StateStore, StoredResult, stored_results
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from checks.evaluate import error_result
 from checks.result import CheckResult, RunResult
 from monitor.app import App
+from monitor.daemon.observer import RunObserver
 from monitor.loader import LoadedView
-from monitor.observer import RunObserver
-from monitor.probe import probe_view
+from monitor.runs.probe import probe_view
 
 log = logging.getLogger(__name__)
 

@@ -8,14 +8,14 @@ reloaded on SIGHUP or when a file changes; SIGTERM or SIGINT stops it within a g
 
 `serve(daemon)` is the same with signals, for the command line. Tests drive the methods.
 
-With a state database, a run is first claimed there (`monitor.claims`): replicas sharing the
+With a state database, a run is first claimed there (`monitor.daemon.claims`): replicas sharing the
 database run each scheduled run of each view once, and one that loses the claim skips it.
 Probing never waits for the state database: a claim it does not answer is run anyway (see
-`monitor.claims` for which views), and a run it does not take is buffered by the `RunRecorder`
-(`monitor.recorder`) and written when it is back, on the claims' heartbeat.
+`monitor.daemon.claims` for which views), and a run it does not take is buffered by the `RunRecorder`
+(`monitor.daemon.recorder`) and written when it is back, on the claims' heartbeat.
 
 On start, views without a recent run catch up within seconds, then run on their schedule
-(`monitor.catch_up`); so do views a reload adds.
+(`monitor.daemon.catch_up`); so do views a reload adds.
 
 A run of one view is `probe_view` at the run's **scheduled** time, a `RunResult` with its own run
 id, `App.record`, and `observer.run_finished`; any failure there becomes `error` results and never
@@ -42,22 +42,22 @@ from typing import Protocol
 from checks.errors import ConfigError, Problem
 from checks.schedule import Schedule
 from monitor.app import App, build_app
-from monitor.catch_up import CatchUps
-from monitor.claims import RunClaims, Ticker, Verdict, holder_id
+from monitor.cli.listing import VIEW_KEY_PREFIX
 from monitor.config import warnings
-from monitor.generation import Generation
-from monitor.links import ReportLinks
-from monitor.listing import VIEW_KEY_PREFIX
+from monitor.daemon.catch_up import CatchUps
+from monitor.daemon.claims import RunClaims, Ticker, Verdict, holder_id
+from monitor.daemon.generation import Generation
+from monitor.daemon.logqueue import queued_logging
+from monitor.daemon.notify import AlertRuntime
+from monitor.daemon.observer import NoObserver, RunObserver
+from monitor.daemon.recorder import Recorded, RunRecorder, StateHealth
+from monitor.daemon.reloads import ReloadOutcome
+from monitor.daemon.scheduler import SYSTEM_CLOCK, Clock, First, Scheduler, SchedulerSettings
+from monitor.daemon.watch import Watcher, watched_files
+from monitor.http.links import ReportLinks
 from monitor.loader import Loaded, LoadedView, load
-from monitor.logqueue import queued_logging
-from monitor.notify import AlertRuntime
-from monitor.observer import NoObserver, RunObserver
-from monitor.recorder import Recorded, RunRecorder, StateHealth
-from monitor.reloads import ReloadOutcome
-from monitor.run import run_view
-from monitor.scheduler import SYSTEM_CLOCK, Clock, First, Scheduler, SchedulerSettings
+from monitor.runs.run import run_view
 from monitor.state import StateError, StateStore, StoredResult
-from monitor.watch import Watcher, watched_files
 
 log = logging.getLogger(__name__)
 
@@ -343,7 +343,7 @@ class Daemon:
         self, state: StateStore | None, wanted: Mapping[str, Schedule], names: Iterable[str]
     ) -> None:
         """Schedule the views `names`, those without a recent run catching up
-        (`monitor.catch_up`)."""
+        (`monitor.daemon.catch_up`)."""
         now = self._clock.now()
         for name, first in self._catch_ups.plan(state, wanted, names, now).items():
             self._scheduler.put(_VIEW + name, wanted[name], self._job(name), now, first)
@@ -437,7 +437,7 @@ class Daemon:
 
     def _tend_claims(self) -> None:
         """Write the runs buffered while the state database was away; renew the claims of the
-        runs going here; take over abandoned runs (see `monitor.claims`), each run then on the
+        runs going here; take over abandoned runs (see `monitor.daemon.claims`), each run then on the
         worker pool."""
         with self._lock:
             generation = None if self._stopping else self._current
@@ -565,7 +565,7 @@ class Daemon:
 def serve(daemon: Daemon) -> int:
     """Run `daemon` until SIGTERM or SIGINT, reloading on SIGHUP; 0 when every run finished
     within the grace period, 1 otherwise. Call from the main thread. The log handlers run on a
-    thread of their own meanwhile (`monitor.logqueue`)."""
+    thread of their own meanwhile (`monitor.daemon.logqueue`)."""
     commands: queue.SimpleQueue[str] = queue.SimpleQueue()  # put() is safe in signal handlers
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -22,9 +22,9 @@ from alerts.standby import Standby
 from checks.result import CheckResult, ErrorDetails, RunResult, Status, Threshold
 from monitor.app import App
 from monitor.config import Config
-from monitor.links import ReportLinks
-from monitor.recorder import StateHealth
-from monitor.run import new_run_id
+from monitor.daemon.recorder import StateHealth
+from monitor.http.links import ReportLinks
+from monitor.runs.run import new_run_id
 
 log = logging.getLogger(__name__)
 

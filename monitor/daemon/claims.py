@@ -1,7 +1,7 @@
 """Daemon replicas share the check files: each scheduled run is claimed in the state database
 before it is probed, so that every run of every view runs once while any replica lives.
 
-Every replica computes the same scheduled times (`monitor.scheduler` lays `every` intervals on
+Every replica computes the same scheduled times (`monitor.daemon.scheduler` lays `every` intervals on
 an epoch-anchored grid), so at each time each replica asks `StateStore.claim_run`, and exactly
 one wins; the others skip the run quietly (debug log, `run_claimed_elsewhere`). The winner holds
 a lease (`lease`, 5 s by default) that a background thread renews every quarter lease while the
@@ -39,7 +39,7 @@ import threading
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 
-from monitor.observer import RunObserver
+from monitor.daemon.observer import RunObserver
 from monitor.state import ClaimOutcome, StateError, StateStore
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """The `featmon` command line: validate, check, list, run, demo, init, schema, baseline.
 
-Exit codes (the table is in `monitor.usage`): 0 all pass, 1 warnings only, 2 any failure, 3 any
+Exit codes (the table is in `monitor.cli.usage`): 0 all pass, 1 warnings only, 2 any failure, 3 any
 error (a probe could not measure, the configuration is invalid, something the command needs
 cannot be used: a store, a path, a port), 4 a usage error (an unknown option, a value that does
 not parse, a view or check that is not configured, no configuration found). Results go to
@@ -25,9 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from checks.errors import ConfigError
-from monitor import baseline_command
-from monitor.errors import MonitorError
-from monitor.usage import (
+from monitor.cli import baseline as baseline_command
+from monitor.cli.usage import (
     EXIT_FAIL,
     EXIT_INVALID,
     EXIT_USAGE,
@@ -35,6 +34,7 @@ from monitor.usage import (
     add_config,
     config_path,
 )
+from monitor.errors import MonitorError
 
 if TYPE_CHECKING:
     from checks.result import RunResult
@@ -277,7 +277,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from monitor import listing
+    from monitor.cli import listing
 
     doc = listing.describe(_load(args, config_path(args.config)), datetime.now(UTC))
     print(json.dumps(doc, indent=2) if args.format == "json" else listing.table(doc), end="")
@@ -349,7 +349,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
         raise UsageError(f"expected --workers of 1 or more, found {args.workers}")
     path = config_path(args.config)
     unused = [_load(args, path)]  # refused before the daemon's modules load
-    from monitor.daemon import DaemonSettings, build_daemon, serve
+    from monitor.daemon.service import DaemonSettings, build_daemon, serve
 
     settings = DaemonSettings(
         workers=args.workers,
@@ -371,7 +371,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
 
 def _health(args: argparse.Namespace) -> int:
     """One line: what /healthz of the configured http.listen answered."""
-    from monitor.health import probe
+    from monitor.cli.health import probe
 
     health = probe(args.config)
     print(f"featmon health: {health.reason}")
@@ -379,7 +379,7 @@ def _health(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from monitor import schema
+    from monitor.cli import schema
 
     if args.out.exists() and not args.out.is_dir():
         return _refuse("schema", f"expected --out to be a directory, found a file: {args.out}")
@@ -394,8 +394,8 @@ def _run(
     """One run of everything: recorded in the state database, its report written (to `report`,
     else the configured reports directory)."""
     from monitor.app import build_app
-    from monitor.reports import write_run_report
-    from monitor.run import run_once
+    from monitor.runs.reports import write_run_report
+    from monitor.runs.run import run_once
 
     with build_app(loaded, with_state=record) as app:
         run = run_once(app, now or datetime.now(UTC))
@@ -406,7 +406,7 @@ def _run(
 
 def _print_run(run: RunResult, fmt: str, report: Path | None) -> None:
     from checks.serde import to_json
-    from monitor.format import summary_table
+    from monitor.cli.format import summary_table
 
     where = str(report) if report is not None else "not written (see the log)"
     if fmt == "json":

@@ -21,9 +21,9 @@ from checks.observation import Observation, ProbeFailure, SodaObservation
 from checks.plan import PlannedCheck, offline_metrics
 from checks.result import CheckResult, worst
 from checks.secrets import NO_SECRETS, Secrets
-from monitor import analytics, population
 from monitor.abc import OfflineStore, OnlineStore, StateReader
 from monitor.errors import StoreError
+from monitor.runs import analytics, population
 from monitor.stores import soda
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ replica.
 When the daemon starts (or a reload adds views), a view whose latest scheduled time has no
 recorded run (none since, none ever, or a state database that cannot be read) catches up: it
 runs within a few seconds, spread by its key, then on its schedule; a view that ran recently
-waits for its next scheduled time. `monitor.scheduler.catch_up` says when each runs and which
+waits for its next scheduled time. `monitor.daemon.scheduler.catch_up` says when each runs and which
 scheduled time it is handed (the latest grid time within the misfire grace, so that the claim
 on it lets one replica run it; its own fire time otherwise, so that ages are not measured
 against a time minutes old).
@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 from checks.schedule import Schedule
-from monitor.scheduler import CATCH_UP_SPREAD, CatchUp, First, catch_up, previous_time
+from monitor.daemon.scheduler import CATCH_UP_SPREAD, CatchUp, First, catch_up, previous_time
 from monitor.state import StateError, StateStore
 
 log = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ import threading
 from dataclasses import dataclass, field
 
 from monitor.app import App
+from monitor.daemon.notify import AlertRuntime
 from monitor.loader import Loaded, LoadedView
-from monitor.notify import AlertRuntime
 
 log = logging.getLogger(__name__)
 

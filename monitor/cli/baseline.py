@@ -2,7 +2,7 @@
 current columns of a view's offline source as its schema baseline in the state database, so that
 its `schema_drift` checks with `baseline: true` pass again after a deliberate change.
 
-Part of the command line (`monitor.cli`), so it writes to stdout and stderr. Exit codes: 0
+Part of the command line (`monitor.cli.main`), so it writes to stdout and stderr. Exit codes: 0
 accepted; 3 the configuration, the view, the store or the state database is not
 usable (the reason on stderr).
 """
@@ -15,7 +15,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from monitor.usage import EXIT_INVALID, add_config, config_path
+from monitor.cli.usage import EXIT_INVALID, add_config, config_path
 
 
 def add_parser(commands: Any) -> None:  # noqa: ANN401  (argparse's private _SubParsersAction)
@@ -37,10 +37,10 @@ def add_parser(commands: Any) -> None:  # noqa: ANN401  (argparse's private _Sub
 def accept_command(args: argparse.Namespace) -> int:
     # Imported here: the command line loads the stores only for the commands that use them.
     from checks.secrets import Secrets  # noqa: PLC0415 - imported when the command runs: keeps --help fast
-    from monitor.analytics import accept_baseline  # noqa: PLC0415 - imported when the command runs: keeps --help fast
     from monitor.app import build_app  # noqa: PLC0415 - imported when the command runs: keeps --help fast
     from monitor.errors import StoreError  # noqa: PLC0415 - imported when the command runs: keeps --help fast
     from monitor.loader import load  # noqa: PLC0415 - imported when the command runs: keeps --help fast
+    from monitor.runs.analytics import accept_baseline  # noqa: PLC0415 - imported when the command runs: keeps --help fast
     from monitor.state import StateError  # noqa: PLC0415 - imported when the command runs: keeps --help fast
 
     loaded = load(config_path(args.config))

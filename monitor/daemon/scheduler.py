@@ -19,7 +19,7 @@ the `<4` pin). This module is the only importer of `apscheduler` (pyproject's im
 says so).
 
 Scheduled times are the same in every process, whenever it started, so that daemon replicas can
-agree on which run is which (`monitor.claims`): an `every` interval is laid on a grid anchored
+agree on which run is which (`monitor.daemon.claims`): an `every` interval is laid on a grid anchored
 at the Unix epoch plus an offset of whole milliseconds taken from a hash of the job's key (views
 spread evenly over the interval, not bunched on whole seconds, and the spread is the same
 everywhere, as Prometheus spreads its scrapes); cron times are absolute.
@@ -117,7 +117,7 @@ def catch_up(
     once, and every process starting within the same step fires a job at the same moment.
 
     It is handed the latest scheduled time when it fires within `misfire_grace` of it: that is
-    the run every replica has on its grid, so the claim on it (`monitor.claims`) lets one of
+    the run every replica has on its grid, so the claim on it (`monitor.daemon.claims`) lets one of
     them run it, as a late run of the grid. An older latest time is not handed: ages are
     measured against the scheduled time, so a run minutes late would count the values written
     meanwhile as values from the future (past a check's `max_future`). Such a run is handed its
