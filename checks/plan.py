@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from checks.kinds import kind_of
+from checks.kinds.distribution_drift import drift_features
 from checks.model import (
-    AnomalyCheck,
     AnyCheck,
     CheckFile,
     CoverageCheck,
@@ -25,7 +25,6 @@ from checks.model import (
 )
 from checks.observation import OfflineMetric
 from checks.planned import PlannedCheck, window_of
-from checks.soda_contract import keys_of as soda_keys
 from checks.soda_contract import problems as soda_problems
 from checks.source import Path
 
@@ -55,16 +54,7 @@ def plan_view(view: FeatureView, view_path: Path = ()) -> list[PlannedCheck]:
         source = getattr(view, target) if target else None
         if target is None or source is None or not check.enabled:
             continue
-        features: Iterable[str | None] = [None]
-        if isinstance(check, NullRateCheck):
-            features = [check.feature] if check.feature else list(view.features)
-        elif isinstance(check, DistributionDriftCheck):
-            features = [check.feature] if check.feature else drift_features(view)
-        elif isinstance(check, RangeCheck):
-            features = [check.feature]
-        elif isinstance(check, SodaCheck):  # one result per check of the contract
-            features = soda_keys(check)
-        for feature in features:
+        for feature in kind_of(check.kind).features_of(check, view):
             out.append(
                 PlannedCheck(
                     id=check_id(view, check, target, feature),
@@ -80,17 +70,9 @@ def plan_view(view: FeatureView, view_path: Path = ()) -> list[PlannedCheck]:
 
 
 def check_id(view: FeatureView, check: AnyCheck, target: Target, feature: str | None) -> str:
-    """`user_stats.null_rate.rolling_7d_revenue@online`, or the check's own `name`."""
-    if check.name:
-        if isinstance(check, SodaCheck) and feature:  # `<name>.<key of the Soda check>`
-            return f"{check.name}.{feature}"
-        per_feature = isinstance(check, NullRateCheck | DistributionDriftCheck)
-        per_feature = per_feature and getattr(check, "feature", None) is None
-        return f"{check.name}.{feature}" if feature and per_feature else check.name
-    if isinstance(check, AnomalyCheck):  # `of` without the view's own name, if it is there
-        return f"{view.name}.anomaly.{check.of.removeprefix(view.name + '.')}"
-    middle = f".{feature}" if feature else ""
-    return f"{view.name}.{check.kind}{middle}@{target}"
+    """`user_stats.null_rate.rolling_7d_revenue@online`, or the check's own `name` (its kind
+    says how)."""
+    return kind_of(check.kind).id_of(check, view, target, feature)
 
 
 def problems_of(check_file: CheckFile) -> list[tuple[Path, str]]:
@@ -202,15 +184,6 @@ def default_target(check: AnyCheck, view: FeatureView) -> Target | None:
 def targets_of(check: AnyCheck) -> tuple[Target, ...]:
     """The sources a check can measure, the one it prefers first (its own `target` alone)."""
     return kind_of(check.kind).targets_of(check)
-
-
-DRIFT_FAMILIES = frozenset({"int", "float", "string", "bool"})
-
-
-def drift_features(view: FeatureView) -> list[str]:
-    """The features distribution drift compares when a check names none: numbers and
-    categories (strings, booleans)."""
-    return [name for name, dtype in view.features.items() if dtype_family(dtype) in DRIFT_FAMILIES]
 
 
 def reference_bounds(

@@ -24,7 +24,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from checks.duration import format_duration
-from checks.kinds.base import Judge, Kind, build, error, narrow, sample_info
+from checks.kinds.base import Features, Judge, Kind, build, error, narrow, sample_info
 from checks.model import RangeCheck
 from checks.observation import (
     FeatureState,
@@ -198,4 +198,5 @@ KIND = Kind(
     judges=(Judge(OnlineObservation, online), Judge(OfflineObservation, offline)),
     details=RangeDetails,
     metrics=metrics,
+    per_feature=Features(lambda check, _: (check.feature,), lambda _: False),  # its one feature
 )
