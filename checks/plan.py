@@ -1,5 +1,5 @@
-"""From check files to planned checks: ids, targets and stores resolved, null-rate checks expanded
-per feature, and the offline metrics one query has to measure."""
+"""From check files to planned checks: ids, targets and stores resolved, checks expanded per
+feature as their kind says, and the offline metrics one query has to measure."""
 
 from __future__ import annotations
 
@@ -11,21 +11,13 @@ from checks.kinds.distribution_drift import drift_features
 from checks.model import (
     AnyCheck,
     CheckFile,
-    CoverageCheck,
     DistributionDriftCheck,
     FeatureView,
-    LateArrivalsCheck,
-    NullRateCheck,
-    RangeCheck,
     ReferenceWindow,
-    SkewCheck,
-    SodaCheck,
     Target,
-    dtype_family,
 )
 from checks.observation import OfflineMetric
 from checks.planned import PlannedCheck, window_of
-from checks.soda_contract import problems as soda_problems
 from checks.source import Path
 
 __all__ = [  # AnyCheck (checks.model) and PlannedCheck (checks.planned) are imported from here too
@@ -80,7 +72,6 @@ def problems_of(check_file: CheckFile) -> list[tuple[Path, str]]:
     found: list[tuple[Path, str]] = []
     for v_index, view in enumerate(check_file.feature_views):
         base: Path = ("feature_views", v_index)
-        declared = sorted(view.features)
         for key in view.entity_types:
             if key not in view.join_keys:
                 found.append(
@@ -100,59 +91,26 @@ def problems_of(check_file: CheckFile) -> list[tuple[Path, str]]:
                         f"expected the view to declare {wanted} for {check.kind}, found none",
                     )
                 )
-            names: list[tuple[Path, str]] = []
-            single = NullRateCheck | RangeCheck | DistributionDriftCheck
-            if isinstance(check, single) and check.feature is not None:
-                names = [(("feature",), check.feature)]
-            if isinstance(check, CoverageCheck | SkewCheck) and check.features is not None:
-                names = [(("features", i), name) for i, name in enumerate(check.features)]
-            for where, name in names:
-                if name not in view.features:
-                    found.append(
-                        ((*path, *where), f"expected a declared feature {declared}, found {name!r}")
-                    )
             found.extend(_kind_problems(view, check, path))
     return found
 
 
-_NUMERIC = ("int", "float")
-
-
 def _kind_problems(view: FeatureView, check: AnyCheck, path: Path) -> list[tuple[Path, str]]:
-    """What a kind needs of its view: late arrivals an ingestion-time column, range a numeric
-    feature, skew and distribution drift an offline source besides the online one, a baseline
-    an offline source."""
-    if isinstance(check, SodaCheck):
-        return soda_problems(view, check, path)
-    offline = view.offline
-    need = kind_of(check.kind).offline_need_of(check)
-    if need is not None and offline is None:
-        return [
+    """What a kind needs of its view: its own rules (declared features, a numeric feature for
+    range, an ingestion-time column for late arrivals, a contract that fits), then an offline
+    source besides the online one for skew, distribution drift and a baseline."""
+    kind = kind_of(check.kind)
+    found = kind.problems_of(check, view, path)
+    need = kind.offline_need_of(check)
+    if need is not None and view.offline is None:
+        found.append(
             (
                 path,
                 f"expected the view to declare an `offline` source for {check.kind} ({need}), "
                 "found none",
             )
-        ]
-    if isinstance(check, LateArrivalsCheck) and offline is not None and not offline.ingested_at:
-        return [
-            (
-                path,
-                "expected the view's offline source to name its ingestion-time column "
-                "(`offline.ingested_at`) for late_arrivals, found none",
-            )
-        ]
-    if isinstance(check, RangeCheck) and check.feature in view.features:
-        dtype = view.features[check.feature]
-        if dtype_family(dtype) not in _NUMERIC:
-            return [
-                (
-                    (*path, "feature"),
-                    f"expected a numeric feature (int or float) for range, found "
-                    f"{check.feature!r} of type {dtype}",
-                )
-            ]
-    return []
+        )
+    return found
 
 
 def offline_metrics(checks: Iterable[PlannedCheck]) -> frozenset[OfflineMetric]:

@@ -34,12 +34,12 @@ NAMING_FILES = {
 # NullRateCheck)`): each is a place that knows a kind apart from its module. Held like the set
 # above: a kind's behaviour belongs on its `Kind`, where planning and evaluation ask for it.
 ISINSTANCE_FILES = {
-    "checks/plan.py",  # the feature names and view requirements `problems_of` checks per kind
     "monitor/analytics.py",  # the drift, baseline and row-count checks it measures apart
     "monitor/loader.py",  # the Soda checks whose contract files it reads
     "monitor/probe.py",  # the anomaly checks that wait for the run's other results
     "monitor/stores/soda.py",  # the Soda checks whose contracts it verifies
 }
+
 # `isinstance(` followed, within its parentheses, by the name of a kind's model class.
 MODEL_TEST = re.compile(
     r"isinstance\([^)]*\b(" + "|".join(kind.model.__name__ for kind in KINDS) + r")\b"

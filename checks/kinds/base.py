@@ -14,6 +14,7 @@ from checks.model import AnyCheck, FeatureView, Target
 from checks.observation import OfflineMetric, OnlineObservation, ProbeFailure, SodaObservation
 from checks.planned import PlannedCheck
 from checks.result import CheckResult, Details, ErrorDetails, SampleInfo, Status, Threshold
+from checks.source import Path
 
 C = TypeVar("C", bound=AnyCheck)
 Obs = TypeVar("Obs")
@@ -107,6 +108,9 @@ class Kind(Generic[C]):
     per_feature: Features[C] | None = None
     # The id of an unnamed check after the view's name (None: `<kind>[.<feature>]@<target>`).
     id_part: Callable[[C, FeatureView], str] | None = None
+    # What a check needs of its view besides a target and an offline source (declared
+    # features, say), each problem at its path below the check's own (None: nothing).
+    problems: Callable[[C, FeatureView, Path], list[tuple[Path, str]]] | None = None
 
     def narrow(self, check: AnyCheck) -> C:
         if not isinstance(check, self.model):
@@ -142,6 +146,10 @@ class Kind(Generic[C]):
         middle = f".{feature}" if feature else ""
         return f"{view.name}.{self.name}{middle}@{target}"
 
+    def problems_of(self, check: AnyCheck, view: FeatureView, path: Path) -> list[tuple[Path, str]]:
+        """What `check`, at `path` in its check file, needs of `view` and does not find."""
+        return [] if self.problems is None else self.problems(self.narrow(check), view, path)
+
     def threshold_of(self, check: AnyCheck) -> Threshold:
         return self.threshold(self.narrow(check))
 
@@ -163,6 +171,23 @@ class Kind(Generic[C]):
             return f"{self.name} was not given what it compares"
         where = "online" if isinstance(observation, OnlineObservation) else "offline"
         return f"{self.name} cannot be measured {where}"
+
+
+def undeclared(
+    view: FeatureView, path: Path, field: str, names: str | tuple[str, ...] | None
+) -> list[tuple[Path, str]]:
+    """A problem at `path`.`field` (or its item) for each of the check's feature `names` that
+    the view does not declare; None names no feature."""
+    if isinstance(names, str):
+        located: list[tuple[Path, str]] = [((field,), names)]
+    else:
+        located = [((field, i), name) for i, name in enumerate(names or ())]
+    declared = sorted(view.features)
+    return [
+        ((*path, *where), f"expected a declared feature {declared}, found {name!r}")
+        for where, name in located
+        if name not in view.features
+    ]
 
 
 def build(

@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 
-from checks.kinds.base import Features, Judge, Kind, build, error, narrow, sample_info
+from checks.kinds.base import Features, Judge, Kind, build, error, narrow, sample_info, undeclared
 from checks.model import DistributionDriftCheck, FeatureView, Target, dtype_family
 from checks.observation import DriftObservation, FeatureState, FeatureValue, ReferenceSample
 from checks.planned import PlannedCheck
@@ -220,4 +220,5 @@ KIND = Kind(
     compares=True,
     offline_need=lambda _: "the reference window",
     per_feature=Features(features, lambda check: check.feature is None),
+    problems=lambda check, view, path: undeclared(view, path, "feature", check.feature),
 )

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 
 from checks.duration import format_duration
-from checks.kinds.base import Features, Gauge, Judge, Kind, build, error, narrow, sample_info
+from checks.kinds.base import (
+    Features,
+    Gauge,
+    Judge,
+    Kind,
+    build,
+    error,
+    narrow,
+    sample_info,
+    undeclared,
+)
 from checks.model import FeatureView, NullRateCheck
 from checks.observation import (
     FeatureState,
@@ -98,6 +108,7 @@ KIND = Kind(
     details=NullRateDetails,
     metrics=metrics,
     per_feature=Features(features, lambda check: check.feature is None),
+    problems=lambda check, view, path: undeclared(view, path, "feature", check.feature),
     exported=(
         Gauge(
             "featmon_feature_null_ratio",

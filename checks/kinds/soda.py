@@ -37,6 +37,7 @@ from checks.observation import (
 from checks.planned import PlannedCheck
 from checks.result import CheckResult, SodaDetails, Status, Threshold
 from checks.soda_contract import ContractOutline, SodaCheckRef, keys_of, outline
+from checks.soda_contract import problems as contract_problems
 
 _STATUS: Mapping[str, Status] = {"passed": Status.PASS, "warn": Status.WARN, "failed": Status.FAIL}
 
@@ -128,4 +129,5 @@ KIND = Kind(
     measured_by="contract",
     # one planned check per check of the contract, its key in place of a feature
     per_feature=Features(lambda check, _: tuple(keys_of(check)), lambda _: True),
+    problems=lambda check, view, path: contract_problems(view, check, path),
 )
