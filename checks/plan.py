@@ -1,5 +1,5 @@
-"""From check files to planned checks: ids, targets and stores resolved, null-rate checks expanded
-per feature, and the offline metrics one query has to measure."""
+"""From check files to planned checks: ids, targets and stores resolved, checks expanded per
+feature as their kind says, and the offline metrics one query has to measure."""
 
 from __future__ import annotations
 
@@ -7,26 +7,17 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from checks.kinds import kind_of
+from checks.kinds.distribution_drift import drift_features
 from checks.model import (
-    AnomalyCheck,
     AnyCheck,
     CheckFile,
-    CoverageCheck,
     DistributionDriftCheck,
     FeatureView,
-    LateArrivalsCheck,
-    NullRateCheck,
-    RangeCheck,
     ReferenceWindow,
-    SkewCheck,
-    SodaCheck,
     Target,
-    dtype_family,
 )
 from checks.observation import OfflineMetric
 from checks.planned import PlannedCheck, window_of
-from checks.soda_contract import keys_of as soda_keys
-from checks.soda_contract import problems as soda_problems
 from checks.source import Path
 
 __all__ = [  # AnyCheck (checks.model) and PlannedCheck (checks.planned) are imported from here too
@@ -55,16 +46,7 @@ def plan_view(view: FeatureView, view_path: Path = ()) -> list[PlannedCheck]:
         source = getattr(view, target) if target else None
         if target is None or source is None or not check.enabled:
             continue
-        features: Iterable[str | None] = [None]
-        if isinstance(check, NullRateCheck):
-            features = [check.feature] if check.feature else list(view.features)
-        elif isinstance(check, DistributionDriftCheck):
-            features = [check.feature] if check.feature else drift_features(view)
-        elif isinstance(check, RangeCheck):
-            features = [check.feature]
-        elif isinstance(check, SodaCheck):  # one result per check of the contract
-            features = soda_keys(check)
-        for feature in features:
+        for feature in kind_of(check.kind).features_of(check, view):
             out.append(
                 PlannedCheck(
                     id=check_id(view, check, target, feature),
@@ -80,17 +62,9 @@ def plan_view(view: FeatureView, view_path: Path = ()) -> list[PlannedCheck]:
 
 
 def check_id(view: FeatureView, check: AnyCheck, target: Target, feature: str | None) -> str:
-    """`user_stats.null_rate.rolling_7d_revenue@online`, or the check's own `name`."""
-    if check.name:
-        if isinstance(check, SodaCheck) and feature:  # `<name>.<key of the Soda check>`
-            return f"{check.name}.{feature}"
-        per_feature = isinstance(check, NullRateCheck | DistributionDriftCheck)
-        per_feature = per_feature and getattr(check, "feature", None) is None
-        return f"{check.name}.{feature}" if feature and per_feature else check.name
-    if isinstance(check, AnomalyCheck):  # `of` without the view's own name, if it is there
-        return f"{view.name}.anomaly.{check.of.removeprefix(view.name + '.')}"
-    middle = f".{feature}" if feature else ""
-    return f"{view.name}.{check.kind}{middle}@{target}"
+    """`user_stats.null_rate.rolling_7d_revenue@online`, or the check's own `name` (its kind
+    says how)."""
+    return kind_of(check.kind).id_of(check, view, target, feature)
 
 
 def problems_of(check_file: CheckFile) -> list[tuple[Path, str]]:
@@ -98,7 +72,6 @@ def problems_of(check_file: CheckFile) -> list[tuple[Path, str]]:
     found: list[tuple[Path, str]] = []
     for v_index, view in enumerate(check_file.feature_views):
         base: Path = ("feature_views", v_index)
-        declared = sorted(view.features)
         for key in view.entity_types:
             if key not in view.join_keys:
                 found.append(
@@ -118,59 +91,26 @@ def problems_of(check_file: CheckFile) -> list[tuple[Path, str]]:
                         f"expected the view to declare {wanted} for {check.kind}, found none",
                     )
                 )
-            names: list[tuple[Path, str]] = []
-            single = NullRateCheck | RangeCheck | DistributionDriftCheck
-            if isinstance(check, single) and check.feature is not None:
-                names = [(("feature",), check.feature)]
-            if isinstance(check, CoverageCheck | SkewCheck) and check.features is not None:
-                names = [(("features", i), name) for i, name in enumerate(check.features)]
-            for where, name in names:
-                if name not in view.features:
-                    found.append(
-                        ((*path, *where), f"expected a declared feature {declared}, found {name!r}")
-                    )
             found.extend(_kind_problems(view, check, path))
     return found
 
 
-_NUMERIC = ("int", "float")
-
-
 def _kind_problems(view: FeatureView, check: AnyCheck, path: Path) -> list[tuple[Path, str]]:
-    """What a kind needs of its view: late arrivals an ingestion-time column, range a numeric
-    feature, skew and distribution drift an offline source besides the online one, a baseline
-    an offline source."""
-    if isinstance(check, SodaCheck):
-        return soda_problems(view, check, path)
-    offline = view.offline
-    need = kind_of(check.kind).offline_need_of(check)
-    if need is not None and offline is None:
-        return [
+    """What a kind needs of its view: its own rules (declared features, a numeric feature for
+    range, an ingestion-time column for late arrivals, a contract that fits), then an offline
+    source besides the online one for skew, distribution drift and a baseline."""
+    kind = kind_of(check.kind)
+    found = kind.problems_of(check, view, path)
+    need = kind.offline_need_of(check)
+    if need is not None and view.offline is None:
+        found.append(
             (
                 path,
                 f"expected the view to declare an `offline` source for {check.kind} ({need}), "
                 "found none",
             )
-        ]
-    if isinstance(check, LateArrivalsCheck) and offline is not None and not offline.ingested_at:
-        return [
-            (
-                path,
-                "expected the view's offline source to name its ingestion-time column "
-                "(`offline.ingested_at`) for late_arrivals, found none",
-            )
-        ]
-    if isinstance(check, RangeCheck) and check.feature in view.features:
-        dtype = view.features[check.feature]
-        if dtype_family(dtype) not in _NUMERIC:
-            return [
-                (
-                    (*path, "feature"),
-                    f"expected a numeric feature (int or float) for range, found "
-                    f"{check.feature!r} of type {dtype}",
-                )
-            ]
-    return []
+        )
+    return found
 
 
 def offline_metrics(checks: Iterable[PlannedCheck]) -> frozenset[OfflineMetric]:
@@ -202,15 +142,6 @@ def default_target(check: AnyCheck, view: FeatureView) -> Target | None:
 def targets_of(check: AnyCheck) -> tuple[Target, ...]:
     """The sources a check can measure, the one it prefers first (its own `target` alone)."""
     return kind_of(check.kind).targets_of(check)
-
-
-DRIFT_FAMILIES = frozenset({"int", "float", "string", "bool"})
-
-
-def drift_features(view: FeatureView) -> list[str]:
-    """The features distribution drift compares when a check names none: numbers and
-    categories (strings, booleans)."""
-    return [name for name, dtype in view.features.items() if dtype_family(dtype) in DRIFT_FAMILIES]
 
 
 def reference_bounds(

@@ -30,6 +30,21 @@ NAMING_FILES = {
     "monitor/stores/soda.py",  # the Soda checks whose contracts it verifies
 }
 
+# The files outside checks/kinds/ that test a check's model class (`isinstance(check,
+# NullRateCheck)`): each is a place that knows a kind apart from its module. Held like the set
+# above: a kind's behaviour belongs on its `Kind`, where planning and evaluation ask for it.
+ISINSTANCE_FILES = {
+    "monitor/analytics.py",  # the drift, baseline and row-count checks it measures apart
+    "monitor/loader.py",  # the Soda checks whose contract files it reads
+    "monitor/probe.py",  # the anomaly checks that wait for the run's other results
+    "monitor/stores/soda.py",  # the Soda checks whose contracts it verifies
+}
+
+# `isinstance(` followed, within its parentheses, by the name of a kind's model class.
+MODEL_TEST = re.compile(
+    r"isinstance\([^)]*\b(" + "|".join(kind.model.__name__ for kind in KINDS) + r")\b"
+)
+
 
 def _checks() -> tuple[type[AnyCheck], ...]:
     return typing.get_args(AnyCheck)
@@ -98,3 +113,28 @@ def test_the_files_that_name_a_kind_are_the_known_ones() -> None:
             if any(pattern.search(line) and "kind: Literal[" not in line for line in lines):
                 found.add(relative)
     assert found == NAMING_FILES
+
+
+def _sources() -> dict[str, str]:
+    """The text of every module outside checks/kinds/, by its path from the repository root."""
+    out = {}
+    for package in ("alerts", "checks", "monitor"):
+        for path in (ROOT / package).rglob("*.py"):
+            relative = path.relative_to(ROOT).as_posix()
+            if not relative.startswith("checks/kinds/"):
+                out[relative] = path.read_text(encoding="utf-8")
+    return out
+
+
+def test_the_files_that_test_a_check_model_class_are_the_known_ones() -> None:
+    """Outside checks/kinds/, only the listed files test a check against a kind's model class
+    with `isinstance` (the model definitions of checks/model.py test none)."""
+    found = {path for path, text in _sources().items() if MODEL_TEST.search(text)}
+    assert found == ISINSTANCE_FILES
+
+
+def test_the_isinstance_pattern_sees_a_union_and_a_tuple_of_models() -> None:
+    """The scan above finds a model class wherever it stands in the tested types."""
+    assert MODEL_TEST.search("isinstance(check, CoverageCheck | SkewCheck)")
+    assert MODEL_TEST.search("isinstance(p.check, (FreshnessCheck, RangeCheck))")
+    assert not MODEL_TEST.search("isinstance(check, CheckBase)")

@@ -29,7 +29,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from checks.kinds.base import Judge, Kind, build, error, narrow
-from checks.model import AnomalyCheck
+from checks.model import AnomalyCheck, FeatureView
 from checks.observation import MetricHistory
 from checks.planned import PlannedCheck
 from checks.result import AnomalyDetails, CheckResult, Status, Threshold
@@ -84,6 +84,11 @@ def evaluate(planned: PlannedCheck, history: MetricHistory, at: datetime) -> Che
     return build(planned, limit, score, judged, sample_size=len(past))
 
 
+def id_part(check: AnomalyCheck, view: FeatureView) -> str:
+    """`anomaly.<of>`, `of` without the view's own name if it is there."""
+    return f"anomaly.{check.of.removeprefix(view.name + '.')}"
+
+
 KIND = Kind(
     name="anomaly",
     model=AnomalyCheck,
@@ -93,4 +98,5 @@ KIND = Kind(
     details=AnomalyDetails,
     compares=True,
     measured_by="results",
+    id_part=id_part,
 )

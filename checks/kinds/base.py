@@ -10,10 +10,11 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Generic, Literal, TypeVar
 
-from checks.model import AnyCheck, Target
+from checks.model import AnyCheck, FeatureView, Target
 from checks.observation import OfflineMetric, OnlineObservation, ProbeFailure, SodaObservation
 from checks.planned import PlannedCheck
 from checks.result import CheckResult, Details, ErrorDetails, SampleInfo, Status, Threshold
+from checks.source import Path
 
 C = TypeVar("C", bound=AnyCheck)
 Obs = TypeVar("Obs")
@@ -73,6 +74,16 @@ def no_metrics(planned: PlannedCheck) -> frozenset[OfflineMetric]:  # noqa: ARG0
 
 
 @dataclass(frozen=True)
+class Features(Generic[C]):
+    """How a check of a kind measured per feature is planned: one planned check for each
+    feature `of` it and the view gives, in order. `expanded` says when those features are not
+    the check's own choice (it named none), so that a named check's ids end with the feature."""
+
+    of: Callable[[C, FeatureView], tuple[str | None, ...]]
+    expanded: Callable[[C], bool]
+
+
+@dataclass(frozen=True)
 class Kind(Generic[C]):
     """One check kind: the check model it judges, where it measures, what offline aggregates
     it needs, its threshold, its evaluation of each observation it accepts, its details type
@@ -93,6 +104,13 @@ class Kind(Generic[C]):
     reads_undeclared: bool = False  # online, it needs the stored fields nothing declares
     # What it needs of the view's offline source whatever its target (None: nothing).
     offline_need: Callable[[C], str | None] | None = None
+    # The features it plans one check for each of (None: one check, on no feature).
+    per_feature: Features[C] | None = None
+    # The id of an unnamed check after the view's name (None: `<kind>[.<feature>]@<target>`).
+    id_part: Callable[[C, FeatureView], str] | None = None
+    # What a check needs of its view besides a target and an offline source (declared
+    # features, say), each problem at its path below the check's own (None: nothing).
+    problems: Callable[[C, FeatureView, Path], list[tuple[Path, str]]] | None = None
 
     def narrow(self, check: AnyCheck) -> C:
         if not isinstance(check, self.model):
@@ -108,6 +126,29 @@ class Kind(Generic[C]):
     def offline_need_of(self, check: AnyCheck) -> str | None:
         """What `check` reads from the view's offline source besides its target, or None."""
         return None if self.offline_need is None else self.offline_need(self.narrow(check))
+
+    def features_of(self, check: AnyCheck, view: FeatureView) -> tuple[str | None, ...]:
+        """The features `check` is planned on in `view`, one planned check each, in order."""
+        if self.per_feature is None:
+            return (None,)
+        return self.per_feature.of(self.narrow(check), view)
+
+    def id_of(self, check: AnyCheck, view: FeatureView, target: Target, feature: str | None) -> str:
+        """`user_stats.null_rate.rolling_7d_revenue@online`, or the check's own `name` (with
+        `.<feature>` when the check stands for one planned check per feature it did not name)."""
+        if check.name:
+            per_feature = self.per_feature
+            if feature and per_feature is not None and per_feature.expanded(self.narrow(check)):
+                return f"{check.name}.{feature}"
+            return check.name
+        if self.id_part is not None:
+            return f"{view.name}.{self.id_part(self.narrow(check), view)}"
+        middle = f".{feature}" if feature else ""
+        return f"{view.name}.{self.name}{middle}@{target}"
+
+    def problems_of(self, check: AnyCheck, view: FeatureView, path: Path) -> list[tuple[Path, str]]:
+        """What `check`, at `path` in its check file, needs of `view` and does not find."""
+        return [] if self.problems is None else self.problems(self.narrow(check), view, path)
 
     def threshold_of(self, check: AnyCheck) -> Threshold:
         return self.threshold(self.narrow(check))
@@ -130,6 +171,23 @@ class Kind(Generic[C]):
             return f"{self.name} was not given what it compares"
         where = "online" if isinstance(observation, OnlineObservation) else "offline"
         return f"{self.name} cannot be measured {where}"
+
+
+def undeclared(
+    view: FeatureView, path: Path, field: str, names: str | tuple[str, ...] | None
+) -> list[tuple[Path, str]]:
+    """A problem at `path`.`field` (or its item) for each of the check's feature `names` that
+    the view does not declare; None names no feature."""
+    if isinstance(names, str):
+        located: list[tuple[Path, str]] = [((field,), names)]
+    else:
+        located = [((field, i), name) for i, name in enumerate(names or ())]
+    declared = sorted(view.features)
+    return [
+        ((*path, *where), f"expected a declared feature {declared}, found {name!r}")
+        for where, name in located
+        if name not in view.features
+    ]
 
 
 def build(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from types import MappingProxyType
 
-from checks.kinds.base import Gauge, Judge, Kind, build, error, narrow, sample_info
+from checks.kinds.base import Gauge, Judge, Kind, build, error, narrow, sample_info, undeclared
 from checks.model import CoverageCheck
 from checks.observation import EntityReading, FeatureState, OnlineObservation
 from checks.planned import PlannedCheck
@@ -89,4 +89,5 @@ KIND = Kind(
             ("feature_view", "store"),
         ),
     ),
+    problems=lambda check, view, path: undeclared(view, path, "features", check.features),
 )

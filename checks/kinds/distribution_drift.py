@@ -33,8 +33,8 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 
-from checks.kinds.base import Judge, Kind, build, error, narrow, sample_info
-from checks.model import DistributionDriftCheck, Target, dtype_family
+from checks.kinds.base import Features, Judge, Kind, build, error, narrow, sample_info, undeclared
+from checks.model import DistributionDriftCheck, FeatureView, Target, dtype_family
 from checks.observation import DriftObservation, FeatureState, FeatureValue, ReferenceSample
 from checks.planned import PlannedCheck
 from checks.result import CheckResult, DriftBin, DriftDetails, Threshold
@@ -196,6 +196,20 @@ def targets(check: DistributionDriftCheck) -> tuple[Target, ...]:
     return ("offline",) if check.current is not None else ("online",)
 
 
+DRIFT_FAMILIES = frozenset({"int", "float", "string", "bool"})
+
+
+def drift_features(view: FeatureView) -> list[str]:
+    """The features distribution drift compares when a check names none: numbers and
+    categories (strings, booleans)."""
+    return [name for name, dtype in view.features.items() if dtype_family(dtype) in DRIFT_FAMILIES]
+
+
+def features(check: DistributionDriftCheck, view: FeatureView) -> tuple[str | None, ...]:
+    """Its own feature, or every feature of the view drift can compare."""
+    return (check.feature,) if check.feature else tuple(drift_features(view))
+
+
 KIND = Kind(
     name="distribution_drift",
     model=DistributionDriftCheck,
@@ -205,4 +219,6 @@ KIND = Kind(
     details=DriftDetails,
     compares=True,
     offline_need=lambda _: "the reference window",
+    per_feature=Features(features, lambda check: check.feature is None),
+    problems=lambda check, view, path: undeclared(view, path, "feature", check.feature),
 )

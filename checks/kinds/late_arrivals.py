@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from checks.duration import format_duration
 from checks.kinds.base import Judge, Kind, build, error, narrow
-from checks.model import LateArrivalsCheck
+from checks.model import FeatureView, LateArrivalsCheck
 from checks.observation import (
     LATENESS_BOUNDS,
     LatenessCount,
@@ -33,6 +33,7 @@ from checks.observation import (
 )
 from checks.planned import PlannedCheck, window_of
 from checks.result import CheckResult, LateArrivalDetails, Threshold
+from checks.source import Path
 
 QUANTILES = (0.5, 0.99)
 
@@ -141,6 +142,19 @@ def _seconds(value: MetricValue) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+def problems(check: LateArrivalsCheck, view: FeatureView, path: Path) -> list[tuple[Path, str]]:  # noqa: ARG001 - the signature of Kind.problems
+    """The view's offline source must name its ingestion-time column."""
+    if view.offline is None or view.offline.ingested_at:
+        return []  # no offline source at all is the target's problem
+    return [
+        (
+            path,
+            "expected the view's offline source to name its ingestion-time column "
+            "(`offline.ingested_at`) for late_arrivals, found none",
+        )
+    ]
+
+
 KIND = Kind(
     name="late_arrivals",
     model=LateArrivalsCheck,
@@ -149,4 +163,5 @@ KIND = Kind(
     judges=(Judge(OfflineObservation, offline),),
     details=LateArrivalDetails,
     metrics=metrics,
+    problems=problems,
 )

@@ -5,8 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 
 from checks.duration import format_duration
-from checks.kinds.base import Gauge, Judge, Kind, build, error, narrow, sample_info
-from checks.model import NullRateCheck
+from checks.kinds.base import (
+    Features,
+    Gauge,
+    Judge,
+    Kind,
+    build,
+    error,
+    narrow,
+    sample_info,
+    undeclared,
+)
+from checks.model import FeatureView, NullRateCheck
 from checks.observation import (
     FeatureState,
     NullCount,
@@ -84,6 +94,11 @@ def metrics(planned: PlannedCheck) -> frozenset[OfflineMetric]:
     return frozenset({RowCount(window), NullCount(planned.feature, window)})
 
 
+def features(check: NullRateCheck, view: FeatureView) -> tuple[str | None, ...]:
+    """Its own feature, or every declared feature of the view."""
+    return (check.feature,) if check.feature else tuple(view.features)
+
+
 KIND = Kind(
     name="null_rate",
     model=NullRateCheck,
@@ -92,6 +107,8 @@ KIND = Kind(
     judges=(Judge(OnlineObservation, online), Judge(OfflineObservation, offline)),
     details=NullRateDetails,
     metrics=metrics,
+    per_feature=Features(features, lambda check: check.feature is None),
+    problems=lambda check, view, path: undeclared(view, path, "feature", check.feature),
     exported=(
         Gauge(
             "featmon_feature_null_ratio",

@@ -24,8 +24,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from checks.duration import format_duration
-from checks.kinds.base import Judge, Kind, build, error, narrow, sample_info
-from checks.model import RangeCheck
+from checks.kinds.base import Features, Judge, Kind, build, error, narrow, sample_info, undeclared
+from checks.model import FeatureView, RangeCheck, dtype_family
 from checks.observation import (
     FeatureState,
     MetricValue,
@@ -39,6 +39,7 @@ from checks.observation import (
 )
 from checks.planned import PlannedCheck, window_of
 from checks.result import CheckResult, RangeDetails, Threshold
+from checks.source import Path
 from checks.stats import wilson
 
 
@@ -190,6 +191,25 @@ def _float(value: MetricValue) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+_NUMERIC = ("int", "float")
+
+
+def problems(check: RangeCheck, view: FeatureView, path: Path) -> list[tuple[Path, str]]:
+    """Its feature must be declared, and numeric."""
+    dtype = view.features.get(check.feature)
+    if dtype is None:
+        return undeclared(view, path, "feature", check.feature)
+    if dtype_family(dtype) in _NUMERIC:
+        return []
+    return [
+        (
+            (*path, "feature"),
+            f"expected a numeric feature (int or float) for range, found "
+            f"{check.feature!r} of type {dtype}",
+        )
+    ]
+
+
 KIND = Kind(
     name="range",
     model=RangeCheck,
@@ -198,4 +218,6 @@ KIND = Kind(
     judges=(Judge(OnlineObservation, online), Judge(OfflineObservation, offline)),
     details=RangeDetails,
     metrics=metrics,
+    per_feature=Features(lambda check, _: (check.feature,), lambda _: False),  # its one feature
+    problems=problems,
 )

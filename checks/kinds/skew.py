@@ -22,7 +22,7 @@ import math
 from collections.abc import Sequence
 from datetime import datetime
 
-from checks.kinds.base import Judge, Kind, build, error, narrow, sample_info
+from checks.kinds.base import Judge, Kind, build, error, narrow, sample_info, undeclared
 from checks.model import SkewCheck
 from checks.observation import (
     EntityReading,
@@ -165,4 +165,5 @@ KIND = Kind(
     details=SkewDetails,
     compares=True,
     offline_need=lambda _: "the values the online ones were materialized from",
+    problems=lambda check, view, path: undeclared(view, path, "features", check.features),
 )

@@ -26,7 +26,7 @@ from dataclasses import replace
 from datetime import datetime
 from types import MappingProxyType
 
-from checks.kinds.base import Judge, Kind, build, error, narrow
+from checks.kinds.base import Features, Judge, Kind, build, error, narrow
 from checks.model import SodaCheck
 from checks.observation import (
     ProbeFailure,
@@ -36,7 +36,8 @@ from checks.observation import (
 )
 from checks.planned import PlannedCheck
 from checks.result import CheckResult, SodaDetails, Status, Threshold
-from checks.soda_contract import ContractOutline, SodaCheckRef, outline
+from checks.soda_contract import ContractOutline, SodaCheckRef, keys_of, outline
+from checks.soda_contract import problems as contract_problems
 
 _STATUS: Mapping[str, Status] = {"passed": Status.PASS, "warn": Status.WARN, "failed": Status.FAIL}
 
@@ -126,4 +127,7 @@ KIND = Kind(
     judges=(Judge(object, evaluate),),  # every observation: a failure too, under its identity
     details=SodaDetails,
     measured_by="contract",
+    # one planned check per check of the contract, its key in place of a feature
+    per_feature=Features(lambda check, _: tuple(keys_of(check)), lambda _: True),
+    problems=lambda check, view, path: contract_problems(view, check, path),
 )
