@@ -34,9 +34,9 @@ NAMING_FILES = {
 # NullRateCheck)`): each is a place that knows a kind apart from its module. Held like the set
 # above: a kind's behaviour belongs on its `Kind`, where planning and evaluation ask for it.
 ISINSTANCE_FILES = {
-    "monitor/analytics.py",  # the drift, baseline and row-count checks it measures apart
+    "monitor/runs/analytics.py",  # the drift, baseline and row-count checks it measures apart
     "monitor/loader.py",  # the Soda checks whose contract files it reads
-    "monitor/probe.py",  # the anomaly checks that wait for the run's other results
+    "monitor/runs/probe.py",  # the anomaly checks that wait for the run's other results
     "monitor/stores/soda.py",  # the Soda checks whose contracts it verifies
 }
 
