@@ -8,13 +8,13 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md config.example.yaml ./
-COPY requirements/build.lock ./requirements/
+COPY requirements/build.txt ./requirements/
 COPY examples ./examples
 COPY monitor ./monitor
 COPY checks ./checks
 COPY alerts ./alerts
 # featmon's wheel, built by the locked hatchling; its dependencies come from the lock below.
-RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements/build.lock \
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements/build.txt \
     && pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels .
 
 FROM python:3.11-slim
@@ -24,10 +24,10 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /var/lib/featmon --create-home featmon
 COPY --from=build /wheels /wheels
-COPY requirements/featmon.lock /tmp/featmon.lock
+COPY requirements/featmon.txt /tmp/featmon.txt
 # The dependencies exactly as tested (hashes checked), then featmon itself without resolving any.
-RUN pip install --no-cache-dir --require-hashes --no-deps -r /tmp/featmon.lock \
-    && pip install --no-cache-dir --no-deps /wheels/*.whl && rm -rf /wheels /tmp/featmon.lock
+RUN pip install --no-cache-dir --require-hashes --no-deps -r /tmp/featmon.txt \
+    && pip install --no-cache-dir --no-deps /wheels/*.whl && rm -rf /wheels /tmp/featmon.txt
 ENV FEATMON_DATA_DIR=/var/lib/featmon
 USER 10001
 WORKDIR /var/lib/featmon

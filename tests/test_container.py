@@ -133,11 +133,11 @@ def test_the_dockerfile_and_the_readme_agree_on_how_the_container_runs() -> None
     assert health.split(" CMD ", 1)[1] == json.dumps(["featmon", "health", "--config", config_path])
     assert "9108" not in health
     assert f"featmon health --config {config_path}" in " ".join(README.split())
-    assert "COPY requirements/featmon.lock /tmp/featmon.lock" in DOCKERFILE
-    assert "pip install --no-cache-dir --require-hashes --no-deps -r /tmp/featmon.lock" in (
+    assert "COPY requirements/featmon.txt /tmp/featmon.txt" in DOCKERFILE
+    assert "pip install --no-cache-dir --require-hashes --no-deps -r /tmp/featmon.txt" in (
         DOCKERFILE
     )
-    assert "requirements/featmon.lock" in README
+    assert "requirements/featmon.txt" in README
 
 
 def test_the_documented_config_directory_finds_its_check_files(tmp_path: Path) -> None:

@@ -14,17 +14,17 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 REPO = Path(__file__).resolve().parents[1]
-LOCKS = REPO / "requirements"
 PIN = re.compile(
     r"^(?P<name>[A-Za-z0-9._-]+)==(?P<version>[^\s;\\]+)\s*(?:;\s*(?P<marker>[^\\]+?))?\s*\\?$"
 )
 
 
 def pins(lock: str) -> dict[str, tuple[Version, int]]:
-    """Each pinned package of a lock file: its version and how many hashes follow it."""
+    """Each pinned package of a lock file (a path in the repository): its version and how many
+    hashes follow it."""
     found: dict[str, tuple[Version, int]] = {}
     name = ""
-    for line in (LOCKS / lock).read_text(encoding="utf-8").splitlines():
+    for line in (REPO / lock).read_text(encoding="utf-8").splitlines():
         stripped = line.strip()
         if match := PIN.match(stripped):
             marker = match["marker"]
@@ -47,31 +47,35 @@ def project_requirements(*extras: str) -> list[Requirement]:
     return [Requirement(text) for text in texts]
 
 
-@pytest.mark.parametrize(("lock", "extras"), [("dev.lock", ("dev", "soda")), ("featmon.lock", ())])
+@pytest.mark.parametrize(
+    ("lock", "extras"), [("requirements.txt", ("dev", "soda")), ("requirements/featmon.txt", ())]
+)
 def test_every_requirement_is_pinned_within_its_range(lock: str, extras: tuple[str, ...]) -> None:
     """A requirement missing from its lock, or pinned outside pyproject's range, fails here."""
     pinned = pins(lock)
     for requirement in project_requirements(*extras):
         name = canonicalize_name(requirement.name)
-        assert name in pinned, f"{requirement.name} is not in requirements/{lock}: ./dev lock"
+        assert name in pinned, f"{requirement.name} is not in {lock}: ./dev lock"
         version, _ = pinned[name]
         assert requirement.specifier.contains(version, prereleases=True), (
-            f"requirements/{lock} pins {name}=={version}, outside {requirement.specifier}"
+            f"{lock} pins {name}=={version}, outside {requirement.specifier}"
         )
 
 
-@pytest.mark.parametrize("lock", ["dev.lock", "featmon.lock", "build.lock", "feast.lock"])
+@pytest.mark.parametrize(
+    "lock", ["requirements.txt", *(f"requirements/{n}.txt" for n in ("featmon", "build", "feast"))]
+)
 def test_every_pin_carries_a_hash(lock: str) -> None:
     """pip installs a lock with --require-hashes, which refuses a pin without one."""
     pinned = pins(lock)
-    assert pinned, f"requirements/{lock} pins nothing"
+    assert pinned, f"{lock} pins nothing"
     assert [name for name, (_, hashes) in pinned.items() if hashes == 0] == []
 
 
 def test_the_container_installs_the_versions_that_were_tested() -> None:
-    """featmon.lock is resolved within dev.lock, so the image runs what ./dev test ran."""
-    dev = pins("dev.lock")
-    shipped = pins("featmon.lock")
+    """featmon.txt is resolved within requirements.txt, so the image runs what ./dev test ran."""
+    dev = pins("requirements.txt")
+    shipped = pins("requirements/featmon.txt")
     assert {name: dev[name][0] for name in shipped} == {
         name: version for name, (version, _) in shipped.items()
     }
@@ -79,4 +83,4 @@ def test_the_container_installs_the_versions_that_were_tested() -> None:
 
 def test_feast_of_the_integration_tests_is_pinned() -> None:
     """The real-Feast tests build repositories with exactly Feast 0.67.0."""
-    assert pins("feast.lock")["feast"][0] == Version("0.67.0")
+    assert pins("requirements/feast.txt")["feast"][0] == Version("0.67.0")

@@ -28,7 +28,7 @@ from tests.integration import plan
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
-FEAST_LOCK = ROOT / "requirements" / "feast.lock"
+FEAST_LOCK = ROOT / "requirements" / "feast.txt"
 """Feast 0.67 and everything it needs, pinned with hashes (`./dev lock` refreshes it)."""
 FEAST_VENV = Path(os.environ.get("FEATMON_FEAST_VENV", ROOT / ".cache" / "feast-venv"))
 BUILD_SCRIPT = Path(__file__).with_name("feast_build.py")
