@@ -325,62 +325,56 @@ class Metrics:
         self.reload_success_time.set_to_current_time()
 
     def probe_finished(self, feature_view: str, store: str, seconds: float, failed: bool) -> None:
-        try:
+        with _never_raising("counting a probe of %s on %s", feature_view, store):
             self.probe_duration.labels(feature_view, store).observe(max(0.0, seconds))
             errors = self.probe_errors.labels(feature_view, store)  # exported at 0 from the start
             if failed:
                 errors.inc()
-        except Exception:  # the observer contract: never raise into the run
-            log.exception("metrics: counting a probe of %s on %s failed", feature_view, store)
 
     def run_finished(self, feature_view: str, run: RunResult) -> None:
-        try:
+        with _never_raising("counting run %s", run.run_id):
             self.runs.labels(feature_view, run.status.value).inc()
             self.runs_skipped.labels(feature_view)  # exported at 0 from the first run
-        except Exception:
-            log.exception("metrics: counting run %s failed", run.run_id)
 
     def run_skipped(self, feature_view: str, scheduled_at: datetime) -> None:  # noqa: ARG002 - the protocol's signature
-        try:
+        with _never_raising("counting a skipped run of %s", feature_view):
             self.runs_skipped.labels(feature_view).inc()
-        except Exception:
-            log.exception("metrics: counting a skipped run of %s failed", feature_view)
 
     def run_claimed_elsewhere(self, feature_view: str, scheduled_at: datetime) -> None:  # noqa: ARG002 - the protocol's signature
-        try:
+        with _never_raising("counting a run claimed elsewhere of %s", feature_view):
             self.runs_claimed_elsewhere.labels(feature_view).inc()
-        except Exception:
-            log.exception("metrics: counting a run claimed elsewhere of %s failed", feature_view)
 
     def run_lost(self, feature_view: str, scheduled_at: datetime) -> None:  # noqa: ARG002 - the protocol's signature
-        try:
+        with _never_raising("counting a lost run of %s", feature_view):
             self.runs_lost.labels(feature_view).inc()
-        except Exception:
-            log.exception("metrics: counting a lost run of %s failed", feature_view)
 
     def run_unrecorded(self, feature_view: str, scheduled_at: datetime) -> None:  # noqa: ARG002 - the protocol's signature
-        try:
+        with _never_raising("counting an unrecorded run of %s", feature_view):
             self.runs_unrecorded.labels(feature_view).inc()
-        except Exception:
-            log.exception("metrics: counting an unrecorded run of %s failed", feature_view)
 
     def config_reloaded(self, ok: bool, error: str | None) -> None:  # noqa: ARG002 - see below
         # `error` is deliberately not exported: it may quote the file, and files hold ${VARS}.
-        try:
+        with _never_raising("counting a configuration reload"):
             if ok:
                 self.reload_ok.set(1)
                 self.reload_success_time.set(time.time())
             else:
                 self.reload_ok.set(0)
                 self.reload_failures.inc()
-        except Exception:
-            log.exception("metrics: counting a configuration reload failed")
 
     def notification_outcome(self, receiver: str, outcome: str) -> None:
-        try:
+        with _never_raising("counting a notification"):
             self.notifications.labels(receiver, outcome).inc()
-        except Exception:
-            log.exception("metrics: counting a notification failed")
+
+
+@contextlib.contextmanager
+def _never_raising(what: str, *args: object) -> Iterator[None]:
+    """The observer contract: counting that fails is logged (`what % args`, formatted only
+    then), never raised into the run."""
+    try:
+        yield
+    except Exception:  # the observer's boundary: a metric must not fail a run
+        log.exception("metrics: %s failed", what % args)
 
 
 class Exposition:

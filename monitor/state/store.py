@@ -44,6 +44,12 @@ MAX_LIMIT = 10_000  # the most rows one query returns
 _PRUNE_SCAN = 1_000  # the most runs one prune batch looks at
 
 
+_IS_LATEST = sa.and_(
+    latest_results.c.run_id == results.c.run_id, latest_results.c.seq == results.c.seq
+)
+"""A result row that is its check's newest (the join of `results` with `latest_results`)."""
+
+
 class StateStore:
     """The state database at `url` (SQLAlchemy: `sqlite:///path.db` or
     `postgresql+psycopg://...`). Creating one opens no connection; call `migrate()` before
@@ -223,15 +229,7 @@ class StateStore:
         """The newest result of every check that has one, by check id: what Prometheus and the
         status API show. Reads one row per check, however long the history."""
         query = (
-            sa.select(results)
-            .join(
-                latest_results,
-                sa.and_(
-                    latest_results.c.run_id == results.c.run_id,
-                    latest_results.c.seq == results.c.seq,
-                ),
-            )
-            .order_by(latest_results.c.check_id)
+            sa.select(results).join(latest_results, _IS_LATEST).order_by(latest_results.c.check_id)
         )
         with self._db.read("reading the latest results") as conn:
             found = conn.execute(query).mappings().all()
@@ -242,13 +240,7 @@ class StateStore:
         daemon starts, the views without a recent run catch up. Reads one row per check."""
         query = (
             sa.select(results.c.feature_view, sa.func.max(latest_results.c.scheduled_at))
-            .join(
-                latest_results,
-                sa.and_(
-                    latest_results.c.run_id == results.c.run_id,
-                    latest_results.c.seq == results.c.seq,
-                ),
-            )
+            .join(latest_results, _IS_LATEST)
             .group_by(results.c.feature_view)
         )
         with self._db.read("reading the last run of each view") as conn:
