@@ -8,12 +8,8 @@ from datetime import datetime
 
 from checks.duration import format_duration
 from checks.schedule import Schedule
-from monitor.daemon.scheduler import ScheduleError, next_time
+from monitor.daemon.scheduler import VIEW_KEY_PREFIX, ScheduleError, next_time
 from monitor.loader import Loaded
-
-VIEW_KEY_PREFIX = "view:"
-"""The daemon's job key of a view is this prefix and its name; the key places the view on its
-interval (see `monitor.daemon.scheduler.grid_offset`), so the next run time listed is the daemon's."""
 
 
 def describe(loaded: Loaded, now: datetime) -> dict[str, object]:

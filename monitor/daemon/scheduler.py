@@ -63,6 +63,12 @@ Job = Callable[[datetime], None]
 """A job: called with its scheduled run time (timezone-aware UTC) on a worker thread."""
 
 
+VIEW_KEY_PREFIX = "view:"
+"""A feature view's job key is this prefix and its name (a view name holds no colon): the key
+places the view on its interval (`grid_offset`), so the daemon and `featmon list` agree on the
+view's next run time."""
+
+
 class ScheduleError(ValueError):
     """A schedule the scheduler cannot run (an unknown zone, an unsupported cron field)."""
 

@@ -42,7 +42,6 @@ from typing import Protocol
 from checks.errors import ConfigError, Problem
 from checks.schedule import Schedule
 from monitor.app import App, build_app
-from monitor.cli.listing import VIEW_KEY_PREFIX
 from monitor.config import warnings
 from monitor.daemon.catch_up import CatchUps
 from monitor.daemon.claims import RunClaims, Ticker, Verdict, holder_id
@@ -52,7 +51,14 @@ from monitor.daemon.notify import AlertRuntime
 from monitor.daemon.observer import NoObserver, RunObserver
 from monitor.daemon.recorder import Recorded, RunRecorder, StateHealth
 from monitor.daemon.reloads import ReloadOutcome
-from monitor.daemon.scheduler import SYSTEM_CLOCK, Clock, First, Scheduler, SchedulerSettings
+from monitor.daemon.scheduler import (
+    SYSTEM_CLOCK,
+    VIEW_KEY_PREFIX,
+    Clock,
+    First,
+    Scheduler,
+    SchedulerSettings,
+)
 from monitor.daemon.watch import Watcher, watched_files
 from monitor.http.links import ReportLinks
 from monitor.loader import Loaded, LoadedView, load
@@ -66,7 +72,7 @@ RETENTION_SCHEDULE = Schedule(every=timedelta(hours=1))
 ALERTS_KEY = "featmon:alerts"
 CLAIM_RETENTION = timedelta(days=1)  # claims matter for a misfire grace; kept a day to diagnose
 BUFFER_RUNS_PER_VIEW = 60  # the default of state.buffer_runs: an hour of runs every minute
-_VIEW = VIEW_KEY_PREFIX  # featmon list shows next run times by the same keys
+_VIEW = VIEW_KEY_PREFIX
 _TAKEOVER = "takeover:"
 
 
