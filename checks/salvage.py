@@ -26,7 +26,7 @@ class Salvaged(Document):
 
     views: tuple[int, ...] = ()  # kept view -> its index in the file
     checks: Mapping[int, tuple[int, ...]] = field(default_factory=dict)  # kept view -> indices
-    original: Document | None = None
+    original: Document = field(default_factory=lambda: Document("", None))  # the file as written
 
     def written(self, path: Path) -> Path:
         """`path` in the file as written."""
@@ -39,11 +39,9 @@ class Salvaged(Document):
         return tuple(out)
 
     def line_of(self, path: Path) -> int:
-        assert self.original is not None  # noqa: S101  # built by salvage() only
         return self.original.line_of(self.written(path))
 
     def problem(self, path: Path, message: str) -> Problem:
-        assert self.original is not None  # noqa: S101  # built by salvage() only
         return self.original.problem(self.written(path), message)
 
 
