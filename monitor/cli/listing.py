@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import cast
 
 from checks.duration import format_duration
 from checks.schedule import Schedule
@@ -79,10 +80,10 @@ def table(doc: dict[str, object]) -> str:
         ("id", "kind", "target", "store", "severity"),
     ]
     out: list[str] = []
-    for header, fields, items in zip(
-        sections, keys, (doc["stores"], doc["feature_views"], doc["checks"]), strict=True
-    ):
-        assert isinstance(items, list)  # noqa: S101  # describe() builds lists
+    tables = [
+        cast("list[dict[str, object]]", doc[k]) for k in ("stores", "feature_views", "checks")
+    ]
+    for header, fields, items in zip(sections, keys, tables, strict=True):  # describe() builds them
         rows = [header, *[tuple(_cell(item.get(f)) for f in fields) for item in items]]
         out.extend(_aligned(rows))
         out.append("")
