@@ -210,6 +210,14 @@ def _blank_secret(secret: SecretStr | None, what: str) -> SecretStr | None:
     return secret
 
 
+def parse_listen(listen: str) -> tuple[str, int]:
+    """`host:port` as config.yaml writes it; an empty host listens on every interface."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected host:port with a port from 0 to 65535, found {listen!r}")
+    return host or "0.0.0.0", int(port)  # noqa: S104 - an empty host means every interface
+
+
 class HttpConfig(Strict):
     listen: str = Field("127.0.0.1:9108", pattern=r"^[^:\s]*:\d{1,5}$")
     token: SecretStr | None = Field(
@@ -233,9 +241,8 @@ class HttpConfig(Strict):
     @field_validator("listen")
     @classmethod
     def _port(cls, value: str) -> str:
-        """The sidecar's own rule (monitor.http.server.parse_listen): a port up to 65535."""
-        if int(value.rpartition(":")[2]) > 65535:
-            raise ValueError(f"expected host:port with a port from 0 to 65535, found {value!r}")
+        """The sidecar's own rule (`parse_listen`): a port up to 65535."""
+        parse_listen(value)
         return value
 
 

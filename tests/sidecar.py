@@ -13,9 +13,10 @@ from prometheus_client import CollectorRegistry
 
 from checks.result import RunResult
 from monitor.app import build_app
+from monitor.config import parse_listen
 from monitor.demo import example_config
 from monitor.demo import store as planted
-from monitor.http import Readiness, Services, Sidecar, create_app, parse_listen
+from monitor.http import Readiness, Services, Sidecar, create_app
 from monitor.http.links import ReportLinks
 from monitor.loader import load
 from monitor.metrics import Exposition, Metrics, fixed_state

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from checks.errors import ConfigError
 from checks.source import interpolate, load_yaml, validate
-from monitor.config import Config
+from monitor.config import Config, parse_listen
 from monitor.loader import read_text
 
 TIMEOUT = 4.0  # seconds; under the Dockerfile's health check timeout of 5 s
@@ -54,7 +54,7 @@ def read_listen(config_path: Path, env: Mapping[str, str]) -> str:
 
 def healthz_url(listen: str) -> str:
     """The URL of `/healthz` for a sidecar listening on `listen` (`host:port`)."""
-    host, _, port = listen.rpartition(":")
+    host, port = parse_listen(listen)
     host = _EVERY_INTERFACE.get(host, host).strip("[]")
     return f"http://{f'[{host}]' if ':' in host else host}:{port}/healthz"
 

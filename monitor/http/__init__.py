@@ -16,7 +16,7 @@ On its own (tests, tools): `Sidecar(create_app(Services(...)), listen)` with `st
 
 from monitor.http.app import Readiness, Services, create_app, readiness_reasons
 from monitor.http.daemon import DaemonSidecar, Serving, daemon_state
-from monitor.http.server import ListenError, Sidecar, parse_listen
+from monitor.http.server import ListenError, Sidecar
 
 __all__ = [
     "DaemonSidecar",
@@ -27,6 +27,5 @@ __all__ = [
     "Sidecar",
     "create_app",
     "daemon_state",
-    "parse_listen",
     "readiness_reasons",
 ]

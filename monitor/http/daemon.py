@@ -14,12 +14,12 @@ import contextlib
 from collections.abc import Iterator
 from typing import Protocol
 
-from monitor.config import HttpConfig
+from monitor.config import HttpConfig, parse_listen
 from monitor.daemon.recorder import StateHealth
 from monitor.daemon.reloads import ReloadOutcome
 from monitor.http.app import MetricsExposition, Readiness, Services, create_app
 from monitor.http.links import ReportLinks
-from monitor.http.server import Sidecar, parse_listen
+from monitor.http.server import Sidecar
 from monitor.metrics import StateSource
 from monitor.state import StateStore
 

@@ -16,6 +16,7 @@ import time
 import uvicorn
 from starlette.types import ASGIApp
 
+from monitor.config import parse_listen
 from monitor.errors import MonitorError
 
 log = logging.getLogger(__name__)
@@ -53,14 +54,6 @@ class ListenError(MonitorError):
         self.listen = listen
         self.reason = reason
         super().__init__(f"the HTTP sidecar cannot listen on {listen}: {reason}")
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """`host:port` as config.yaml writes it; an empty host listens on every interface."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"expected host:port with a port from 0 to 65535, found {listen!r}")
-    return host or "0.0.0.0", int(port)  # noqa: S104 - an empty host means every interface
 
 
 class Sidecar:
