@@ -6,7 +6,7 @@ alerts inhibited). No clock, no I/O; the daemon persists the records and sends t
 
 Identity. An alert is its labels (Alertmanager practice, severity included, so changing a check's
 severity ends the old alert and starts a new one): the check's and its view's user labels, then
-`alertname`, `check`, `kind`, `feature_view`, `feature` (when there is one), `store` and
+`alertname`, `check`, `kind`, `feature_view` (a model's: `model`), `feature` (when there is one), `store` and
 `severity`, which win over a user label of the same name. `alertname` tells the three kinds of
 alert apart: `featmon_check_failed`, `featmon_check_warning` and `featmon_probe_error`. Values,
 thresholds, the run and the report link are annotations, never identity.
@@ -57,11 +57,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alerts.config import RetrySettings
 from alerts.format import format_threshold, format_time, format_value
-from alerts.model import AlertEvent, AlertState, fingerprint
+from alerts.model import AlertEvent, AlertState, fingerprint, subject_labels, subject_of
 from alerts.silences import Silence, Silences
 from checks.duration import Duration
 from checks.model import Severity
-from checks.result import CheckResult, ErrorDetails, RunResult, Status
+from checks.result import MODEL_PREFIX, CheckResult, ErrorDetails, RunResult, Status
 from checks.serde import FrozenMap, IsoTime, to_json
 
 CHECK_FAILED = "featmon_check_failed"
@@ -176,7 +176,7 @@ def check_labels(
         "alertname": CHECK_WARNING if warning else CHECK_FAILED,
         "check": result.check,
         "kind": result.kind,
-        "feature_view": result.feature_view,
+        **subject_labels(result.feature_view, result.model),
         "store": result.store,
         "severity": severity or result.severity,
     }
@@ -185,12 +185,14 @@ def check_labels(
     return labels
 
 
-def probe_labels(store: str, feature_view: str, severity: str) -> dict[str, str]:
-    """The identity of "featmon cannot measure this view on this store"."""
+def probe_labels(
+    store: str, feature_view: str | None, severity: str, model: str | None = None
+) -> dict[str, str]:
+    """The identity of "featmon cannot measure this view (or model) on this store"."""
     return {
         "alertname": PROBE_ERROR,
         "store": store,
-        "feature_view": feature_view,
+        **subject_labels(feature_view, model),
         "severity": severity,
     }
 
@@ -284,9 +286,9 @@ def advance(
                 out.inhibited[fp] = inhibitor
             continue
         _apply(out, fp, seen, ctx)
-    views = {r.feature_view for r in run.results}
+    views = {r.subject for r in run.results}
     for fp, record in previous.items():
-        if fp not in probes and fp not in checks and record.labels.get("feature_view") in views:
+        if fp not in probes and fp not in checks and subject_of(record.labels) in views:
             out.put(fp, _retire(record, ctx, "no longer evaluated", out))
     return out.done(ctx)
 
@@ -302,8 +304,10 @@ def retire(
     ctx = _Context(settings, now, now, None, None, None)
     out = _Out(previous)
     for fp, record in previous.items():
-        if record.labels.get("feature_view") not in views:
-            out.put(fp, _retire(record, ctx, "feature view removed from the configuration", out))
+        subject = subject_of(record.labels)
+        if subject not in views:
+            what = "model" if subject.startswith(MODEL_PREFIX) else "feature view"
+            out.put(fp, _retire(record, ctx, f"{what} removed from the configuration", out))
     return out.done(ctx)
 
 
@@ -412,16 +416,18 @@ def _retire(record: AlertRecord, ctx: _Context, reason: str, out: _Out) -> Alert
 
 
 def _pairs(run: RunResult) -> dict[tuple[str, str], list[CheckResult]]:
+    """The run's results by (store, subject): one probe each."""
     pairs: dict[tuple[str, str], list[CheckResult]] = {}
     for result in run.results:
-        pairs.setdefault((result.store, result.feature_view), []).append(result)
+        pairs.setdefault((result.store, result.subject), []).append(result)
     return pairs
 
 
 def _probe_identity(results: list[CheckResult]) -> dict[str, str]:
     """At the most urgent severity of the checks the probe feeds (P1 sorts first)."""
     first = results[0]
-    return probe_labels(first.store, first.feature_view, min(r.severity for r in results))
+    severity = min(r.severity for r in results)
+    return probe_labels(first.store, first.feature_view, severity, first.model)
 
 
 def _probes_seen(run: RunResult, report_url: str | None) -> dict[str, _Seen]:
@@ -462,7 +468,7 @@ def _checks_seen(
     probes = {pair: fingerprint(_probe_identity(rs)) for pair, rs in _pairs(run).items()}
     seen: dict[str, _Seen] = {}
     for result in run.results:
-        probe = probes[(result.store, result.feature_view)]
+        probe = probes[(result.store, result.subject)]
         notes = _framed(_check_notes(result), run, report_url)
         labels = check_labels(result)
         outcome = _FAIL_ALERT.get(result.status, Outcome.UNKNOWN)

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from checks.result import subject_key
 from checks.serde import FrozenMap, IsoTime
 
 
@@ -28,6 +29,19 @@ def fingerprint(labels: Mapping[str, str]) -> str:
     """A stable 16-hex-digit hash of the sorted labels (the same labels, the same alert)."""
     canonical = json.dumps(sorted(labels.items()), separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def subject_of(labels: Mapping[str, str]) -> str:
+    """What an alert is about, as `CheckResult.subject` names it: its `feature_view` label, or
+    `model:<name>` for a model's alert (which has a `model` label and no feature view)."""
+    if "feature_view" in labels:
+        return labels["feature_view"]
+    return subject_key(None, labels.get("model", ""))
+
+
+def subject_labels(feature_view: str | None, model: str | None) -> dict[str, str]:
+    """The label naming what an alert is about: `feature_view`, or `model` for a model's."""
+    return {"model": model} if model is not None else {"feature_view": feature_view or ""}
 
 
 @dataclass(frozen=True)

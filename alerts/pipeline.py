@@ -141,7 +141,7 @@ class Alerting:
                 silences=silences, repeat_for=settings.tree.repeat_interval,
             )  # fmt: skip
 
-        scope = AlertScope.of({r.feature_view for r in run.results})
+        scope = AlertScope.of({r.subject for r in run.results})
         return self._step(f"run {run.run_id}", now, scope, transition, run.run_id)
 
     def tick(self, now: datetime) -> Alerted:

@@ -95,7 +95,7 @@ def view_sections(results: Iterable[CheckResult]) -> tuple[ViewSection, ...]:
     """Results grouped by feature view: the worst views first, otherwise in the order they came."""
     grouped: dict[str, list[CheckResult]] = {}
     for result in results:
-        grouped.setdefault(result.feature_view, []).append(result)
+        grouped.setdefault(result.subject, []).append(result)
     sections = [
         ViewSection(
             name=name,

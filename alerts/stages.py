@@ -23,7 +23,7 @@ from alerts.codec import (
     record_to_json,
 )
 from alerts.lifecycle import AlertRecord, Suppressed, Transition
-from alerts.model import AlertState, Notification
+from alerts.model import AlertState, Notification, subject_of
 from alerts.routing import Group, Grouped, GroupState, Routed, RouteMatch, RoutingTree
 from alerts.silences import Silence, Silences
 from alerts.stored import (
@@ -84,10 +84,7 @@ def read_records(stored: Mapping[str, StoredRecord]) -> dict[str, AlertRecord]:
 
 
 def stored_records(records: Mapping[str, AlertRecord]) -> dict[str, StoredRecord]:
-    return {
-        fp: StoredRecord(record_to_json(r), r.labels.get("feature_view", ""))
-        for fp, r in records.items()
-    }
+    return {fp: StoredRecord(record_to_json(r), subject_of(r.labels)) for fp, r in records.items()}
 
 
 def read_groups(stored: Mapping[GroupId, StoredGroup]) -> GroupState:

@@ -142,7 +142,9 @@ class CheckBase(Strict):
     @model_validator(mode="after")
     def _thresholds(self) -> Self:
         if self.bound is not None:
-            _ordered(getattr(self, "warn", None), getattr(self, self.bound, None), self.bound)
+            ordered_thresholds(
+                getattr(self, "warn", None), getattr(self, self.bound, None), self.bound
+            )
         return self
 
 
@@ -534,7 +536,9 @@ AnyCheck = (
 Check = Annotated[AnyCheck, Field(discriminator="kind")]
 
 
-def _ordered(warn: float | timedelta | None, bound: float | timedelta | None, word: str) -> None:
+def ordered_thresholds(
+    warn: float | timedelta | None, bound: float | timedelta | None, word: str
+) -> None:
     if warn is None and bound is None:
         raise ValueError(f"expected at least one threshold, `warn` or `{word}`, found neither")
     if warn is None or bound is None:
@@ -581,9 +585,3 @@ class FeatureView(Strict):
     @property
     def join_keys(self) -> tuple[str, ...]:
         return (self.entity,) if isinstance(self.entity, str) else self.entity
-
-
-class CheckFile(Strict):
-    """One YAML file of feature views and their checks."""
-
-    feature_views: tuple[FeatureView, ...] = Field(min_length=1)

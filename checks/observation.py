@@ -444,6 +444,82 @@ class CountHistory:
     past: tuple[PastCount, ...]
 
 
+# -- what a model was served (checks.served) ---------------------------------------------------
+
+# Why a request was not covered by one feature: no value (the store had none), a null or NaN
+# value, a value older than its view's max age, or one from after the request (beyond
+# max_future). Each missing value counts under one reason, in this order.
+MISS_REASONS = ("absent", "null", "stale", "future")
+
+
+@dataclass(frozen=True)
+class Ages:
+    """Nearest-rank quantiles of ages in seconds over `count` ages (None when there are none)."""
+
+    count: int
+    p50: float | None
+    p90: float | None
+    p99: float | None
+    max: float | None
+
+
+NO_AGES = Ages(0, None, None, None, None)
+
+
+@dataclass(frozen=True)
+class FeatureMisses:
+    """One served feature over the requests: how many requests were not served a usable value
+    of it, by reason (each request under one reason, `MISS_REASONS` order)."""
+
+    absent: int = 0
+    null: int = 0
+    stale: int = 0
+    future: int = 0
+
+    @property
+    def unserved(self) -> int:
+        """Requests served no value (absent, null or NaN): the feature's null rate's count."""
+        return self.absent + self.null
+
+
+@dataclass(frozen=True)
+class ViewMisses:
+    """One view of a model over its requests: the requests it left uncovered (any of its
+    features missing), those it alone left uncovered (fixing it alone would cover them), and
+    the requests missing any of its features for each reason (a request may count under
+    several reasons), with the ages of its served values."""
+
+    uncovered: int
+    only: int
+    reasons: Mapping[str, int]
+    ages: Ages
+
+
+@dataclass(frozen=True)
+class ModelObservation:
+    """A model's requests in one window (serving log) or one sample (requests probed now).
+
+    Ages are the request's time minus the value's time, for every value with a time (absent
+    values have none); a value time after the request but within max_future is age 0, one
+    further ahead is `future`: counted apart, never in the ages. `status_disagreements`: the
+    values whose logged Feast status says otherwise than featmon judged (None: no statuses).
+    """
+
+    source: Literal["serving_log", "requests"]
+    store: str
+    requests: int
+    covered: int
+    views: Mapping[str, ViewMisses]
+    features: Mapping[str, FeatureMisses]  # by `view:feature`
+    value_ages: Ages
+    request_ages: Ages  # the oldest value of each request with any value time
+    since: datetime | None = None  # serving log: the window of request times [since, until)
+    until: datetime | None = None
+    status_disagreements: int | None = None
+    asked: int | None = None  # requests: the sample drawn, of which `requests` were probed
+    population: str | None = None
+
+
 @dataclass(frozen=True)
 class ProbeFailure:
     """The probe could not measure at all; every check it feeds becomes an `error` result."""

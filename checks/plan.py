@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from checks.checkfile import CheckFile
 from checks.kinds import kind_of
 from checks.kinds.distribution_drift import drift_features
 from checks.model import (
     AnyCheck,
-    CheckFile,
     DistributionDriftCheck,
     FeatureView,
     ReferenceWindow,

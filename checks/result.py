@@ -420,6 +420,78 @@ class SodaDetails(Serde):
 
 
 @dataclass(frozen=True)
+class ViewCoverage:
+    """One view of a model: the requests it left uncovered, those it alone left uncovered
+    (the coverage fixing it would give back), and the requests missing any of its features
+    for each reason; `p99` the 99th percentile age of its served values."""
+
+    view: str
+    uncovered: int
+    only: int
+    reasons: FrozenMap[str, int]
+    max_age_seconds: float
+    p99: Annotated[float | None, Field(alias="age_p99")] = None
+
+
+@dataclass(frozen=True)
+class ServedFrom:
+    """Where a model's requests were seen: its serving log over [since, until) (every logged
+    request), or a sample of recent requests probed now (`asked` drawn, `population` where)."""
+
+    source: str  # serving_log, requests
+    since: UtcTime | None = field(default=None, metadata=omitted(lambda d: d.since is None))
+    until: UtcTime | None = field(default=None, metadata=omitted(lambda d: d.until is None))
+    asked: int | None = field(default=None, metadata=omitted(lambda d: d.asked is None))
+    population: str | None = field(default=None, metadata=omitted(lambda d: d.population is None))
+
+
+@dataclass(frozen=True)
+class ModelCoverageDetails(Serde):
+    """A model's requests covered (every feature present, non-null, no older than its max age
+    at the request's time), and why the others were not: per view (worst first) and per
+    feature (`view:feature` -> reason -> requests). `interval`: a sample's 95% interval (None
+    over a serving log, which is exact). `status_disagreements`: logged values whose Feast
+    status says otherwise than their value and time (None without statuses)."""
+
+    covered: int
+    requests: int
+    interval: Interval | None = field(metadata=FLAT)
+    views: tuple[ViewCoverage, ...]
+    features: FrozenMap[str, FrozenMap[str, int]]
+    served_from: ServedFrom = field(metadata=FLAT)
+    status_disagreements: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelFreshnessDetails(Serde):
+    """Ages in seconds at the request's time, over every served value (`over` values) or the
+    oldest value of each request (`over` requests); `ages` how many; `future` values further
+    than max_future after their request, counted apart. Per view, its values' p50 and p99."""
+
+    over: str
+    ages: int
+    p50: float | None
+    p90: float | None
+    p99: float | None
+    max: float | None
+    future: int
+    views: FrozenMap[str, FrozenMap[str, float | None]]
+    served_from: ServedFrom = field(metadata=FLAT)
+
+
+@dataclass(frozen=True)
+class ModelNullRateDetails(Serde):
+    """Requests served no value of one feature: `absent` (the store had none) and `null` (null
+    or NaN), over `requests`; `interval` of a sample (None over a serving log)."""
+
+    absent: int
+    null: int
+    requests: int
+    interval: Interval | None = field(metadata=FLAT)
+    served_from: ServedFrom = field(metadata=FLAT)
+
+
+@dataclass(frozen=True)
 class ErrorDetails(Serde):
     reason: str
 
@@ -437,6 +509,9 @@ Details = (
     | DriftDetails
     | AnomalyDetails
     | SodaDetails
+    | ModelCoverageDetails
+    | ModelFreshnessDetails
+    | ModelNullRateDetails
     | ErrorDetails
 )
 
@@ -468,7 +543,7 @@ class CheckResult(Serde):
 
     check: str
     kind: str
-    feature_view: str
+    feature_view: str | None  # None: a model's check
     feature: str | None
     store: str
     target: str
@@ -479,6 +554,13 @@ class CheckResult(Serde):
     sample_size: int | None
     details: TaggedDetails
     labels: FrozenMap[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    model: str | None = field(default=None, metadata=omitted(lambda r: r.model is None))
+
+    @property
+    def subject(self) -> str:
+        """What the result is about: its feature view's name, or `model:<name>` (a view's
+        name cannot hold a colon). Runs, claims and alert scopes are keyed by it."""
+        return subject_key(self.feature_view, self.model)
 
     @classmethod
     def _json_in(cls, doc: dict[str, Any]) -> dict[str, Any]:
@@ -486,17 +568,39 @@ class CheckResult(Serde):
         result's kind, or as an error's when they hold its `reason` only."""
         details = doc.get("details")
         if isinstance(details, Mapping) and _TAG not in details:
-            doc["details"] = {**details, _TAG: _details_of(doc.get("kind"), details)}
+            tag = _details_of(doc.get("kind"), details, model=doc.get("model") is not None)
+            doc["details"] = {**details, _TAG: tag}
         return doc
 
 
-def _details_of(kind: object, details: Mapping[str, object]) -> str | None:
-    """The name of the details type of `kind` (the registry of kinds says it), or of an error's
-    when `details` hold a reason only; None for a kind nobody declares."""
+MODEL_DETAILS: Mapping[str, type[Details]] = MappingProxyType(
+    {
+        "coverage": ModelCoverageDetails,
+        "freshness": ModelFreshnessDetails,
+        "null_rate": ModelNullRateDetails,
+    }
+)
+MODEL_PREFIX = "model:"
+
+
+def subject_key(feature_view: str | None, model: str | None) -> str:
+    """A view's name, or `model:<name>` for a model (see `CheckResult.subject`)."""
+    if model is not None:
+        return MODEL_PREFIX + model
+    return feature_view or ""
+
+
+def _details_of(kind: object, details: Mapping[str, object], *, model: bool) -> str | None:
+    """The name of the details type of `kind` (the registry of kinds says it; a model's check
+    has its own), or of an error's when `details` hold a reason only; None for a kind nobody
+    declares."""
     from checks.kinds import kind_of  # noqa: PLC0415 - the kinds import this module
 
     if set(details) == {"reason"}:
         return ErrorDetails.__name__
+    if model:
+        found = MODEL_DETAILS.get(str(kind))
+        return None if found is None else found.__name__
     try:
         return kind_of(str(kind)).details.__name__
     except UnknownKind:

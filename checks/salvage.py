@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from checks.checkfile import CheckFile
 from checks.errors import Problem
-from checks.model import CheckFile, FeatureView
+from checks.model import FeatureView
 from checks.source import Document, Path
 
 

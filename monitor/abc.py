@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Protocol
 from checks.model import FeatureView
 from checks.observation import (
     EntityValue,
+    ModelObservation,
     OfflineMetric,
     OfflineObservation,
     OfflineRow,
     OnlineObservation,
     ReferenceSample,
 )
+from checks.served import ServedModel, ServingLog
 
 if TYPE_CHECKING:
     from checks.result import Status
@@ -102,6 +104,16 @@ class OfflineStore(ABC):
     ) -> ReferenceSample:
         """Up to `size` rows with an event time in [since, until), drawn at random by the
         engine, with the values of `features`: distribution drift's reference."""
+
+    @abstractmethod
+    def measure_serving_log(
+        self, served: ServedModel, log: ServingLog, since: datetime, until: datetime
+    ) -> ModelObservation:
+        """Judge every request of the model logged in [since, until) (by `log.log_timestamp`)
+        in one aggregate query run by the engine: coverage with its reasons per view and
+        feature, nearest-rank quantiles of value ages, and the count of values whose Feast
+        status disagrees (when `log.statuses`). Raises `SourceNotFound` when the log or a
+        column it needs is missing, naming it."""
 
     @abstractmethod
     def close(self) -> None:

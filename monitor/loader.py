@@ -17,11 +17,14 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from alerts.routing import receiver_problems
+from checks.checkfile import CheckFile
 from checks.compose import DEFAULT_LIMITS, Limits
 from checks.errors import ConfigError, Problem
-from checks.model import CheckFile, FeatureView, SodaCheck
+from checks.model import FeatureView, SodaCheck
 from checks.plan import PlannedCheck, plan_view, problems_of
+from checks.result import subject_key
 from checks.salvage import salvage
+from checks.served import Model, PlannedModelCheck, ServedModel, plan_model, resolve
 from checks.soda_contract import problems as soda_problems
 from checks.source import Document, interpolate, load_yaml, too_large, validate
 from monitor.config import (
@@ -51,6 +54,26 @@ class LoadedView:
 
 
 @dataclass(frozen=True)
+class LoadedModel:
+    """One model, its features resolved against the views, where it was declared, and its
+    planned checks."""
+
+    served: ServedModel
+    file: str
+    line: int
+    planned: tuple[PlannedModelCheck, ...]
+
+    @property
+    def name(self) -> str:
+        return self.served.name
+
+    @property
+    def key(self) -> str:
+        """What its runs, claims and alerts are keyed by: `model:<name>` (`CheckResult.subject`)."""
+        return subject_key(None, self.name)
+
+
+@dataclass(frozen=True)
 class Loaded:
     """A validated configuration: config.yaml and every check file."""
 
@@ -58,6 +81,7 @@ class Loaded:
     config: Config
     views: tuple[LoadedView, ...]
     check_files: tuple[str, ...]
+    models: tuple[LoadedModel, ...] = ()
 
     @property
     def planned(self) -> tuple[PlannedCheck, ...]:
@@ -72,13 +96,19 @@ class Loaded:
             raise ValueError(f"no feature view {_listed(missing)} (views: {_listed(known_views)})")
         kept = [v for v in self.views if not views or v.view.name in views]
         known_checks = [p.id for v in kept for p in v.planned]
+        models = [m for m in self.models if not views]  # naming views leaves the models out
+        known_checks += [p.id for m in models for p in m.planned]
         missing = [name for name in checks if name not in known_checks]
         if missing:
             raise ValueError(f"no check {_listed(missing)} (checks: {_listed(known_checks)})")
         if checks:
             kept = [replace(v, planned=tuple(p for p in v.planned if p.id in checks)) for v in kept]
             kept = [v for v in kept if v.planned]
-        return replace(self, views=tuple(kept))
+            models = [
+                replace(m, planned=tuple(p for p in m.planned if p.id in checks)) for m in models
+            ]
+            models = [m for m in models if m.planned]
+        return replace(self, views=tuple(kept), models=tuple(models))
 
 
 def _listed(names: Sequence[str]) -> str:
@@ -106,6 +136,7 @@ def load(
     views: list[LoadedView] = []
     seen_views: dict[str, LoadedView] = {}
     seen_ids: dict[str, str] = {}
+    declared_models: list[tuple[Document, int, Model]] = []
     for file in files:
         try:
             doc = _read(file, env)
@@ -144,28 +175,119 @@ def load(
                 )
                 continue
             seen_views[view.name] = loaded
-            for planned in loaded.planned:
-                where = f"{doc.source}:{doc.line_of(planned.path)}"
-                if planned.id in seen_ids:
-                    problems.append(
-                        doc.problem(
-                            planned.path,
-                            f"expected a unique check id, found {planned.id!r} again "
-                            f"(first at {seen_ids[planned.id]}); give one a `name`",
-                        )
-                    )
-                seen_ids.setdefault(planned.id, where)
+            problems.extend(_unique_ids(doc, loaded.planned, seen_ids))
             views.append(loaded)
+        declared_models.extend((doc, i, m) for i, m in enumerate(check_file.models))
+    known = {v.view.name: v.view for v in views}
+    models = _load_models(declared_models, known, config, now, seen_ids, problems)
     if problems:
         raise ConfigError(problems)
     log.info(
-        "loaded %s: %d check files, %d feature views, %d checks",
+        "loaded %s: %d check files, %d feature views, %d models, %d checks",
         path,
         len(files),
         len(views),
+        len(models),
         len(seen_ids),
     )
-    return Loaded(path, config, tuple(views), tuple(str(f) for f in files))
+    return Loaded(path, config, tuple(views), tuple(str(f) for f in files), tuple(models))
+
+
+def _unique_ids(
+    doc: Document, planned: Sequence[PlannedCheck | PlannedModelCheck], seen_ids: dict[str, str]
+) -> list[Problem]:
+    """A problem for each check id seen before (in any file); the new ids are remembered."""
+    out: list[Problem] = []
+    for p in planned:
+        where = f"{doc.source}:{doc.line_of(p.path)}"
+        if p.id in seen_ids:
+            out.append(
+                doc.problem(
+                    p.path,
+                    f"expected a unique check id, found {p.id!r} again "
+                    f"(first at {seen_ids[p.id]}); give one a `name`",
+                )
+            )
+        seen_ids.setdefault(p.id, where)
+    return out
+
+
+def _load_models(
+    declared: list[tuple[Document, int, Model]],
+    views: dict[str, FeatureView],
+    config: Config,
+    now: datetime,
+    seen_ids: dict[str, str],
+    problems: list[Problem],
+) -> list[LoadedModel]:
+    """Every model, its features resolved against the views of every check file; a model's
+    name is unique among models, and its sources must name stores of the right kind."""
+    out: list[LoadedModel] = []
+    seen: dict[str, LoadedModel] = {}
+    for doc, index, written in declared:
+        path: tuple[str | int, ...] = ("models", index)
+        model = _resolve_model_files(written, Path(doc.source).parent)
+        served, found = resolve(model, views, path)
+        problems.extend(doc.problem(p, m) for p, m in found)
+        problems.extend(_model_store_problems(model, path, doc, config))
+        problems.extend(
+            doc.problem((*path, "schedule", key), message)
+            for key, message in schedule_problems(model.schedule, now)
+        )
+        first = seen.get(model.name)
+        if first is not None:
+            problems.append(
+                doc.problem(
+                    (*path, "name"),
+                    f"expected a unique model name, found {model.name!r} again "
+                    f"(first at {first.file}:{first.line})",
+                )
+            )
+        if served is None or first is not None:
+            continue
+        planned = tuple(plan_model(served, path))
+        loaded = LoadedModel(served, doc.source, doc.line_of(path), planned)
+        seen[model.name] = loaded
+        problems.extend(_unique_ids(doc, planned, seen_ids))
+        out.append(loaded)
+    return out
+
+
+def _resolve_model_files(model: Model, base: Path) -> Model:
+    """A request sample's `ids_file` is relative to the check file that names it."""
+    requests = model.requests
+    if requests is None or requests.ids_file is None:
+        return model
+    ids_file = str(_absolute(requests.ids_file, base))
+    return model.model_copy(update={"requests": requests.model_copy(update={"ids_file": ids_file})})
+
+
+def _model_store_problems(
+    model: Model, path: tuple[str | int, ...], doc: Document, config: Config
+) -> list[Problem]:
+    """The serving log, or the request sample's query, is on an offline store; a serving log
+    names the location key of its store's type."""
+    source = model.serving_log or model.requests
+    side = "serving_log" if model.serving_log is not None else "requests"
+    if source is None or source.store is None:
+        return []
+    where = (*path, side, "store")
+    store = config.stores.get(source.store)
+    if store is None or store.type not in OFFLINE_TYPES:
+        known = sorted(n for n, s in config.stores.items() if s.type in OFFLINE_TYPES)
+        found = repr(source.store) if store is None else f"{source.store!r} of type {store.type}"
+        return [doc.problem(where, f"expected one of the offline stores {known}, found {found}")]
+    log_source = model.serving_log
+    if log_source is not None:
+        wanted = "path" if store.type == "parquet" else "table"
+        if getattr(log_source, wanted) is None:
+            return [
+                doc.problem(
+                    (*path, side, wanted),
+                    f"expected `{wanted}` for the {store.type} store {source.store!r}, found none",
+                )
+            ]
+    return []
 
 
 def _read(path: Path, env: Mapping[str, str]) -> Document:

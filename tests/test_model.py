@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from checks.checkfile import CheckFile
 from checks.model import (
     DEFAULT_SAMPLE,
     AnyCheck,
     Check,
-    CheckFile,
     FreshnessCheck,
     OfflineSource,
     OnlineSource,

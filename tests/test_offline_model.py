@@ -11,8 +11,9 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from alerts.format import format_threshold
+from checks.checkfile import CheckFile
 from checks.errors import ConfigError
-from checks.model import Check, CheckFile
+from checks.model import Check
 from checks.observation import (
     DistinctKeys,
     KeyedRows,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from checks.model import CheckFile
+from checks.checkfile import CheckFile
 from checks.observation import FutureCount, MaxTimestamp, NullCount, RowCount
 from checks.plan import PlannedCheck, offline_metrics, plan_view
 from tests.builders import make_view

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from checks.checkfile import CheckFile
 from checks.errors import ConfigError
-from checks.model import CheckFile, FeatureView
+from checks.model import FeatureView
 from checks.plan import plan_view, problems_of
 from checks.result import CheckResult, ErrorDetails, SodaDetails, Status
 from checks.serde import to_object

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from checks.checkfile import CheckFile
 from checks.compose import DEFAULT_LIMITS, Limits
 from checks.errors import ConfigError, Problem
-from checks.model import CheckFile
 from checks.plan import problems_of
 from checks.source import Document, dotted, interpolate, load_yaml, validate
 

@@ -10,8 +10,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema
 
+from checks.checkfile import CheckFile
 from checks.duration import format_duration
-from checks.model import CheckFile
 from monitor.config import Config
 
 SCHEMAS: dict[str, type[BaseModel]] = {

@@ -27,9 +27,9 @@ from typing import Any
 
 import yaml
 
+from checks.checkfile import CheckFile
 from checks.duration import format_duration
 from checks.errors import ConfigError, Problem
-from checks.model import CheckFile
 from checks.plan import problems_of
 from checks.source import load_yaml, validate
 from monitor.config import Config

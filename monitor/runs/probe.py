@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from checks.evaluate import error_result, evaluate
 from checks.kinds import kind_of
@@ -27,6 +28,8 @@ from monitor.runs import analytics, population
 from monitor.stores import soda
 
 log = logging.getLogger(__name__)
+
+M = TypeVar("M")  # what a measurement gives
 
 
 @dataclass(frozen=True)
@@ -133,10 +136,9 @@ def _evaluate(
         return error_result(planned, reason)
 
 
-def _guard(
-    store: str, view: str, measure: Callable[[], Observation], stores: Stores
-) -> Observation:
-    """Run one measurement, timed; a store error or any other failure becomes a ProbeFailure."""
+def guard(store: str, view: str, measure: Callable[[], M], stores: Stores) -> M | ProbeFailure:
+    """Run one measurement of `view` (a view's name, or a model's key), timed; a store error
+    or any other failure becomes a ProbeFailure."""
     started = time.monotonic()
     observation = _measure(store, view, measure, stores.secrets)
     if stores.on_probe is not None:
@@ -145,9 +147,7 @@ def _guard(
     return observation
 
 
-def _measure(
-    store: str, view: str, measure: Callable[[], Observation], secrets: Secrets
-) -> Observation:
+def _measure(store: str, view: str, measure: Callable[[], M], secrets: Secrets) -> M | ProbeFailure:
     """The observation, or the failure with its reason scrubbed of every configured secret
     (the reason goes on to results, reports, the state database and notifications)."""
     try:
@@ -168,7 +168,7 @@ def _offline(
     assert view.offline is not None  # noqa: S101  (checked by the caller)
     store = stores.offline[view.offline.store]
     metrics = offline_metrics(planned)
-    return _guard(store.name, view.name, lambda: store.measure(view, metrics, at), stores)
+    return guard(store.name, view.name, lambda: store.measure(view, metrics, at), stores)
 
 
 def _online(view: FeatureView, stores: Stores, at: datetime, *, undeclared: bool) -> Observation:
@@ -182,4 +182,4 @@ def _online(view: FeatureView, stores: Stores, at: datetime, *, undeclared: bool
         drawn = population.sample(view, store, offline, at)
         return store.read(view, drawn.keys, drawn.kind, undeclared=undeclared)
 
-    return _guard(store.name, view.name, measure, stores)
+    return guard(store.name, view.name, measure, stores)

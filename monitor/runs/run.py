@@ -15,10 +15,12 @@ from datetime import UTC, datetime
 
 from checks.evaluate import error_result
 from checks.result import CheckResult, RunResult
+from checks.served_judge import error as model_error
 from monitor.app import App
 from monitor.daemon.observer import RunObserver
-from monitor.loader import LoadedView
+from monitor.loader import LoadedModel, LoadedView
 from monitor.runs.probe import probe_view
+from monitor.runs.served import probe_model
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +40,10 @@ def run_once(
         raise ValueError("scheduled_at must be timezone-aware")
     started_at = datetime.now(UTC)
     clock = time.monotonic()
-    views = app.loaded.views
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(views)))) as pool:
+    views, models = app.loaded.views, app.loaded.models
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(views) + len(models)))) as pool:
         futures = [pool.submit(view_results, app, v, scheduled_at) for v in views]
+        futures += [pool.submit(model_results, app, m, scheduled_at) for m in models]
         results: list[CheckResult] = [r for f in futures for r in f.result()[0]]
     run = RunResult(
         run_id=run_id or new_run_id(scheduled_at),
@@ -51,9 +54,10 @@ def run_once(
     )
     counts = run.counts()
     log.info(
-        "run %s: %d views, %d checks (%d pass, %d warn, %d fail, %d error) in %.0f ms",
+        "run %s: %d views, %d models, %d checks (%d pass, %d warn, %d fail, %d error) in %.0f ms",
         run.run_id,
         len(views),
+        len(models),
         len(results),
         counts["pass"],
         counts["warn"],
@@ -102,4 +106,23 @@ def view_results(
         log.exception("probe of view %s failed", view.view.name)
         reason = app.stores.secrets.scrub(f"internal error: {type(exc).__name__}: {exc}")
         results = [error_result(planned, reason) for planned in view.planned]
+    return results, time.thread_time() - cpu
+
+
+def model_results(
+    app: App,
+    model: LoadedModel,
+    scheduled_at: datetime,
+    on_probe: Callable[[str, str, float, bool], None] | None = None,
+) -> tuple[list[CheckResult], float]:
+    """Probe one model and judge its checks (as `view_results` does for a view): the results
+    in the order the checks were declared, and the CPU seconds it took on this thread."""
+    cpu = time.thread_time()
+    try:
+        stores = app.stores if on_probe is None else replace(app.stores, on_probe=on_probe)
+        results = probe_model(model, stores, scheduled_at)
+    except Exception as exc:  # the per-model boundary: its checks are recorded as errors
+        log.exception("probe of model %s failed", model.name)
+        reason = app.stores.secrets.scrub(f"internal error: {type(exc).__name__}: {exc}")
+        results = [model_error(planned, reason) for planned in model.planned]
     return results, time.thread_time() - cpu

@@ -40,12 +40,14 @@ from checks.observation import (
     MaxLateness,
     MaxTimestamp,
     MetricValue,
+    ModelObservation,
     OfflineMetric,
     OfflineObservation,
     OfflineRow,
     ReferenceSample,
     ValueStat,
 )
+from checks.served import ServedModel, ServingLog
 from monitor.abc import EntityKey, OfflineStore
 from monitor.config import SqlStoreConfig
 from monitor.errors import QueryFailed, SourceNotFound, StoreError
@@ -178,6 +180,15 @@ class AggregateStore(OfflineStore):
     def _source(self, conn: sa.Connection, view: FeatureView) -> Source:
         """Look the view's table or files up in the catalog (one lookup); raise
         `SourceNotFound` naming it when it does not exist."""
+
+    def measure_serving_log(
+        self,
+        served: ServedModel,
+        log: ServingLog,  # noqa: ARG002 - the interface's signature
+        since: datetime,  # noqa: ARG002
+        until: datetime,  # noqa: ARG002
+    ) -> ModelObservation:
+        raise QueryFailed(self.name, f"serving logs are not read yet (model {served.name})")
 
     def measure(
         self, view: FeatureView, metrics: frozenset[OfflineMetric], scheduled_at: datetime

@@ -1,0 +1,341 @@
+"""Models: what a model is served (DESIGN.md sections 2 and 3).
+
+A model (Feast's feature service) is a named set of features across feature views. Its checks
+are judged over its *requests*: each request carries every join key its views need, and is
+covered when every feature of the model was present, non-null and no older than its max age at
+the request's time. The requests are seen either in the model's serving log (exact: every
+logged request) or in a sample of recent requests probed in the online store now.
+
+This module holds the check-file side (the `models:` section) and its planning: each feature
+reference resolved against the declared views, one `PlannedModelCheck` per check (and feature).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from checks.duration import Duration
+from checks.model import (
+    DEFAULT_MAX_FUTURE,
+    DEFAULT_SAMPLE,
+    FeatureView,
+    Quantile,
+    Ratio,
+    Severity,
+    Strict,
+    ordered_thresholds,
+)
+from checks.schedule import DEFAULT_SCHEDULE, Schedule
+from checks.source import Path
+
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
+# A feature reference: a whole view (`user_stats`) or one feature of it (`user_stats:revenue`).
+REFERENCE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*(:[A-Za-z_][A-Za-z0-9_]*)?$"
+# Feast's serving-log columns: `{view}__{feature}`, then `__timestamp` and `__status` after it.
+LOG_TIMESTAMP = "__log_timestamp"
+LOG_REQUEST_ID = "__request_id"
+
+
+class ServingLog(Strict):
+    """The model's serving log on an offline store: Feast's feature-service logging schema
+    (the join keys; `{view}__{feature}`, `{view}__{feature}__timestamp` and, optionally,
+    `{view}__{feature}__status` per feature; `__log_timestamp`), or a table of the same shape
+    written by another server. Every request logged in the last `window` before the scheduled
+    time is judged, in one aggregate query run by the store's engine."""
+
+    store: str = Field(description="Name of an offline store in config.yaml.")
+    table: str | None = Field(None, description="Table name, optionally `schema.table` (sql).")
+    path: str | None = Field(
+        None, description="File, directory or glob below the store's root (parquet): Feast's "
+        "file logging destination is a directory of Parquet files.",
+    )  # fmt: skip
+    window: Duration = Field(
+        timedelta(hours=1), description="Requests logged in this long before the scheduled time."
+    )
+    log_timestamp: str = Field(LOG_TIMESTAMP, description="Column of the request's time.")
+    statuses: bool = Field(
+        True,
+        description="The log has Feast's `__status` columns: count the values whose status "
+        "disagrees with what featmon judged (false for a log without them).",
+    )
+
+    @model_validator(mode="after")
+    def _one_location(self) -> ServingLog:
+        if (self.table is None) == (self.path is None):
+            found = "neither" if self.table is None else "both"
+            raise ValueError(
+                f"expected exactly one of `table` (sql) or `path` (parquet), found {found}"
+            )
+        return self
+
+
+class RequestSample(Strict):
+    """Recent requests of the model (one column per join key), probed in the online store now:
+    a SQL `query` run on an offline `store`, or an `ids_file` (CSV with a header naming the join
+    keys). Each view's features are read from its own online store, one read per view."""
+
+    store: str | None = Field(None, description="Offline store the `query` runs on.")
+    query: str | None = Field(None, description="SQL returning one column per join key.")
+    ids_file: str | None = Field(
+        None, description="CSV of recent requests, relative to the check file."
+    )
+    sample: int = Field(
+        DEFAULT_SAMPLE, ge=1, le=1_000_000, description="Requests drawn at random per run."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RequestSample:
+        if (self.query is None) == (self.ids_file is None):
+            found = "neither" if self.query is None else "both"
+            raise ValueError(f"expected exactly one of `query` or `ids_file`, found {found}")
+        if self.query is not None and self.store is None:
+            raise ValueError("expected a `store` for the `query` to run on, found none")
+        return self
+
+
+class ModelCheckBase(Strict):
+    name: str | None = Field(None, description="Unique check id; derived from model and kind.")
+    severity: Severity = "P3"
+    labels: dict[str, str] = Field(default_factory=dict)
+    enabled: bool = Field(True, description="`false` switches the check off.")
+
+    bound: ClassVar[Literal["max", "min"]] = "max"
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> ModelCheckBase:
+        ordered_thresholds(getattr(self, "warn", None), getattr(self, self.bound, None), self.bound)
+        return self
+
+
+class ModelCoverageCheck(ModelCheckBase):
+    """Fraction of the model's requests whose every feature was present, non-null and no older
+    than its max age at the request's time."""
+
+    kind: Literal["coverage"]
+    warn: Ratio | None = None
+    min: Ratio | None = None
+
+    bound = "min"
+
+
+class ModelFreshnessCheck(ModelCheckBase):
+    """A quantile of the age of the served values at the request's time: over every served
+    value (`over: values`), or over the oldest value of each request (`over: requests`)."""
+
+    kind: Literal["freshness"]
+    quantile: Quantile = "p99"
+    over: Literal["values", "requests"] = "values"
+    warn: Duration | None = None
+    max: Duration | None = None
+
+
+class ModelNullRateCheck(ModelCheckBase):
+    """Fraction of the model's requests served no value (null, NaN or absent) for one feature
+    (`view:feature`), or for each of its features when none is named."""
+
+    kind: Literal["null_rate"]
+    feature: str | None = Field(
+        None, pattern=r"^[^:]+:[^:]+$", description="`view:feature`; every feature if unset."
+    )
+    warn: Ratio | None = None
+    max: Ratio | None = None
+
+
+ModelCheck = Annotated[
+    ModelCoverageCheck | ModelFreshnessCheck | ModelNullRateCheck, Field(discriminator="kind")
+]
+AnyModelCheck = ModelCoverageCheck | ModelFreshnessCheck | ModelNullRateCheck
+
+
+class Model(Strict):
+    """What a model is served: features across views, and the checks on its requests."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    features: tuple[Annotated[str, Field(pattern=REFERENCE_PATTERN)], ...] = Field(
+        min_length=1,
+        description="`view` (every feature of the view) or `view:feature`, as Feast's "
+        "feature service projections.",
+    )
+    max_age: dict[str, Duration] = Field(
+        default_factory=dict,
+        description="Oldest acceptable value per view (by view name); default the view's TTL.",
+    )
+    max_future: Duration = Field(
+        DEFAULT_MAX_FUTURE,
+        description="Clock jitter: a value time up to this far after the request's time is age 0.",
+    )
+    owner: str | None = Field(None, description="Who is paged: the alerts' `owner` label.")
+    labels: dict[str, str] = Field(default_factory=dict)
+    serving_log: ServingLog | None = Field(None, description="The model's serving log (exact).")
+    requests: RequestSample | None = Field(
+        None, description="Without a serving log: recent requests, probed online now."
+    )
+    schedule: Schedule = Field(DEFAULT_SCHEDULE, description="When the daemon checks the model.")
+    checks: tuple[ModelCheck, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Model:
+        if (self.serving_log is None) == (self.requests is None):
+            found = "neither" if self.serving_log is None else "both"
+            raise ValueError(f"expected exactly one of `serving_log` or `requests`, found {found}")
+        return self
+
+    @property
+    def source(self) -> Literal["serving_log", "requests"]:
+        return "serving_log" if self.serving_log is not None else "requests"
+
+    @property
+    def all_labels(self) -> dict[str, str]:
+        owner = {} if self.owner is None else {"owner": self.owner}
+        return {**self.labels, **owner, "model": self.name}
+
+
+# -- resolution against the declared views --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServedView:
+    """One view of a model: the features it serves the model, and their max age."""
+
+    name: str
+    join_keys: tuple[str, ...]
+    features: tuple[str, ...]
+    dtypes: tuple[str, ...]
+    max_age: timedelta
+
+    def column(self, feature: str) -> str:
+        """The serving-log column of one of its features: `{view}__{feature}`."""
+        return f"{self.name}__{feature}"
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A model with its references resolved: its views in the order first named, and every
+    join key its requests carry (in the order the views name them)."""
+
+    model: Model
+    views: tuple[ServedView, ...]
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def join_keys(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(key for view in self.views for key in view.join_keys))
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        """Every served feature as `view:feature`, in order."""
+        return tuple(f"{v.name}:{f}" for v in self.views for f in v.features)
+
+
+def resolve(
+    model: Model, views: dict[str, FeatureView], path: Path = ()
+) -> tuple[ServedModel | None, list[tuple[Path, str]]]:
+    """The model with its references resolved, or None and the problems, each at its path."""
+    problems: list[tuple[Path, str]] = []
+    wanted: dict[str, list[str]] = {}
+    for index, reference in enumerate(model.features):
+        view_name, _, feature = reference.partition(":")
+        view = views.get(view_name)
+        where: Path = (*path, "features", index)
+        if view is None:
+            found = f"expected a declared feature view {sorted(views)}, found {view_name!r}"
+            problems.append((where, found))
+        elif feature and feature not in view.features:
+            found = f"expected a feature of {view_name} {sorted(view.features)}, found {feature!r}"
+            problems.append((where, found))
+        else:
+            names = wanted.setdefault(view_name, [])
+            names.extend(n for n in ((feature,) if feature else view.features) if n not in names)
+    problems.extend(
+        (
+            (*path, "max_age", name),
+            f"expected a view the model uses {sorted(wanted)}, found {name!r}",
+        )
+        for name in model.max_age
+        if name not in wanted
+    )
+    served = tuple(
+        ServedView(
+            name=name,
+            join_keys=views[name].join_keys,
+            features=tuple(features),
+            dtypes=tuple(views[name].features[f] for f in features),
+            max_age=model.max_age.get(name, views[name].ttl),
+        )
+        for name, features in wanted.items()
+    )
+    model_ = ServedModel(model, served)
+    references = model_.references
+    problems.extend(
+        (
+            (*path, "checks", index, "feature"),
+            f"expected a feature the model is served {list(references)}, found {check.feature!r}",
+        )
+        for index, check in enumerate(model.checks)
+        if isinstance(check, ModelNullRateCheck)
+        and check.feature is not None
+        and check.feature not in references
+    )
+    return (None if problems else model_), problems
+
+
+@dataclass(frozen=True)
+class PlannedModelCheck:
+    """One model check, bound to its model and (for null rates) one `view:feature`."""
+
+    id: str
+    served: ServedModel
+    check: AnyModelCheck
+    feature: str | None
+    path: Path
+
+    @property
+    def kind(self) -> str:
+        return self.check.kind
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {**self.served.model.all_labels, **self.check.labels}
+
+
+def plan_model(served: ServedModel, path: Path = ()) -> list[PlannedModelCheck]:
+    """The planned checks of one model: null rates without a feature expand to every feature."""
+    out: list[PlannedModelCheck] = []
+    for index, check in enumerate(served.model.checks):
+        if not check.enabled:
+            continue
+        features: tuple[str | None, ...] = (None,)
+        if isinstance(check, ModelNullRateCheck):
+            features = (check.feature,) if check.feature else served.references
+        for feature in features:
+            out.append(
+                PlannedModelCheck(
+                    id=model_check_id(served.name, check, feature),
+                    served=served,
+                    check=check,
+                    feature=feature,
+                    path=(*path, "checks", index),
+                )
+            )
+    return out
+
+
+def model_check_id(model: str, check: AnyModelCheck, feature: str | None) -> str:
+    """`fraud.coverage`, `fraud.freshness` (`fraud.freshness.requests` over requests),
+    `fraud.null_rate.user_stats.revenue`; or the check's own `name` (`.view.feature` after it
+    when it stands for one check per feature)."""
+    middle = ""
+    if isinstance(check, ModelFreshnessCheck) and check.over == "requests":
+        middle = ".requests"
+    suffix = "" if feature is None else "." + feature.replace(":", ".")
+    if check.name:
+        named_feature = isinstance(check, ModelNullRateCheck) and check.feature is None
+        return check.name + (suffix if named_feature else "")
+    return f"{model}.{check.kind}{middle}{suffix}"
