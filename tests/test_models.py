@@ -14,6 +14,7 @@ from alerts.model import subject_of
 from checks.observation import Ages, FeatureMisses, ModelObservation, ProbeFailure, ViewMisses
 from checks.result import (
     CheckResult,
+    ErrorDetails,
     ModelCoverageDetails,
     ModelFreshnessDetails,
     ModelNullRateDetails,
@@ -227,10 +228,8 @@ def test_no_requests_or_a_failed_probe_is_an_error_never_a_pass(tmp_path: Path) 
     empty = observation(requests=0, covered=0, views={}, features={})
     for result in results(tmp_path, empty).values():
         assert result.status is Status.ERROR
-        assert (
-            "no requests in the serving log since 2026-12-01 10:00Z"
-            in to_json(result)["details"]["reason"]
-        )  # type: ignore[index]  # details of an error
+        assert isinstance(result.details, ErrorDetails)
+        assert "no requests in the serving log since 2026-12-01 10:00Z" in result.details.reason
     failed = ProbeFailure("lake", "model:fraud", "store 'lake': no file")
     assert {r.status for r in results(tmp_path, failed).values()} == {Status.ERROR}
 
@@ -248,6 +247,7 @@ def test_a_sampled_observation_gives_intervals(tmp_path: Path) -> None:
 def test_a_model_result_reads_back_from_its_json_and_alerts_by_model(tmp_path: Path) -> None:
     for result in results(tmp_path, observation()).values():
         doc = to_json(result)
+        assert isinstance(doc, dict)
         assert doc["model"] == "fraud"
         assert doc["feature_view"] is None
         assert from_json(CheckResult, json.loads(json.dumps(doc))) == result
