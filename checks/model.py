@@ -577,6 +577,13 @@ class FeatureView(Strict):
     online: OnlineSource | None = None
     offline: OfflineSource | None = None
     labels: dict[str, str] = Field(default_factory=dict)
+    materialized_every: Duration | None = Field(
+        None,
+        description="How often the view is materialized into the online store (`featmon init "
+        "--from-feast` reads it from the registry's materialization history): a model's "
+        "`freshness_risk` check predicts from it the worst age of the view's values at "
+        "query time.",
+    )
     schedule: Schedule = Field(
         DEFAULT_SCHEDULE, description="When the daemon checks this view (default every 5m)."
     )

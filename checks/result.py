@@ -480,6 +480,21 @@ class ModelFreshnessDetails(Serde):
 
 
 @dataclass(frozen=True)
+class ModelFreshnessRiskDetails(Serde):
+    """The worst age one view's values are predicted to reach at query time: the median age
+    served now plus half the materialization interval (ages run from the lag after a refresh
+    to that lag plus the interval), against the view's max age for the model."""
+
+    view: str
+    materialized_every_seconds: float
+    p50: Annotated[float, Field(alias="age_p50")]
+    observed_max: Annotated[float | None, Field(alias="age_max")]
+    predicted: Annotated[float, Field(alias="predicted_worst_age")]
+    max_age_seconds: float
+    served_from: ServedFrom = field(metadata=FLAT)
+
+
+@dataclass(frozen=True)
 class ModelNullRateDetails(Serde):
     """Requests served no value of one feature: `absent` (the store had none) and `null` (null
     or NaN), over `requests`; `interval` of a sample (None over a serving log)."""
@@ -512,6 +527,7 @@ Details = (
     | ModelCoverageDetails
     | ModelFreshnessDetails
     | ModelNullRateDetails
+    | ModelFreshnessRiskDetails
     | ErrorDetails
 )
 
@@ -578,6 +594,7 @@ MODEL_DETAILS: Mapping[str, type[Details]] = MappingProxyType(
         "coverage": ModelCoverageDetails,
         "freshness": ModelFreshnessDetails,
         "null_rate": ModelNullRateDetails,
+        "freshness_risk": ModelFreshnessRiskDetails,
     }
 )
 MODEL_PREFIX = "model:"

@@ -103,11 +103,13 @@ class ModelCheckBase(Strict):
     labels: dict[str, str] = Field(default_factory=dict)
     enabled: bool = Field(True, description="`false` switches the check off.")
 
-    bound: ClassVar[Literal["max", "min"]] = "max"
+    bound: ClassVar[Literal["max", "min"] | None] = "max"  # None: no thresholds of its own
 
     @model_validator(mode="after")
     def _thresholds(self) -> ModelCheckBase:
-        ordered_thresholds(getattr(self, "warn", None), getattr(self, self.bound, None), self.bound)
+        if self.bound is not None:
+            warn, bound = getattr(self, "warn", None), getattr(self, self.bound, None)
+            ordered_thresholds(warn, bound, self.bound)
         return self
 
 
@@ -145,10 +147,28 @@ class ModelNullRateCheck(ModelCheckBase):
     max: Ratio | None = None
 
 
+class ModelFreshnessRiskCheck(ModelCheckBase):
+    """The worst age each view's values will reach at query time, predicted from how often the
+    view is materialized (its `materialized_every`) and the ages served now: with traffic spread
+    over the interval, ages at query time run from the lag after a refresh up to that lag plus
+    the interval, so the worst is about the median age plus half the interval. Warns (or, with
+    `fail: true`, fails) when the prediction exceeds the view's max age for the model: before
+    the hour before each refresh does it for real. One result per view that declares
+    `materialized_every`."""
+
+    kind: Literal["freshness_risk"]
+    fail: bool = Field(False, description="Fail instead of warn when the risk is predicted.")
+
+    bound = None  # the views' max ages are its thresholds
+
+
 ModelCheck = Annotated[
-    ModelCoverageCheck | ModelFreshnessCheck | ModelNullRateCheck, Field(discriminator="kind")
+    ModelCoverageCheck | ModelFreshnessCheck | ModelNullRateCheck | ModelFreshnessRiskCheck,
+    Field(discriminator="kind"),
 ]
-AnyModelCheck = ModelCoverageCheck | ModelFreshnessCheck | ModelNullRateCheck
+AnyModelCheck = (
+    ModelCoverageCheck | ModelFreshnessCheck | ModelNullRateCheck | ModelFreshnessRiskCheck
+)
 
 
 class Model(Strict):
@@ -206,6 +226,7 @@ class ServedView:
     features: tuple[str, ...]
     dtypes: tuple[str, ...]
     max_age: timedelta
+    materialized_every: timedelta | None = None
 
     def column(self, feature: str) -> str:
         """The serving-log column of one of its features: `{view}__{feature}`."""
@@ -268,6 +289,7 @@ def resolve(
             features=tuple(features),
             dtypes=tuple(views[name].features[f] for f in features),
             max_age=model.max_age.get(name, views[name].ttl),
+            materialized_every=views[name].materialized_every,
         )
         for name, features in wanted.items()
     )
@@ -283,18 +305,31 @@ def resolve(
         and check.feature is not None
         and check.feature not in references
     )
+    problems.extend(
+        (
+            (*path, "checks", index),
+            f"expected a view of the model with `materialized_every` for freshness_risk, found "
+            f"none among {[v.name for v in served]}",
+        )
+        for index, check in enumerate(model.checks)
+        if isinstance(check, ModelFreshnessRiskCheck)
+        and served
+        and all(v.materialized_every is None for v in served)
+    )
     return (None if problems else model_), problems
 
 
 @dataclass(frozen=True)
 class PlannedModelCheck:
-    """One model check, bound to its model and (for null rates) one `view:feature`."""
+    """One model check, bound to its model and (for null rates) one `view:feature`, or (for
+    freshness risk) one view."""
 
     id: str
     served: ServedModel
     check: AnyModelCheck
     feature: str | None
     path: Path
+    view: ServedView | None = None
 
     @property
     def kind(self) -> str:
@@ -311,31 +346,38 @@ def plan_model(served: ServedModel, path: Path = ()) -> list[PlannedModelCheck]:
     for index, check in enumerate(served.model.checks):
         if not check.enabled:
             continue
+        where: Path = (*path, "checks", index)
+        if isinstance(check, ModelFreshnessRiskCheck):
+            out.extend(
+                PlannedModelCheck(
+                    model_check_id(served.name, check, view.name), served, check, None, where, view
+                )
+                for view in served.views
+                if view.materialized_every is not None
+            )
+            continue
         features: tuple[str | None, ...] = (None,)
         if isinstance(check, ModelNullRateCheck):
             features = (check.feature,) if check.feature else served.references
-        for feature in features:
-            out.append(
-                PlannedModelCheck(
-                    id=model_check_id(served.name, check, feature),
-                    served=served,
-                    check=check,
-                    feature=feature,
-                    path=(*path, "checks", index),
-                )
-            )
+        out.extend(
+            PlannedModelCheck(model_check_id(served.name, check, f), served, check, f, where)
+            for f in features
+        )
     return out
 
 
 def model_check_id(model: str, check: AnyModelCheck, feature: str | None) -> str:
     """`fraud.coverage`, `fraud.freshness` (`fraud.freshness.requests` over requests),
-    `fraud.null_rate.user_stats.revenue`; or the check's own `name` (`.view.feature` after it
-    when it stands for one check per feature)."""
+    `fraud.null_rate.user_stats.revenue`, `fraud.freshness_risk.user_stats` (`feature` is the
+    view's name then); or the check's own `name` (`.view.feature` or `.view` after it when it
+    stands for one check per feature or view)."""
     middle = ""
     if isinstance(check, ModelFreshnessCheck) and check.over == "requests":
         middle = ".requests"
     suffix = "" if feature is None else "." + feature.replace(":", ".")
     if check.name:
-        named_feature = isinstance(check, ModelNullRateCheck) and check.feature is None
-        return check.name + (suffix if named_feature else "")
+        expanded = isinstance(check, ModelFreshnessRiskCheck) or (
+            isinstance(check, ModelNullRateCheck) and check.feature is None
+        )
+        return check.name + (suffix if expanded else "")
     return f"{model}.{check.kind}{middle}{suffix}"

@@ -16,6 +16,7 @@ from checks.result import (
     Interval,
     ModelCoverageDetails,
     ModelFreshnessDetails,
+    ModelFreshnessRiskDetails,
     ModelNullRateDetails,
     ServedFrom,
     Status,
@@ -25,6 +26,7 @@ from checks.result import (
 from checks.served import (
     ModelCoverageCheck,
     ModelFreshnessCheck,
+    ModelFreshnessRiskCheck,
     PlannedModelCheck,
 )
 from checks.stats import wilson
@@ -37,6 +39,10 @@ def threshold(planned: PlannedModelCheck) -> Threshold:
     if isinstance(check, ModelFreshnessCheck):
         seconds = [None if t is None else t.total_seconds() for t in (check.max, check.warn)]
         return Threshold("max", seconds[0], seconds[1], "seconds")
+    if isinstance(check, ModelFreshnessRiskCheck):
+        max_age = planned.view.max_age.total_seconds() if planned.view is not None else None
+        fail, warn = (max_age, None) if check.fail else (None, max_age)
+        return Threshold("max", fail, warn, "seconds")
     return Threshold("max", check.max, check.warn, "ratio")
 
 
@@ -51,6 +57,8 @@ def judge(planned: PlannedModelCheck, observation: ModelObservation | ProbeFailu
         return _coverage(planned, observation)
     if isinstance(check, ModelFreshnessCheck):
         return _freshness(planned, check, observation)
+    if isinstance(check, ModelFreshnessRiskCheck):
+        return _freshness_risk(planned, observation)
     return _null_rate(planned, observation)
 
 
@@ -124,6 +132,27 @@ def _freshness(
         return _result(planned, None, ErrorDetails(reason), observation.requests, Status.ERROR)
     status = Status.FAIL if future else None  # a value from the future is never fresh
     return _result(planned, value, details, observation.requests, status)
+
+
+def _freshness_risk(planned: PlannedModelCheck, observation: ModelObservation) -> CheckResult:
+    view = planned.view
+    misses = None if view is None else observation.views.get(view.name)
+    if view is None or view.materialized_every is None or misses is None:
+        return error(planned, "the view was not measured")
+    if misses.ages.p50 is None:
+        return error(planned, f"no value of {view.name} had a time: every value was absent")
+    every = view.materialized_every.total_seconds()
+    predicted = misses.ages.p50 + every / 2
+    details = ModelFreshnessRiskDetails(
+        view=view.name,
+        materialized_every_seconds=every,
+        p50=misses.ages.p50,
+        observed_max=misses.ages.max,
+        predicted=predicted,
+        max_age_seconds=view.max_age.total_seconds(),
+        served_from=_served_from(observation),
+    )
+    return _result(planned, predicted, details, misses.ages.count)
 
 
 def _null_rate(planned: PlannedModelCheck, observation: ModelObservation) -> CheckResult:

@@ -282,3 +282,35 @@ def test_freshness_judges_the_quantile_it_names(tmp_path: Path, quantile: str) -
     planned = loaded_model(tmp_path, model).planned[1]
     wanted = {"p50": 60, "p90": 600, "p99": 4000, "max": 9000}[quantile]
     assert judge(planned, observation()).value == wanted
+
+
+def test_freshness_risk_predicts_the_worst_age_from_the_materialization_interval(
+    tmp_path: Path,
+) -> None:
+    """merchants is materialized hourly and served at a median age of 10 minutes: just before
+    each refresh its values will be about 40 minutes old, past the model's 30 minutes, though
+    every value served now is younger than that (a warning, before the peak does it)."""
+    views = VIEWS.replace("    ttl: 2h\n", "    ttl: 2h\n    materialized_every: 1h\n")
+    model = MODEL.replace("max_age: {merchants: 1h}", "max_age: {merchants: 30m}").replace(
+        "      - {kind: null_rate, max: 0.01}\n", "      - {kind: freshness_risk}\n"
+    )
+    files = {"config.yaml": CONFIG, "checks/views.yaml": views, "checks/models.yaml": model}
+    planned = load(write(tmp_path, files), {}).models[0].planned
+    risk = [p for p in planned if p.kind == "freshness_risk"]
+    assert [p.id for p in risk] == ["fraud.freshness_risk.merchants"]  # the one view with it
+    result = judge(risk[0], observation())
+    assert (result.value, result.status) == (600 + 1800, Status.WARN)
+    assert result.threshold.warn == 1800
+
+
+def test_freshness_risk_needs_a_view_with_a_materialization_interval(tmp_path: Path) -> None:
+    model = MODEL.replace(
+        "      - {kind: null_rate, max: 0.01}\n", "      - {kind: freshness_risk}\n"
+    )
+    found = problems(
+        tmp_path, {"config.yaml": CONFIG, "checks/v.yaml": VIEWS, "checks/m.yaml": model}
+    )
+    assert found == [
+        "checks/m.yaml:12: models[0].checks[3]: expected a view of the model with "
+        "`materialized_every` for freshness_risk, found none among ['users', 'merchants', 'pairs']"
+    ]
