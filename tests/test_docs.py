@@ -1,7 +1,7 @@
 """The documentation's examples are real: every `yaml` block of docs/reference.md and README.md
 loads through featmon's own loader, and the plain-hash example measures what the page says.
 
-A block is read by its shape: a mapping with `feature_views` is a check file (loaded by
+A block is read by its shape: a mapping with `feature_views` or `models` is a check file (loaded by
 `monitor.loader.load`, as `featmon validate` does, beside a config.yaml declaring the stores it
 names, taken from the page's configuration blocks); a mapping with `stores` is a config.yaml
 (validated as the `Config` model); a mapping of other config.yaml sections (receivers, route,
@@ -38,6 +38,7 @@ from checks.model import (
 )
 from checks.observation import FeatureReading, FeatureState
 from checks.schedule import Schedule
+from checks.served import AnyModelCheck, Model, RequestSample, ServingLog
 from checks.source import interpolate, load_yaml, validate
 from monitor.cli.main import main
 from monitor.config import (
@@ -176,6 +177,12 @@ def _stores_named(data: Mapping[str, object]) -> list[str]:
             source = view.get(side) if isinstance(view, dict) else None
             if isinstance(source, dict) and isinstance(source.get("store"), str):
                 names.append(source["store"])
+    models = data.get("models")
+    for model in models if isinstance(models, list) else []:
+        for side in ("serving_log", "requests"):
+            source = model.get(side) if isinstance(model, dict) else None
+            if isinstance(source, dict) and isinstance(source.get("store"), str):
+                names.append(source["store"])
     return names
 
 
@@ -183,7 +190,7 @@ def validate_block(block: Block, page: list[Block], workdir: Path) -> str:
     """Validate one yaml block as what its shape says it is; return what it was validated as.
     Raises DocExampleError, located at the block's file and line."""
     data = _data(block)
-    if isinstance(data, dict) and "feature_views" in data:
+    if isinstance(data, dict) and ("feature_views" in data or "models" in data):
         _load_check_file(block, data, page, workdir)
         return "check file"
     if isinstance(data, dict) and "stores" in data:
@@ -506,6 +513,10 @@ DOCUMENTED_MODELS = (
     RowCountChange,
     ReferenceWindow,
     *typing.get_args(AnyCheck),
+    Model,
+    ServingLog,
+    RequestSample,
+    *typing.get_args(AnyModelCheck),
 )
 
 
