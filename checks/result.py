@@ -589,14 +589,6 @@ class CheckResult(Serde):
         return doc
 
 
-MODEL_DETAILS: Mapping[str, type[Details]] = MappingProxyType(
-    {
-        "coverage": ModelCoverageDetails,
-        "freshness": ModelFreshnessDetails,
-        "null_rate": ModelNullRateDetails,
-        "freshness_risk": ModelFreshnessRiskDetails,
-    }
-)
 MODEL_PREFIX = "model:"
 
 
@@ -616,7 +608,9 @@ def _details_of(kind: object, details: Mapping[str, object], *, model: bool) -> 
     if set(details) == {"reason"}:
         return ErrorDetails.__name__
     if model:
-        found = MODEL_DETAILS.get(str(kind))
+        from checks.served import model_details  # noqa: PLC0415 - checks.served imports this module
+
+        found = model_details(str(kind))
         return None if found is None else found.__name__
     try:
         return kind_of(str(kind)).details.__name__

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import Field, model_validator
 
@@ -28,6 +28,13 @@ from checks.model import (
     Severity,
     Strict,
     ordered_thresholds,
+)
+from checks.result import (
+    Details,
+    ModelCoverageDetails,
+    ModelFreshnessDetails,
+    ModelFreshnessRiskDetails,
+    ModelNullRateDetails,
 )
 from checks.schedule import DEFAULT_SCHEDULE, Schedule
 from checks.source import Path
@@ -123,6 +130,8 @@ class ModelCoverageCheck(ModelCheckBase):
 
     bound = "min"
 
+    details: ClassVar[type[Details]] = ModelCoverageDetails
+
 
 class ModelFreshnessCheck(ModelCheckBase):
     """A quantile of the age of the served values at the request's time: over every served
@@ -133,6 +142,8 @@ class ModelFreshnessCheck(ModelCheckBase):
     over: Literal["values", "requests"] = "values"
     warn: Duration | None = None
     max: Duration | None = None
+
+    details: ClassVar[type[Details]] = ModelFreshnessDetails
 
 
 class ModelNullRateCheck(ModelCheckBase):
@@ -145,6 +156,8 @@ class ModelNullRateCheck(ModelCheckBase):
     )
     warn: Ratio | None = None
     max: Ratio | None = None
+
+    details: ClassVar[type[Details]] = ModelNullRateDetails
 
 
 class ModelFreshnessRiskCheck(ModelCheckBase):
@@ -161,6 +174,8 @@ class ModelFreshnessRiskCheck(ModelCheckBase):
 
     bound = None  # the views' max ages are its thresholds
 
+    details: ClassVar[type[Details]] = ModelFreshnessRiskDetails
+
 
 ModelCheck = Annotated[
     ModelCoverageCheck | ModelFreshnessCheck | ModelNullRateCheck | ModelFreshnessRiskCheck,
@@ -169,6 +184,15 @@ ModelCheck = Annotated[
 AnyModelCheck = (
     ModelCoverageCheck | ModelFreshnessCheck | ModelNullRateCheck | ModelFreshnessRiskCheck
 )
+
+
+def model_details(kind: str) -> type[Details] | None:
+    """The details type of a model check of `kind` (None for a kind no model check has)."""
+    for check in get_args(AnyModelCheck):
+        if kind in get_args(check.model_fields["kind"].annotation):
+            found: type[Details] = check.details
+            return found
+    return None
 
 
 class Model(Strict):
