@@ -238,3 +238,35 @@ def assert_api(base: str, newest: RunResult) -> None:
     runs = httpx.get(f"{base}/api/v1/runs", params={"limit": "100"}, timeout=10).json()["runs"]
     by_id = {r["run_id"]: r for r in runs}
     assert (by_id[newest.run_id]["model"], by_id[newest.run_id]["feature_view"]) == ("fraud", None)
+
+
+def test_replicas_run_each_scheduled_run_of_a_model_once(
+    tmp_path: Path, store_dir: Path, hooks: tuple[LoopbackReceiver, LoopbackReceiver]
+) -> None:
+    """Two daemons on one state database and one clock: each scheduled run of the model is
+    claimed, run and recorded by one of them, the other told it was claimed elsewhere."""
+    start = datetime.now(UTC).replace(microsecond=0)
+    write_serving_log(tmp_path / "logs" / "fraud", start)
+    config = configure(tmp_path, store_dir, *hooks)
+    clock = FakeClock(start)
+    seen = [Recorder(), Recorder()]
+    daemons = [Daemon(config, FAST, observer=one, clock=clock) for one in seen]
+    for daemon in daemons:
+        daemon.start()
+    try:
+        deadline = start + timedelta(minutes=2)
+        while sum(len(one.runs_of(MODEL)) for one in seen) < 4:
+            assert clock.now() < deadline, "the replicas did not run the model"
+            clock.advance(STEP)
+            time.sleep(0.02)
+    finally:
+        for daemon in daemons:
+            daemon.stop(10)  # waits for the runs going
+    ran = sorted(r.scheduled_at for one in seen for r in one.runs_of(MODEL))
+    assert len(ran) == len(set(ran))  # no scheduled time run twice
+    assert [name for one in seen for name, _ in one.elsewhere if name == MODEL]
+    with StateStore(f"sqlite:///{tmp_path}/state.db") as state:
+        recorded = sorted(r.scheduled_at for r in state.runs(limit=100) if r.model == "fraud")
+        claimed = {c.scheduled_at for c in state.run_claims(MODEL)}
+    assert recorded == ran
+    assert claimed >= set(ran)
