@@ -87,16 +87,31 @@ class Loaded:
     def planned(self) -> tuple[PlannedCheck, ...]:
         return tuple(p for v in self.views for p in v.planned)
 
-    def only(self, views: Sequence[str] = (), checks: Sequence[str] = ()) -> Loaded:
-        """The same configuration narrowed to the named views and check ids (each empty: all).
-        Raises `ValueError` naming what is not configured, with the names that are."""
+    def only(
+        self, views: Sequence[str] = (), checks: Sequence[str] = (), models: Sequence[str] = ()
+    ) -> Loaded:
+        """The same configuration narrowed to the named views, models and check ids. Naming
+        views or models keeps only those named (views alone: no model; models alone: no
+        view); naming neither keeps every one. Raises `ValueError` naming what is not
+        configured, with the names that are."""
         known_views = [v.view.name for v in self.views]
         missing = [name for name in views if name not in known_views]
         if missing:
             raise ValueError(f"no feature view {_listed(missing)} (views: {_listed(known_views)})")
-        kept = [v for v in self.views if not views or v.view.name in views]
+        known_models = [m.name for m in self.models]
+        missing = [name for name in models if name not in known_models]
+        if missing:
+            raise ValueError(f"no model {_listed(missing)} (models: {_listed(known_models)})")
+        named = bool(views or models)
+        kept = [v for v in self.views if not named or v.view.name in views]
+        kept_models = [m for m in self.models if not named or m.name in models]
+        return self._only_checks(kept, kept_models, checks)
+
+    def _only_checks(
+        self, kept: list[LoadedView], models: list[LoadedModel], checks: Sequence[str]
+    ) -> Loaded:
+        """The views and models `kept`, with only the checks `checks` (empty: all)."""
         known_checks = [p.id for v in kept for p in v.planned]
-        models = [m for m in self.models if not views]  # naming views leaves the models out
         known_checks += [p.id for m in models for p in m.planned]
         missing = [name for name in checks if name not in known_checks]
         if missing:

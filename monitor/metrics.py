@@ -170,7 +170,7 @@ def result_families(latest: Iterable[StoredResult]) -> tuple[GaugeMetricFamily, 
     series = _Series()
     last_run: dict[str, datetime] = {}
     for result in latest:
-        view = result.feature_view
+        view = result.subject
         series.add(
             families.status,
             [result.check, view, result.severity],

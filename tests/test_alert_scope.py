@@ -114,7 +114,7 @@ def test_migration_5_gives_each_stored_alert_record_its_feature_view(url: str) -
             )
         )
     engine.dispose()
-    with StateStore(url) as state:
+    with StateStore(url, migrations=MIGRATIONS[:5]) as state:
         assert state.migrate() == [5]
         with state.alert_transaction(AlertScope.of({"v2"}), AT) as tx:
             assert tx is not None

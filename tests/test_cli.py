@@ -469,6 +469,80 @@ def test_list_shows_stores_views_schedules_next_runs_and_checks(
     assert "merchant_stats  online  lake     every 10m" in text.stdout
 
 
+MODELS = """\
+models:
+  - name: fraud
+    features: [merchant_stats:avg_ticket_usd, merchant_stats:orders_1h]
+    serving_log: {store: lake, path: logs/fraud}
+    schedule: {every: 10m}
+    checks:
+      - {kind: coverage, min: 0.99}
+      - {kind: null_rate, max: 0.01}
+"""
+
+
+def test_list_shows_the_models_with_their_source_schedule_next_run_and_checks(
+    tmp_path: Path, store_dir: Path
+) -> None:
+    """A MODEL table beside the views' (JSON `models`), and the model's checks among the checks."""
+    checks = MERCHANTS + "      - {kind: freshness, max: 1h}\n" + MODELS
+    config = str(config_with(tmp_path, store_dir, checks))
+    done = featmon("list", "--config", config, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    (model,) = doc["models"]
+    assert {k: v for k, v in model.items() if k != "next_run"} == {
+        "name": "fraud",
+        "file": f"{tmp_path}/checks/c.yaml:11",
+        "source": "serving_log",
+        "store": "lake",
+        "schedule": "every 10m",
+        "checks": 3,
+    }
+    assert (
+        timedelta(0)
+        <= datetime.fromisoformat(model["next_run"]) - datetime.now(UTC)
+        <= (timedelta(minutes=10))
+    )
+    assert [(c["id"], c.get("model"), c["target"]) for c in doc["checks"][1:]] == [
+        ("fraud.coverage", "fraud", "serving_log"),
+        ("fraud.null_rate.merchant_stats.avg_ticket_usd", "fraud", "serving_log"),
+        ("fraud.null_rate.merchant_stats.orders_1h", "fraud", "serving_log"),
+    ]
+    text = featmon("list", "--config", config).stdout
+    assert "MODEL  SOURCE       STORE  SCHEDULE   NEXT RUN (UTC)" in text
+    assert f"fraud  serving_log  lake   every 10m  {model['next_run']}  3" in text
+
+
+def test_check_model_runs_only_the_named_models_and_view_only_the_views(
+    tmp_path: Path, store_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--model narrows a run to models (repeatable), --view to views; an unknown model is a
+    usage error naming the models configured."""
+    config = str(
+        config_with(
+            tmp_path, store_dir, MERCHANTS + "      - {kind: freshness, max: 1h}\n" + MODELS
+        )
+    )
+    args = ["check", "--config", config, "--now", NOW_TEXT, "--format", "json", "--no-state"]
+    assert main([*args, "--model", "fraud"]) == 3  # the serving log cannot be measured
+    found = json.loads(capsys.readouterr().out)["results"]
+    assert {(r["model"], r["feature_view"], r["status"]) for r in found} == {
+        ("fraud", None, "error")
+    }
+    assert len(found) == 3
+    assert main([*args, "--view", "merchant_stats"]) == 0
+    views = json.loads(capsys.readouterr().out)["results"]
+    assert [(r["check"], "model" in r) for r in views] == [
+        ("merchant_stats.freshness@online", False)
+    ]
+    unknown = featmon("check", "--config", config, "--model", "frad")
+    assert unknown.returncode == 4
+    assert unknown.stderr.strip() == (
+        "featmon check: no model 'frad' (models: 'fraud') (see featmon check --help)"
+    )
+
+
 def test_an_errors_reason_is_printed_whole_under_its_row(
     tmp_path: Path, store_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

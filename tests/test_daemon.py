@@ -28,7 +28,9 @@ from checks.schedule import Schedule
 from monitor.abc import EntityKey, OnlineStore
 from monitor.app import App, build_app
 from monitor.cli.main import main
-from monitor.daemon.service import Daemon, DaemonSettings, build_daemon, plan_jobs
+from monitor.daemon.jobs import plan_jobs
+from monitor.daemon.process import build_daemon
+from monitor.daemon.service import Daemon, DaemonSettings
 from monitor.demo import store as planted
 from monitor.loader import Loaded
 from monitor.runs.probe import Stores

@@ -192,6 +192,7 @@ def test_results_limit_caps_the_rows(client: httpx.Client) -> None:
         ({"limit": "ten"}, "limit: expected a whole number"),
         ({"feature_view": "x"}, "feature_view: unknown parameter; expected one of view"),
         ({"view": ""}, "view: expected a name, found an empty value"),
+        ({"model": ""}, "model: expected a name, found an empty value"),
         (
             {"since": "2026-11-26T06:00:00Z", "until": "2026-11-26T05:00:00Z"},
             "until: expected a time after since",
@@ -215,12 +216,48 @@ def test_a_repeated_parameter_is_400(client: httpx.Client) -> None:
     assert "repeated" in response.json()["detail"]
 
 
+def test_runs_are_newest_first_limited_and_filtered_by_since(client: httpx.Client) -> None:
+    """/api/v1/runs: each recorded run, newest first; a run of several views (`featmon
+    check`) names no view and no model."""
+    body = client.get("/api/v1/runs").json()
+    assert body["count"] == len(body["runs"]) == 3
+    newest = body["runs"][0]
+    assert (newest["run_id"], newest["feature_view"]) == ("20261126T060000Z-demo", None)
+    assert "model" not in newest
+    statuses = [r["status"] for r in results(client, run_id=newest["run_id"])]
+    assert newest["counts"] == {s: statuses.count(s) for s in ("pass", "warn", "fail", "error")}
+    assert newest["status"] == "fail"
+    since = client.get("/api/v1/runs", params={"since": "2026-11-26T05:50:00Z"}).json()
+    assert [r["scheduled_at"] for r in since["runs"]] == [
+        "2026-11-26T06:00:00Z",
+        "2026-11-26T05:50:00Z",
+    ]
+    assert client.get("/api/v1/runs", params={"limit": "1"}).json()["count"] == 1
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"view": "user_stats"}, "view: unknown parameter; expected one of since, limit"),
+        ({"limit": "0"}, "limit: expected a whole number from 1 to 10000, found '0'"),
+        ({"since": "yesterday"}, "since: expected an RFC 3339 time"),
+    ],
+)
+def test_bad_runs_parameters_are_400_with_a_clear_message(
+    client: httpx.Client, params: dict[str, str], message: str
+) -> None:
+    response = client.get("/api/v1/runs", params=params)
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith(message)
+
+
 def test_the_api_is_503_without_a_state_database() -> None:
     """Without history the JSON API says the state database is unavailable."""
     with serve(None) as url:
         status = httpx.get(f"{url}/api/v1/status")
         found = httpx.get(f"{url}/api/v1/results")
-    assert (status.status_code, found.status_code) == (503, 503)
+        runs = httpx.get(f"{url}/api/v1/runs")
+    assert (status.status_code, found.status_code, runs.status_code) == (503, 503, 503)
     assert status.json()["detail"] == "the state database is unavailable"
 
 

@@ -36,8 +36,9 @@ from alerts.routing import RootRouteConfig, RoutingTree
 from alerts.standby import Standby
 from checks.result import CheckResult, FreshnessDetails, RunResult, Status, Threshold
 from monitor.daemon.claims import RunClaims, Verdict
+from monitor.daemon.process import build_daemon
 from monitor.daemon.recorder import Recorded, RunRecorder
-from monitor.daemon.service import Daemon, DaemonSettings, build_daemon
+from monitor.daemon.service import Daemon, DaemonSettings
 from monitor.state import OutboxState, StateStore
 from tests.receivers import WEBHOOK_PATH, LoopbackReceiver, serving, webhook_contract
 from tests.redis_fixtures import Server, free_port, redis_server

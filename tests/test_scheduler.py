@@ -19,7 +19,9 @@ from monitor.daemon.scheduler import (
     SchedulerSettings,
     check,
     grid_offset,
+    job_key,
     next_time,
+    subject_of_key,
     weekday_names,
 )
 from tests.clocks import FakeClock, eventually
@@ -81,6 +83,18 @@ def on_grid(at: datetime, key: str, every: timedelta) -> bool:
     """Whether `at` is one of the job's grid times: the epoch plus its offset plus whole steps."""
     since = at - datetime(1970, 1, 1, tzinfo=UTC) - grid_offset(key, every)
     return since % every == timedelta(0)
+
+
+def test_a_views_job_key_is_prefixed_and_a_models_is_its_own_key() -> None:
+    """`view:<name>` and `model:<name>` never meet, and each key gives its subject back; the
+    daemon's own jobs have none."""
+    assert (job_key("user_stats"), job_key("model:fraud")) == ("view:user_stats", "model:fraud")
+    assert [subject_of_key(job_key(s)) for s in ("user_stats", "model:fraud")] == [
+        "user_stats",
+        "model:fraud",
+    ]
+    assert subject_of_key("featmon:alerts") is None
+    assert subject_of_key("takeover:user_stats@2026-11-23T12:00:00+00:00") is None
 
 
 def grid_offset_millis() -> int:

@@ -302,6 +302,7 @@ def channels_of_sidecar(port: int, channels: Channels) -> None:
             "/reports/",
             "/api/v1/status",
             "/api/v1/results",
+            "/api/v1/runs",
             "/api/v1/notifications",
             "/api/v1/silences",
         ]

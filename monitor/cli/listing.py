@@ -1,5 +1,5 @@
-"""`featmon list`: what a configuration holds (stores, feature views with their schedules and
-next run times, checks), without connecting to anything."""
+"""`featmon list`: what a configuration holds (stores, feature views and models with their
+schedules and next run times, checks), without connecting to anything."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from typing import cast
 
 from checks.duration import format_duration
 from checks.schedule import Schedule
-from monitor.daemon.scheduler import VIEW_KEY_PREFIX, ScheduleError, next_time
-from monitor.loader import Loaded
+from monitor.daemon.scheduler import ScheduleError, job_key, next_time
+from monitor.loader import Loaded, LoadedModel
 
 
 def describe(loaded: Loaded, now: datetime) -> dict[str, object]:
-    """The configuration as data: stores, views and checks (the JSON of `featmon list`)."""
+    """The configuration as data: stores, views, models and checks (the JSON of `featmon
+    list`)."""
     return {
         "config": str(loaded.path),
         "stores": [
@@ -32,6 +33,7 @@ def describe(loaded: Loaded, now: datetime) -> dict[str, object]:
             }
             for v in loaded.views
         ],
+        "models": [_model(m, now) for m in loaded.models],
         "checks": [
             {
                 "id": p.id,
@@ -42,8 +44,41 @@ def describe(loaded: Loaded, now: datetime) -> dict[str, object]:
                 "severity": p.check.severity,
             }
             for p in loaded.planned
+        ]
+        + [
+            {
+                "id": p.id,
+                "kind": p.kind,
+                "model": m.name,
+                "target": m.served.model.source,
+                "store": _model_store(m),
+                "severity": p.check.severity,
+            }
+            for m in loaded.models
+            for p in m.planned
         ],
     }
+
+
+def _model(model: LoadedModel, now: datetime) -> dict[str, object]:
+    """One model: where its requests are seen (`serving_log` or `requests`, and the store),
+    its schedule and next run, its checks."""
+    schedule = model.served.model.schedule
+    return {
+        "name": model.name,
+        "file": f"{model.file}:{model.line}",
+        "source": model.served.model.source,
+        "store": _model_store(model),
+        "schedule": schedule_text(schedule),
+        "next_run": _next_run(model.key, schedule, now),
+        "checks": len(model.planned),
+    }
+
+
+def _model_store(model: LoadedModel) -> str | None:
+    """The offline store of its serving log or request query (None: a file of requests)."""
+    source = model.served.model.serving_log or model.served.model.requests
+    return None if source is None else source.store
 
 
 def schedule_text(schedule: Schedule) -> str:
@@ -59,29 +94,33 @@ def schedule_text(schedule: Schedule) -> str:
     return text
 
 
-def _next_run(name: str, schedule: Schedule, now: datetime) -> str | None:
+def _next_run(subject: str, schedule: Schedule, now: datetime) -> str | None:
+    """When the daemon runs the view or model (`subject`) next: its grid is its job key's."""
     try:
-        found = next_time(schedule, now, VIEW_KEY_PREFIX + name)
+        found = next_time(schedule, now, job_key(subject))
     except ScheduleError:
         return None
     return None if found is None else f"{found:%Y-%m-%dT%H:%M:%S}Z"
 
 
 def table(doc: dict[str, object]) -> str:
-    """The text of `featmon list`: three aligned tables."""
+    """The text of `featmon list`: four aligned tables."""
     sections = [
         ("STORE", "TYPE"),
         ("FEATURE VIEW", "ONLINE", "OFFLINE", "SCHEDULE", "NEXT RUN (UTC)", "CHECKS", "FILE"),
+        ("MODEL", "SOURCE", "STORE", "SCHEDULE", "NEXT RUN (UTC)", "CHECKS", "FILE"),
         ("CHECK", "KIND", "TARGET", "STORE", "SEV"),
     ]
     keys = [
         ("name", "type"),
         ("name", "online", "offline", "schedule", "next_run", "checks", "file"),
+        ("name", "source", "store", "schedule", "next_run", "checks", "file"),
         ("id", "kind", "target", "store", "severity"),
     ]
     out: list[str] = []
     tables = [
-        cast("list[dict[str, object]]", doc[k]) for k in ("stores", "feature_views", "checks")
+        cast("list[dict[str, object]]", doc[k])
+        for k in ("stores", "feature_views", "models", "checks")
     ]
     for header, fields, items in zip(sections, keys, tables, strict=True):  # describe() builds them
         rows = [header, *[tuple(_cell(item.get(f)) for f in fields) for item in items]]

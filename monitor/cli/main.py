@@ -3,7 +3,7 @@
 Exit codes (the table is in `monitor.cli.usage`): 0 all pass, 1 warnings only, 2 any failure, 3 any
 error (a probe could not measure, the configuration is invalid, something the command needs
 cannot be used: a store, a path, a port), 4 a usage error (an unknown option, a value that does
-not parse, a view or check that is not configured, no configuration found). Results go to
+not parse, a view, model or check that is not configured, no configuration found). Results go to
 stdout; logs go to stderr; a user's mistake is one line on stderr, never a traceback
 (`--log-level debug` adds it).
 
@@ -129,13 +129,16 @@ def _parser() -> argparse.ArgumentParser:
         "--view", action="append", default=[], metavar="NAME", help="only this view (repeatable)"
     )
     check.add_argument(
+        "--model", action="append", default=[], metavar="NAME", help="only this model (repeatable)"
+    )
+    check.add_argument(
         "--check", action="append", default=[], metavar="ID", help="only this check (repeatable)"
     )
     _run_options(check)
     check.set_defaults(handler=_check)
 
     listing = commands.add_parser(
-        "list", help="list the stores, views (schedules, next runs) and checks configured"
+        "list", help="list the stores, views and models (schedules, next runs), checks configured"
     )
     add_config(listing)
     listing.add_argument("--format", choices=["text", "json"], default="text")
@@ -165,7 +168,7 @@ def _parser() -> argparse.ArgumentParser:
     init.set_defaults(handler=_init)
 
     run = commands.add_parser(
-        "run", help="the daemon: check every feature view on its schedule until stopped"
+        "run", help="the daemon: check every feature view and model on its schedule until stopped"
     )
     add_config(run)
     run.add_argument("--workers", type=int, default=8, help="probes running at once (default 8)")
@@ -268,7 +271,7 @@ def _validate(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     loaded = _load(args, config_path(args.config))
     try:
-        loaded = loaded.only(args.view, args.check)
+        loaded = loaded.only(args.view, args.check, args.model)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     run, report = _run(loaded, args.now, not args.no_state, args.report)
@@ -349,7 +352,8 @@ def _run_daemon(args: argparse.Namespace) -> int:
         raise UsageError(f"expected --workers of 1 or more, found {args.workers}")
     path = config_path(args.config)
     unused = [_load(args, path)]  # refused before the daemon's modules load
-    from monitor.daemon.service import DaemonSettings, build_daemon, serve
+    from monitor.daemon.process import build_daemon, serve
+    from monitor.daemon.service import DaemonSettings
 
     settings = DaemonSettings(
         workers=args.workers,
@@ -439,10 +443,10 @@ class _Scrubbing(logging.Formatter):
 
 class _JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, message, and the fields of `FIELDS` that a
-    line was given with `extra=` (a run's id, view, status and duration), so that a log search
+    line was given with `extra=` (a run's id, view or model, status and duration), so that a log search
     can filter on them."""
 
-    FIELDS = ("run_id", "feature_view", "status", "duration_ms")
+    FIELDS = ("run_id", "feature_view", "model", "status", "duration_ms")
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {

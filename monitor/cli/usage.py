@@ -7,7 +7,7 @@ and where the configuration is found.
 | 1 | warnings, no failure |
 | 2 | a check failed |
 | 3 | an error: a probe could not measure, the configuration is invalid, or something the command needs cannot be used (a store, the state database, a port, a path) |
-| 4 | a usage error: an unknown option, a value that does not parse, a view or check that is not configured, no configuration found |
+| 4 | a usage error: an unknown option, a value that does not parse, a view, model or check that is not configured, no configuration found |
 
 Soda's convention for 0-3, so a CI gate reads `featmon check` as it reads `soda scan`; 4 so
 that a wrong command line never reads as "a check failed".

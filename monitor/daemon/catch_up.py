@@ -1,5 +1,6 @@
-"""Catching up at start: which views run at once, and which catch-up runs are left to another
-replica.
+"""Catching up at start: which views and models run at once, and which catch-up runs are left
+to another replica. Both are named by their subject (a view's name, or `model:<name>`), and
+called views below.
 
 When the daemon starts (or a reload adds views), a view whose latest scheduled time has no
 recorded run (none since, none ever, or a state database that cannot be read) catches up: it
@@ -15,7 +16,7 @@ replica claimed a run of the view since the view's latest scheduled time.
 
     catch_ups = CatchUps(misfire_grace)
     for name, first in catch_ups.plan(state, schedules, names, now).items():
-        scheduler.put("view:" + name, schedules[name], job, now, first)
+        scheduler.put(job_key(name), schedules[name], job, now, first)
     ...
     if catch_ups.ran_elsewhere(state, name, scheduled_at): return   # in the run, before its claim
 """
@@ -24,23 +25,31 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 
 from checks.schedule import Schedule
-from monitor.daemon.scheduler import CATCH_UP_SPREAD, CatchUp, First, catch_up, previous_time
+from monitor.daemon.scheduler import (
+    CATCH_UP_SPREAD,
+    CatchUp,
+    First,
+    catch_up,
+    job_key,
+    previous_time,
+    spelled,
+)
 from monitor.state import StateError, StateStore
 
 log = logging.getLogger(__name__)
 
 
 class CatchUps:
-    """The catch-ups of one daemon. `key` turns a view's name into its scheduler key (the
-    grid is the key's). Thread-safe."""
+    """The catch-ups of one daemon. `key` turns a subject into its scheduler key (the grid is
+    the key's). Thread-safe."""
 
-    def __init__(self, misfire_grace: timedelta, key: str = "view:") -> None:
+    def __init__(self, misfire_grace: timedelta, key: Callable[[str], str] = job_key) -> None:
         self._grace = misfire_grace
-        self._prefix = key
+        self._key = key
         self._pending: dict[tuple[str, datetime], datetime] = {}  # off-grid run -> since
         self._lock = threading.Lock()
 
@@ -57,15 +66,15 @@ class CatchUps:
         last = last_runs(state)
         firsts: dict[str, First | CatchUp] = {}
         for name in names:
-            key, schedule = self._prefix + name, schedules[name]
+            key, schedule = self._key(name), schedules[name]
             recorded = None if last is None else last.get(name)
             firsts[name] = self._first(key, schedule, now, recorded)
             self._remember(name, key, schedule, firsts[name])
         caught_up = sum(isinstance(first, CatchUp) for first in firsts.values())
         if caught_up:
             log.info(
-                "%d feature views catch up within %.0f s: no run recorded since their latest "
-                "scheduled time",
+                "%d feature views and models catch up within %.0f s: no run recorded since "
+                "their latest scheduled time",
                 caught_up,
                 CATCH_UP_SPREAD.total_seconds(),
             )
@@ -82,13 +91,13 @@ class CatchUps:
         try:
             claims = state.run_claims(name, since)
         except StateError as exc:
-            log.debug("reading the claims of view %s failed: %s", name, exc)
+            log.debug("reading the claims of %s failed: %s", spelled(name), exc)
             return False
         if all(claim.scheduled_at == scheduled_at for claim in claims):
             return False
         log.info(
-            "catch-up run of view %s at %s not run: another replica ran the view since %s",
-            name,
+            "catch-up run of %s at %s not run: another replica ran it since %s",
+            spelled(name),
             scheduled_at.isoformat(),
             since.isoformat(),
         )
@@ -112,12 +121,12 @@ class CatchUps:
 
 
 def last_runs(state: StateStore | None) -> dict[str, datetime] | None:
-    """When each view last ran, as recorded; None when there is no state database to ask or
-    it does not answer."""
+    """When each view and model last ran, as recorded, by subject; None when there is no state
+    database to ask or it does not answer."""
     if state is None:
         return None
     try:
-        return state.last_run_by_view()
+        return state.last_run_by_subject()
     except StateError as exc:
         log.warning("the last run of each view cannot be read, every view catches up: %s", exc)
         return None

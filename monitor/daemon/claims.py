@@ -1,5 +1,7 @@
 """Daemon replicas share the check files: each scheduled run is claimed in the state database
-before it is probed, so that every run of every view runs once while any replica lives.
+before it is probed, so that every run of every view runs once while any replica lives. A
+model's runs are claimed the same way: "view" below is a run's subject (a view's name, or
+`model:<name>`).
 
 Every replica computes the same scheduled times (`monitor.daemon.scheduler` lays `every` intervals on
 an epoch-anchored grid), so at each time each replica asks `StateStore.claim_run`, and exactly
@@ -40,11 +42,12 @@ from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 
 from monitor.daemon.observer import RunObserver
+from monitor.daemon.scheduler import spelled
 from monitor.state import ClaimOutcome, StateError, StateStore
 
 log = logging.getLogger(__name__)
 
-Run = tuple[str, datetime]  # a feature view and a scheduled time
+Run = tuple[str, datetime]  # a subject (a feature view, `model:<name>`) and a scheduled time
 
 
 class Verdict(enum.Enum):
@@ -92,7 +95,7 @@ class RunClaims:
         with self._lock:
             self._mine[view] = outcome is not ClaimOutcome.ELSEWHERE
         if outcome is ClaimOutcome.ELSEWHERE:
-            log.debug("run of view %s at %s claimed elsewhere", view, scheduled_at.isoformat())
+            log.debug("run of %s at %s claimed elsewhere", spelled(view), scheduled_at.isoformat())
             self._observer.run_claimed_elsewhere(view, scheduled_at)
             return Verdict.NOT_OURS
         if outcome is ClaimOutcome.TAKEN_OVER:
@@ -105,16 +108,16 @@ class RunClaims:
             elsewhere = self._mine.get(view) is False
         if elsewhere:
             log.warning(
-                "run of view %s scheduled at %s left to the replica that last held it: its "
+                "run of %s scheduled at %s left to the replica that last held it: its "
                 "claim failed: %s",
-                view,
+                spelled(view),
                 scheduled_at.isoformat(),
                 exc,
             )
             return Verdict.NOT_OURS
         log.warning(
-            "run of view %s scheduled at %s runs without a claim: the claim failed: %s",
-            view,
+            "run of %s scheduled at %s runs without a claim: the claim failed: %s",
+            spelled(view),
             scheduled_at.isoformat(),
             exc,
         )
@@ -137,13 +140,13 @@ class RunClaims:
         try:
             mine = state.finish_run_claim(view, scheduled_at, self.holder, datetime.now(UTC))
         except StateError as exc:
-            log.error("finishing the claim of view %s failed: %s", view, exc)
+            log.error("finishing the claim of %s failed: %s", spelled(view), exc)
             return
         if not mine:
             log.warning(
-                "run of view %s scheduled at %s ended after its claim was taken over by "
+                "run of %s scheduled at %s ended after its claim was taken over by "
                 "another replica (the lease of %s ran out): it may have run twice",
-                view,
+                spelled(view),
                 scheduled_at.isoformat(),
                 self.lease,
             )
@@ -162,10 +165,10 @@ class RunClaims:
             if now - at > self._grace:
                 if state.lose_run_claim(view, at, now):
                     log.error(
-                        "run of view %s scheduled at %s was lost: its holder %s stopped "
+                        "run of %s scheduled at %s was lost: its holder %s stopped "
                         "renewing its claim, and no replica took it over within the misfire "
                         "grace of %s",
-                        view,
+                        spelled(view),
                         at.isoformat(),
                         claim.holder,
                         self._grace,
@@ -184,8 +187,8 @@ class RunClaims:
 
 def _took_over(view: str, scheduled_at: datetime) -> None:
     log.warning(
-        "took over the run of view %s scheduled at %s: its holder stopped renewing its claim",
-        view,
+        "took over the run of %s scheduled at %s: its holder stopped renewing its claim",
+        spelled(view),
         scheduled_at.isoformat(),
     )
 

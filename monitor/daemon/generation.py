@@ -9,27 +9,29 @@ import threading
 from dataclasses import dataclass, field
 
 from monitor.app import App
+from monitor.daemon.jobs import Job, jobs_of
 from monitor.daemon.notify import AlertRuntime
-from monitor.loader import Loaded, LoadedView
+from monitor.loader import Loaded
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Generation:
-    """One good configuration and its app; closed once retired and no longer in use."""
+    """One good configuration and its app, and what it runs (`jobs`, by subject); closed once
+    retired and no longer in use."""
 
     loaded: Loaded
     app: App
     alerts: AlertRuntime | None = None  # None: no state database, nothing is alerted
-    views: dict[str, LoadedView] = field(init=False)
+    jobs: dict[str, Job] = field(init=False)
     _users: int = 0
     _retired: bool = False
     _closed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self.views = {v.view.name: v for v in self.loaded.views}
+        self.jobs = jobs_of(self.loaded)
 
     def acquire(self) -> None:
         with self._lock:

@@ -1,6 +1,7 @@
 """What the daemon tells the outside about its work, as it happens: the Prometheus metrics
 (monitor.metrics) implement this; tests may record it. Implementations must be thread-safe and
-must not raise."""
+must not raise. A run's `feature_view` is its subject: a view's name, or a model's key
+`model:<name>` (`CheckResult.subject`; a view's name holds no colon)."""
 
 from __future__ import annotations
 

@@ -29,11 +29,12 @@ from datetime import UTC, datetime
 
 from checks.result import RunResult
 from monitor.daemon.observer import RunObserver
+from monitor.daemon.scheduler import spelled
 from monitor.state import StateError, StateStore, StoredResult, stored_results
 
 log = logging.getLogger(__name__)
 
-Claim = tuple[str, str]  # (feature view, holder): finished with the run, see record_run
+Claim = tuple[str, str]  # (subject, holder): finished with the run, see record_run
 
 
 class Recorded(enum.Enum):
@@ -66,7 +67,7 @@ class StateHealth:
 
 @dataclass(frozen=True)
 class _Pending:
-    view: str
+    view: str  # the run's subject: a view's name, or `model:<name>`
     run: RunResult
     claim: Claim | None
 
@@ -117,9 +118,9 @@ class RunRecorder:
                 self._down(exc)
                 dropped = self._push(_Pending(view, run, claim))
             log.error(
-                "run %s of view %s buffered: the state database did not take it: %s",
+                "run %s of %s buffered: the state database did not take it: %s",
                 run.run_id,
-                view,
+                spelled(view),
                 exc,
             )
             self._dropped(dropped)
@@ -152,10 +153,10 @@ class RunRecorder:
                 written += 1
                 if not mine:
                     log.warning(
-                        "buffered run %s of view %s not recorded: its claim was taken over by "
+                        "buffered run %s of %s not recorded: its claim was taken over by "
                         "another replica, which records its own run",
                         head.run.run_id,
-                        head.view,
+                        spelled(head.view),
                     )
         if written:
             self._up(written)
@@ -216,10 +217,10 @@ class RunRecorder:
     def _dropped(self, dropped: list[_Pending]) -> None:
         for pending in dropped:
             log.error(
-                "run %s of view %s scheduled at %s is not recorded: the buffer of %d runs "
+                "run %s of %s scheduled at %s is not recorded: the buffer of %d runs "
                 "waiting for the state database is full",
                 pending.run.run_id,
-                pending.view,
+                spelled(pending.view),
                 pending.run.scheduled_at.isoformat(),
                 self._capacity,
             )

@@ -55,6 +55,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
 
+from checks.result import MODEL_PREFIX
 from checks.schedule import Schedule
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,27 @@ VIEW_KEY_PREFIX = "view:"
 """A feature view's job key is this prefix and its name (a view name holds no colon): the key
 places the view on its interval (`grid_offset`), so the daemon and `featmon list` agree on the
 view's next run time."""
+
+
+def job_key(subject: str) -> str:
+    """The job key of a subject's runs (`CheckResult.subject`): `view:<name>` for a feature
+    view, and a model's own key `model:<name>` for a model. Neither meets the other, nor the
+    daemon's own jobs (`featmon:...`)."""
+    return subject if subject.startswith(MODEL_PREFIX) else VIEW_KEY_PREFIX + subject
+
+
+def spelled(subject: str) -> str:
+    """A subject as log lines name it: `view user_stats`, `model fraud`."""
+    if subject.startswith(MODEL_PREFIX):
+        return "model " + subject.removeprefix(MODEL_PREFIX)
+    return "view " + subject
+
+
+def subject_of_key(key: str) -> str | None:
+    """The subject whose runs `key` schedules (see `job_key`); None for any other job."""
+    if key.startswith(MODEL_PREFIX):
+        return key
+    return key.removeprefix(VIEW_KEY_PREFIX) if key.startswith(VIEW_KEY_PREFIX) else None
 
 
 class ScheduleError(ValueError):

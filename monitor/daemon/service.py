@@ -1,69 +1,79 @@
-"""`featmon run`: the daemon. Each feature view runs on its own schedule; the configuration is
-reloaded on SIGHUP or when a file changes; SIGTERM or SIGINT stops it within a grace period.
+"""`featmon run`: the daemon. Each feature view and each model runs on its own schedule; the
+configuration is reloaded on SIGHUP or when a file changes; SIGTERM or SIGINT stops it within a
+grace period.
 
     daemon = Daemon(Path("config.yaml"), DaemonSettings(workers=8), observer=metrics)
     daemon.start()        # load, build the app, prune, schedule; raises ConfigError
     daemon.reload()       # load again; a bad configuration is reported, the last good one runs
     daemon.stop(30.0)     # stop scheduling, let runs finish, close the stores and the state DB
 
-`serve(daemon)` is the same with signals, for the command line. Tests drive the methods.
+`monitor.daemon.process.serve(daemon)` is the same with signals, for the command line. Tests
+drive the methods.
 
-With a state database, a run is first claimed there (`monitor.daemon.claims`): replicas sharing the
-database run each scheduled run of each view once, and one that loses the claim skips it.
-Probing never waits for the state database: a claim it does not answer is run anyway (see
-`monitor.daemon.claims` for which views), and a run it does not take is buffered by the `RunRecorder`
-(`monitor.daemon.recorder`) and written when it is back, on the claims' heartbeat.
+What runs is a job (`monitor.daemon.jobs`): a feature view or a model with checks, named by its
+subject (a view's name, or `model:<name>`); the daemon treats both alike, and "view" below
+stands for either. With a state database, a run is first claimed there
+(`monitor.daemon.claims`): replicas sharing the database run each scheduled run of each view
+once, and one that loses the claim skips it. Probing never waits for the state database: a
+claim it does not answer is run anyway (see `monitor.daemon.claims` for which views), and a run
+it does not take is buffered by the `RunRecorder` (`monitor.daemon.recorder`) and written when
+it is back, on the claims' heartbeat.
 
 On start, views without a recent run catch up within seconds, then run on their schedule
 (`monitor.daemon.catch_up`); so do views a reload adds.
 
-A run of one view is `probe_view` at the run's **scheduled** time, a `RunResult` with its own run
-id, `App.record`, and `observer.run_finished`; any failure there becomes `error` results and never
-reaches the scheduler. Runs hold the configuration they started with: a reload swaps in a new
-app at once, and the old one's stores are closed when its last run ends.
+A run of one view is `run_view` (of a model, `run_model`) at the run's **scheduled** time, a
+`RunResult` with its own run id, recorded, alerted on, and `observer.run_finished`; any failure
+there becomes `error` results and never reaches the scheduler. Runs hold the configuration they
+started with: a reload swaps in a new app at once, and the old one's stores are closed when its
+last run ends.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import queue
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from types import FrameType
 from typing import Protocol
 
 from checks.errors import ConfigError, Problem
 from checks.schedule import Schedule
 from monitor.app import App, build_app
-from monitor.config import warnings
 from monitor.daemon.catch_up import CatchUps
 from monitor.daemon.claims import RunClaims, Ticker, Verdict, holder_id
 from monitor.daemon.generation import Generation
-from monitor.daemon.logqueue import queued_logging
+from monitor.daemon.jobs import (
+    BUFFER_RUNS_PER_JOB,
+    Job,
+    buffer_capacity,
+    log_run,
+    plan_jobs,
+    schedules,
+    subjects,
+)
 from monitor.daemon.notify import AlertRuntime
 from monitor.daemon.observer import NoObserver, RunObserver
 from monitor.daemon.recorder import Recorded, RunRecorder, StateHealth
 from monitor.daemon.reloads import ReloadOutcome
 from monitor.daemon.scheduler import (
     SYSTEM_CLOCK,
-    VIEW_KEY_PREFIX,
     Clock,
     First,
     Scheduler,
     SchedulerSettings,
+    job_key,
+    spelled,
+    subject_of_key,
 )
 from monitor.daemon.watch import Watcher, watched_files
-from monitor.http.links import ReportLinks
-from monitor.loader import Loaded, LoadedView, load
-from monitor.runs.run import run_view
-from monitor.state import StateError, StateStore, StoredResult
+from monitor.loader import Loaded, load
+from monitor.state import StateError, StoredResult
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +81,6 @@ RETENTION_KEY = "featmon:retention"  # not a view name: those cannot hold a colo
 RETENTION_SCHEDULE = Schedule(every=timedelta(hours=1))
 ALERTS_KEY = "featmon:alerts"
 CLAIM_RETENTION = timedelta(days=1)  # claims matter for a misfire grace; kept a day to diagnose
-BUFFER_RUNS_PER_VIEW = 60  # the default of state.buffer_runs: an hour of runs every minute
-_VIEW = VIEW_KEY_PREFIX
 _TAKEOVER = "takeover:"
 
 
@@ -123,37 +131,8 @@ class Sidecar(Protocol):
         """Stop serving; called once, after the last run ended or the grace period did."""
 
 
-@dataclass(frozen=True)
-class JobPlan:
-    """How the scheduled views change from one configuration to the next."""
-
-    add: tuple[str, ...]
-    remove: tuple[str, ...]
-    reschedule: tuple[str, ...]
-
-
-def plan_jobs(old: Mapping[str, Schedule], new: Mapping[str, Schedule]) -> JobPlan:
-    """Views to add, to remove, and whose schedule changed (the rest keep their next run)."""
-    return JobPlan(
-        add=tuple(sorted(new.keys() - old.keys())),
-        remove=tuple(sorted(old.keys() - new.keys())),
-        reschedule=tuple(sorted(n for n in new.keys() & old.keys() if new[n] != old[n])),
-    )
-
-
-def schedules(loaded: Loaded) -> dict[str, Schedule]:
-    """The schedule of every view with checks to run (a view without checks is not run)."""
-    return {v.view.name: v.view.schedule for v in loaded.views if v.planned}
-
-
-def buffer_capacity(loaded: Loaded) -> int:
-    """`state.buffer_runs`, or `BUFFER_RUNS_PER_VIEW` runs per scheduled view."""
-    configured = loaded.config.state.buffer_runs
-    return configured or BUFFER_RUNS_PER_VIEW * max(1, len(schedules(loaded)))
-
-
 class Daemon:
-    """The scheduler over every feature view of the configuration at `config_path`.
+    """The scheduler over every feature view and model of the configuration at `config_path`.
 
     `observer` hears about runs, skips and reloads; `sidecar`, when given, is started after the
     first configuration is loaded and stopped last. `load_config` and `build` are `load` and
@@ -198,8 +177,8 @@ class Daemon:
             holder_id(), settings.claim_lease, settings.misfire_grace, self._observer
         )
         self._takeovers: dict[str, tuple[str, datetime]] = {}  # once-job key -> run
-        self._catch_ups = CatchUps(settings.misfire_grace, _VIEW)
-        self._recorder = RunRecorder(BUFFER_RUNS_PER_VIEW, self._observer)
+        self._catch_ups = CatchUps(settings.misfire_grace)
+        self._recorder = RunRecorder(BUFFER_RUNS_PER_JOB, self._observer)
         self._tending = Ticker("featmon-claims", settings.claim_lease / 4, self._tend_claims)
 
     # -- the life cycle --------------------------------------------------------------------
@@ -210,7 +189,7 @@ class Daemon:
         loaded = self._loaded_first or self._load(self._path)
         self._loaded_first = None
         generation = self._generation_of(loaded, self._build(loaded))
-        self._recorder.resize(buffer_capacity(loaded))
+        self._recorder.resize(buffer_capacity(loaded, generation.jobs))
         with self._lock:
             self._current = generation
         if self._sidecar is not None:
@@ -219,8 +198,7 @@ class Daemon:
             except BaseException:
                 generation.retire()
                 raise
-        plan = schedules(loaded)
-        self._put_views(generation.app.state, plan, plan)
+        self._put_jobs(generation, generation.jobs.values())
         self._scheduler.put(RETENTION_KEY, RETENTION_SCHEDULE, self._prune, first=First.NOW)
         alert_tick = Schedule(every=self._settings.alert_tick)
         self._scheduler.put(ALERTS_KEY, alert_tick, self._flush_alerts)
@@ -233,9 +211,9 @@ class Daemon:
         )
         self._watcher.start()
         log.info(
-            "featmon running %s: %d feature views scheduled, %d workers",
+            "featmon running %s: %d feature views and models scheduled, %d workers",
             self._path,
-            len(plan),
+            len(generation.jobs),
             self._settings.workers,
         )
 
@@ -254,27 +232,27 @@ class Daemon:
                 log.exception("reload of %s failed building the stores", self._path)
                 return self._reload_failed(f"{type(exc).__name__}: {exc}", [])
             new = self._generation_of(loaded, app)
-            self._recorder.resize(buffer_capacity(loaded))
+            self._recorder.resize(buffer_capacity(loaded, new.jobs))
             with self._lock:
                 old, self._current = self._current, new
             if new.alerts is not None:  # alerts of views no longer configured resolve
                 if old.alerts is not None:  # what only memory holds while the database is down
                     new.alerts.adopt(old.alerts)
-                new.alerts.retire(list(new.views), datetime.now(UTC))
-            wanted = schedules(loaded)
-            plan = plan_jobs(schedules(old.loaded), wanted)
-            for name in plan.remove:
-                self._scheduler.remove(_VIEW + name)
-            self._put_views(app.state, wanted, plan.add)
-            for name in plan.reschedule:
-                self._scheduler.put(_VIEW + name, wanted[name], self._job(name))
+                new.alerts.retire(subjects(loaded), datetime.now(UTC))
+            plan = plan_jobs(schedules(old.jobs), schedules(new.jobs))
+            for subject in plan.remove:
+                self._scheduler.remove(job_key(subject))
+            self._put_jobs(new, [new.jobs[subject] for subject in plan.add])
+            for subject in plan.reschedule:
+                job = new.jobs[subject]
+                self._scheduler.put(job.key, job.schedule, self._job(subject))
             old.retire()
             with self._lock:
                 self._last_reload = ReloadOutcome(ok=True, at=datetime.now(UTC))
         log.info(
-            "reloaded %s: %d feature views (added %s, removed %s, rescheduled %s)",
+            "reloaded %s: %d feature views and models (added %s, removed %s, rescheduled %s)",
             self._path,
-            len(wanted),
+            len(new.jobs),
             list(plan.add),
             list(plan.remove),
             list(plan.reschedule),
@@ -345,31 +323,32 @@ class Daemon:
         finally:
             generation.release()
 
-    def _put_views(
-        self, state: StateStore | None, wanted: Mapping[str, Schedule], names: Iterable[str]
-    ) -> None:
-        """Schedule the views `names`, those without a recent run catching up
-        (`monitor.daemon.catch_up`)."""
+    def _put_jobs(self, generation: Generation, jobs: Iterable[Job]) -> None:
+        """Schedule `jobs`, those without a recent run catching up (`monitor.daemon.catch_up`)."""
         now = self._clock.now()
-        for name, first in self._catch_ups.plan(state, wanted, names, now).items():
-            self._scheduler.put(_VIEW + name, wanted[name], self._job(name), now, first)
+        wanted = schedules(generation.jobs)
+        names = [job.subject for job in jobs]
+        firsts = self._catch_ups.plan(generation.app.state, wanted, names, now)
+        for name, first in firsts.items():
+            self._scheduler.put(job_key(name), wanted[name], self._job(name), now, first)
 
     # -- runs ------------------------------------------------------------------------------
 
     def _job(self, name: str) -> Callable[[datetime], None]:
-        return lambda scheduled_at: self._run_view(name, scheduled_at)
+        return lambda scheduled_at: self._run_job(name, scheduled_at)
 
-    def _run_view(self, name: str, scheduled_at: datetime, *, claimed: bool = False) -> None:
-        """Run `name` at `scheduled_at` once it is claimed (`claimed`: it was taken over)."""
+    def _run_job(self, name: str, scheduled_at: datetime, *, claimed: bool = False) -> None:
+        """Run the view or model `name` (a subject) at `scheduled_at` once it is claimed
+        (`claimed`: it was taken over)."""
         with self._run_slot(name) as generation:
-            view = None if generation is None else generation.views.get(name)
-            if generation is None or view is None:  # stopping, or removed by a reload
+            job = None if generation is None else generation.jobs.get(name)
+            if generation is None or job is None:  # stopping, or removed by a reload
                 if claimed:
                     self._claims.drop((name, scheduled_at))
                 return
             state = generation.app.state
             if state is None:
-                self._run_claimed(generation, view, scheduled_at, None)
+                self._run_claimed(generation, job, scheduled_at, None)
                 return
             if not claimed and self._catch_ups.ran_elsewhere(state, name, scheduled_at):
                 self._observer.run_claimed_elsewhere(name, scheduled_at)
@@ -378,11 +357,11 @@ class Daemon:
             if verdict is Verdict.NOT_OURS:
                 return
             if verdict is Verdict.UNCLAIMED:
-                self._run_claimed(generation, view, scheduled_at, None)
+                self._run_claimed(generation, job, scheduled_at, None)
                 return
             settled = False
             try:
-                settled = self._run_claimed(generation, view, scheduled_at, self._claims.holder)
+                settled = self._run_claimed(generation, job, scheduled_at, self._claims.holder)
             finally:
                 if settled:  # recorded or buffered with its claim, which is finished with it
                     self._claims.drop((name, scheduled_at))
@@ -392,53 +371,34 @@ class Daemon:
     def _run_taken_over(self, key: str, name: str, scheduled_at: datetime) -> None:
         with self._lock:
             self._takeovers.pop(key, None)
-        self._run_view(name, scheduled_at, claimed=True)
+        self._run_job(name, scheduled_at, claimed=True)
 
     def _run_claimed(
-        self, generation: Generation, view: LoadedView, scheduled_at: datetime, holder: str | None
+        self, generation: Generation, job: Job, scheduled_at: datetime, holder: str | None
     ) -> bool:
         """Probe, record or buffer (finishing the claim of `holder` in the same transaction)
         and alert; True when the claim is settled by the recording. No report file is written:
         the sidecar renders a run's report from the state database when it is asked for."""
-        name = view.view.name
+        name = job.subject
         started = time.monotonic()
         app = generation.app
-        run, probe_cpu = run_view(app, view, scheduled_at, self._observer)
+        run, probe_cpu = job.run(app, scheduled_at, self._observer)
         claim = None if holder is None else (name, holder)
         if app.state is not None:
             recorded = self._recorder.record(app.state, name, run, claim)
             if recorded is Recorded.ELSEWHERE:
                 log.warning(
-                    "run %s of view %s not recorded: its claim was taken over by another "
+                    "run %s of %s not recorded: its claim was taken over by another "
                     "replica (the lease of %s ran out), which records it",
                     run.run_id,
-                    name,
+                    spelled(name),
                     self._settings.claim_lease,
                 )
                 return True
         if generation.alerts is not None:
             generation.alerts.after_run(run, datetime.now(UTC))
         self._observer.run_finished(name, run)
-        counts = run.counts()
-        took_ms = (time.monotonic() - started) * 1000
-        fields = {"run_id": run.run_id, "feature_view": name, "status": run.status.value}
-        log.info(
-            "run %s of view %s: %s, %d checks (%d pass, %d warn, %d fail, %d error), "
-            "scheduled at %s, started %.0f ms late, took %.0f ms (probe CPU %.1f ms)",
-            run.run_id,
-            name,
-            run.status.value,
-            len(run.results),
-            counts["pass"],
-            counts["warn"],
-            counts["fail"],
-            counts["error"],
-            scheduled_at.isoformat(),
-            (run.started_at - scheduled_at).total_seconds() * 1000,
-            took_ms,
-            probe_cpu * 1000,
-            extra={**fields, "duration_ms": round(took_ms, 1)},  # JSON logs: fields of their own
-        )
+        log_run(job, run, (time.monotonic() - started) * 1000, probe_cpu)
         return holder is not None
 
     def _tend_claims(self) -> None:
@@ -453,7 +413,7 @@ class Daemon:
         generation.acquire()
         try:
             self._recorder.flush(generation.app.state)
-            taken = self._claims.tend(generation.app.state, frozenset(generation.views), now)
+            taken = self._claims.tend(generation.app.state, frozenset(generation.jobs), now)
         except StateError as exc:  # the recorder logged the outage once; this is every heartbeat
             log.debug("tending the claims failed (tried again on the next heartbeat): %s", exc)
             return
@@ -523,12 +483,12 @@ class Daemon:
                 self._idle.notify_all()
 
     def _skipped(self, key: str, scheduled_at: datetime) -> None:
-        if not key.startswith(_VIEW):
+        name = subject_of_key(key)
+        if name is None:
             return
-        name = key.removeprefix(_VIEW)
         log.warning(
-            "run of view %s scheduled at %s skipped: its previous run is still going",
-            name,
+            "run of %s scheduled at %s skipped: its previous run is still going",
+            spelled(name),
             scheduled_at.isoformat(),
         )
         self._observer.run_skipped(name, scheduled_at)
@@ -538,10 +498,11 @@ class Daemon:
             taken = self._takeovers.pop(key, None)
         if taken is not None:  # not run: its claim ends with its lease, and is found lost
             self._claims.drop(taken)
+        name = subject_of_key(key)
         log.warning(
             "run of %s scheduled at %s dropped: no worker was free within the misfire grace "
             "of %s (raise --workers)",
-            key.removeprefix(_VIEW),
+            key if name is None else spelled(name),
             scheduled_at.isoformat(),
             self._settings.misfire_grace,
         )
@@ -566,73 +527,3 @@ class Daemon:
             if self._current is None:
                 raise RuntimeError("the daemon has not been started")
             return self._current
-
-
-def serve(daemon: Daemon) -> int:
-    """Run `daemon` until SIGTERM or SIGINT, reloading on SIGHUP; 0 when every run finished
-    within the grace period, 1 otherwise. Call from the main thread. The log handlers run on a
-    thread of their own meanwhile (`monitor.daemon.logqueue`)."""
-    commands: queue.SimpleQueue[str] = queue.SimpleQueue()  # put() is safe in signal handlers
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        commands.put("reload" if signum == signal.SIGHUP else signal.Signals(signum).name)
-
-    handled = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
-    previous = {signum: signal.signal(signum, on_signal) for signum in handled}
-    with queued_logging():
-        try:
-            daemon.start()
-            while True:
-                try:
-                    command = commands.get(timeout=1.0)
-                except queue.Empty:
-                    continue
-                if command != "reload":
-                    log.info("received %s: stopping", command)
-                    break
-                log.info("received SIGHUP: reloading")
-                daemon.reload()
-            return 0 if daemon.stop() else 1
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-
-
-def build_daemon(
-    path: Path, settings: DaemonSettings, load_config: Callable[[Path], Loaded] = load
-) -> Daemon:
-    """The daemon as `featmon run` deploys it: Prometheus metrics on a registry of its own, and
-    the HTTP sidecar on `http.listen` of the configuration (read once here: changing the listen
-    address needs a restart). `load_config` reads the configuration, at start and on every
-    reload. Raises ConfigError when invalid."""
-    # The web stack loads only for the daemon.
-    from monitor.http import DaemonSidecar, daemon_state  # noqa: PLC0415 - the sidecar's web stack is imported only when the daemon starts
-    from monitor.metrics import Exposition, LiveState, Metrics, new_registry  # noqa: PLC0415 - the sidecar's web stack is imported only when the daemon starts
-
-    loaded = load_config(path)  # read once: `start` runs it, reloads read the files again
-    config = loaded.config
-    registry = new_registry()
-    daemon: Daemon | None = None
-
-    @contextlib.contextmanager
-    def current_state() -> Iterator[StateStore | None]:
-        if daemon is None:
-            yield None
-            return
-        with daemon_state(daemon)() as state:
-            yield state
-
-    live = LiveState(
-        health=lambda: StateHealth(True) if daemon is None else daemon.state_health(),
-        measured=lambda: [] if daemon is None else daemon.measured(),
-    )
-    metrics = Metrics(registry, current_state, live)
-    for warning in warnings(config):
-        log.warning("%s", warning)
-    sidecar = DaemonSidecar(
-        config.http, Exposition(registry), ReportLinks.from_config(config.reports)
-    )
-    daemon = Daemon(
-        path, settings, observer=metrics, sidecar=sidecar, load_config=load_config, loaded=loaded
-    )
-    return daemon

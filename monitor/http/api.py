@@ -1,6 +1,7 @@
-"""The JSON API: `/api/v1/status` (per feature view: last run, worst status) and
-`/api/v1/results` (history, filtered). Parsing a query is pure (`parse_results_query`) and
-every mistake is a 400 that says which parameter, what was expected and what was found."""
+"""The JSON API: `/api/v1/status` (per feature view and per model: last run, worst status),
+`/api/v1/results` (history, filtered) and `/api/v1/runs` (recorded runs, each with the view or
+model it ran). Parsing a query is pure (`parse_results_query`) and every mistake is a 400 that
+says which parameter, what was expected and what was found."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_LIMIT = 100
-RESULTS_PARAMS = ("view", "check", "since", "until", "status", "limit", "run_id")
+RESULTS_PARAMS = ("view", "model", "check", "since", "until", "status", "limit", "run_id")
+RUNS_PARAMS = ("since", "limit")
+DEFAULT_RUNS = 50
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})"
 )
@@ -43,6 +46,7 @@ class BadRequest(ValueError):
 class ResultsQuery:
     view: str | None = None
     check: str | None = None
+    model: str | None = None
     since: datetime | None = None
     until: datetime | None = None
     status: Status | None = None
@@ -79,21 +83,25 @@ def parse_status(text: str) -> Status:
         raise BadRequest("status", f"expected one of {names}, found {text!r}") from None
 
 
-def parse_results_query(params: QueryParams) -> ResultsQuery:
-    """The filters of `/api/v1/results`. Unknown or repeated parameters are errors."""
+def _known(params: QueryParams, known: tuple[str, ...]) -> dict[str, str]:
+    """Each parameter by name; unknown or repeated parameters are errors."""
     for name in params:
-        if name not in RESULTS_PARAMS:
-            raise BadRequest(
-                name, f"unknown parameter; expected one of {', '.join(RESULTS_PARAMS)}"
-            )
+        if name not in known:
+            raise BadRequest(name, f"unknown parameter; expected one of {', '.join(known)}")
         if len(params.getlist(name)) > 1:
             raise BadRequest(name, "expected the parameter once, found it repeated")
-    text = {name: params[name] for name in params}
-    for name in ("view", "check", "run_id"):
+    return {name: params[name] for name in params}
+
+
+def parse_results_query(params: QueryParams) -> ResultsQuery:
+    """The filters of `/api/v1/results`. Unknown or repeated parameters are errors."""
+    text = _known(params, RESULTS_PARAMS)
+    for name in ("view", "model", "check", "run_id"):
         if name in text and not text[name]:
             raise BadRequest(name, "expected a name, found an empty value")
     query = ResultsQuery(
         view=text.get("view"),
+        model=text.get("model"),
         check=text.get("check"),
         since=parse_time("since", text["since"]) if "since" in text else None,
         until=parse_time("until", text["until"]) if "until" in text else None,
@@ -108,30 +116,39 @@ def parse_results_query(params: QueryParams) -> ResultsQuery:
     return query
 
 
-def view_status(latest: Iterable[StoredResult]) -> list[dict[str, JSON]]:
-    """Per feature view, from each check's latest result: the worst status, the newest run
-    and the results by status. Views sorted by name."""
+def parse_runs_query(params: QueryParams) -> tuple[datetime | None, int]:
+    """`since` and `limit` of `/api/v1/runs`."""
+    text = _known(params, RUNS_PARAMS)
+    since = parse_time("since", text["since"]) if "since" in text else None
+    return since, parse_limit(text["limit"]) if "limit" in text else DEFAULT_RUNS
+
+
+def status_by(
+    latest: Iterable[StoredResult], field: str, name: Callable[[StoredResult], str | None]
+) -> list[dict[str, JSON]]:
+    """Per subject `name` gives (a feature view, or a model; results it names None are
+    another's), from each check's latest result: the worst status, the newest run and the
+    results by status, under `field`. Sorted by name."""
     grouped: dict[str, list[StoredResult]] = {}
     for result in latest:
-        grouped.setdefault(result.feature_view, []).append(result)
-    out: list[dict[str, JSON]] = []
-    for name in sorted(grouped):
-        members = grouped[name]
-        newest = max(members, key=lambda r: (r.scheduled_at, r.run_id))
-        counts = {s.value: 0 for s in Status}
-        for result in members:
-            counts[result.status.value] += 1
-        by_status: dict[str, JSON] = dict(counts)
-        out.append(
-            {
-                "feature_view": name,
-                "status": worst([r.status for r in members]).value,
-                "last_run": {"run_id": newest.run_id, "scheduled_at": rfc3339(newest.scheduled_at)},
-                "checks": len(members),
-                "counts": by_status,
-            }
-        )
-    return out
+        key = name(result)
+        if key is not None:
+            grouped.setdefault(key, []).append(result)
+    return [{field: key, **_summary(grouped[key])} for key in sorted(grouped)]
+
+
+def _summary(members: list[StoredResult]) -> dict[str, JSON]:
+    newest = max(members, key=lambda r: (r.scheduled_at, r.run_id))
+    counts = {s.value: 0 for s in Status}
+    for result in members:
+        counts[result.status.value] += 1
+    by_status: dict[str, JSON] = dict(counts)
+    return {
+        "status": worst([r.status for r in members]).value,
+        "last_run": {"run_id": newest.run_id, "scheduled_at": rfc3339(newest.scheduled_at)},
+        "checks": len(members),
+        "counts": by_status,
+    }
 
 
 def error(status_code: int, message: str, detail: str) -> JSONResponse:
@@ -166,9 +183,11 @@ class Api:
         latest = read_state(self._source, StateStore.latest_by_check, f"GET {request.url.path}")
         if latest is None:
             return unavailable()
-        views = view_status(latest)
-        overall = worst([Status(str(v["status"])) for v in views]).value if views else None
-        return JSONResponse({"status": overall, "feature_views": views})
+        views = status_by(latest, "feature_view", lambda r: r.feature_view)
+        models = status_by(latest, "model", lambda r: r.model)
+        statuses = [Status(str(s["status"])) for s in (*views, *models)]
+        overall = worst(statuses).value if statuses else None
+        return JSONResponse({"status": overall, "feature_views": views, "models": models})
 
     def results(self, request: Request) -> JSONResponse:
         try:
@@ -185,12 +204,29 @@ class Api:
                 status=query.status,
                 limit=query.limit,
                 run_id=query.run_id,
+                model=query.model,
             ),
             f"GET {request.url.path}",
         )
         if found is None:
             return unavailable()
         return JSONResponse({"count": len(found), "results": [r.as_json() for r in found]})
+
+    def runs(self, request: Request) -> JSONResponse:
+        """Recorded runs, newest first: a view's run names its `feature_view`, a model's its
+        `model` (and `feature_view` null), a run of several (`featmon check`) neither."""
+        try:
+            since, limit = parse_runs_query(request.query_params)
+        except BadRequest as exc:
+            return error(400, "bad request", str(exc))
+        found = read_state(
+            self._source,
+            lambda state: state.runs(limit=limit, since=since),
+            f"GET {request.url.path}",
+        )
+        if found is None:
+            return unavailable()
+        return JSONResponse({"count": len(found), "runs": [r.as_json() for r in found]})
 
 
 def outbox_json(row: OutboxRow) -> dict[str, JSON]:

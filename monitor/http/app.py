@@ -8,8 +8,9 @@
     /reports/           index of recent runs           (token, when configured)
     /reports/{run_id}   the HTML report of a run, rendered from the state database (token,
                         or a signed link: ?expires=...&sig=..., see monitor.http.links)
-    /api/v1/status      per view: last run, worst status (token)
+    /api/v1/status      per view and model: last run, worst status (token)
     /api/v1/results     results history, filtered      (token)
+    /api/v1/runs        recorded runs, newest first    (token)
     /api/v1/silences    GET list, POST create          (token; see monitor.http.silences)
     /api/v1/silences/{id}  DELETE: expire now          (token)
 
@@ -157,6 +158,7 @@ def create_app(services: Services) -> Starlette:
         Route("/reports/{run_id}", reports.run, methods=["GET"]),
         Route("/api/v1/status", api.status, methods=["GET"]),
         Route("/api/v1/results", api.results, methods=["GET"]),
+        Route("/api/v1/runs", api.runs, methods=["GET"]),
         Route(
             "/api/v1/notifications",
             lambda request: notifications(services.state, request),

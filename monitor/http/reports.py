@@ -38,7 +38,7 @@ HTML_HEADERS = {
 def index_views(latest: Iterable[StoredResult]) -> tuple[IndexView, ...]:
     grouped: dict[str, list[StoredResult]] = {}
     for result in latest:
-        grouped.setdefault(result.feature_view, []).append(result)
+        grouped.setdefault(result.subject, []).append(result)
     views = []
     for name in sorted(grouped):
         members = grouped[name]

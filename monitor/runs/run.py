@@ -1,7 +1,8 @@
-"""Runs. A run is one execution of one feature view's checks at one scheduled time: probe,
-evaluate, a `RunResult` with its run id (`run_view`, what the daemon schedules, claims, records
-and alerts on). `featmon check` runs every view once the same way and sums them in one report
-(`run_once`). Both build the per-view part with `view_results`."""
+"""Runs. A run is one execution of one feature view's checks (or one model's) at one scheduled
+time: probe, evaluate, a `RunResult` with its run id (`run_view` and `run_model`, what the
+daemon schedules, claims, records and alerts on). `featmon check` runs every view and model once
+the same way and sums them in one report (`run_once`). Both build the per-view part with
+`view_results`, and the per-model part with `model_results`."""
 
 from __future__ import annotations
 
@@ -75,8 +76,27 @@ def run_view(
     a run id of its own, and the CPU seconds the probe took (the run log line says it, so that
     what the daemon costs beyond its probes can be told apart; bench/daemon_load.py reads
     it)."""
+    return _own_run(
+        scheduled_at, lambda: view_results(app, view, scheduled_at, observer.probe_finished)
+    )
+
+
+def run_model(
+    app: App, model: LoadedModel, scheduled_at: datetime, observer: RunObserver
+) -> tuple[RunResult, float]:
+    """The daemon's run of one model at `scheduled_at`, as `run_view` is of a view: its
+    `model_results` as a `RunResult` with a run id of its own, and the CPU seconds it took."""
+    return _own_run(
+        scheduled_at, lambda: model_results(app, model, scheduled_at, observer.probe_finished)
+    )
+
+
+def _own_run(
+    scheduled_at: datetime, measure: Callable[[], tuple[list[CheckResult], float]]
+) -> tuple[RunResult, float]:
+    """`measure()`'s results as a run of their own, framed by the times it started and ended."""
     started_at = datetime.now(UTC)
-    results, cpu = view_results(app, view, scheduled_at, observer.probe_finished)
+    results, cpu = measure()
     run = RunResult(
         run_id=new_run_id(scheduled_at),
         scheduled_at=scheduled_at,

@@ -14,7 +14,8 @@ refused with `SchemaTooNew` and left untouched.
 
 Version 2 adds alert state and the outbox; version 3 the claims of scheduled runs (leases shared
 by daemon replicas); version 4 the silences created through the API; version 5 each alert
-record's feature view (alerting reads and locks one view's records).
+record's feature view (alerting reads and locks one view's records); version 6 the results and
+runs of models (see `_v6_models`).
 PostgreSQL DDL that cannot run in a transaction (CREATE INDEX CONCURRENTLY) is not supported.
 """
 
@@ -248,12 +249,31 @@ def _labelled_view(record: object) -> str:
     return view if isinstance(view, str) else ""
 
 
+def _v6_models(conn: sa.Connection) -> None:
+    """Results and runs of models: a nullable `model` column on `results` (indexed with the
+    scheduled time, as `feature_view` is) and on `runs`.
+
+    A model's result keeps `feature_view` NOT NULL and stores '' there (no view is named so):
+    making the column nullable would rebuild the whole `results` table on SQLite, which cannot
+    change a column's nullability in place, and copy every recorded result in one transaction.
+    A model's run stores its model in `runs.model` and null in `runs.feature_view`, as a run of
+    several views does. Claims and alert records are keyed by the run's subject already (a
+    view's name, or `model:<name>`: a view's name holds no colon), in their `feature_view`
+    columns; nothing of theirs changes."""
+    conn.execute(sa.text("ALTER TABLE results ADD COLUMN model TEXT"))
+    conn.execute(sa.text("ALTER TABLE runs ADD COLUMN model TEXT"))
+    conn.execute(
+        sa.text("CREATE INDEX ix_results_model_scheduled_at ON results (model, scheduled_at)")
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs, results, latest results, schema baselines", _v1_history),
     Migration(2, "alert records, alert groups, alerted runs, notification outbox", _v2_alerting),
     Migration(3, "claims of scheduled runs (replicas run each run once)", _v3_run_claims),
     Migration(4, "silences created through the API", _v4_silences),
     Migration(5, "the feature view of each alert record, indexed", _v5_alert_views),
+    Migration(6, "the model of each result and run", _v6_models),
 )
 
 

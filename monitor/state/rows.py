@@ -42,10 +42,12 @@ def run_row(run: RunResult, recorded_at: datetime) -> Row:
     for name in ("scheduled_at", "started_at", "finished_at"):
         aware(getattr(run, name), name)
     counts = run.counts()
-    views = {r.feature_view for r in run.results}
+    subjects = {(r.feature_view, r.model) for r in run.results}
+    view, model = next(iter(subjects)) if len(subjects) == 1 else (None, None)
     return {
         "run_id": run.run_id,
-        "feature_view": next(iter(views)) if len(views) == 1 else None,
+        "feature_view": view,
+        "model": model,
         "scheduled_at": run.scheduled_at,
         "started_at": run.started_at,
         "finished_at": run.finished_at,
@@ -73,7 +75,8 @@ def _result_row(run: RunResult, seq: int, result: CheckResult) -> Row:
         "scheduled_at": run.scheduled_at,
         "check_id": result.check,
         "kind": result.kind,
-        "feature_view": result.feature_view,
+        "feature_view": result.feature_view or "",  # a model's: see the migration to 6
+        "model": result.model,
         "feature": result.feature,
         "store": result.store,
         "target": result.target,
@@ -127,6 +130,7 @@ def to_run(row: RowMapping) -> StoredRun:
         counts=RunCounts(
             passed=row["n_pass"], warned=row["n_warn"], failed=row["n_fail"], errors=row["n_error"]
         ),
+        model=row["model"],
     )
 
 
@@ -144,7 +148,7 @@ def to_result(row: Mapping[Any, Any]) -> StoredResult:
         scheduled_at=row["scheduled_at"],
         check=row["check_id"],
         kind=row["kind"],
-        feature_view=row["feature_view"],
+        feature_view=row["feature_view"] or None,  # '' is a model's result
         feature=row["feature"],
         store=row["store"],
         target=row["target"],
@@ -155,6 +159,7 @@ def to_result(row: Mapping[Any, Any]) -> StoredResult:
         sample_size=row["sample_size"],
         details=freeze_object(row["details"]),
         labels=MappingProxyType({str(k): str(v) for k, v in labels.items()}),
+        model=row["model"],
     )
 
 

@@ -80,6 +80,8 @@ runs = sa.Table(
     sa.Column("n_fail", sa.Integer, nullable=False),
     sa.Column("n_error", sa.Integer, nullable=False),
     sa.Column("recorded_at", UtcDateTime, nullable=False),
+    # version 6: the model a model's run is of (`feature_view` is then null)
+    sa.Column("model", sa.Text, nullable=True),
     sa.Index(None, "scheduled_at"),
 )
 
@@ -107,10 +109,14 @@ results = sa.Table(
     sa.Column("sample_size", sa.Integer, nullable=True),
     sa.Column("details", json_type(), nullable=False),
     sa.Column("labels", json_type(), nullable=False),
+    # version 6: a model's result names its model here, and has feature_view '' (no view is
+    # named so); a view's result has model null
+    sa.Column("model", sa.Text, nullable=True),
     sa.Index(None, "check_id", "scheduled_at"),
     sa.Index(None, "feature_view", "scheduled_at"),
     sa.Index(None, "status", "scheduled_at"),
     sa.Index(None, "scheduled_at"),
+    sa.Index(None, "model", "scheduled_at"),
 )
 
 latest_results = sa.Table(
@@ -148,7 +154,8 @@ alert_records = sa.Table(
     sa.Column("fingerprint", sa.Text, primary_key=True),
     sa.Column("record", json_type(), nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
-    # version 5: the record's feature view (its label), so a step reads only its view's records
+    # version 5: the record's subject, so a step reads only its subject's records: its feature
+    # view label, or `model:<name>` for a model's alert (`alerts.model.subject_of`)
     sa.Column("feature_view", sa.Text, nullable=False, server_default=""),
     sa.Index(None, "feature_view"),
 )
@@ -197,6 +204,7 @@ outbox = sa.Table(
 run_claims = sa.Table(
     "run_claims",
     metadata,
+    # the subject of the run: a view's name, or `model:<name>` (a view's name holds no colon)
     sa.Column("feature_view", sa.Text, primary_key=True),
     sa.Column("scheduled_at", UtcDateTime, primary_key=True),
     sa.Column("holder", sa.Text, nullable=False),

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from alerts.stored import AlertScope
-from checks.result import JSON, RunResult, Status
+from checks.result import JSON, RunResult, Status, subject_key
 from monitor.state import claims, decoding, outbox, rows, silences, upserts
 from monitor.state.engine import Database
 from monitor.state.errors import StateError
@@ -104,7 +104,7 @@ class StateStore:
         """Store a run and all its results, in one transaction. Idempotent on `run.run_id`: a run
         already recorded is left as it was (the first record wins).
 
-        With `claim` (feature view, holder), the run's claim is finished in the same
+        With `claim` (subject, holder), the run's claim is finished in the same
         transaction, and nothing is recorded (False) when the claim is no longer the holder's:
         a replica that took it over records the run instead, so a run is recorded once even
         when its first holder dies between recording and finishing."""
@@ -156,12 +156,16 @@ class StateStore:
         status: Status | None = None,
         limit: int = 100,
         run_id: str | None = None,
+        model: str | None = None,
     ) -> list[StoredResult]:
         """Results matching every filter given, newest run first and in declaration order
-        within a run. `since` is inclusive and `until` exclusive, on the scheduled time."""
+        within a run. `since` is inclusive and `until` exclusive, on the scheduled time.
+        `view` and `model` each name one subject: a view's results, or a model's."""
         conditions: list[sa.ColumnElement[bool]] = []
         if view is not None:
             conditions.append(results.c.feature_view == view)
+        if model is not None:
+            conditions.append(results.c.model == model)
         if check is not None:
             conditions.append(results.c.check_id == check)
         if since is not None:
@@ -235,17 +239,24 @@ class StateStore:
             found = conn.execute(query).mappings().all()
         return [rows.to_result(row) for row in found]
 
-    def last_run_by_view(self) -> dict[str, datetime]:
-        """The scheduled time of the newest recorded result of each feature view: when the
-        daemon starts, the views without a recent run catch up. Reads one row per check."""
+    def last_run_by_subject(self) -> dict[str, datetime]:
+        """The scheduled time of the newest recorded result of each feature view and model, by
+        subject (a view's name, `model:<name>`): when the daemon starts, those without a
+        recent run catch up. Reads one row per check."""
         query = (
-            sa.select(results.c.feature_view, sa.func.max(latest_results.c.scheduled_at))
+            sa.select(
+                results.c.feature_view, results.c.model, sa.func.max(latest_results.c.scheduled_at)
+            )
             .join(latest_results, _IS_LATEST)
-            .group_by(results.c.feature_view)
+            .group_by(results.c.feature_view, results.c.model)
         )
-        with self._db.read("reading the last run of each view") as conn:
+        with self._db.read("reading the last run of each view and model") as conn:
             found = conn.execute(query).all()
-        return {str(view): at for view, at in found if isinstance(at, datetime)}
+        return {
+            subject_key(view or None, model): at
+            for view, model, at in found
+            if isinstance(at, datetime)
+        }
 
     # -- schema baselines ---------------------------------------------------------------------
 
@@ -470,9 +481,10 @@ class StateStore:
     def claim_run(
         self, view: str, scheduled_at: datetime, holder: str, now: datetime, lease: timedelta
     ) -> ClaimOutcome:
-        """Claim the run of `view` scheduled at `scheduled_at` for `holder` until `now + lease`
-        (see `monitor.state.claims`): of all the replicas asking, exactly one is answered `WON`,
-        or `TAKEN_OVER` when the claim it found was abandoned (lease ended, not finished)."""
+        """Claim the run of `view` (a subject: a view's name, or `model:<name>`) scheduled at
+        `scheduled_at` for `holder` until `now + lease` (see `monitor.state.claims`): of all
+        the replicas asking, exactly one is answered `WON`, or `TAKEN_OVER` when the claim it
+        found was abandoned (lease ended, not finished)."""
         scheduled_at = rows.aware(scheduled_at, "scheduled_at")
         now = rows.aware(now, "now")
         with self._db.write(f"claiming the run of {view}") as conn:

@@ -28,7 +28,7 @@ from alerts.stored import (
     thaw,
 )
 from checks.observation import Column
-from checks.result import JSON, Status, rfc3339
+from checks.result import JSON, Status, rfc3339, subject_key
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,9 @@ class RunCounts:
 
 @dataclass(frozen=True)
 class StoredRun:
-    """One recorded run. `feature_view` is the view every result belongs to, or None when the
-    run covered several views (or none); per-view questions go to the results."""
+    """One recorded run. `feature_view` is the view every result belongs to, or `model` the
+    model they all belong to; both None when the run covered several subjects (or none):
+    per-subject questions go to the results."""
 
     run_id: str
     feature_view: str | None
@@ -62,11 +63,22 @@ class StoredRun:
     duration_seconds: float
     status: Status
     counts: RunCounts
+    model: str | None = None
+
+    @property
+    def subject(self) -> str | None:
+        """The view's name or `model:<name>` of a run of one subject (`CheckResult.subject`)."""
+        if self.feature_view is None and self.model is None:
+            return None
+        return subject_key(self.feature_view, self.model)
 
     def as_json(self) -> dict[str, JSON]:
+        """`model` only for a model's run, as a `CheckResult` writes it."""
+        model: dict[str, JSON] = {} if self.model is None else {"model": self.model}
         return {
             "run_id": self.run_id,
             "feature_view": self.feature_view,
+            **model,
             "scheduled_at": rfc3339(self.scheduled_at),
             "started_at": rfc3339(self.started_at),
             "finished_at": rfc3339(self.finished_at),
@@ -79,13 +91,14 @@ class StoredRun:
 @dataclass(frozen=True)
 class StoredResult:
     """One check's recorded outcome in one run. `threshold`, `details` and `labels` hold what
-    `CheckResult.as_json()` gave for them; `as_json()` is that shape plus the run id and time."""
+    `CheckResult.as_json()` gave for them; `as_json()` is that shape plus the run id and time.
+    A model's result has `model` set and `feature_view` None, as its `CheckResult` has."""
 
     run_id: str
     scheduled_at: datetime
     check: str
     kind: str
-    feature_view: str
+    feature_view: str | None
     feature: str | None
     store: str
     target: str
@@ -96,8 +109,15 @@ class StoredResult:
     sample_size: int | None
     details: Mapping[str, FrozenJSON]
     labels: Mapping[str, str]
+    model: str | None = None
+
+    @property
+    def subject(self) -> str:
+        """Its view's name, or `model:<name>` (`CheckResult.subject`)."""
+        return subject_key(self.feature_view, self.model)
 
     def as_json(self) -> dict[str, JSON]:
+        model: dict[str, JSON] = {} if self.model is None else {"model": self.model}
         return {
             "run_id": self.run_id,
             "scheduled_at": rfc3339(self.scheduled_at),
@@ -114,6 +134,7 @@ class StoredResult:
             "sample_size": self.sample_size,
             "details": thaw(self.details),
             "labels": dict(self.labels),
+            **model,
         }
 
 
@@ -183,7 +204,8 @@ class ClaimEnd(enum.Enum):
 
 @dataclass(frozen=True)
 class RunClaim:
-    """One scheduled run of one feature view, claimed by one daemon replica. `attempt` is 1 for
+    """One scheduled run of one feature view or model, claimed by one daemon replica.
+    `feature_view` is the run's subject (a view's name, or `model:<name>`); `attempt` is 1 for
     the first holder and counts each takeover."""
 
     feature_view: str
