@@ -10,13 +10,14 @@ worst. Pure: results in, values out; the layout lives in `templates/model.html.j
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 from checks.result import (
     CheckResult,
     ModelCoverageDetails,
     ModelFreshnessDetails,
+    ModelFreshnessRiskDetails,
     ModelNullRateDetails,
     ServedFrom,
     Status,
@@ -24,13 +25,16 @@ from checks.result import (
 )
 
 FEATURES_SHOWN = 10  # the worst features listed; the others are counted
+# The details of a model's checks whose sample size is the requests seen.
+COUNTED = (ModelCoverageDetails, ModelFreshnessDetails, ModelNullRateDetails)
 
 
 @dataclass(frozen=True)
 class ModelView:
     """One view of a model: the requests it left uncovered and those it alone left uncovered
-    (None without a coverage check), why, and the age of its values at the request's time
-    against its max age (None without a freshness check)."""
+    (None without a coverage check), why, the age of its values at the request's time against
+    its max age (None without a freshness check), and the worst age predicted for them (with a
+    freshness_risk check and the view's materialization interval)."""
 
     name: str
     uncovered: int | None
@@ -39,6 +43,7 @@ class ModelView:
     max_age_seconds: float | None
     p50: float | None
     p99: float | None
+    risk: CheckResult | None = None  # its freshness_risk result: the worst age predicted
 
     @property
     def too_old(self) -> bool:
@@ -70,6 +75,7 @@ class ModelSummary:
     served_from: ServedFrom | None
     coverage: CheckResult | None
     views: tuple[ModelView, ...]  # worst first: the most uncovered requests
+    predicts: bool  # a view has a freshness_risk result
     features: tuple[ModelFeature, ...]  # worst first, at most FEATURES_SHOWN
     more_features: int  # features with misses beyond those shown
 
@@ -85,25 +91,32 @@ def summarize(results: Sequence[CheckResult]) -> ModelSummary:
     coverage = _first(results, ModelCoverageDetails)
     freshness = _first(results, ModelFreshnessDetails)
     requests, served_from = _seen(results)
+    risks = {r.details.view: r for r in results if isinstance(r.details, ModelFreshnessRiskDetails)}
     features = _features(coverage, [r for r in results if _is(r, ModelNullRateDetails)])
     return ModelSummary(
         owner=results[0].labels.get("owner") if results else None,
         requests=requests,
         served_from=served_from,
         coverage=coverage,
-        views=_views(coverage, freshness),
+        views=_views(coverage, freshness, risks),
+        predicts=bool(risks),
         features=tuple(features[:FEATURES_SHOWN]),
         more_features=max(0, len(features) - FEATURES_SHOWN),
     )
 
 
 def _seen(results: Iterable[CheckResult]) -> tuple[int | None, ServedFrom | None]:
-    """How many requests were seen, and where: from the first result that measured them."""
+    """How many requests were seen (a freshness_risk result counts ages, not requests), and
+    where: from the first results that say."""
+    requests: int | None = None
+    served_from: ServedFrom | None = None
     for result in results:
         details = result.details
-        if isinstance(details, ModelCoverageDetails | ModelFreshnessDetails | ModelNullRateDetails):
-            return result.sample_size, details.served_from
-    return None, None
+        if requests is None and isinstance(details, COUNTED):
+            requests = result.sample_size
+        if served_from is None and isinstance(details, (*COUNTED, ModelFreshnessRiskDetails)):
+            served_from = details.served_from
+    return requests, served_from
 
 
 def _is(result: CheckResult, details: type[object]) -> bool:
@@ -114,17 +127,24 @@ def _first(results: Iterable[CheckResult], details: type[object]) -> CheckResult
     return next((r for r in results if _is(r, details)), None)
 
 
-def _views(coverage: CheckResult | None, freshness: CheckResult | None) -> tuple[ModelView, ...]:
-    """The views of the coverage check (worst first), then any only the freshness check
-    knows, in its order."""
+def _views(
+    coverage: CheckResult | None,
+    freshness: CheckResult | None,
+    risks: Mapping[str, CheckResult],
+) -> tuple[ModelView, ...]:
+    """The views of the coverage check (worst first), then any only the freshness checks
+    know, in their order."""
     covered: dict[str, ViewCoverage] = {}
     if coverage is not None and isinstance(coverage.details, ModelCoverageDetails):
         covered = {v.view: v for v in coverage.details.views}
     ages: Mapping[str, Mapping[str, float | None]] = {}
     if freshness is not None and isinstance(freshness.details, ModelFreshnessDetails):
         ages = freshness.details.views
-    names = [*covered, *(name for name in ages if name not in covered)]
-    return tuple(_view(name, covered.get(name), ages.get(name, {})) for name in names)
+    names = list(dict.fromkeys([*covered, *ages, *risks]))
+    return tuple(
+        replace(_view(name, covered.get(name), ages.get(name, {})), risk=risks.get(name))
+        for name in names
+    )
 
 
 def _view(name: str, covered: ViewCoverage | None, ages: Mapping[str, float | None]) -> ModelView:

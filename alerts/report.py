@@ -32,7 +32,6 @@ from alerts.format import format_count, format_ratio, format_seconds, format_tim
 from alerts.model_report import ModelSummary, summarize
 from checks.kinds import KINDS
 from checks.result import (
-    MODEL_DETAILS,
     CheckResult,
     ErrorDetails,
     RunResult,
@@ -88,15 +87,15 @@ class SeverityRow:
     total: int
 
 
-def details_kind(details: object) -> str:
-    """Which block of `details.html.j2` shows these details: `error`, the name of the kind
-    whose details type they are (`model_<kind>` for a model's check); a kind without a block of
-    its own shows as `other` (their JSON fields)."""
+def details_kind(result: CheckResult) -> str:
+    """Which block of `details.html.j2` shows the result's details: `error`, `model_<kind>` for
+    a model's check, or the name of the kind whose details type they are; a kind without a
+    block of its own shows as `other` (their JSON fields)."""
+    details = result.details
     if isinstance(details, ErrorDetails):
         return "error"
-    for kind, model_details in MODEL_DETAILS.items():
-        if isinstance(details, model_details):
-            return f"model_{kind}"
+    if result.model is not None:
+        return f"model_{result.kind}"
     return next((kind.name for kind in KINDS if isinstance(details, kind.details)), "other")
 
 

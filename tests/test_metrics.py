@@ -25,10 +25,9 @@ from monitor.daemon.service import build_daemon
 from monitor.demo import store as planted
 from monitor.metrics import Exposition, LiveState, Metrics, fixed_state, result_families
 from monitor.state import StateStore, StoredResult, stored_results
+from tests.model_fixtures import with_freshness_risk
 from tests.sidecar import NOW, Demo, serve
 from tests.test_daemon import FAST, MERCHANTS, USERS, free_port, write_checks, write_config
-from tests.test_models import observation
-from tests.test_models import results as model_results
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -301,10 +300,10 @@ def test_a_null_ratio_without_a_feature_is_not_exported() -> None:
 
 
 def model_scrape(tmp_path: Path, configured: Collection[str] | None = None) -> Samples:
-    """/metrics of a daemon whose last runs measured the model `fraud` (judged from
-    `tests.test_models.observation`) and one view check; `configured`: the check ids it runs
+    """/metrics of a daemon whose last runs measured the model `fraud` (with a freshness_risk
+    check, `tests.model_fixtures`) and one view check; `configured`: the check ids it runs
     now (default: all of them)."""
-    run = RunResult("r1", NOW, NOW, NOW, tuple(model_results(tmp_path, observation()).values()))
+    run = RunResult("r1", NOW, NOW, NOW, tuple(with_freshness_risk(tmp_path)))
     measured = [*stored_results(run), stored("v.coverage", "coverage", Status.PASS, 0.5)]
     checks = {r.check for r in measured} if configured is None else configured
     live = LiveState(
@@ -323,7 +322,8 @@ def test_a_models_coverage_freshness_and_null_ratios_are_exported_by_model(
     tmp_path: Path,
 ) -> None:
     """The model's own gauges: coverage 930 of 1,000; freshness quantiles over values and over
-    requests (label `over`); one null ratio per `view:feature`."""
+    requests (label `over`); one null ratio per `view:feature`; the worst age predicted for
+    the one view with a materialization interval (label `view`)."""
     found = model_scrape(tmp_path)
     assert value(found, "featmon_model_coverage_ratio", model="fraud") == pytest.approx(0.93)
     values = {
@@ -348,6 +348,11 @@ def test_a_models_coverage_freshness_and_null_ratios_are_exported_by_model(
     assert nulls == pytest.approx(
         {"users:spend": 0.005, "users:visits": 0, "merchants:rating": 0, "pairs:txns": 0.03}
     )
+    assert names(found, "featmon_model_freshness_risk_seconds") == [
+        {"model": "fraud", "view": "merchants"}
+    ]
+    risk = value(found, "featmon_model_freshness_risk_seconds", model="fraud", view="merchants")
+    assert risk == 600 + 1800
 
 
 def test_a_models_checks_are_labelled_by_model_never_by_a_feature_view(tmp_path: Path) -> None:

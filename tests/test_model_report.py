@@ -29,6 +29,7 @@ from checks.served import (
 from checks.served_judge import judge
 from monitor.http.reports import index_models, index_views
 from monitor.state import stored_results
+from tests.model_fixtures import with_freshness_risk
 from tests.test_models import AT, MODEL, loaded_model, observation, results
 from tests.test_report import XSS, XSS_VIEW, Page, history, normalize, sample_run
 
@@ -99,7 +100,7 @@ def test_the_worst_features_come_first_with_their_null_rates(page: Page) -> None
 
 def test_a_serving_log_says_its_window_and_that_it_is_exact(page: Page) -> None:
     assert (
-        "requests 1,000 requests, every one logged in the serving log on lake from "
+        "requests 1,000: every request logged in the serving log on lake from "
         "2026-12-01T10:00:00Z to 2026-12-01T12:00:00Z (exact)"
     ) in text(page)
 
@@ -108,7 +109,7 @@ def test_a_request_sample_says_how_many_were_probed_and_gives_intervals(tmp_path
     page = Page(render_report(model_run(tmp_path, observation(**SAMPLED))))
     facts = text(page)
     assert (
-        "requests 1,000 recent requests probed online now, of 1,200 drawn from ids_file "
+        "requests 1,000: recent requests probed online now, of 1,200 drawn from ids_file "
         "(a sample: estimates with 95% intervals)"
     ) in facts
     assert (
@@ -125,6 +126,21 @@ def test_each_check_of_the_model_shows_its_details(page: Page) -> None:
     assert "p50 p90 p99 max 10m 00s 50m 00s 1h 23m 2h 30m" in freshness
     assert "over the oldest value of each request (1,000 ages)" in freshness
     assert "no value 30 null 0 requests 1,000" in page.row("fraud.null_rate.pairs.txns")
+
+
+def test_the_worst_age_predicted_for_a_view_stands_beside_its_ages(tmp_path: Path) -> None:
+    """merchants, materialized hourly at a median age of 10 minutes, will reach 40 minutes:
+    within its hour (a pass); the other views have no prediction."""
+    page = Page(render_report(replace(sample_run(), results=tuple(with_freshness_risk(tmp_path)))))
+    views = page.table("model-1-views")
+    assert views["view"][-1] == "worst predicted"
+    assert views["merchants"][-1] == "40m 00s pass"
+    assert views["pairs"][-1] == "\N{EM DASH}"
+    row = page.row("fraud.freshness_risk.merchants")
+    assert (
+        "predicted worst age 40m 00s (age p50 10m 00s + half of materialized every 1h 00m) "
+        "max age 1h 00m oldest served now 2h 30m"
+    ) in row
 
 
 def test_a_model_checks_history_is_charted_as_a_views_is(tmp_path: Path) -> None:
