@@ -4,9 +4,12 @@ to real HTTP servers on loopback that enforce each receiver's contract (tests/re
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from types import MappingProxyType
 
 import httpx
 import pytest
@@ -17,7 +20,7 @@ from alerts.model import AlertEvent, Notification
 from alerts.senders import new_client
 from alerts.senders.alertmanager import AlertmanagerSender
 from alerts.senders.pagerduty import PagerDutySender, dedup_key
-from alerts.senders.slack import SlackSender
+from alerts.senders.slack import SlackSender, slack_message
 from alerts.senders.webhook import WebhookSender
 from checks.observation import ModelObservation, ProbeFailure
 from checks.result import RunResult
@@ -180,3 +183,17 @@ def test_a_model_that_cannot_be_measured_pages_its_owner_once(
             notification(probe)
         )
     assert hook.bodies()[0]["alerts"][0]["labels"]["owner"] == "risk-team"
+
+
+def test_a_models_name_and_owner_are_never_slack_markup(tmp_path: Path) -> None:
+    """A name or owner that reads as a Slack mention or link is escaped in the facts and in
+    each alert's line (check files refuse such names; the message must not trust that)."""
+    coverage = events(tmp_path)["fraud.coverage"]
+    labels = {**coverage.labels, "model": "<!channel>", "owner": "<https://x|@here>"}
+    hostile = replace(coverage, labels=MappingProxyType(labels), annotations=MappingProxyType({}))
+    message = slack_message(notification(hostile), [hostile])
+    fields = [field["text"] for field in message["blocks"][1]["fields"]]
+    assert "*Model*\n&lt;!channel&gt;" in fields
+    assert "*Owner*\n&lt;https://x|@here&gt;" in fields
+    assert "on model &lt;!channel&gt; (lake)" in message["blocks"][3]["text"]["text"]
+    assert "<!channel>" not in json.dumps(message["blocks"][1:])
