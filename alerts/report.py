@@ -434,7 +434,8 @@ def _charts(
 
 @dataclass(frozen=True)
 class IndexRun:
-    """One run listed in the index; `href` is None when its report file is absent."""
+    """One run listed in the index: of one feature view, of one model (`model` set), or of
+    several (both None); `href` is None when its report file is absent."""
 
     run_id: str
     feature_view: str | None
@@ -443,6 +444,7 @@ class IndexRun:
     status: Status
     counts: Mapping[str, int]  # status value -> results
     href: str | None
+    model: str | None = None
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from checks.kinds import KINDS
 from checks.result import RunResult, Status
+from monitor.daemon.process import build_daemon
 from monitor.daemon.recorder import StateHealth
-from monitor.daemon.service import build_daemon
 from monitor.demo import store as planted
 from monitor.metrics import Exposition, LiveState, Metrics, fixed_state, result_families
 from monitor.state import StateStore, StoredResult, stored_results

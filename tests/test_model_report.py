@@ -27,8 +27,9 @@ from checks.served import (
     plan_model,
 )
 from checks.served_judge import judge
-from monitor.http.reports import index_models, index_views
-from monitor.state import stored_results
+from monitor.http.reports import index_models, index_runs, index_views
+from monitor.runs.reports import render_recorded
+from monitor.state import StateStore, stored_results
 from tests.model_fixtures import with_freshness_risk
 from tests.test_models import AT, MODEL, loaded_model, observation, results
 from tests.test_report import XSS, XSS_VIEW, Page, history, normalize, sample_run
@@ -171,6 +172,27 @@ def test_a_model_that_could_not_be_measured_says_so_and_why(tmp_path: Path) -> N
     assert "requests not measured: every check is in error" in text(page)
     assert "store 'lake': no file logs/fraud" in page.row("fraud.coverage")
     assert "model-1-views" not in page.tables
+
+
+def test_a_recorded_models_report_and_index_are_read_from_the_state_database(
+    tmp_path: Path,
+) -> None:
+    """Three runs of the model recorded as the daemon records them (one run per model): the
+    last one's page charts each check's history; the index lists the model and its runs."""
+    with StateStore(f"sqlite:///{tmp_path / 'state.db'}") as state:
+        state.migrate()
+        for index, covered in enumerate((990, 960, 930)):
+            at = AT + index * timedelta(minutes=5)
+            judged = results(tmp_path, observation(covered=covered))
+            assert state.record_run(RunResult(f"run-{index}", at, at, at, (*judged.values(),)))
+        page = Page(render_recorded(state, "run-2") or "")
+        runs, latest = state.runs(), state.latest_by_check()
+    assert "last 3 runs: from 93.0% to 99.0%" in page.row("fraud.coverage")
+    assert page.headings[1] == "model fraud"
+    listing = Page(render_index(index_runs(runs), index_views(latest), index_models(latest)))
+    assert listing.table("models")["fraud"][0] == "fail"
+    assert "views" not in listing.tables
+    assert [row[2] for row in listing.tables["runs"][1:]] == ["model fraud"] * 3
 
 
 # --- hostile names ------------------------------------------------------------------------------

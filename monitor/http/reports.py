@@ -90,6 +90,7 @@ def index_runs(runs: Iterable[StoredRun]) -> tuple[IndexRun, ...]:
                 "error": run.counts.errors,
             },
             href=run.run_id,  # relative to /reports/
+            model=run.model,
         )
         for run in runs
     )
