@@ -57,7 +57,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alerts.config import RetrySettings
 from alerts.format import format_threshold, format_time, format_value
-from alerts.model import AlertEvent, AlertState, fingerprint, subject_labels, subject_of
+from alerts.model import AlertEvent, AlertState, about, fingerprint, subject_labels, subject_of
 from alerts.silences import Silence, Silences
 from checks.duration import Duration
 from checks.model import Severity
@@ -186,13 +186,19 @@ def check_labels(
 
 
 def probe_labels(
-    store: str, feature_view: str | None, severity: str, model: str | None = None
+    store: str,
+    feature_view: str | None,
+    severity: str,
+    model: str | None = None,
+    owner: str | None = None,
 ) -> dict[str, str]:
-    """The identity of "featmon cannot measure this view (or model) on this store"."""
+    """The identity of "featmon cannot measure this view (or model) on this store"; a model's
+    carries its `owner`, as its checks' alerts do, so that routes by owner page for it too."""
     return {
         "alertname": PROBE_ERROR,
         "store": store,
         **subject_labels(feature_view, model),
+        **({"owner": owner} if model is not None and owner else {}),
         "severity": severity,
     }
 
@@ -427,14 +433,16 @@ def _probe_identity(results: list[CheckResult]) -> dict[str, str]:
     """At the most urgent severity of the checks the probe feeds (P1 sorts first)."""
     first = results[0]
     severity = min(r.severity for r in results)
-    return probe_labels(first.store, first.feature_view, severity, first.model)
+    owner = first.labels.get("owner")
+    return probe_labels(first.store, first.feature_view, severity, first.model, owner)
 
 
 def _probes_seen(run: RunResult, report_url: str | None) -> dict[str, _Seen]:
     """One probe alert per (store, feature view) of the run."""
     seen: dict[str, _Seen] = {}
-    for (store, view), results in _pairs(run).items():
+    for (store, _), results in _pairs(run).items():
         labels = _probe_identity(results)
+        view = about(labels)
         errors = [r for r in results if r.status is Status.ERROR]
         if errors:
             reason = next(
@@ -490,8 +498,10 @@ def _checks_seen(
 def _check_notes(result: CheckResult) -> dict[str, str]:
     value = format_value(result.value, result.threshold.unit)
     threshold = format_threshold(result.threshold)
+    model = "" if result.model is None else f" for model {result.model}"  # its id may not say
     summary = (
-        f"{result.check} {_VERB[result.status]} on {result.store}: {value} against {threshold}"
+        f"{result.check} {_VERB[result.status]}{model} on {result.store}: {value} against "
+        f"{threshold}"
     )
     notes = {
         "summary": summary,

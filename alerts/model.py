@@ -2,7 +2,7 @@
 receiver is asked to deliver. Immutable; what crosses from the lifecycle engine to the senders.
 
 Identity of an alert = its labels (check, feature_view, feature, store, severity and the user's
-labels); its fingerprint is a stable hash of the sorted labels. Values and links are
+labels; a model's alert has `model`, and its `owner`, instead of feature_view); its fingerprint is a stable hash of the sorted labels. Values and links are
 annotations, never identity.
 """
 
@@ -37,6 +37,17 @@ def subject_of(labels: Mapping[str, str]) -> str:
     if "feature_view" in labels:
         return labels["feature_view"]
     return subject_key(None, labels.get("model", ""))
+
+
+def about(labels: Mapping[str, str]) -> str:
+    """What an alert is about, for people: its feature view (`user_stats`), or its model
+    (`model fraud`) when it has no feature view (a view's check may carry a user's `model`
+    label); empty when it names neither."""
+    if view := labels.get("feature_view"):
+        return view
+    if model := labels.get("model"):
+        return f"model {model}"
+    return ""
 
 
 def subject_labels(feature_view: str | None, model: str | None) -> dict[str, str]:

@@ -6,8 +6,9 @@ scripts and every fetch, as a second line. The stylesheet is a template included
 needs no `|safe` either.
 
 Rendering is pure (`render_report`: a run in, a page out, no clock); `write_report` is the edge.
-The logic in Python is a few typed formatting filters and the grouping of results by view; the
-layout lives in `templates/report.html.j2` and `templates/details.html.j2`.
+The logic in Python is a few typed formatting filters, the grouping of results by model and by
+view, and what a model's results say together (`alerts.model_report`); the layout lives in
+`templates/report.html.j2`, `templates/model.html.j2` and `templates/details.html.j2`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup  # jinja2's own markup type
 
 from alerts.format import format_count, format_ratio, format_seconds, format_time, format_value
+from alerts.model_report import ModelSummary, summarize
 from checks.kinds import KINDS
 from checks.result import (
     CheckResult,
@@ -66,6 +68,17 @@ class ViewSection:
 
 
 @dataclass(frozen=True)
+class ModelSection:
+    """The results of one model, in the order evaluation gave them, and what they say together."""
+
+    name: str
+    status: Status
+    results: tuple[CheckResult, ...]
+    counts: Mapping[str, int]  # status value -> results
+    summary: ModelSummary
+
+
+@dataclass(frozen=True)
 class SeverityRow:
     """One row of the summary: results of one severity, by status."""
 
@@ -74,12 +87,15 @@ class SeverityRow:
     total: int
 
 
-def details_kind(details: object) -> str:
-    """Which block of `details.html.j2` shows these details: `error`, or the name of the kind
-    whose details type they are; a kind without a block of its own shows as `other` (their
-    JSON fields)."""
+def details_kind(result: CheckResult) -> str:
+    """Which block of `details.html.j2` shows the result's details: `error`, `model_<kind>` for
+    a model's check, or the name of the kind whose details type they are; a kind without a
+    block of its own shows as `other` (their JSON fields)."""
+    details = result.details
     if isinstance(details, ErrorDetails):
         return "error"
+    if result.model is not None:
+        return f"model_{result.kind}"
     return next((kind.name for kind in KINDS if isinstance(details, kind.details)), "other")
 
 
@@ -92,20 +108,38 @@ def population_label(population: str) -> str:
 
 
 def view_sections(results: Iterable[CheckResult]) -> tuple[ViewSection, ...]:
-    """Results grouped by feature view: the worst views first, otherwise in the order they came."""
+    """Results of views grouped by feature view: the worst views first, otherwise in the order
+    they came."""
     grouped: dict[str, list[CheckResult]] = {}
     for result in results:
-        grouped.setdefault(result.subject, []).append(result)
+        if result.model is None:
+            grouped.setdefault(result.feature_view or "", []).append(result)
     sections = [
-        ViewSection(
+        ViewSection(name, worst([r.status for r in members]), tuple(members), _by_status(members))
+        for name, members in grouped.items()
+    ]
+    sections.sort(key=lambda s: -s.status.rank)  # stable: equal views keep their order
+    return tuple(sections)
+
+
+def model_sections(results: Iterable[CheckResult]) -> tuple[ModelSection, ...]:
+    """Results of models grouped by model, each with its summary: the worst models first,
+    otherwise in the order they came."""
+    grouped: dict[str, list[CheckResult]] = {}
+    for result in results:
+        if result.model is not None:
+            grouped.setdefault(result.model, []).append(result)
+    sections = [
+        ModelSection(
             name=name,
             status=worst([r.status for r in members]),
             results=tuple(members),
             counts=_by_status(members),
+            summary=summarize(members),
         )
         for name, members in grouped.items()
     ]
-    sections.sort(key=lambda s: -s.status.rank)  # stable: equal views keep their order
+    sections.sort(key=lambda s: -s.status.rank)  # stable: equal models keep their order
     return tuple(sections)
 
 
@@ -187,6 +221,7 @@ def render_report(
         statuses=STATUSES,
         counts=_by_status(run.results),
         sections=view_sections(run.results),
+        models=model_sections(run.results),
         severities=severity_rows(run.results),
         elapsed=(run.finished_at - run.started_at).total_seconds(),
         charts=_charts(run.results, history or {}),
@@ -394,12 +429,13 @@ def _charts(
     return MappingProxyType(out)
 
 
-# The reports index: recent runs and the current status of each feature view.
+# The reports index: recent runs and the current status of each model and feature view.
 
 
 @dataclass(frozen=True)
 class IndexRun:
-    """One run listed in the index; `href` is None when its report file is absent."""
+    """One run listed in the index: of one feature view, of one model (`model` set), or of
+    several (both None); `href` is None when its report file is absent."""
 
     run_id: str
     feature_view: str | None
@@ -408,11 +444,12 @@ class IndexRun:
     status: Status
     counts: Mapping[str, int]  # status value -> results
     href: str | None
+    model: str | None = None
 
 
 @dataclass(frozen=True)
 class IndexView:
-    """One feature view's latest results: its worst status and when it last ran."""
+    """One feature view's (or model's) latest results: its worst status and when it last ran."""
 
     name: str
     status: Status
@@ -423,9 +460,12 @@ class IndexView:
 
 
 def render_index(
-    runs: Sequence[IndexRun], views: Sequence[IndexView], title: str = "featmon reports"
+    runs: Sequence[IndexRun],
+    views: Sequence[IndexView],
+    models: Sequence[IndexView],
+    title: str = "featmon reports",
 ) -> str:
-    """The reports index: the views' current status, then recent runs, newest first, each
-    linking to its report. Pure, self-contained like a run's page."""
+    """The reports index: the models' and the views' current status, then recent runs, newest
+    first, each linking to its report. Pure, self-contained like a run's page."""
     template = environment().get_template(INDEX_TEMPLATE)
-    return template.render(title=title, runs=runs, views=views, statuses=STATUSES)
+    return template.render(title=title, runs=runs, views=views, models=models, statuses=STATUSES)

@@ -466,7 +466,9 @@ class ModelCoverageDetails(Serde):
 class ModelFreshnessDetails(Serde):
     """Ages in seconds at the request's time, over every served value (`over` values) or the
     oldest value of each request (`over` requests); `ages` how many; `future` values further
-    than max_future after their request, counted apart. Per view, its values' p50 and p99."""
+    than max_future after their request, counted apart. Per view, its values' p50 and p99, and
+    `max_age` the oldest its values may be (seconds; absent in results judged before it was
+    kept)."""
 
     over: str
     ages: int

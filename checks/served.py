@@ -19,6 +19,8 @@ from typing import Annotated, ClassVar, Literal, get_args
 from pydantic import Field, model_validator
 
 from checks.duration import Duration
+from checks.kinds.base import Gauge, Reading
+from checks.kinds.freshness import QUANTILES
 from checks.model import (
     DEFAULT_MAX_FUTURE,
     DEFAULT_SAMPLE,
@@ -111,6 +113,9 @@ class ModelCheckBase(Strict):
     enabled: bool = Field(True, description="`false` switches the check off.")
 
     bound: ClassVar[Literal["max", "min"] | None] = "max"  # None: no thresholds of its own
+    # How its latest results are exported (`monitor.metrics`): labelled by the model, never by
+    # a feature view (a model's results have none).
+    exported: ClassVar[tuple[Gauge, ...]] = ()
 
     @model_validator(mode="after")
     def _thresholds(self) -> ModelCheckBase:
@@ -131,6 +136,14 @@ class ModelCoverageCheck(ModelCheckBase):
     bound = "min"
 
     details: ClassVar[type[Details]] = ModelCoverageDetails
+    exported = (
+        Gauge(
+            "featmon_model_coverage_ratio",
+            "Fraction of a model's requests whose every feature was present, non-null and no "
+            "older than its max age at the request's time.",
+            ("model",),
+        ),
+    )
 
 
 class ModelFreshnessCheck(ModelCheckBase):
@@ -144,6 +157,17 @@ class ModelFreshnessCheck(ModelCheckBase):
     max: Duration | None = None
 
     details: ClassVar[type[Details]] = ModelFreshnessDetails
+    exported = (
+        Gauge(
+            "featmon_model_freshness_seconds",
+            "Age of the values a model was served at the request's time, by quantile (1 is the "
+            "maximum), over every served value (over=values) or the oldest value of each "
+            "request (over=requests).",
+            ("model", "over", "quantile"),
+            tuple(Reading(key, fixed=(f"{q:g}",)) for key, q in QUANTILES.items()),
+            from_details=frozenset({"over"}),
+        ),
+    )
 
 
 class ModelNullRateCheck(ModelCheckBase):
@@ -158,6 +182,14 @@ class ModelNullRateCheck(ModelCheckBase):
     max: Ratio | None = None
 
     details: ClassVar[type[Details]] = ModelNullRateDetails
+    exported = (
+        Gauge(
+            "featmon_model_null_ratio",
+            "Fraction of a model's requests served no value (absent, null or NaN) for one "
+            "feature (`view:feature`).",
+            ("model", "feature"),
+        ),
+    )
 
 
 class ModelFreshnessRiskCheck(ModelCheckBase):
@@ -175,6 +207,15 @@ class ModelFreshnessRiskCheck(ModelCheckBase):
     bound = None  # the views' max ages are its thresholds
 
     details: ClassVar[type[Details]] = ModelFreshnessRiskDetails
+    exported = (
+        Gauge(
+            "featmon_model_freshness_risk_seconds",
+            "The worst age a view's values are predicted to reach at a model's query time: "
+            "the median age served now plus half the view's materialization interval.",
+            ("model", "view"),
+            from_details=frozenset({"view"}),
+        ),
+    )
 
 
 ModelCheck = Annotated[
@@ -186,13 +227,24 @@ AnyModelCheck = (
 )
 
 
+MODEL_CHECKS: tuple[type[AnyModelCheck], ...] = get_args(AnyModelCheck)
+
+
+def model_check(kind: str) -> type[AnyModelCheck] | None:
+    """The model check of `kind` (None for a kind no model check has)."""
+    for check in MODEL_CHECKS:
+        if kind in get_args(check.model_fields["kind"].annotation):
+            return check
+    return None
+
+
 def model_details(kind: str) -> type[Details] | None:
     """The details type of a model check of `kind` (None for a kind no model check has)."""
-    for check in get_args(AnyModelCheck):
-        if kind in get_args(check.model_fields["kind"].annotation):
-            found: type[Details] = check.details
-            return found
-    return None
+    check = model_check(kind)
+    if check is None:
+        return None
+    found: type[Details] = check.details
+    return found
 
 
 class Model(Strict):

@@ -110,6 +110,7 @@ def _freshness(
 ) -> CheckResult:
     ages = observation.value_ages if check.over == "values" else observation.request_ages
     future = sum(misses.future for misses in observation.features.values())
+    max_ages = {view.name: view.max_age.total_seconds() for view in planned.served.views}
     details = ModelFreshnessDetails(
         over=check.over,
         ages=ages.count,
@@ -120,7 +121,9 @@ def _freshness(
         future=future,
         views=MappingProxyType(
             {
-                name: MappingProxyType({"p50": view.ages.p50, "p99": view.ages.p99})
+                name: MappingProxyType(
+                    {"p50": view.ages.p50, "p99": view.ages.p99, "max_age": max_ages.get(name)}
+                )
                 for name, view in observation.views.items()
             }
         ),

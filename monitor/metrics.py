@@ -2,10 +2,12 @@
 
 Two kinds of numbers, after client_python's custom-collector pattern:
 
-- What the checks measured (freshness, coverage, null ratios, schema drift, check status, the
-  time of the last run) is read from the state database at scrape time by `ResultsCollector`
-  over `StateStore.latest_by_check()`: no gauge is mutated from worker threads, the numbers
-  survive a restart, and a scrape shows exactly what the status API shows.
+- What the checks of views and models measured (freshness, coverage, null ratios, schema
+  drift, check status, the time of the last run) is read from the state database at scrape
+  time by `ResultsCollector` over `StateStore.latest_by_check()`: no gauge is mutated from
+  worker threads, the numbers survive a restart, and a scrape shows what the status API shows,
+  for the checks the daemon runs now (a check, view or model a reload removed leaves no series).
+  A view's series are labelled `feature_view`, a model's `model` (never both).
 - What happens while the daemon works (probe durations and errors, skipped runs, finished
   runs, runs claimed by another replica or lost, configuration reloads) is counted by `Metrics`, the `RunObserver` the scheduler calls.
 
@@ -21,8 +23,8 @@ returns a context manager holding it open, `fixed_state(store)` for one that nev
 or corrupt: `featmon_state_up` is 0 unless the database answers the scrape *and* took the last
 run, and each check's newest result measured by this process wins over an older stored one.
 
-Labels carry names from config and check files (views, stores, features, checks, severities),
-never URLs, reasons or anything else that could hold a secret.
+Labels carry names from config and check files (views, models, stores, features, checks,
+severities), never URLs, reasons or anything else that could hold a secret.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -45,6 +47,7 @@ from checks.kinds import KINDS, kind_of
 from checks.kinds.base import RESULT_LABELS, Reading
 from checks.kinds.base import Gauge as Exported
 from checks.result import RunResult, Status
+from checks.served import MODEL_CHECKS, model_check
 from monitor.daemon.recorder import StateHealth
 from monitor.state import StateError, StateStore, StoredResult
 from monitor.state.values import FrozenJSON
@@ -62,11 +65,13 @@ def new_registry() -> CollectorRegistry:
 
 @dataclass(frozen=True)
 class LiveState:
-    """What the running daemon knows beyond the state database: whether runs reach it, and the
-    latest result of every check it measured (`Daemon.state_health`, `Daemon.measured`)."""
+    """What the running daemon knows beyond the state database: whether runs reach it, the
+    latest result of every check it measured, and which checks it runs now
+    (`Daemon.state_health`, `Daemon.measured`, `Daemon.configured_checks`)."""
 
     health: Callable[[], StateHealth]
     measured: Callable[[], Iterable[StoredResult]]
+    configured: Callable[[], Collection[str]]  # the check ids of the running configuration
 
 
 def fixed_state(state: StateStore | None) -> StateSource:
@@ -80,23 +85,27 @@ PROBE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 6
 
 
 class _Families:
-    """The gauge families of one scrape, filled result by result: those the kinds declare
-    (`Kind.exported`), then each check's status and each view's last run."""
+    """The gauge families of one scrape, filled result by result: those the kinds and models
+    declare (`Kind.exported`, a model check's `exported`), then each check's status and each
+    view's or model's last run."""
 
     def __init__(self) -> None:
+        gauges = [g for kind in KINDS for g in kind.exported]
+        gauges += [g for check in MODEL_CHECKS for g in check.exported]
         self.exported = {
             gauge.name: GaugeMetricFamily(gauge.name, gauge.help, labels=list(gauge.labels))
-            for kind in KINDS
-            for gauge in kind.exported
+            for gauge in gauges
         }
         self.status = GaugeMetricFamily(
             "featmon_check_status",
-            "Latest status of a check: 0 pass, 1 warn, 2 fail, 3 error.",
+            "Latest status of a check: 0 pass, 1 warn, 2 fail, 3 error. A view's check is "
+            "labelled feature_view, a model's check model.",
             labels=["check", "feature_view", "severity"],
         )
         self.last_run = GaugeMetricFamily(
             "featmon_last_run_timestamp_seconds",
-            "Scheduled time of the newest recorded run of a feature view (Unix seconds).",
+            "Scheduled time of the newest recorded run of a feature view (labelled "
+            "feature_view) or a model (labelled model), in Unix seconds.",
             labels=["feature_view"],
         )
 
@@ -110,16 +119,25 @@ class _Series:
     (by check id) wins."""
 
     def __init__(self) -> None:
-        self._seen: set[tuple[str, tuple[str, ...]]] = set()
+        self._seen: set[tuple[str, frozenset[tuple[str, str]]]] = set()
 
-    def add(self, family: GaugeMetricFamily, labels: list[str], value: float | None) -> None:
+    def add(self, family: GaugeMetricFamily, labels: dict[str, str], value: float | None) -> None:
         if value is None or math.isnan(value):
             return
-        key = (family.name, tuple(labels))
+        key = (family.name, frozenset(labels.items()))
         if key in self._seen:
             return
         self._seen.add(key)
-        family.add_metric(labels, value)
+        family.add_sample(family.name, labels, value)
+
+
+def subject_label(result: StoredResult) -> tuple[str, str]:
+    """The label naming what a result is about: `feature_view`, or `model` for a model's. To
+    Prometheus a label a series lacks is that label empty: views' series have no `model`, and
+    models' no `feature_view`, rather than one naming what it is not."""
+    if result.model is not None:
+        return ("model", result.model)
+    return ("feature_view", result.feature_view or "")
 
 
 def _number(value: FrozenJSON) -> float | None:
@@ -140,23 +158,46 @@ def _read(result: StoredResult, reading: Reading) -> float | None:
     return _length(found) if reading.count else _number(found)
 
 
-def _labels(result: StoredResult, gauge: Exported, reading: Reading) -> list[str] | None:
-    """The result's own labels (None when one is unset), then the reading's fixed values."""
-    own = {"feature_view": result.feature_view, "feature": result.feature, "store": result.store}
-    values = [own[name] for name in gauge.labels if name in RESULT_LABELS]
-    if any(value is None for value in values):
-        return None
-    return [value for value in values if value is not None] + list(reading.fixed)
+def _labels(result: StoredResult, gauge: Exported, reading: Reading) -> dict[str, str] | None:
+    """The gauge's labels in order: the result's own, strings of its details, the reading's
+    fixed values; None when one of the result's own (or of its details) is unset."""
+    own = {
+        "feature_view": result.feature_view,
+        "feature": result.feature,
+        "store": result.store,
+        "model": result.model,
+    }
+    fixed = iter(reading.fixed)
+    labels: dict[str, str] = {}
+    for name in gauge.labels:
+        if name in RESULT_LABELS:
+            value = own[name]
+        elif name in gauge.from_details:
+            found = result.details.get(name)
+            value = found if isinstance(found, str) else None
+        else:
+            value = next(fixed)
+        if value is None:
+            return None
+        labels[name] = value
+    return labels
+
+
+def _exported(result: StoredResult) -> tuple[Exported, ...]:
+    """The gauges of the result's kind (a model's check has its own); a kind this version does
+    not know has none."""
+    if result.model is not None:
+        check = model_check(result.kind)
+        return () if check is None else check.exported
+    try:
+        return kind_of(result.kind).exported
+    except UnknownKind as exc:
+        log.warning("metrics: %s is not exported: %s", result.check, exc)
+        return ()
 
 
 def _export(result: StoredResult, families: _Families, series: _Series) -> None:
-    """The gauges the result's kind declares; a kind this version does not know has none."""
-    try:
-        kind = kind_of(result.kind)
-    except UnknownKind as exc:
-        log.warning("metrics: %s is not exported: %s", result.check, exc)
-        return
-    for gauge in kind.exported:
+    for gauge in _exported(result):
         for reading in gauge.readings:
             labels = _labels(result, gauge, reading)
             if labels is not None:
@@ -168,20 +209,17 @@ def result_families(latest: Iterable[StoredResult]) -> tuple[GaugeMetricFamily, 
     result has no measurement: it shows only in `featmon_check_status`."""
     families = _Families()
     series = _Series()
-    last_run: dict[str, datetime] = {}
+    last_run: dict[tuple[str, str], datetime] = {}
     for result in latest:
-        view = result.subject
-        series.add(
-            families.status,
-            [result.check, view, result.severity],
-            float(result.status.rank),
-        )
-        if view not in last_run or result.scheduled_at > last_run[view]:
-            last_run[view] = result.scheduled_at
+        subject = subject_label(result)
+        status = {"check": result.check, subject[0]: subject[1], "severity": result.severity}
+        series.add(families.status, status, float(result.status.rank))
+        if subject not in last_run or result.scheduled_at > last_run[subject]:
+            last_run[subject] = result.scheduled_at
         if result.status is not Status.ERROR:
             _export(result, families, series)
-    for view, moment in sorted(last_run.items()):
-        families.last_run.add_metric([view], moment.timestamp())
+    for (name, value), moment in sorted(last_run.items()):
+        families.last_run.add_sample(families.last_run.name, {name: value}, moment.timestamp())
     return families.all()
 
 
@@ -193,6 +231,12 @@ def newest(stored: Iterable[StoredResult], measured: Iterable[StoredResult]) -> 
         if known is None or known.scheduled_at <= result.scheduled_at:
             found[result.check] = result
     return [found[check] for check in sorted(found)]
+
+
+def configured(latest: Iterable[StoredResult], checks: Collection[str]) -> list[StoredResult]:
+    """The results of the checks the daemon runs now: a check, view or model that a reload
+    removed leaves no series behind (its results stay in the state database until pruned)."""
+    return [result for result in latest if result.check in checks]
 
 
 class ResultsCollector(Collector):
@@ -226,7 +270,8 @@ class ResultsCollector(Collector):
         )
         buffered.add_metric([], float(health.buffered))
         yield buffered
-        yield from result_families(newest(latest or (), self._live.measured()))
+        measured = newest(latest or (), self._live.measured())
+        yield from result_families(configured(measured, self._live.configured()))
 
     def _latest(self) -> list[StoredResult] | None:
         try:

@@ -16,6 +16,23 @@ VIEW = """\
 """
 
 
+# Markup where a check file names a model: refused by the name's pattern before any report,
+# alert or metric could carry it (which escape it anyway: tests/test_model_report.py).
+MARKUP_MODEL = """\
+feature_views:
+  - name: users
+    entity: user_id
+    ttl: 1d
+    features: {spend: float}
+    offline: {store: lake, path: users.parquet}
+models:
+  - name: "<script>alert(1)</script>"
+    features: [users]
+    owner: "<b>risk</b>"
+    serving_log: {store: lake, path: logs}
+"""
+
+
 def laughs() -> str:
     """Nine levels of nine aliases: a few hundred bytes that expand to 387 million nodes."""
     lines = ["l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
@@ -44,6 +61,11 @@ HOSTILE: dict[str, tuple[Callable[[], str], str]] = {
         lambda: "feature_views:\n" + VIEW.format(index=0).replace("min: 1", "min: " + "9" * 5000),
         "checks/hostile.yaml:8: feature_views[0].checks[0].min: YAML limit at column 32: "
         "expected a number of at most 32 digits, found one of 5000",
+    ),
+    "markup in a model's name": (
+        lambda: MARKUP_MODEL,
+        "checks/hostile.yaml:8: models[0].name: expected text matching "
+        "^[A-Za-z_][A-Za-z0-9_.-]*$, found '<script>alert(1)</script>'",
     ),
     "50 MB": (
         huge,

@@ -167,12 +167,14 @@ def test_a_model_runs_on_its_schedule_is_recorded_shown_alerted_and_retired(
         with StateStore(f"sqlite:///{tmp_path}/state.db") as state:
             assert_recorded(state, [first, second, third])
         assert_api("http://{}:{}".format(*sidecar.address), third)
-        # The model's probe error pages the risk team, labelled by the model; nobody else.
+        # The model's probe error pages the risk team, labelled by the model and its owner;
+        # nobody else.
         wait_until(lambda: bool(alerts_of(risk, "firing")), "the model's alert")
         (alert,) = alerts_of(risk, "firing")
         assert alert["labels"] == {
             "alertname": "featmon_probe_error",
             "model": "fraud",
+            "owner": "risk-team",
             "store": "logs",
             "severity": "P1",
         }

@@ -3,18 +3,31 @@ with prometheus_client's own text parser), and what the observer counts."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import dataclasses
+import time
+from collections.abc import Collection
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import MappingProxyType
 
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
+from checks.kinds import KINDS
 from checks.result import RunResult, Status
-from monitor.metrics import Exposition, Metrics, fixed_state, result_families
-from monitor.state import StateStore, StoredResult
+from monitor.daemon.process import build_daemon
+from monitor.daemon.recorder import StateHealth
+from monitor.demo import store as planted
+from monitor.metrics import Exposition, LiveState, Metrics, fixed_state, result_families
+from monitor.state import StateStore, StoredResult, stored_results
+from tests.model_fixtures import with_freshness_risk
 from tests.sidecar import NOW, Demo, serve
+from tests.test_daemon import FAST, MERCHANTS, USERS, free_port, write_checks, write_config
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -281,3 +294,125 @@ def test_a_null_ratio_without_a_feature_is_not_exported() -> None:
     """The null-ratio gauge is labelled by feature: a result without one has no series."""
     found = samples_of([stored("v.null_rate", "null_rate", Status.PASS, 0.1)])
     assert not [name for name, _ in found if name == "featmon_feature_null_ratio"]
+
+
+# -- models ----------------------------------------------------------------------------------
+
+
+def model_scrape(tmp_path: Path, configured: Collection[str] | None = None) -> Samples:
+    """/metrics of a daemon whose last runs measured the model `fraud` (with a freshness_risk
+    check, `tests.model_fixtures`) and one view check; `configured`: the check ids it runs
+    now (default: all of them)."""
+    run = RunResult("r1", NOW, NOW, NOW, tuple(with_freshness_risk(tmp_path)))
+    measured = [*stored_results(run), stored("v.coverage", "coverage", Status.PASS, 0.5)]
+    checks = {r.check for r in measured} if configured is None else configured
+    live = LiveState(
+        health=lambda: StateHealth(True), measured=lambda: measured, configured=lambda: checks
+    )
+    registry = CollectorRegistry()
+    Metrics(registry, fixed_state(None), live)
+    text = Exposition(registry)(None)[0].decode()
+    openmetrics, _ = Exposition(registry)("application/openmetrics-text; version=1.0.0")
+    parsed = openmetrics_families(openmetrics.decode())  # type: ignore[no-untyped-call]  # prometheus_client's OpenMetrics parser has no annotations
+    assert list(parsed), "OpenMetrics parses it too"
+    return parse(text)
+
+
+def test_a_models_coverage_freshness_and_null_ratios_are_exported_by_model(
+    tmp_path: Path,
+) -> None:
+    """The model's own gauges: coverage 930 of 1,000; freshness quantiles over values and over
+    requests (label `over`); one null ratio per `view:feature`; the worst age predicted for
+    the one view with a materialization interval (label `view`)."""
+    found = model_scrape(tmp_path)
+    assert value(found, "featmon_model_coverage_ratio", model="fraud") == pytest.approx(0.93)
+    values = {
+        q: value(found, "featmon_model_freshness_seconds", model="fraud", over="values", quantile=q)
+        for q in ("0.5", "0.9", "0.99", "1")
+    }
+    assert values == {"0.5": 60, "0.9": 600, "0.99": 4000, "1": 9000}
+    assert (
+        value(
+            found,
+            "featmon_model_freshness_seconds",
+            model="fraud",
+            over="requests",
+            quantile="0.99",
+        )
+        == 5000
+    )
+    nulls = {
+        labels["feature"]: value(found, "featmon_model_null_ratio", **labels)
+        for labels in names(found, "featmon_model_null_ratio")
+    }
+    assert nulls == pytest.approx(
+        {"users:spend": 0.005, "users:visits": 0, "merchants:rating": 0, "pairs:txns": 0.03}
+    )
+    assert names(found, "featmon_model_freshness_risk_seconds") == [
+        {"model": "fraud", "view": "merchants"}
+    ]
+    risk = value(found, "featmon_model_freshness_risk_seconds", model="fraud", view="merchants")
+    assert risk == 600 + 1800
+
+
+def test_a_models_checks_are_labelled_by_model_never_by_a_feature_view(tmp_path: Path) -> None:
+    """The status and last-run gauges carry `model` for a model's checks, and a view's series
+    keep exactly the labels they had; no gauge of views holds a series of the model."""
+    found = model_scrape(tmp_path)
+    statuses = names(found, "featmon_check_status")
+    assert {"check": "fraud.coverage", "model": "fraud", "severity": "P1"} in statuses
+    assert {"check": "v.coverage", "feature_view": "v", "severity": "P1"} in statuses
+    assert value(found, "featmon_check_status", check="fraud.coverage", model="fraud",
+                 severity="P1") == Status.FAIL.rank  # fmt: skip
+    assert not [labels for labels in statuses if "model" in labels and "feature_view" in labels]
+    assert value(found, "featmon_last_run_timestamp_seconds", model="fraud") == NOW.timestamp()
+    assert names(found, "featmon_last_run_timestamp_seconds") == [
+        {"feature_view": "v"},
+        {"model": "fraud"},
+    ]
+    view_gauges = {g.name for kind in KINDS for g in kind.exported}
+    assert [
+        labels for metric, labels in found if metric in view_gauges and ("model", "fraud") in labels
+    ] == []
+    assert names(found, "featmon_feature_coverage_ratio") == [{"feature_view": "v", "store": "s"}]
+
+
+def test_a_model_removed_by_a_reload_leaves_no_series(tmp_path: Path) -> None:
+    """Results of checks the running configuration no longer has are not exported, though
+    they are still the latest the daemon measured."""
+    found = model_scrape(tmp_path, configured={"v.coverage"})
+    assert [labels for _, labels in found if ("model", "fraud") in labels] == []
+    assert value(found, "featmon_feature_coverage_ratio", feature_view="v", store="s") == 0.5
+
+
+def test_a_view_removed_by_a_reload_leaves_no_series_in_the_daemons_metrics(
+    tmp_path: Path,
+) -> None:
+    """The daemon's /metrics after a reload that removed user_stats: merchant_stats' series
+    stay, user_stats' are gone though its results are still in the state database."""
+    store = tmp_path / "store"
+    planted.build(store, datetime.now(UTC))
+    config = write_config(tmp_path, store, MERCHANTS + USERS)
+    port = free_port()
+    with config.open("a", encoding="utf-8") as file:
+        file.write(f"http: {{listen: '127.0.0.1:{port}'}}\n")
+    daemon = build_daemon(config, dataclasses.replace(FAST, watch_interval=timedelta(hours=1)))
+    daemon.start()
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+
+        def views() -> set[str]:
+            found = parse(httpx.get(url, timeout=5).text)
+            return {labels["feature_view"] for labels in names(found, "featmon_check_status")}
+
+        deadline = time.monotonic() + 15
+        while views() != {"merchant_stats", "user_stats"}:
+            assert time.monotonic() < deadline, "both views never showed in /metrics"
+            time.sleep(0.2)
+        write_checks(tmp_path, MERCHANTS)
+        assert daemon.reload()
+        assert views() == {"merchant_stats"}
+    finally:
+        daemon.stop(10)
+    with StateStore(f"sqlite:///{tmp_path}/state.db") as state:
+        assert "user_stats" in {r.feature_view for r in state.latest_by_check()}

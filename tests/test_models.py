@@ -215,7 +215,7 @@ def test_freshness_over_values_or_requests_and_null_rates_per_feature(tmp_path: 
     assert (values.value, values.status) == (4000, Status.FAIL)
     assert (requests.value, requests.status) == (5000, Status.PASS)  # p99 5000 s < 2h
     assert isinstance(values.details, ModelFreshnessDetails)
-    assert values.details.views["merchants"] == {"p50": 600, "p99": 5000}
+    assert values.details.views["merchants"] == {"p50": 600, "p99": 5000, "max_age": 3600}
     spend = judged["fraud.null_rate.users.spend"]
     assert (spend.value, spend.status, spend.feature) == (0.005, Status.PASS, "users:spend")
     txns = judged["fraud.null_rate.pairs.txns"]

@@ -452,6 +452,12 @@ def test_schema_drift_lists_added_removed_and_retyped_columns(page: Page) -> Non
     assert "retyped column expected found last_active_days_ago int VARCHAR" in row
 
 
+def test_an_alarm_is_a_class_of_the_value_not_text_beside_it(html: str) -> None:
+    """3 decode errors are marked by the element's class, not by escaped markup."""
+    assert '<dd class="alarm">3</dd>' in html
+    assert "&#34;alarm&#34;" not in html
+
+
 def test_an_error_shows_its_reason_in_full(html: str, page: Page) -> None:
     pre = [t for t, a in page.tags if t == "pre"]
     assert pre == ["pre"]

@@ -1,7 +1,8 @@
 """What a notification says, read from its alerts: pure functions shared by the senders.
 
 An alert's identity is its labels (`check`, `feature_view`, `feature`, `store`, `severity` and
-the user's labels); what senders show comes from its annotations, all strings:
+the user's labels; a model's alert has `model`, and `owner` when the model names one, instead of
+`feature_view`); what senders show comes from its annotations, all strings:
 
 | annotation    | meaning                                                            |
 |---------------|--------------------------------------------------------------------|
@@ -33,7 +34,7 @@ from datetime import datetime
 from typing import Any
 
 from alerts.format import format_time, format_value
-from alerts.model import AlertEvent, AlertState, Notification
+from alerts.model import AlertEvent, AlertState, Notification, about
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's endsAt of an alert still firing
 UNITS = ("seconds", "ratio", "count")
@@ -135,11 +136,14 @@ def raw_threshold(alert: AlertEvent) -> JSONObject | None:
 
 
 def subject(alert: AlertEvent) -> str:
-    """`freshness on user_stats (redis_prod)`, `null_rate on user_stats.revenue (warehouse)`."""
+    """`freshness on user_stats (redis_prod)`, `null_rate on user_stats.revenue (warehouse)`;
+    a model's `fraud.coverage on model fraud (lake)`, `fraud.null_rate.users.spend on model
+    fraud, users:spend (lake)` (its feature is `view:feature`)."""
     check = alert.labels.get("check") or alert.annotations.get("kind") or alertname(alert)
-    where = alert.labels.get("feature_view", "")
+    where = about(alert.labels)
     if feature := alert.labels.get("feature"):
-        where = f"{where}.{feature}" if where else feature
+        joint = "." if alert.labels.get("feature_view") else ", "
+        where = f"{where}{joint}{feature}" if where else feature
     text = f"{check} on {where}" if where else check
     if store := alert.labels.get("store"):
         text += f" ({store})"

@@ -5,9 +5,10 @@ The `dedup_key` is the alert's fingerprint (a hash of its labels), so a retry, a
 second replica sending the same alert adds to the open PagerDuty alert instead of opening a
 second incident, and the resolve closes exactly that one. A trigger carries the PD-CEF payload:
 `summary` (at most 1024 characters), `source`, `severity` (P1 critical, P2 error, P3 warning,
-P4 info), `timestamp`, `component` (feature view), `group` (store), `class` (check kind) and
+P4 info), `timestamp`, `component` (the feature view, or `model:<name>` for a model's alert),
+`group` (store: for a model, the store its requests were read from), `class` (check kind) and
 `custom_details` (value and threshold as people read them, `value_raw` and `threshold_raw` as
-numbers, sample size, labels), with a link to the report.
+numbers, sample size, labels with a model's `owner`), with a link to the report.
 
 PagerDuty answers 202; 400 (an invalid event) is permanent; 429 and 5xx are retryable: 429
 with `Retry-After` when given, else the 30 s PagerDuty's rate-limit page suggests between tries.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 
 import httpx
 
@@ -36,6 +38,7 @@ from alerts.senders.content import (
     truncate,
 )
 from alerts.senders.transport import excerpt, failure, one_line, post
+from checks.result import subject_key
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +122,7 @@ def event(alert: AlertEvent, notification: Notification, settings: PagerDutyRece
         "custom_details": _details(alert),
     }
     for key, value in (
-        ("component", labels.get("feature_view")),
+        ("component", component(labels)),
         ("group", labels.get("store")),
         ("class", alert.annotations.get("kind") or labels.get("check")),
     ):
@@ -138,8 +141,18 @@ def event(alert: AlertEvent, notification: Notification, settings: PagerDutyRece
     return out
 
 
+def component(labels: Mapping[str, str]) -> str | None:
+    """What the alert is about: its feature view, or `model:<name>` for a model's alert (as
+    featmon keys a model's runs; a view's name holds no colon, so neither passes for the
+    other)."""
+    if view := labels.get("feature_view"):
+        return view
+    model = labels.get("model")
+    return subject_key(None, model) if model else None
+
+
 def _source(alert: AlertEvent) -> str:
-    parts = [alert.labels.get("store", ""), alert.labels.get("feature_view", "")]
+    parts = [alert.labels.get("store", ""), component(alert.labels) or ""]
     return "/".join(p for p in parts if p) or CLIENT
 
 

@@ -1,9 +1,10 @@
 """Slack incoming webhooks: one Block Kit message per notification, with a plain `text` fallback
 for notifications and clients that cannot show blocks.
 
-The message: a header (status, worst severity, feature view), a section of facts (at most 10
-fields), one section per alert (what failed, the measured value against its threshold, formatted
-by alerts/format.py), "and N more" past what 50 blocks hold, and a button to the report. Every
+The message: a header (status, worst severity, the feature view or model), a section of facts
+(at most 10 fields: the feature view, model, owner and store when the alerts share one), one
+section per alert (what failed, the measured value against its threshold, formatted by
+alerts/format.py), "and N more" past what 50 blocks hold, and a button to the report. Every
 text is cut to Slack's limits (header 150, section 3000, field 2000, button 75 characters; URLs
 3000) so a long name never makes Slack refuse the message with `invalid_blocks`.
 
@@ -29,7 +30,7 @@ from alerts.abc import Sender
 from alerts.config import SlackReceiver
 from alerts.errors import DeliveryFailed
 from alerts.format import format_time
-from alerts.model import AlertEvent, AlertState, Notification
+from alerts.model import AlertEvent, AlertState, Notification, about
 from alerts.senders.content import (
     JSONObject,
     deliverable,
@@ -141,7 +142,7 @@ def slack_message(notification: Notification, alerts: list[AlertEvent]) -> JSONO
     """The webhook body: `text` (fallback) and at most `MAX_BLOCKS` blocks."""
     ordered = sorted(alerts, key=_order)
     status = status_of(ordered)
-    title = f"{status.upper()} · {worst_severity(ordered)} · {_views(ordered)}"
+    title = f"{status.upper()} · {worst_severity(ordered)} · {_subjects(ordered)}"
     link = report_url(ordered[0], notification)
     blocks: list[JSONObject] = [
         {"type": "header", "text": _plain(f"{ICONS[status]} {title}", MAX_HEADER_TEXT)},
@@ -168,22 +169,35 @@ def _order(alert: AlertEvent) -> tuple[bool, str, str]:
     return (alert.state is AlertState.RESOLVED, alert.severity, subject(alert))
 
 
-def _views(alerts: list[AlertEvent]) -> str:
-    views = sorted({a.labels.get("feature_view", "") for a in alerts} - {""})
-    if len(views) == 1:
-        return views[0]
-    return f"{len(views)} feature views" if views else "featmon"
+def _subjects(alerts: list[AlertEvent]) -> str:
+    """`user_stats`, `model fraud`, `3 feature views`, `2 models`, `1 feature view, 1 model`."""
+    named = {about(a.labels) for a in alerts} - {""}
+    if len(named) == 1:
+        return named.pop()
+    views = {a.labels.get("feature_view") for a in alerts} - {None, ""}
+    counts = [(len(views), "feature view"), (len(named) - len(views), "model")]
+    words = [f"{n} {word}{'s' * (n != 1)}" for n, word in counts if n]
+    return ", ".join(words) or "featmon"
+
+
+# The facts a message states when all its alerts share them, label -> title.
+FACTS = (
+    ("feature_view", "Feature view"),
+    ("model", "Model"),
+    ("owner", "Owner"),
+    ("store", "Store"),
+)
 
 
 def _facts(notification: Notification, alerts: list[AlertEvent]) -> list[JSONObject]:
     firing = sum(a.state is AlertState.FIRING for a in alerts)
     pairs = [("Status", f"firing {firing}, resolved {len(alerts) - firing}")]
     pairs.append(("Severity", worst_severity(alerts)))
-    for key, title in (("feature_view", "Feature view"), ("store", "Store")):
+    for key, title in FACTS:
         values = sorted({a.labels.get(key, "") for a in alerts} - {""})
         if len(values) == 1:
             pairs.append((title, values[0]))
-    shown = {"feature_view", "store", "severity"}
+    shown = {key for key, _ in FACTS} | {"severity"}
     pairs += [(k, v) for k, v in sorted(notification.group_labels.items()) if k not in shown]
     if len(pairs) > MAX_FIELDS:
         hidden = len(pairs) - (MAX_FIELDS - 1)

@@ -45,9 +45,10 @@ class Reading:
     fixed: tuple[str, ...] = ()  # values of the gauge's labels after the result's own
 
 
-# Labels a gauge takes from the result itself; its other labels are a reading's fixed values,
-# in order. A result whose own label is unset (no feature) is not exported.
-RESULT_LABELS = frozenset({"feature_view", "feature", "store"})
+# Labels a gauge takes from the result itself (`model`: the model a model's result is about);
+# its `from_details` labels are strings of the result's details, and its other labels a reading's
+# fixed values, in order. A result whose own label is unset (no feature) is not exported.
+RESULT_LABELS = frozenset({"feature_view", "feature", "store", "model"})
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Gauge:
     help: str
     labels: tuple[str, ...]
     readings: tuple[Reading, ...] = (Reading(),)
+    from_details: frozenset[str] = frozenset()  # labels read from the details (`over`)
 
 
 # How a kind's planned checks are measured: from the observation of their target store (the one

@@ -84,6 +84,7 @@ def build_daemon(
     live = LiveState(
         health=lambda: StateHealth(True) if daemon is None else daemon.state_health(),
         measured=lambda: [] if daemon is None else daemon.measured(),
+        configured=lambda: frozenset() if daemon is None else daemon.configured_checks(),
     )
     metrics = Metrics(registry, current_state, live)
     for warning in warnings(config):

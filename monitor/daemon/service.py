@@ -309,6 +309,17 @@ class Daemon:
         """The latest result of every check this process measured, recorded or not."""
         return self._recorder.latest()
 
+    def configured_checks(self) -> frozenset[str]:
+        """The ids of the checks of views and models the running configuration has (none
+        before it starts): `/metrics` shows no other."""
+        with self._lock:
+            current = self._current
+        if current is None:
+            return frozenset()
+        loaded = current.loaded
+        models = (p.id for m in loaded.models for p in m.planned)
+        return frozenset(p.id for p in loaded.planned).union(models)
+
     @property
     def last_reload(self) -> ReloadOutcome | None:
         with self._lock:

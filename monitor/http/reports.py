@@ -1,4 +1,4 @@
-"""The HTML reports: `/reports/` (an index of recent runs and the views' status) and
+"""The HTML reports: `/reports/` (an index of recent runs and the views' and models' status) and
 `/reports/{run_id}` (the report of that run, `latest` the newest), both rendered from the state
 database when asked for: the daemon writes no report file per run (`monitor.runs.reports`).
 
@@ -9,7 +9,7 @@ with a letter or digit) before the database is asked; nothing is read from the f
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from html import escape
 
 from starlette.requests import Request
@@ -36,9 +36,25 @@ HTML_HEADERS = {
 
 
 def index_views(latest: Iterable[StoredResult]) -> tuple[IndexView, ...]:
+    """The feature views' latest status, by name."""
+    return _index(latest, lambda result: None if result.model is not None else result.feature_view)
+
+
+def index_models(latest: Iterable[StoredResult]) -> tuple[IndexView, ...]:
+    """The models' latest status, by name."""
+    return _index(latest, lambda result: result.model)
+
+
+def _index(
+    latest: Iterable[StoredResult], name_of: Callable[[StoredResult], str | None]
+) -> tuple[IndexView, ...]:
+    """One row per name the results have (`name_of` None: not this table's): its worst status
+    and its last run."""
     grouped: dict[str, list[StoredResult]] = {}
     for result in latest:
-        grouped.setdefault(result.subject, []).append(result)
+        name = name_of(result)
+        if name is not None:
+            grouped.setdefault(name, []).append(result)
     views = []
     for name in sorted(grouped):
         members = grouped[name]
@@ -74,6 +90,7 @@ def index_runs(runs: Iterable[StoredRun]) -> tuple[IndexRun, ...]:
                 "error": run.counts.errors,
             },
             href=run.run_id,  # relative to /reports/
+            model=run.model,
         )
         for run in runs
     )
@@ -104,7 +121,7 @@ class Reports:
         if found is None:
             return error_page(503, "Unavailable", "The state database is unavailable.")
         runs, latest = found
-        page = render_index(index_runs(runs), index_views(latest))
+        page = render_index(index_runs(runs), index_views(latest), index_models(latest))
         return HTMLResponse(page, headers=HTML_HEADERS)
 
     def run(self, request: Request) -> Response:
