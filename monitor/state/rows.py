@@ -130,7 +130,7 @@ def to_run(row: RowMapping) -> StoredRun:
         counts=RunCounts(
             passed=row["n_pass"], warned=row["n_warn"], failed=row["n_fail"], errors=row["n_error"]
         ),
-        model=row["model"],
+        model=row.get("model"),  # a row of schema 5 or older has none
     )
 
 
@@ -159,7 +159,7 @@ def to_result(row: Mapping[Any, Any]) -> StoredResult:
         sample_size=row["sample_size"],
         details=freeze_object(row["details"]),
         labels=MappingProxyType({str(k): str(v) for k, v in labels.items()}),
-        model=row["model"],
+        model=row.get("model"),  # a row of schema 5 or older has none
     )
 
 
