@@ -20,5 +20,5 @@ class CheckFile(Strict):
     @model_validator(mode="after")
     def _not_empty(self) -> CheckFile:
         if not self.feature_views and not self.models:
-            raise ValueError("expected `feature_views` or `models`, found neither")
+            raise ValueError("expected at least one of `feature_views` or `models`, found none")
         return self
