@@ -347,7 +347,7 @@ def parquet_log(rows: int, fresh: bool) -> Path:
         old.unlink()
     with duckdb.connect() as conn:
         conn.execute("SET TimeZone = 'UTC'")
-        reader = conn.execute(rows_query(DUCKDB, rows)).to_arrow_reader(1_000_000)
+        reader = conn.sql(rows_query(DUCKDB, rows)).to_arrow_reader(1_000_000)
         if reader is None:
             raise BenchError("DuckDB returned no rows to write")
         for number, batch in enumerate(reader):

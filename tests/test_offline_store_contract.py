@@ -2,7 +2,8 @@
 in a SQLite file, a DuckDB file (naive tables, and TIMESTAMPTZ ones in a schema), Parquet files
 (one file, a directory of several, TIMESTAMPTZ) and PostgreSQL (naive and TIMESTAMPTZ), measured
 as the same exact numbers, reported with the same column families and sampled as the same keys,
-in one statement per measure. A new offline engine joins by adding a case to `ENGINES`.
+in one statement per measure, and a model's serving log looked up as a view's source is. A new
+offline engine joins by adding a case to `ENGINES`.
 
 What only one engine has (SQLite's read-only file, Parquet layouts and bound paths, PostgreSQL's
 password in the log, native type names) stays in that engine's own test module."""
