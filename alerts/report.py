@@ -31,6 +31,7 @@ from markupsafe import Markup  # jinja2's own markup type
 from alerts.format import format_count, format_ratio, format_seconds, format_time, format_value
 from alerts.model_report import ModelSummary, summarize
 from checks.kinds import KINDS
+from checks.serde import to_object
 from checks.result import (
     CheckResult,
     ErrorDetails,
@@ -188,6 +189,7 @@ def environment() -> Environment:
         "details_kind": details_kind,
         "population": population_label,
         "breakable": breakable,
+        "as_json": to_object,  # details of a kind without a macro of its own, as key and value
     }
     return env
 

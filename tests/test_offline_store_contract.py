@@ -2,7 +2,8 @@
 in a SQLite file, a DuckDB file (naive tables, and TIMESTAMPTZ ones in a schema), Parquet files
 (one file, a directory of several, TIMESTAMPTZ) and PostgreSQL (naive and TIMESTAMPTZ), measured
 as the same exact numbers, reported with the same column families and sampled as the same keys,
-in one statement per measure. A new offline engine joins by adding a case to `ENGINES`.
+in one statement per measure, and a model's serving log looked up as a view's source is. A new
+offline engine joins by adding a case to `ENGINES`.
 
 What only one engine has (SQLite's read-only file, Parquet layouts and bound paths, PostgreSQL's
 password in the log, native type names) stays in that engine's own test module."""
@@ -40,6 +41,7 @@ from tests.offline_fixtures import (
     sqlite_warehouse,
     statements,
 )
+from tests.serving_log_fixtures import served_model
 
 Store = SqlOfflineStore | ParquetOfflineStore
 
@@ -382,3 +384,27 @@ def test_a_failed_measure_logs_one_line_naming_the_source_and_the_reason(
     line = caplog.records[0].getMessage()
     assert line.startswith(f"store {engine.name}: measuring {source} failed after ")
     assert line.endswith(f": {raised.value.detail}")
+
+
+# -- a model's serving log ----------------------------------------------------------------------
+
+
+def test_a_serving_log_is_looked_up_as_a_views_source_is(store: Store, engine: Engine) -> None:
+    """A model's serving log is found where a view's source would be: a table or path that is
+    not there is `SourceNotFound` naming it; one that is there but holds no log names the
+    columns it lacks. SQLite, which cannot judge a log, refuses before looking."""
+    key = "table" if engine.kind == "table" else "path"
+    missing = served_model({"store": engine.name, key: engine.source("no_such_table")})
+    facts = served_model({"store": engine.name, key: engine.source("user_stats")})
+    assert missing.model.serving_log is not None
+    assert facts.model.serving_log is not None
+    window = (SCHEDULED - ONE_HOUR, SCHEDULED)
+
+    if store.engine.dialect.name == "sqlite":
+        with pytest.raises(QueryFailed, match="serving logs need PostgreSQL or DuckDB"):
+            store.measure_serving_log(missing, missing.model.serving_log, *window)
+        return
+    with pytest.raises(SourceNotFound, match=re.escape(engine.source("no_such_table"))):
+        store.measure_serving_log(missing, missing.model.serving_log, *window)
+    with pytest.raises(SourceNotFound, match="has no column 'user_stats__revenue'"):
+        store.measure_serving_log(facts, facts.model.serving_log, *window)

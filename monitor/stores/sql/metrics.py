@@ -12,6 +12,11 @@ table share one scan. Three things have no portable SQL spelling and are compile
     DuckDB      (epoch_us(end) - epoch_us(start)) / 1e6    (exact to the microsecond)
     SQLite      round((julianday(end) - julianday(start)) * 86400000) / 1000
                 (SQLite keeps times as whole milliseconds; rounding recovers them exactly)
+- `micros_between(start, end)`: end - start in whole microseconds (serving logs' ages, exact:
+  ordered and picked as integers, divided by 10^6 once in Python).
+    PostgreSQL  round(date_part('epoch', end - start) * 1000000)   (double, integral)
+    others      round(EXTRACT(EPOCH FROM (end - start)) * 1000000)
+    DuckDB      epoch_us(end) - epoch_us(start)                     (BIGINT)
 - `is_nan(x)`:       PostgreSQL x = 'NaN'::float8 (NaN equals itself there); DuckDB isnan(x);
                      SQLite false (it stores a NaN as NULL).
 - `is_infinite(x)`:  PostgreSQL x IN ('Infinity', '-Infinity'); DuckDB isinf(x);
@@ -76,6 +81,14 @@ class seconds_between(FunctionElement[float]):  # noqa: N801  (reads as the SQL 
 
     type = sa.Float()
     name = "seconds_between"
+    inherit_cache = True
+
+
+class micros_between(FunctionElement[float]):  # noqa: N801  (reads as the SQL function it is)
+    """`micros_between(start, end)`: end - start in whole microseconds."""
+
+    type = sa.Float()
+    name = "micros_between"
     inherit_cache = True
 
 
@@ -165,6 +178,26 @@ def _seconds_duckdb(element: seconds_between, compiler: SQLCompiler, **kw: objec
 def _seconds_sqlite(element: seconds_between, compiler: SQLCompiler, **kw: object) -> str:
     start, end = _arguments(element, compiler, **kw)
     return f"(round((julianday({end}) - julianday({start})) * 86400000.0) / 1000.0)"
+
+
+@compiles(micros_between)
+def _micros_default(element: micros_between, compiler: SQLCompiler, **kw: object) -> str:
+    start, end = _arguments(element, compiler, **kw)
+    return f"round(EXTRACT(EPOCH FROM ({end} - {start})) * 1000000)"
+
+
+@compiles(micros_between, "postgresql")
+def _micros_postgresql(element: micros_between, compiler: SQLCompiler, **kw: object) -> str:
+    # date_part's double holds the whole microseconds of any age under about a century
+    # exactly enough for round() to recover them; EXTRACT's numeric costs several times more.
+    start, end = _arguments(element, compiler, **kw)
+    return f"round(date_part('epoch', {end} - {start}) * 1000000)"
+
+
+@compiles(micros_between, "duckdb")
+def _micros_duckdb(element: micros_between, compiler: SQLCompiler, **kw: object) -> str:
+    start, end = _arguments(element, compiler, **kw)
+    return f"(epoch_us({end}) - epoch_us({start}))"
 
 
 @compiles(is_nan)
@@ -268,6 +301,14 @@ def _late_duckdb(element: late_by_at_most, compiler: SQLCompiler, **kw: object) 
     return f"((epoch_us({ingested}) - epoch_us({event})) <= {micros})"
 
 
+def within(
+    event: sa.ColumnElement[Any], later: sa.ColumnElement[Any], at_most: timedelta
+) -> sa.ColumnElement[bool]:
+    """`later - event <= at_most`, in the cheapest spelling of each engine (`late_by_at_most`);
+    both times comparable (see `comparable`)."""
+    return late_by_at_most(event, later, *_bound_literals(at_most))
+
+
 def _bound_literals(at_most: timedelta) -> tuple[sa.ColumnClause[Any], sa.ColumnClause[Any]]:
     """A lateness bound as exact SQL number literals: seconds (decimal) and microseconds."""
     micros = (at_most.days * 86400 + at_most.seconds) * 1_000_000 + at_most.microseconds
@@ -339,9 +380,7 @@ def aggregate(
         event, ingested = _lateness_times(table, timestamp, metric.ingested_at, zone)
         if metric.at_most is None:
             return _count(*conditions, event.is_not(None), ingested.is_not(None))
-        return _count(
-            *conditions, late_by_at_most(event, ingested, *_bound_literals(metric.at_most))
-        )
+        return _count(*conditions, within(event, ingested, metric.at_most))
     if isinstance(metric, KeyedRows | DistinctKeys):
         keys = [table.c[key] for key in metric.keys]
         conditions += [key.is_not(None) for key in keys]
@@ -408,17 +447,22 @@ def _lateness(
 def _lateness_times(
     table: sa.FromClause, timestamp: str, ingested_at: str, zone: tzinfo
 ) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[Any]]:
-    """The event time and the ingestion time, comparable. A column without a zone holds wall
-    times in the store's zone: when only one of the two has a zone, the other is read in the
-    store's zone."""
-    event, ingested = table.c[timestamp], table.c[ingested_at]
-    aware = [bool(getattr(c.type, "timezone", False)) for c in (event, ingested)]
+    """The event time and the ingestion time, comparable (see `comparable`)."""
+    return comparable(table.c[timestamp], table.c[ingested_at], zone)
+
+
+def comparable(
+    first: sa.ColumnElement[Any], second: sa.ColumnElement[Any], zone: tzinfo
+) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[Any]]:
+    """Two timestamp columns, comparable. A column without a zone holds wall times in the
+    store's zone: when only one of the two has a zone, the other is read in the store's zone."""
+    aware = [bool(getattr(c.type, "timezone", False)) for c in (first, second)]
     if aware[0] != aware[1]:
         name = sa.cast(sa.literal(zone_name(zone)), sa.String())
         if aware[0]:
-            return event, sa.func.timezone(name, ingested)
-        return sa.func.timezone(name, event), ingested
-    return event, ingested
+            return first, sa.func.timezone(name, second)
+        return sa.func.timezone(name, first), second
+    return first, second
 
 
 def zone_name(zone: tzinfo) -> str:

@@ -62,6 +62,13 @@ from monitor.stores.sql.columns import (
 from monitor.stores.sql.engine import open_engine, read_only, safe_url
 from monitor.stores.sql.metrics import aggregate, metric_order, unavailable
 from monitor.stores.sql.rows import BATCH, latest_rows_query, reference_query
+from monitor.stores.sql.serving_log import (
+    ENGINES,
+    logged_values,
+    missing_columns,
+    mistyped_columns,
+    serving_log_query,
+)
 
 log = logging.getLogger(__name__)
 
@@ -181,20 +188,66 @@ class AggregateStore(OfflineStore):
         """Look the view's table or files up in the catalog (one lookup); raise
         `SourceNotFound` naming it when it does not exist."""
 
+    @abstractmethod
+    def _log_source(self, conn: sa.Connection, served: ServedModel, log: ServingLog) -> Source:
+        """Look the model's serving log up in the catalog (one lookup); raise `SourceNotFound`
+        naming it when it does not exist."""
+
     def measure_serving_log(
-        self,
-        served: ServedModel,
-        log: ServingLog,  # noqa: ARG002 - the interface's signature
-        since: datetime,  # noqa: ARG002
-        until: datetime,  # noqa: ARG002
+        self, served: ServedModel, log: ServingLog, since: datetime, until: datetime
     ) -> ModelObservation:
-        raise QueryFailed(self.name, f"serving logs are not read yet (model {served.name})")
+        where = f"the serving log of model {served.name}"
+        with self._outcome("judging", where) as started:
+            if self._engine.dialect.name not in ENGINES:
+                raise QueryFailed(
+                    self.name,
+                    f"cannot judge {where}: serving logs need PostgreSQL or DuckDB (Parquet), "
+                    f"whose discrete percentiles give exact quantiles; "
+                    f"{self._engine.dialect.name} has none",
+                )
+            with read_only(self._engine, self.name, self._timeout) as conn:
+                source = self._log_source(conn, served, log)
+                self._require_log_columns(source, served, log)
+                query = serving_log_query(source, served, log, since, until, self._zone)
+                row = conn.execute(query.statement).one()._mapping
+            try:
+                observation = query.observation(row, self.name, since, until)
+            except TypeError as exc:
+                raise QueryFailed(self.name, f"judging {source.named}: {exc}") from exc
+            self._log.info(
+                "store %s: judged %d requests of model %s in %s in %.1f ms",
+                self.name,
+                observation.requests,
+                served.name,
+                source.label,
+                _elapsed_ms(started),
+            )
+        return observation
+
+    def _require_log_columns(self, source: Source, served: ServedModel, log: ServingLog) -> None:
+        """Raise naming the model, the log and every column it lacks or holds of the wrong
+        kind, before any query."""
+        values = logged_values(served, log)
+        missing = missing_columns(source, log, values)
+        if missing:
+            raise SourceNotFound(
+                self.name,
+                f"the serving log of model {served.name} ({source.named}) has no column "
+                f"{', '.join(repr(m) for m in missing)}",
+            )
+        mistyped = mistyped_columns(source, log, values)
+        if mistyped:
+            raise QueryFailed(
+                self.name,
+                f"the serving log of model {served.name} ({source.named}) has columns of the "
+                f"wrong kind: {', '.join(mistyped)}",
+            )
 
     def measure(
         self, view: FeatureView, metrics: frozenset[OfflineMetric], scheduled_at: datetime
     ) -> OfflineObservation:
         require_aware(scheduled_at)
-        with self._outcome("measuring", view) as started:
+        with self._outcome("measuring", _location(view)) as started:
             with read_only(self._engine, self.name, self._timeout) as conn:
                 source = self._source(conn, view)
                 query = aggregate_query(source, view.timestamp, metrics, scheduled_at, self._zone)
@@ -226,7 +279,7 @@ class AggregateStore(OfflineStore):
     ) -> list[EntityKey]:
         require_aware(since)
         require_aware(until)
-        with self._outcome("sampling", view) as started:
+        with self._outcome("sampling", _location(view)) as started:
             with read_only(self._engine, self.name, self._timeout) as conn:
                 source = self._source(conn, view)
                 self._require_sampleable(source, view)
@@ -252,7 +305,7 @@ class AggregateStore(OfflineStore):
         return keys
 
     def query_entities(self, view: FeatureView, query: str, size: int) -> list[EntityKey]:
-        with self._outcome("sampling", view) as started:
+        with self._outcome("sampling", _location(view)) as started:
             with read_only(self._engine, self.name, self._timeout) as conn:
                 rows = conn.execute(requests_query(query, view.join_keys, size)).all()
             keys = [tuple(_entity_value(value) for value in row) for row in rows]
@@ -271,7 +324,7 @@ class AggregateStore(OfflineStore):
         found: dict[EntityKey, OfflineRow] = {}
         if not bounds:
             return found
-        with self._outcome("reading the latest rows of", view) as started:
+        with self._outcome("reading the latest rows of", _location(view)) as started:
             with read_only(self._engine, self.name, self._timeout) as conn:
                 source = self._source(conn, view)
                 self._require_sampleable(source, view)
@@ -309,7 +362,7 @@ class AggregateStore(OfflineStore):
     ) -> ReferenceSample:
         require_aware(since)
         require_aware(until)
-        with self._outcome("sampling the reference rows of", view) as started:
+        with self._outcome("sampling the reference rows of", _location(view)) as started:
             with read_only(self._engine, self.name, self._timeout) as conn:
                 source = self._source(conn, view)
                 self._require_sampleable(source, view)
@@ -362,7 +415,7 @@ class AggregateStore(OfflineStore):
         self._engine.dispose()
 
     @contextlib.contextmanager
-    def _outcome(self, action: str, view: FeatureView) -> Iterator[float]:
+    def _outcome(self, action: str, where: str) -> Iterator[float]:
         """Time the block; a `StoreError` leaving it is logged (one line) and re-raised."""
         started = time.monotonic()
         try:
@@ -372,7 +425,7 @@ class AggregateStore(OfflineStore):
                 "store %s: %s %s failed after %.1f ms: %s",
                 self.name,
                 action,
-                _location(view),
+                where,
                 _elapsed_ms(started),
                 exc.detail,
             )
@@ -465,6 +518,17 @@ class SqlOfflineStore(AggregateStore):
         label = view.offline.table if view.offline is not None else None
         if not label:
             raise SourceNotFound(self.name, f"feature view {view.name!r} names no offline table")
+        return self._table(conn, label)
+
+    def _log_source(self, conn: sa.Connection, served: ServedModel, log: ServingLog) -> Source:
+        if not log.table:
+            raise SourceNotFound(
+                self.name, f"the serving log of model {served.name} names no table"
+            )
+        return self._table(conn, log.table)
+
+    def _table(self, conn: sa.Connection, label: str) -> Source:
+        """The table `label` (`name` or `schema.name`) with its columns, from the catalog."""
         schema, _, name = label.rpartition(".")
         if conn.dialect.name == "duckdb":
             found = _duckdb_columns(conn, schema or None, name)

@@ -1,7 +1,8 @@
 """Parquet files as an offline store, read by an in-memory DuckDB through SQLAlchemy.
 
-A view's `offline.path` is resolved against the store's `root`: a file, a directory (every
-`*.parquet` below it, recursively) or a glob. The files are the selectable
+A view's `offline.path` (and a model's `serving_log.path`, found the same way) is resolved
+against the store's `root`: a file, a directory (every `*.parquet` below it, recursively) or a
+glob. The files are the selectable
 `read_parquet(<bound path>, union_by_name = true)`, so that files written before and after a
 column was added read as one table, and the metrics are measured by the same aggregate query as
 SQL tables (`monitor.stores.sql.offline`). DuckDB is reached only through SQLAlchemy
@@ -17,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from checks.model import FeatureView
+from checks.served import ServedModel, ServingLog
 from monitor.config import ParquetStoreConfig
 from monitor.errors import SourceNotFound
 from monitor.stores.sql.columns import Source, column_of, duckdb_type
@@ -49,14 +51,28 @@ class ParquetOfflineStore(AggregateStore):
     def files(self, view: FeatureView) -> str:
         """What `read_parquet` reads for the view's path (a file or a glob). Raises
         `SourceNotFound` when the view names no path or no file matches it."""
-        label = view.offline.path if view.offline is not None else None
-        if not label:
-            raise SourceNotFound(self.name, f"feature view {view.name!r} names no Parquet path")
-        return self._pattern(label)
+        return self._files(
+            view.offline.path if view.offline is not None else None, f"feature view {view.name!r}"
+        )
 
     def _source(self, conn: sa.Connection, view: FeatureView) -> Source:
         pattern = self.files(view)
-        label = (view.offline.path if view.offline is not None else None) or ""
+        return self._read(conn, pattern, (view.offline.path if view.offline else None) or "")
+
+    def _log_source(self, conn: sa.Connection, served: ServedModel, log: ServingLog) -> Source:
+        """The model's serving log: a directory of Parquet files (Feast's file destination),
+        a file or a glob, found as a view's path is."""
+        pattern = self._files(log.path, f"the serving log of model {served.name}")
+        return self._read(conn, pattern, log.path or "")
+
+    def _files(self, path: str | None, owner: str) -> str:
+        """What `read_parquet` reads for `owner`'s path; `SourceNotFound` without one."""
+        if not path:
+            raise SourceNotFound(self.name, f"{owner} names no Parquet path")
+        return self._pattern(path)
+
+    def _read(self, conn: sa.Connection, pattern: str, label: str) -> Source:
+        """The files of `pattern` as one selectable, with the columns DESCRIBE finds."""
         described = conn.execute(_DESCRIBE, {"parquet_path": pattern}).all()
         found = [(str(row[0]), duckdb_type(str(row[1])), str(row[1])) for row in described]
         files = sa.func.read_parquet(sa.bindparam("parquet_path", pattern), _UNION_BY_NAME)
