@@ -31,7 +31,6 @@ from markupsafe import Markup  # jinja2's own markup type
 from alerts.format import format_count, format_ratio, format_seconds, format_time, format_value
 from alerts.model_report import ModelSummary, summarize
 from checks.kinds import KINDS
-from checks.serde import to_object
 from checks.result import (
     CheckResult,
     ErrorDetails,
@@ -40,6 +39,7 @@ from checks.result import (
     rfc3339,
     worst,
 )
+from checks.serde import to_object
 
 log = logging.getLogger(__name__)
 
