@@ -46,6 +46,19 @@ TRANSACTION_ROWS = 3000
 TRANSACTIONS_STOPPED = timedelta(hours=26)
 NULL_CATEGORY_EVERY = (3, 100)  # rows with i % 100 < 3
 
+# checkout_model's serving log: 2000 requests in the hour before the scheduled time, each a
+# (user, merchant) pair, in Feast's feature-service logging schema. Planted on different
+# requests: every 40th request is for a user the store does not have (absent: null, time 0,
+# status NOT_FOUND); every 25th (from the 2nd) got a merchant value 50 minutes old (the model
+# allows 30); every 100th (from the 51st) was served a null revenue that Feast logged PRESENT.
+# user_stats alone leaves 70 requests uncovered (96.5%), merchant_stats 80 (96%): each view
+# passes 95%, the model covers 1850 of 2000 (92.5%) and fails.
+LOGGED_REQUESTS = 2000
+LOG_ABSENT_USER_EVERY = 40  # i % 40 == 0: 50 requests
+LOG_STALE_MERCHANT_EVERY = (1, 25)  # i % 25 == 1: 80 requests
+LOG_NULL_REVENUE_EVERY = (50, 100)  # i % 100 == 50: 20 requests
+LOG_STALE_MERCHANT_AGE = timedelta(minutes=50)
+
 
 def user_age(user: int) -> timedelta:
     """The age of a fresh user's online values at the demo's scheduled time."""
@@ -59,6 +72,7 @@ def build(directory: Path, now: datetime) -> str:
     staging = directory / ".building"
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "offline" / "transactions").mkdir(parents=True)
+    (staging / "offline" / SERVING_LOG).mkdir(parents=True)
     _write_online(staging / "online.db", now)
     _write_offline(staging / "offline", now)
     for name in ("online.db", "offline"):
@@ -73,7 +87,8 @@ def build(directory: Path, now: datetime) -> str:
         f"{len(USERS)} users, {len(MERCHANTS)} merchants, {TRANSACTION_ROWS} transactions; "
         f"planted: {len(MISSING_USERS)} missing, {len(STALE_USERS)} stale, "
         f"{len(NULL_REVENUE_USERS)} null revenue, orphan {ORPHAN_FEATURE}, "
-        "stopped transactions job, retyped/dropped/added columns"
+        "stopped transactions job, retyped/dropped/added columns; "
+        f"{LOGGED_REQUESTS} logged checkout_model requests"
     )
 
 
@@ -166,6 +181,52 @@ COPY (
 ) TO '{path}' (FORMAT parquet)
 """
 
+SERVING_LOG = "feature_service_logs/checkout_model"
+
+# The serving log as Feast writes it: value times are whole seconds before the request's time
+# (a value the store lacked: null at 1970-01-01), the log time is UTC.
+_SERVING_LOG = """
+COPY (
+  WITH requests AS (
+    SELECT i,
+           CAST(:now AS TIMESTAMP) - INTERVAL 59 MINUTE + i * INTERVAL 1770 MILLISECOND AS logged,
+           CASE WHEN i % 40 = 0 THEN 1 + (i // 40) % 40 ELSE 91 + (i * 7919) % 910 END AS u,
+           i % 200 AS m,
+           i % 40 = 0 AS absent_user
+    FROM range(0, {requests}) AS r(i)
+  ), timed AS (
+    SELECT *,
+           CASE WHEN absent_user THEN TIMESTAMP '1970-01-01'
+                ELSE date_trunc('second', logged - (u % 50) * INTERVAL 1 MINUTE) END AS user_ts,
+           date_trunc('second', logged - CASE WHEN i % 25 = 1 THEN 50 ELSE m % 25 END
+                                     * INTERVAL 1 MINUTE) AS merchant_ts
+    FROM requests
+  )
+  SELECT CAST(u AS BIGINT) AS user_id,
+         printf('m%03d', m + 1) AS merchant_id,
+         CASE WHEN absent_user THEN NULL ELSE CAST((u * 7) % 40 AS BIGINT) END
+           AS user_stats__purchase_count_30d,
+         CAST(user_ts AS TIMESTAMP_MS) AS user_stats__purchase_count_30d__timestamp,
+         CAST(CASE WHEN absent_user THEN 3 ELSE 1 END AS INTEGER)
+           AS user_stats__purchase_count_30d__status,
+         CASE WHEN absent_user OR i % 100 = 50 THEN NULL ELSE CAST(round(u * 1.7, 2) AS FLOAT) END
+           AS user_stats__rolling_7d_revenue,
+         CAST(user_ts AS TIMESTAMP_MS) AS user_stats__rolling_7d_revenue__timestamp,
+         CAST(CASE WHEN absent_user THEN 3 ELSE 1 END AS INTEGER)
+           AS user_stats__rolling_7d_revenue__status,
+         CAST(20 + m * 0.25 AS DOUBLE) AS merchant_stats__avg_ticket_usd,
+         CAST(merchant_ts AS TIMESTAMP_MS) AS merchant_stats__avg_ticket_usd__timestamp,
+         CAST(1 AS INTEGER) AS merchant_stats__avg_ticket_usd__status,
+         m % 23 = 0 AS merchant_stats__is_high_risk,
+         CAST(merchant_ts AS TIMESTAMP_MS) AS merchant_stats__is_high_risk__timestamp,
+         CAST(1 AS INTEGER) AS merchant_stats__is_high_risk__status,
+         CAST(logged AS TIMESTAMPTZ) AS __log_timestamp,
+         CAST(logged AS DATE) AS __log_date,
+         printf('req-%05d', i) AS __request_id
+  FROM timed
+) TO '{path}' (FORMAT parquet)
+"""
+
 _TRANSACTIONS = """
 COPY (
   SELECT printf('m%03d', i % 200 + 1) AS merchant_id,
@@ -189,6 +250,10 @@ def _write_offline(directory: Path, now: datetime) -> None:
     statements = [
         _USER_STATS.format(path=_literal(directory / "user_stats.parquet")),
         _MERCHANT_STATS.format(path=_literal(directory / "merchant_stats.parquet")),
+        _SERVING_LOG.format(
+            requests=LOGGED_REQUESTS,
+            path=_literal(directory / SERVING_LOG / "part-0.parquet"),
+        ),
         *(
             _TRANSACTIONS.format(
                 start=part * size,
@@ -200,6 +265,7 @@ def _write_offline(directory: Path, now: datetime) -> None:
     ]
     try:
         with engine.begin() as conn:
+            conn.execute(sa.text("SET TimeZone = 'UTC'"))  # the log's times are UTC
             for statement in statements:
                 conn.execute(sa.text(statement), {"now": naive})
     finally:
