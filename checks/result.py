@@ -434,7 +434,7 @@ class ViewCoverage:
 
 
 @dataclass(frozen=True)
-class ServedFrom:
+class ServedFrom(Serde):
     """Where a model's requests were seen: its serving log over [since, until) (every logged
     request), or a sample of recent requests probed now (`asked` drawn, `population` where)."""
 

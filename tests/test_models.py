@@ -242,6 +242,12 @@ def test_a_sampled_observation_gives_intervals(tmp_path: Path) -> None:
     assert isinstance(coverage.details, ModelCoverageDetails)
     assert coverage.details.interval is not None
     assert coverage.details.interval.low < 0.93 < coverage.details.interval.high
+    doc = to_json(coverage)
+    assert isinstance(doc, dict)
+    assert isinstance(doc["details"], dict)
+    assert "since" not in doc["details"]  # a sample has no window
+    assert (doc["details"]["asked"], doc["details"]["population"]) == (1000, "ids_file")
+    assert from_json(CheckResult, doc) == coverage
 
 
 def test_a_model_result_reads_back_from_its_json_and_alerts_by_model(tmp_path: Path) -> None:
