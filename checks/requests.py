@@ -24,6 +24,7 @@ request that asks for them.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -92,26 +93,33 @@ class Served:
 
 
 def serve(entity: EntityReading, view: ServedView, at: datetime, max_future: float) -> Served:
-    """The served features of `view` for one entity as its online store holds them now."""
-    if entity.present:
-        max_age = view.max_age.total_seconds()
-        judged = [_judge_reading(entity, name, at, max_age, max_future) for name in view.features]
-    else:
-        judged = [ABSENT] * len(view.features)
+    """The served features of `view` for one entity as its online store holds them now. The
+    features of an entity mostly share one time (Redis keeps one a view; Feast's SQL stores
+    write an entity's features together): each distinct (time, null) is judged once."""
+    if not entity.present:
+        return _summed([ABSENT] * len(view.features))
+    max_age = view.max_age.total_seconds()
+    shared = entity.event_time
+    seen: dict[tuple[datetime | None, bool], Judged] = {}
+    judged = []
+    for name in view.features:
+        reading = entity.reading(name)
+        if reading.state is FeatureState.ABSENT or reading.state is FeatureState.UNDECODABLE:
+            judged.append(ABSENT)
+            continue
+        value = (reading.event_time or shared, reading.is_null)  # per feature, else the entity's
+        one = seen.get(value)
+        if one is None:
+            one = seen[value] = judge_value(*value, at, max_age, max_future)
+        judged.append(one)
+    return _summed(judged)
+
+
+def _summed(judged: list[Judged]) -> Served:
     reasons = tuple(j.reason for j in judged)
     ages = tuple(j.age for j in judged if j.age is not None)
     missed = frozenset(r for r in reasons if r is not None)
     return Served(reasons, missed, ages, max(ages, default=None))
-
-
-def _judge_reading(
-    entity: EntityReading, name: str, at: datetime, max_age: float, max_future: float
-) -> Judged:
-    reading = entity.reading(name)
-    if reading.state in (FeatureState.ABSENT, FeatureState.UNDECODABLE):
-        return ABSENT
-    value_time = reading.event_time or entity.event_time  # per feature, else the entity's
-    return judge_value(value_time, reading.is_null, at, max_age, max_future)
 
 
 Projection = Callable[[RequestKey], RequestKey]
@@ -127,10 +135,11 @@ def projections(served: ServedModel) -> list[tuple[ServedView, Projection]]:
 
 
 def _projection(positions: tuple[int, ...]) -> Projection:
-    def project(request: RequestKey) -> RequestKey:
-        return tuple(request[i] for i in positions)
-
-    return project
+    if len(positions) == 1:  # itemgetter of one position gives the value, not a tuple
+        (only,) = positions
+        return lambda request: (request[only],)
+    pick: Projection = operator.itemgetter(*positions)
+    return pick
 
 
 def view_keys(served: ServedModel, requests: Sequence[RequestKey]) -> dict[str, list[RequestKey]]:
@@ -160,20 +169,21 @@ def observe(
     """The observation of `requests`, each served at `at` what `entities` hold: per view, a
     reading of each of its `view_keys`, in the same order."""
     max_future = served.model.max_future.total_seconds()
-    keys = view_keys(served, requests)
     columns: dict[str, list[Served]] = {}
     for view, project in projections(served):
+        projected = list(map(project, requests))
+        keys = dict.fromkeys(projected)  # as `view_keys`
         readings = entities[view.name]
-        if len(readings) != len(keys[view.name]):
+        if len(readings) != len(keys):
             raise ValueError(
-                f"view {view.name}: expected a reading of each of its {len(keys[view.name])} "
-                f"distinct entities, found {len(readings)}"
+                f"view {view.name}: expected a reading of each of its {len(keys)} distinct "
+                f"entities, found {len(readings)}"
             )
         by_key = {
             key: serve(entity, view, at, max_future)
-            for key, entity in zip(keys[view.name], readings, strict=True)
+            for key, entity in zip(keys, readings, strict=True)
         }
-        columns[view.name] = [by_key[project(request)] for request in requests]
+        columns[view.name] = [by_key[key] for key in projected]
     return _tally(served, len(requests), columns, sample)
 
 

@@ -149,23 +149,23 @@ def _reservoir(
     size: int,
     rng: random.Random,
 ) -> list[EntityKey]:
-    kinds = [keyed.entity_types.get(key, "") in INTEGER_TYPES for key in keyed.join_keys]
-    chosen: list[EntityKey] = []
+    """The rows drawn, kept as read and typed once drawn: a file holds many more rows than
+    the sample, and most are passed over."""
+    chosen: list[list[str]] = []
     count = 0
     for row in itertools.chain(pending, rows):
         if not row or any(p >= len(row) or not row[p].strip() for p in positions):
             continue
-        key = tuple(
-            _typed(row[p].strip(), integer) for p, integer in zip(positions, kinds, strict=True)
-        )
         count += 1
         if len(chosen) < size:
-            chosen.append(key)
+            chosen.append(row)
         else:
             slot = rng.randrange(count)
             if slot < size:
-                chosen[slot] = key
-    return chosen
+                chosen[slot] = row
+    kinds = [keyed.entity_types.get(key, "") in INTEGER_TYPES for key in keyed.join_keys]
+    typed = list(zip(positions, kinds, strict=True))
+    return [tuple(_typed(row[p].strip(), integer) for p, integer in typed) for row in chosen]
 
 
 def _typed(text: str, integer: bool) -> int | str:
