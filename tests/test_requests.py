@@ -17,19 +17,24 @@ import duckdb
 import pytest
 
 from checks.errors import ConfigError
+from checks.model import FeatureView
 from checks.observation import Ages, FeatureMisses, ModelObservation, ProbeFailure, ViewMisses
-from checks.requests import judge_value
+from checks.requests import Sample, judge_value
+from checks.requests import observe as judged_requests
 from checks.result import Status
 from checks.serde import to_object
+from checks.served import Model, resolve
 from checks.stats import wilson
 from monitor.app import App, build_app
 from monitor.loader import LoadedModel, load
 from monitor.runs import requests, served
 from monitor.runs.served import probe_model
+from tests.builders import AT, entity, null, undecodable, value
 from tests.feast_fixtures import create_table, entity_rows, key, write_rows
 from tests.redis_fixtures import REDIS_URL, Planter, feast_hash, feast_key, free_port, unique
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
+SAMPLE = Sample("", "ids_file", 10)
 USER = {"revenue": "float", "orders": "int64"}
 PAIR_TYPES = ("int64", "string")
 
@@ -546,3 +551,34 @@ def test_a_request_sample_agrees_with_the_serving_log_on_the_same_traffic(
     assert (logged.requests, logged.covered) == (TRAFFIC, truth)
     interval = wilson(sampled.covered, sampled.requests)
     assert interval.low <= logged.covered / logged.requests <= interval.high
+
+
+def test_each_reading_is_judged_by_its_own_time_and_an_undecodable_one_is_absent() -> None:
+    """Feast's SQL stores keep a time per feature: entity 1's `a` is 10 minutes old and its
+    `b` 2 days (stale, over the 1d TTL); entity 2's `a` did not decode (absent) and its `b`
+    is null, an hour old. Entity 1 is asked twice."""
+    view = FeatureView.model_validate(
+        {"name": "v", "entity": "id", "ttl": "1d", "features": {"a": "float", "b": "float"},
+         "online": {"store": "s"}}
+    )  # fmt: skip
+    spec = {"name": "m", "features": ["v"], "requests": {"ids_file": "ids.csv"}}
+    served, problems = resolve(Model.model_validate(spec), {"v": view})
+    assert served is not None, problems
+    readings = [
+        entity(1, a=value(1.0, timedelta(minutes=10)), b=value(2.0, timedelta(days=2))),
+        entity(2, a=undecodable(), b=null(timedelta(hours=1))),
+    ]
+    observed = judged_requests(served, [(1,), (2,), (1,)], {"v": readings}, AT, SAMPLE)
+    assert (observed.requests, observed.covered) == (3, 0)
+    assert observed.features == {
+        "v:a": FeatureMisses(absent=1),
+        "v:b": FeatureMisses(null=1, stale=2),
+    }
+    # Ages: 600 and 172800 twice (entity 1), 3600 (entity 2's null): the 3rd of 5 is 3600.
+    assert observed.views["v"] == ViewMisses(
+        uncovered=3,
+        only=3,
+        reasons={"absent": 1, "null": 1, "stale": 2, "future": 0},
+        ages=Ages(5, 3600.0, 172800.0, 172800.0, 172800.0),
+    )
+    assert observed.request_ages == Ages(3, 172800.0, 172800.0, 172800.0, 172800.0)
