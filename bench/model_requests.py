@@ -1,34 +1,30 @@
-"""How long a model's request sample takes to probe: drawn from a request file, read in Redis.
+"""The request-sample mode of `bench.model_logs`: a model's requests probed online now.
 
-    .venv/bin/python -m bench.model_requests [--quick] [--users N] [--requests N] [--sample N]
-                                             [--repeat N]
+Run through `python -m bench.model_logs` (`--sample N`, 10,000 by default; 0 skips it). Starts a
+private redis-server and loads three feature views in Feast 0.67's layout (12 features:
+`user_stats` 5 on `user_id`, `merchant_stats` 4 on `merchant_id`, `device_stats` 3 on
+`device_id`; event times within the views' one-day TTL), writes a file of 1,000,000 recent
+requests of a model served all 12 (popular entities drawn far more often), and times, after one
+warm-up, the median of the runs of:
 
-Starts a private redis-server and loads three feature views in Feast 0.67's layout (12
-features: `user_stats` 5 on `user_id`, `merchant_stats` 4 on `merchant_id`, `device_stats` 3
-on `device_id`; event times within the views' one-day TTL), writes a file of `--requests`
-recent requests of a model served all 12 (popular entities drawn far more often), and times,
-after one warm-up, the median of `--repeat` runs of:
-
-- featmon `requests.observe`: the whole probe of the model: `--sample` requests drawn from the
-  file (reservoir sampling, one pass), one read per view of the distinct entities they ask
-  for, every request judged;
-- its parts, for information: the draw alone; each view's read alone; the judgment alone
+- featmon `requests.observe`: the whole probe of the model: the sample drawn from the file
+  (reservoir sampling, one pass), one read per view of the distinct entities it asks for,
+  every request judged;
+- its parts: the draw alone; each view's read alone; the judgment alone
   (`checks.requests.observe` over readings already read).
 
-Every request must be covered (every entity was loaded, every value fresh), or the run stops
-with exit status 2: a wrong load must not produce fast numbers. Otherwise it exits 0 with the
-report. The serving-log mode is timed by its own benchmark; this one is for information.
+Printed for information, beside the serving log's timings: there is no target. Every request
+must be covered (every entity was loaded, every value fresh), or the run stops: a wrong load
+must not produce fast numbers.
 """
 
 from __future__ import annotations
 
-import argparse
 import random
 import statistics
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,6 +68,8 @@ POOLS: dict[str, Values] = {
     "bool": [True, False, True],
 }
 TIMES = 86_000  # distinct event times, one a second, the newest now
+USERS = 1_000_000  # merchants and devices a tenth of it
+REQUESTS = 1_000_000  # rows of the request file
 
 
 @dataclass(frozen=True)
@@ -85,23 +83,6 @@ class Options:
     def entities(self) -> tuple[int, int, int]:
         """Users, merchants and devices loaded: merchants and devices a tenth of the users."""
         return self.users, max(1, self.users // 10), max(1, self.users // 10)
-
-
-def parse_args(argv: Sequence[str] | None = None) -> Options:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.model_requests", description=__doc__.split("\n\n")[0]
-    )
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument("--users", type=int, default=1_000_000, help="users loaded (1M)")
-    size.add_argument("--quick", action="store_true", help="a smoke run: 100,000 users")
-    parser.add_argument("--requests", type=int, default=1_000_000, help="request file rows (1M)")
-    parser.add_argument("--sample", type=int, default=10_000, help="requests drawn (10,000)")
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs of each (5)")
-    args = parser.parse_args(argv)
-    users = 100_000 if args.quick else args.users
-    if not 1 <= args.sample <= args.requests or args.repeat < 1 or users < 10:
-        parser.error("expected 1 <= --sample <= --requests, --repeat >= 1 and --users >= 10")
-    return Options(users, args.requests, args.sample, args.repeat)
 
 
 def write_requests(path: Path, options: Options) -> None:
@@ -211,27 +192,19 @@ def measure(app: App, model: LoadedModel, options: Options, now: datetime) -> No
         say(f"{name:<48}{median * 1e3:>11.1f}{min(seconds) * 1e3:>10.1f}{rate:>13,.0f}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    options = parse_args(argv)
-    say(f"machine: {conditions()}")
+def bench_requests(sample: int, repeat: int, users: int = USERS, requests: int = REQUESTS) -> None:
+    """Loads a private Redis and a request file, then times the probe of a sample of `sample`
+    requests and its parts, and prints them. Raises `BenchError` when it cannot run."""
+    options = Options(users, requests, sample, repeat)
     now = datetime.now(UTC)
-    try:
-        with tempfile.TemporaryDirectory(prefix="featmon-bench-") as directory:
-            workdir = Path(directory)
-            with private_redis(workdir) as server:
-                load_views(server.port, options, now)
-                started = time.perf_counter()
-                write_requests(workdir / "requests.csv", options)
-                say(f"wrote {options.requests:,} requests in {time.perf_counter() - started:.1f} s")
-                with build_app(load(write_config(workdir, server.url, options), {}), False) as app:
-                    (model,) = app.loaded.models
-                    measure(app, model, options, now)
-    except BenchError as exc:
-        print(f"model_requests: {exc}", file=sys.stderr)
-        return 2
-    say(f"machine: {conditions()}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    say(f"\nrequest sample: {sample:,} of {requests:,} requests; machine: {conditions()}")
+    with tempfile.TemporaryDirectory(prefix="featmon-bench-") as directory:
+        workdir = Path(directory)
+        with private_redis(workdir) as server:
+            load_views(server.port, options, now)
+            started = time.perf_counter()
+            write_requests(workdir / "requests.csv", options)
+            say(f"wrote {options.requests:,} requests in {time.perf_counter() - started:.1f} s")
+            with build_app(load(write_config(workdir, server.url, options), {}), False) as app:
+                (model,) = app.loaded.models
+                measure(app, model, options, now)
