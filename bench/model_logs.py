@@ -22,9 +22,9 @@ Times, per engine, the median of `--repeat` runs after one warm-up of:
   value ages, the least any judgment of the log must do.
 
 Then checks that (a) and (a') computed exactly featmon's numbers: a mismatch stops the run with
-exit status 2 before any ratio is printed. Target: featmon within 1.2x of (a). A comparison
-with a request sample probed online (`requests:`) belongs beside these, as one more timing of
-`bench_*` (not written yet: the request sample is measured elsewhere).
+exit status 2 before any ratio is printed. Target: featmon within 1.2x of (a). Then, for
+information, the request-sample mode (`requests:`, `bench/model_requests.py`): `--sample`
+requests (10,000; 0 skips it) probed in a private Redis now.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
+from bench.model_requests import bench_requests
+from bench.redis_load import BenchError as RedisBenchError
 from checks.model import FeatureView
 from checks.observation import Ages, ModelObservation
 from checks.served import Model, ServedModel, resolve
@@ -582,6 +584,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh", action="store_true", help="rebuild the cached logs")
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--skip-parquet", action="store_true")
+    parser.add_argument("--sample", type=int, default=10_000, help="request sample (0: none)")
     args = parser.parse_args(argv)
     print(f"model_logs: median of {args.repeat} after a warm-up; load average {load_average()}")
     try:
@@ -589,7 +592,9 @@ def main(argv: list[str] | None = None) -> int:
             report(bench_parquet(args.rows, args.repeat, args.fresh))
         if not args.skip_postgres:
             report(bench_postgres(args.pg_rows or args.rows, args.repeat, args.fresh))
-    except BenchError as exc:
+        if args.sample:
+            bench_requests(args.sample, args.repeat)
+    except (BenchError, RedisBenchError) as exc:
         print(f"model_logs: {exc}", file=sys.stderr)
         return 2
     print(f"\nload average after: {load_average()}")

@@ -81,9 +81,10 @@ class OfflineStore(ABC):
         in [since, until] (the coverage population)."""
 
     @abstractmethod
-    def query_entities(self, view: FeatureView, query: str, size: int) -> list[EntityKey]:
-        """Up to `size` distinct entity keys, chosen at random by the engine among the rows of
-        the user's `query` (one column per join key, named as the join keys)."""
+    def query_entities(self, join_keys: Sequence[str], query: str, size: int) -> list[EntityKey]:
+        """Up to `size` rows (recent requests: an entity requested often may be drawn often),
+        chosen at random by the engine among the rows of the user's `query` (one column per
+        join key, named as the join keys), each as its values in the order of `join_keys`."""
 
     @abstractmethod
     def latest_rows(

@@ -56,12 +56,14 @@ class LoadedView:
 @dataclass(frozen=True)
 class LoadedModel:
     """One model, its features resolved against the views, where it was declared, and its
-    planned checks."""
+    planned checks. `views` are the declared views it is served from, in the order of
+    `served.views`: where a request sample is read online."""
 
     served: ServedModel
     file: str
     line: int
     planned: tuple[PlannedModelCheck, ...]
+    views: tuple[FeatureView, ...]
 
     @property
     def name(self) -> str:
@@ -260,8 +262,10 @@ def _load_models(
             )
         if served is None or first is not None:
             continue
+        declared_views = tuple(views[view.name] for view in served.views)
+        problems.extend(_offline_only(model, declared_views, path, doc))
         planned = tuple(plan_model(served, path))
-        loaded = LoadedModel(served, doc.source, doc.line_of(path), planned)
+        loaded = LoadedModel(served, doc.source, doc.line_of(path), planned, declared_views)
         seen[model.name] = loaded
         problems.extend(_unique_ids(doc, planned, seen_ids))
         out.append(loaded)
@@ -275,6 +279,22 @@ def _resolve_model_files(model: Model, base: Path) -> Model:
         return model
     ids_file = str(_absolute(requests.ids_file, base))
     return model.model_copy(update={"requests": requests.model_copy(update={"ids_file": ids_file})})
+
+
+def _offline_only(
+    model: Model, views: Sequence[FeatureView], path: tuple[str | int, ...], doc: Document
+) -> list[Problem]:
+    """A request sample is read in each view's online store: every view needs one."""
+    if model.requests is None:
+        return []
+    lacking = [view.name for view in views if view.online is None]
+    if not lacking:
+        return []
+    found = f"none for {_listed(lacking)}"
+    message = (
+        f"expected every view of a request-sampled model to have an `online` source, found {found}"
+    )
+    return [doc.problem((*path, "requests"), message)]
 
 
 def _model_store_problems(

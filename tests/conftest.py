@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 
 from monitor.state import StateStore
+from tests.redis_fixtures import Planter, admin_client
 from tests.sidecar import Demo, run_demo
 
 # Property tests judge results, never speed: a busy 2-core machine must not fail them.
@@ -123,3 +124,15 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     """The demo store, run three times into a SQLite state database (tests/sidecar.py), once
     for each module that asks."""
     return run_demo(tmp_path_factory.mktemp("demo"))
+
+
+@pytest.fixture
+def redis_planter() -> Iterator[Planter]:
+    """Writes to the shared test Redis, deleting what it wrote afterwards."""
+    client = admin_client()
+    planter = Planter(client)
+    try:
+        yield planter
+    finally:
+        planter.clean()
+        client.close()

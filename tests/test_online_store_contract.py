@@ -29,7 +29,6 @@ from tests.conftest import search_path
 from tests.feast_fixtures import Row, create_table, key, write_rows
 from tests.redis_fixtures import (
     Planter,
-    admin_client,
     config,
     feast_hash,
     feast_key,
@@ -157,17 +156,6 @@ def feast_postgres(pg_url: str, pg_schema: str) -> Opener:
     url = search_path(pg_url, pg_schema)
     cfg = FeastSqlStoreConfig(type="feast-sql", url=SecretStr(url), project=PROJECT)
     return lambda: FeastSqlOnlineStore("online", cfg)
-
-
-@pytest.fixture
-def redis_planter() -> Iterator[Planter]:
-    client = admin_client()
-    planter = Planter(client)
-    try:
-        yield planter
-    finally:
-        planter.clean()
-        client.close()
 
 
 @pytest.fixture

@@ -304,10 +304,10 @@ class AggregateStore(OfflineStore):
             )
         return keys
 
-    def query_entities(self, view: FeatureView, query: str, size: int) -> list[EntityKey]:
-        with self._outcome("sampling", _location(view)) as started:
+    def query_entities(self, join_keys: Sequence[str], query: str, size: int) -> list[EntityKey]:
+        with self._outcome("sampling", "the population query") as started:
             with read_only(self._engine, self.name, self._timeout) as conn:
-                rows = conn.execute(requests_query(query, view.join_keys, size)).all()
+                rows = conn.execute(requests_query(query, join_keys, size)).all()
             keys = [tuple(_entity_value(value) for value in row) for row in rows]
             self._log.info(
                 "store %s: sampled %d of at most %d entities of the population query in %.1f ms",
