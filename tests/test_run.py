@@ -15,7 +15,7 @@ from monitor.daemon.observer import NoObserver
 from monitor.demo import example_config
 from monitor.demo import store as planted
 from monitor.loader import load
-from monitor.runs.run import run_once, run_view
+from monitor.runs.run import run_model, run_once, run_view
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
 
@@ -32,13 +32,17 @@ def demo_app(directory: Path) -> App:
 
 
 def test_check_runs_each_view_as_the_daemon_does_and_sums_them(demo_dir: Path) -> None:
-    """The report of `featmon check` holds, view by view in declared order, the results the
-    daemon's run of that view gives at the same scheduled time."""
+    """The report of `featmon check` holds, view by view in declared order, then model by
+    model, the results the daemon's run of that view or model gives at the same scheduled
+    time."""
     with demo_app(demo_dir) as app:
         summed = run_once(app, NOW)
         per_view = [run_view(app, v, NOW, NoObserver())[0] for v in app.loaded.views]
+        per_model = [run_model(app, m, NOW, NoObserver())[0] for m in app.loaded.models]
     assert len(per_view) > 1
-    assert list(summed.results) == [r for run in per_view for r in run.results]
+    assert len(per_model) == 1
+    runs = [*per_view, *per_model]
+    assert list(summed.results) == [r for run in runs for r in run.results]
 
 
 def test_check_records_a_view_whose_probe_fails_outside_its_guards_as_errors(
