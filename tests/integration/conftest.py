@@ -143,12 +143,33 @@ def _spec(pg_url: str, base: Path, now: datetime) -> dict[str, Any]:
     }
 
 
-def _flush_redis_db() -> None:
-    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB, socket_timeout=5)
+def flush_redis_db(db: int = REDIS_DB) -> None:
+    """Empty the Redis database `db`, one the real-Feast tests own."""
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db, socket_timeout=5)
     try:
         client.flushdb()
     finally:
         client.close()
+
+
+def run_feast(python: Path, command: list[str], what: str, timeout: float = BUILD_TIMEOUT) -> None:
+    """Run `command` with Feast's interpreter `python` from the repository root (so that
+    `-m tests.integration.<script>` imports); fail the test, saying `what` failed and how,
+    when it fails or outlasts `timeout` seconds."""
+    try:
+        done = subprocess.run(
+            [str(python), *command],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            cwd=ROOT,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{what} took over {timeout:.0f} s")
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).splitlines()[-40:])
+        pytest.fail(f"{what} failed ({done.returncode}):\n{tail}")
 
 
 @pytest.fixture(scope="session")
@@ -160,15 +181,9 @@ def world(
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     spec = base / "spec.json"
     spec.write_text(json.dumps(_spec(pg_url, base, now)), encoding="utf-8")
-    _flush_redis_db()
+    flush_redis_db()
     started = time.monotonic()
-    try:
-        done = _run([str(feast_python), str(BUILD_SCRIPT), str(spec)], BUILD_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"building the Feast repositories took over {BUILD_TIMEOUT} s")
-    if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).splitlines()[-40:])
-        pytest.fail(f"building the Feast repositories failed ({done.returncode}):\n{tail}")
+    run_feast(feast_python, [str(BUILD_SCRIPT), str(spec)], "building the Feast repositories")
     result = json.loads((base / "feast.json").read_text(encoding="utf-8"))
     builds = {
         store: Built(
@@ -189,4 +204,4 @@ def world(
     try:
         yield World(now, builds, pg_url)
     finally:
-        _flush_redis_db()
+        flush_redis_db()
