@@ -31,7 +31,6 @@ ROOT = Path(__file__).resolve().parents[2]
 FEAST_LOCK = ROOT / "requirements" / "feast.txt"
 """Feast 0.67 and everything it needs, pinned with hashes (`./dev lock` refreshes it)."""
 FEAST_VENV = Path(os.environ.get("FEATMON_FEAST_VENV", ROOT / ".cache" / "feast-venv"))
-BUILD_SCRIPT = Path(__file__).with_name("feast_build.py")
 INSTALL_TIMEOUT = 1200
 BUILD_TIMEOUT = 600
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
@@ -139,6 +138,8 @@ def _spec(pg_url: str, base: Path, now: datetime) -> dict[str, Any]:
                 "features": list(plan.MERCHANT_FEATURES),
             },
         },
+        "requests": [{"user_id": u, "merchant_id": m} for u, m in plan.fraud_requests()],
+        "log_time": plan.epoch(now) - len(plan.fraud_requests()),
         "out": str(base / "feast.json"),
     }
 
@@ -183,7 +184,8 @@ def world(
     spec.write_text(json.dumps(_spec(pg_url, base, now)), encoding="utf-8")
     flush_redis_db()
     started = time.monotonic()
-    run_feast(feast_python, [str(BUILD_SCRIPT), str(spec)], "building the Feast repositories")
+    command = ["-m", "tests.integration.feast_build", str(spec)]
+    run_feast(feast_python, command, "building the Feast repositories")
     result = json.loads((base / "feast.json").read_text(encoding="utf-8"))
     builds = {
         store: Built(

@@ -25,12 +25,11 @@ from __future__ import annotations
 import json
 import sys
 import time
-import uuid
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from tests.integration.feast_build import feast_apply, materialize
+from tests.integration.feast_logging import at, log_table, read_back
 
 SERVICE = "fraud_v1"
 LOG_PATH = "data/logs/fraud_v1"
@@ -128,74 +127,6 @@ def write_repo(spec: dict[str, Any], repo: Path) -> None:
         frame.to_parquet(repo / "data" / f"{view}.parquet", index=False, coerce_timestamps="us")
 
 
-def at(epoch: int) -> datetime:
-    return datetime.fromtimestamp(epoch, UTC)
-
-
-def log_table(store: Any, service: Any, project: str, step: dict[str, Any]) -> Any:  # noqa: ANN401 - Feast's and pyarrow's objects, untyped here
-    """One batch of requests served now, as the table Feast's logging source declares."""
-    import pyarrow as pa  # type: ignore[import-untyped, import-not-found, unused-ignore]  # noqa: PLC0415 - Feast's venv only
-    from feast.feature_logging import (  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415 - Feast's venv only
-        LOG_DATE_FIELD,
-        LOG_TIMESTAMP_FIELD,
-        REQUEST_ID_FIELD,
-        FeatureServiceLoggingSource,
-    )
-    from feast.type_map import feast_value_type_to_python_type  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415 - Feast's venv only
-
-    schema = FeatureServiceLoggingSource(service, project).get_schema(store.registry)
-    rows = step["requests"]
-    response = store.get_online_features(
-        features=service, entity_rows=rows, full_feature_names=True
-    )
-    proto = response.proto
-    columns: dict[str, list[Any]] = {}
-    for name, vector in zip(proto.metadata.feature_names.val, proto.results, strict=True):
-        if f"{name}__status" not in schema.names:
-            continue  # a join key: logged as requested, below
-        columns[name] = [feast_value_type_to_python_type(v) for v in vector.values]
-        columns[f"{name}__timestamp"] = [at(t.seconds) for t in vector.event_timestamps]
-        columns[f"{name}__status"] = [int(s) for s in vector.statuses]
-    logged = [at(step["log_time"] + i) for i in range(len(rows))]
-    columns[LOG_TIMESTAMP_FIELD] = logged
-    columns[LOG_DATE_FIELD] = [moment.date() for moment in logged]
-    columns[REQUEST_ID_FIELD] = [uuid.uuid4().hex for _ in rows]
-    for key in ("user_id", "merchant_id"):
-        columns[key] = [row[key] for row in rows]
-    missing = set(schema.names) - set(columns)
-    if missing:
-        raise RuntimeError(f"Feast's log schema has columns no response filled: {missing}")
-    return pa.table({name: columns[name] for name in schema.names}, schema=schema)
-
-
-def plain(value: object) -> object:
-    """A logged value as JSON: times in epoch microseconds, dates as text."""
-    if isinstance(value, datetime):
-        return int(value.timestamp() * 1_000_000) if value.tzinfo else None
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
-
-
-def read_back(log_dir: Path) -> dict[str, Any]:
-    """The Parquet files Feast wrote, read with pyarrow: schema, file names and rows."""
-    import pyarrow.parquet as pq  # type: ignore[import-untyped, import-not-found, unused-ignore]  # noqa: PLC0415 - Feast's venv only
-
-    files = sorted(log_dir.rglob("*.parquet"))
-    tables = [pq.read_table(path) for path in files]
-    schema = tables[0].schema
-    rows = [
-        {name: plain(value) for name, value in row.items()}
-        for table in tables
-        for row in table.to_pylist()
-    ]
-    return {
-        "schema": {field.name: str(field.type) for field in schema},
-        "files": [path.relative_to(log_dir).as_posix() for path in files],
-        "rows": rows,
-    }
-
-
 def main(spec_path: str) -> None:
     from feast import FeatureStore, __version__  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415 - Feast's venv only
 
@@ -213,7 +144,7 @@ def main(spec_path: str) -> None:
         began = time.monotonic()
         start, end = step["materialize"]
         store.materialize(start_date=at(start), end_date=at(end))
-        table = log_table(store, service, spec["project"], step)
+        table = log_table(store, service, step["requests"], step["log_time"])
         store.write_logged_features(table, service)
         timings[f"step {index}"] = time.monotonic() - began
     result = {"feast_version": __version__, "timings": timings, **read_back(repo / LOG_PATH)}
