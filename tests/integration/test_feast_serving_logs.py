@@ -342,3 +342,31 @@ def test_featmon_measures_the_truth_over_feasts_log(replay: Replay, tmp_path: Pa
             counts["null"],
         )
         assert nulls["value"] == (counts["absent"] + counts["null"]) / found.requests
+
+
+def test_init_models_fraud_v1_over_its_log_and_check_agrees(replay: Replay, tmp_path: Path) -> None:
+    """`featmon init --from-feast` on the repository: fraud_v1 is a model over Feast's file
+    destination, read through the Parquet store over the repository; `featmon check` of the
+    generated configuration measures the truth of the hour before the run (the default window).
+    merchant_shadow, which logs nowhere, is only a commented hint."""
+    out = tmp_path / "featmon"
+    init = featmon("init", "--from-feast", str(replay.repo), "--out", str(out))
+    assert init.returncode == 0, init.stderr
+    (model,) = yaml.safe_load((out / "checks" / "fraud_v1.model.yaml").read_text())["models"]
+    assert model["features"] == [
+        "user_stats:revenue",
+        "user_stats:orders",
+        "merchant_stats",
+        "user_merchant",
+    ]
+    assert model["serving_log"] == {"store": "feast_offline", "path": LOG_PATH}
+    assert "note: feature service 'merchant_shadow': it has no logging_config" in init.stdout
+    results = model_results(out / "config.yaml", replay.now)
+    assert {r.split(".")[0] for r in results} == {SERVICE}
+    found = truth(replay.rows, replay.now - timedelta(hours=1), replay.now)
+    assert found.requests == serving_plan.REQUESTS_PER_STEP
+    details = results[f"{SERVICE}.coverage"]["details"]
+    assert (details["covered"], details["requests"]) == (found.covered, found.requests)
+    assert results[f"{SERVICE}.coverage"]["status"] == "fail"
+    freshness = results[f"{SERVICE}.freshness"]["details"]
+    assert {q: freshness[q] for q in ("p50", "p90", "p99", "max")} == quantiles(found.value_ages)
