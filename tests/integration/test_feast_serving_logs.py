@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,8 +24,10 @@ from typing import Any
 import pytest
 import yaml
 
+from checks.duration import format_duration
 from tests.integration import plan, serving_plan
 from tests.integration.conftest import REDIS_HOST, REDIS_PORT, flush_redis_db, run_feast
+from tests.integration.test_feast_real import featmon
 
 pytestmark = [pytest.mark.feast, pytest.mark.slow]
 
@@ -47,7 +46,7 @@ VIEWS: dict[str, tuple[tuple[str, ...], timedelta]] = {
 }
 """What fraud_v1 is served, per view: its features and its max age (the view's TTL)."""
 REASONS = ("absent", "null", "stale", "future")
-FIELD_STATUS = {"PRESENT": 1, "NULL_VALUE": 2, "NOT_FOUND": 3, "OUTSIDE_MAX_AGE": 4}
+PRESENT = 1  # Feast's FieldStatus.PRESENT
 
 
 @dataclass(frozen=True)
@@ -186,17 +185,6 @@ def quantiles(ages: list[float]) -> dict[str, float | None]:
 # --- featmon ------------------------------------------------------------------------------------
 
 
-def featmon(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "monitor.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ},
-    )
-
-
 def check_file(directory: Path, repo: Path) -> Path:
     """A config with one Parquet store over the repository and fraud_v1 over its serving log;
     its views declare only what the model reads of them."""
@@ -229,10 +217,15 @@ def check_file(directory: Path, repo: Path) -> Path:
     model = {
         "name": SERVICE,
         "features": list(VIEWS),
-        "serving_log": {"store": "feast_files", "path": LOG_PATH, "window": "5h"},
+        "serving_log": {
+            "store": "feast_files",
+            "path": LOG_PATH,
+            "window": format_duration(WINDOW),
+        },
         "checks": [
             {"kind": "coverage", "min": 0.95, "severity": "P1"},
             {"kind": "freshness", "quantile": "p99", "max": "2h", "severity": "P2"},
+            {"kind": "freshness", "over": "requests", "max": "1d", "severity": "P3"},
             {"kind": "null_rate", "max": 0.01, "severity": "P2"},
         ],
     }
@@ -287,10 +280,10 @@ def test_redis_statuses_lie_as_the_facts_say(replay: Replay) -> None:
     for row in new:
         assert row["user_stats__revenue"] is None
         assert row["user_stats__revenue__timestamp"] == EPOCH_US
-        assert row["user_stats__revenue__status"] == FIELD_STATUS["PRESENT"]
+        assert row["user_stats__revenue__status"] == PRESENT
     nulls = [r for r in replay.rows if r["user_id"] in serving_plan.NULL_USERS]
     assert nulls
-    assert {r["user_stats__revenue__status"] for r in nulls} == {FIELD_STATUS["PRESENT"]}
+    assert {r["user_stats__revenue__status"] for r in nulls} == {PRESENT}
     assert all(r["user_stats__revenue__timestamp"] > EPOCH_US for r in nulls)
 
 
@@ -310,8 +303,8 @@ def test_every_view_covers_over_95_percent_and_the_model_under(replay: Replay) -
 
 
 def test_featmon_measures_the_truth_over_feasts_log(replay: Replay, tmp_path: Path) -> None:
-    """featmon's model coverage, per-view breakdown, freshness and null rates over the five
-    hours equal the truth; the P1 coverage check fails."""
+    """featmon's model coverage, per-view breakdown, freshness (over values and over requests)
+    and null rates over the five hours equal the truth; the P1 coverage check fails."""
     results = model_results(check_file(tmp_path, replay.repo), replay.now)
     found = truth(replay.rows, replay.now - WINDOW, replay.now)
     coverage = results[f"{SERVICE}.coverage"]
@@ -331,6 +324,9 @@ def test_featmon_measures_the_truth_over_feasts_log(replay: Replay, tmp_path: Pa
     freshness = results[f"{SERVICE}.freshness"]["details"]
     assert {q: freshness[q] for q in ("p50", "p90", "p99", "max")} == quantiles(found.value_ages)
     assert freshness["ages"] == len(found.value_ages)
+    oldest = results[f"{SERVICE}.freshness.requests"]["details"]
+    assert {q: oldest[q] for q in ("p50", "p90", "p99", "max")} == quantiles(found.request_ages)
+    assert oldest["ages"] == len(found.request_ages)
     assert freshness["views"] == {
         name: {"p50": quantiles(v.ages)["p50"], "p99": quantiles(v.ages)["p99"]}
         for name, v in found.views.items()
