@@ -5,7 +5,8 @@ for the destinations it does not hold), and written by `featmon init` as models.
 from __future__ import annotations
 
 import struct
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor.feast.init import init_from_feast
+from monitor.feast.init import init_from_feast, view_document
 from monitor.feast.models import DeclaredView, LogStores, service_model
 from monitor.feast.registry import (
     Feature,
@@ -27,7 +28,7 @@ from monitor.feast.registry import (
 )
 from monitor.feast.wire import encode_varint
 from monitor.loader import load
-from tests.test_feast_init import FIXTURE, NOW, repo, synthetic
+from tests.test_feast_init import FIXTURE, NAMING, NOW, repo, synthetic
 
 REVENUE, ORDERS, SEGMENT = Feature("revenue", 5), Feature("orders", 4), Feature("segment", 2)
 TICKET, RISKY = Feature("avg_ticket", 6), Feature("is_high_risk", 7)
@@ -232,6 +233,32 @@ def test_features_featmon_does_not_read_are_left_out_with_a_note() -> None:
     assert generated.document is not None
     assert generated.document["features"] == ["user_stats:revenue", "user_stats:orders"]
     assert generated.notes == ("feature service 'fraud': user_stats:tags is not monitored",)
+
+
+def test_a_known_materialization_period_is_declared_and_adds_the_freshness_risk() -> None:
+    """Hourly materializations in the registry: the view declares `materialized_every: 1h`,
+    and a model over it warns of the freshness risk."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    hourly = tuple((None, start + timedelta(hours=h)) for h in range(4))
+    generated = view_document(synthetic(materialized=hourly), NAMING)
+    assert generated.document is not None
+    assert generated.document["materialized_every"] == "1h"
+    assert generated.declared is not None
+    assert generated.declared.materialized_every == timedelta(hours=1)
+    views = {
+        **VIEWS,
+        "merchant_stats": replace(VIEWS["merchant_stats"], materialized_every=timedelta(hours=1)),
+    }
+    model = service_model(
+        service(Projection("merchant_stats", (TICKET,)), logging=FILE), views, STORES, "p"
+    )
+    assert model.document is not None
+    assert model.document["checks"][-1] == {"kind": "freshness_risk", "severity": "P2"}
+    plain = service_model(
+        service(Projection("merchant_stats", (TICKET,)), logging=FILE), VIEWS, STORES, "p"
+    )
+    assert plain.document is not None
+    assert [c["kind"] for c in plain.document["checks"]] == ["coverage", "freshness", "null_rate"]
 
 
 @pytest.mark.parametrize(

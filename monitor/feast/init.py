@@ -287,6 +287,9 @@ def view_document(view: FeatureView, naming: Naming) -> GeneratedView:
         or "event_timestamp",
         "features": features,
     }
+    period = view.materialization_period
+    if period is not None:
+        document["materialized_every"] = format_duration(period)
     if view.online:
         document["online"] = _online_entry(view, naming, offline is not None)
     if offline is not None:
@@ -306,7 +309,7 @@ def view_document(view: FeatureView, naming: Naming) -> GeneratedView:
         tuple(comments),
         tuple(f"view {view.name!r}: {n}" for n in notes),
         offline is not None,
-        DeclaredView(view, features, bounds.ttl),
+        DeclaredView(view, features, bounds.ttl, period),
     )
 
 

@@ -3,8 +3,9 @@
 A feature service is what a model is served: a projection of each of its views (every feature,
 or some). Its model names the features as `view:feature`, or `view` when the projection takes the
 whole view, and carries the service's owner and tags. The default checks: coverage of at least
-0.95 (P1), the p99 age of served values no older than the smallest TTL of its views (P2), and a
-null rate of at most 0.01 per feature (P2).
+0.95 (P1), the p99 age of served values no older than the smallest TTL of its views (P2), a null
+rate of at most 0.01 per feature (P2), and, when a view's materialization period is known from
+the registry (`materialized_every`), the freshness risk it predicts (P2, a warning).
 
 A model is checked over its requests, so it needs one source of them. A service whose logging
 config writes Parquet files featmon can read (Feast's file destination, a local directory) gets a
@@ -40,11 +41,12 @@ LOG_STORE_PREFIX = "feast_log_"
 @dataclass(frozen=True)
 class DeclaredView:
     """A view as its generated check file declares it: the Feast view, the features featmon
-    reads of it (name -> dtype) and the TTL featmon gave it."""
+    reads of it (name -> dtype), the TTL featmon gave it and its `materialized_every`."""
 
     feast: FeatureView
     features: Mapping[str, str]
     ttl: timedelta
+    materialized_every: timedelta | None = None
 
     @property
     def file(self) -> str:
@@ -108,7 +110,7 @@ def service_model(
     if service.owner:
         document["owner"] = service.owner
     document["labels"] = {"feast_project": project, **dict(service.tags)}
-    checks = _checks(min(view.ttl for view in used))
+    checks = _checks(used)
     source = _serving_log(service.name, service.logging, stores)
     if isinstance(source, str):
         hint = {**document, "requests": {"ids_file": f"{service.name}_requests.csv"}}
@@ -156,17 +158,22 @@ def _references(projection: Projection, view: DeclaredView) -> tuple[list[str], 
     return [f"{projection.view}:{name}" for name in read], left_out
 
 
-def _checks(smallest_ttl: timedelta) -> list[dict[str, Any]]:
-    return [
+def _checks(views: list[DeclaredView]) -> list[dict[str, Any]]:
+    """Coverage, freshness within the smallest TTL, null rates; and the freshness risk when a
+    view's materialization period is known (its check file's `materialized_every`)."""
+    checks: list[dict[str, Any]] = [
         {"kind": "coverage", "min": COVERAGE_MIN, "severity": "P1"},
         {
             "kind": "freshness",
             "quantile": "p99",
-            "max": format_duration(smallest_ttl),
+            "max": format_duration(min(view.ttl for view in views)),
             "severity": "P2",
         },
         {"kind": "null_rate", "max": NULL_RATE_MAX, "severity": "P2"},
     ]
+    if any(view.materialized_every for view in views):
+        checks.append({"kind": "freshness_risk", "severity": "P2"})
+    return checks
 
 
 def _serving_log(
