@@ -47,6 +47,13 @@ VIEWS: dict[str, tuple[tuple[str, ...], timedelta]] = {
 """What fraud_v1 is served, per view: its features and its max age (the view's TTL)."""
 REASONS = ("absent", "null", "stale", "future")
 PRESENT = 1  # Feast's FieldStatus.PRESENT
+AGREEING: dict[int, set[str | None]] = {
+    PRESENT: {None, "stale", "future"},
+    2: {"null", "absent"},  # NULL_VALUE
+    3: {"absent"},  # NOT_FOUND
+    4: {"stale"},  # OUTSIDE_MAX_AGE
+}
+"""The judgments each Feast FieldStatus agrees with; INVALID (0) agrees with none."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +132,7 @@ class Truth:
     features: dict[str, dict[str, int]] = field(default_factory=dict)
     value_ages: list[float] = field(default_factory=list)
     request_ages: list[float] = field(default_factory=list)
+    status_disagreements: int = 0
 
 
 def judge(row: Mapping[str, Any], view: str, feature: str) -> tuple[str | None, float | None]:
@@ -157,6 +165,8 @@ def truth(rows: tuple[Mapping[str, Any], ...], since: datetime, until: datetime)
         for view, (features, _) in VIEWS.items():
             for feature in features:
                 reason, age = judge(row, view, feature)
+                status = row[f"{view}__{feature}__status"]
+                out.status_disagreements += reason not in AGREEING.get(status, set())
                 counts = out.features.setdefault(f"{view}:{feature}", dict.fromkeys(REASONS, 0))
                 if reason is not None:
                     missed[view].add(reason)
@@ -274,7 +284,8 @@ def test_feast_wrote_its_own_log_schema(replay: Replay) -> None:
 
 def test_redis_statuses_lie_as_the_facts_say(replay: Replay) -> None:
     """A user Redis does not have is logged null at time 0 yet PRESENT, and a null revenue
-    PRESENT too: the statuses cannot be trusted; values and times can."""
+    PRESENT too: the statuses cannot be trusted; values and times can. Every absent or null
+    value disagrees with its status, and no other."""
     new = [r for r in replay.rows if r["user_id"] == serving_plan.NEW_USER]
     assert new
     for row in new:
@@ -285,6 +296,9 @@ def test_redis_statuses_lie_as_the_facts_say(replay: Replay) -> None:
     assert nulls
     assert {r["user_stats__revenue__status"] for r in nulls} == {PRESENT}
     assert all(r["user_stats__revenue__timestamp"] > EPOCH_US for r in nulls)
+    found = truth(replay.rows, replay.now - WINDOW, replay.now)
+    lying = sum(found.features[f][r] for f in found.features for r in ("absent", "null"))
+    assert found.status_disagreements == lying
 
 
 def test_every_view_covers_over_95_percent_and_the_model_under(replay: Replay) -> None:
@@ -312,6 +326,7 @@ def test_featmon_measures_the_truth_over_feasts_log(replay: Replay, tmp_path: Pa
     details = coverage["details"]
     assert (details["covered"], details["requests"]) == (found.covered, found.requests)
     assert coverage["value"] == found.covered / found.requests
+    assert details["status_disagreements"] == found.status_disagreements
     by_view = {v["view"]: v for v in details["views"]}
     for name, view in found.views.items():
         measured = by_view[name]
