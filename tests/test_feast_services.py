@@ -327,13 +327,17 @@ def test_a_service_without_a_log_featmon_reads_is_a_hint(
 @pytest.mark.parametrize(
     ("projection", "name", "why"),
     [
-        (Projection("merchant_stats", (TICKET,), alias="shop"), "fraud", "renames the view"),
+        (Projection("merchant_stats", (TICKET,), alias="shop"), "fraud", "as 'shop' (with_name"),
         (
             Projection("merchant_stats", (TICKET,), join_key_map={"merchant_id": "shop_id"}),
             "fraud",
             "maps the join keys",
         ),
-        (Projection("merchant_stats", (TICKET,), version_tag=2), "fraud", "pins version 2"),
+        (
+            Projection("merchant_stats", (TICKET,), version_tag=2),
+            "fraud",
+            "as 'merchant_stats@v2'",
+        ),
         (Projection("returns", (TICKET,)), "fraud", "its view 'returns' is not monitored"),
         (Projection("merchant_stats", (TICKET,)), "fraud v2", "its name does not match"),
         (Projection("user_stats", (Feature("tags", 20),)), "fraud", "none of its features"),
@@ -362,7 +366,10 @@ def test_init_writes_fraud_v1_as_a_model_over_its_serving_log(tmp_path: Path) ->
     assert model["serving_log"] == {"store": "feast_offline", "path": "data/logs/fraud_v1"}
     text = (out / "checks" / "fraud_v1.model.yaml").read_text()
     assert "# Feast logs 50% of the requests." in text
-    assert any("shop_v1" in note and "with_name" in note for note in written.notes)
+    assert (
+        "feature service 'shop_v1' is not modelled: it serves the view 'merchant_stats' as "
+        "'shop_stats' (with_name or a pinned version), the name its serving log's columns carry"
+    ) in written.notes
     (loaded,) = load(out / "config.yaml", {}).models
     assert loaded.served.references == (
         "user_stats:revenue",

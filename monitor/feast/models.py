@@ -92,20 +92,10 @@ def service_model(
     or none (a note says why)."""
     if re.fullmatch(NAME_PATTERN, service.name) is None:
         return _skipped(service, f"its name does not match {NAME_PATTERN}")
-    references: list[str] = []
-    notes: list[str] = []
-    used: list[DeclaredView] = []
-    for projection in service.projections:
-        view = views.get(projection.view)
-        why_not = _unexpressed(projection)
-        if why_not is not None or view is None:
-            return _skipped(service, why_not or f"its view {projection.view!r} is not monitored")
-        taken, left_out = _references(projection, view)
-        references += taken
-        notes += [f"feature service {service.name!r}: {ref} is not monitored" for ref in left_out]
-        used.append(view)
-    if not references:
-        return _skipped(service, "none of its features is monitored")
+    projected = _projected(service, views)
+    if isinstance(projected, str):
+        return _skipped(service, projected)
+    references, used, notes = projected
     document: dict[str, Any] = {"name": service.name, "features": references}
     if service.owner:
         document["owner"] = service.owner
@@ -113,20 +103,40 @@ def service_model(
     checks = _checks(used)
     source = _serving_log(service.name, service.logging, stores)
     if isinstance(source, str):
-        hint = {**document, "requests": {"ids_file": f"{service.name}_requests.csv"}}
+        hint = document | {"requests": {"ids_file": f"{service.name}_requests.csv"}}
         note = (
             f"feature service {service.name!r}: {source}: its model is commented out in "
             f"{used[0].file}; give it a sample of recent requests to check it"
         )
         comments = _hint_comments(service, used, source)
-        hinted = hint | {"checks": checks}
-        return GeneratedModel(
-            service.name, None, comments, hinted, used[0].file, {}, (*notes, note)
-        )
+        hint |= {"checks": checks}
+        return GeneratedModel(service.name, None, comments, hint, used[0].file, {}, (*notes, note))
     log, log_stores = source
     document |= {"serving_log": log, "checks": checks}
     comments = _comments(service, used)
-    return GeneratedModel(service.name, document, comments, stores=log_stores, notes=tuple(notes))
+    return GeneratedModel(service.name, document, comments, stores=log_stores, notes=notes)
+
+
+def _projected(
+    service: FeatureService, views: Mapping[str, DeclaredView]
+) -> tuple[list[str], list[DeclaredView], tuple[str, ...]] | str:
+    """The service's feature references, its views and notes on the features left out; or
+    why no model can express it."""
+    references: list[str] = []
+    used: list[DeclaredView] = []
+    notes: list[str] = []
+    for projection in service.projections:
+        view = views.get(projection.view)
+        why_not = _unexpressed(projection)
+        if why_not is not None or view is None:
+            return why_not or f"its view {projection.view!r} is not monitored"
+        taken, left_out = _references(projection, view)
+        references += taken
+        used.append(view)
+        notes += [f"feature service {service.name!r}: {ref} is not monitored" for ref in left_out]
+    if not references:
+        return "none of its features is monitored"
+    return references, used, tuple(notes)
 
 
 def _skipped(service: FeatureService, why: str) -> GeneratedModel:
@@ -137,12 +147,13 @@ def _skipped(service: FeatureService, why: str) -> GeneratedModel:
 
 def _unexpressed(projection: Projection) -> str | None:
     """Why a featmon model cannot express the projection, or None."""
-    if projection.alias:
-        return f"it renames the view {projection.view!r} to {projection.alias!r} (with_name)"
+    if projection.log_name != projection.view:
+        return (
+            f"it serves the view {projection.view!r} as {projection.log_name!r} (with_name or "
+            "a pinned version), the name its serving log's columns carry"
+        )
     if projection.join_key_map:
         return f"it maps the join keys of {projection.view!r} (with_join_key_map)"
-    if projection.version_tag is not None:
-        return f"it pins version {projection.version_tag} of {projection.view!r}"
     return None
 
 
@@ -183,7 +194,7 @@ def _serving_log(
     featmon cannot read the service's log."""
     if destination is None:
         return "it has no logging_config"
-    if destination.kind != "file" or destination.path is None:
+    if destination.kind != "file" or not destination.path:
         where = destination.table or destination.kind
         return (
             f"it logs to the {destination.kind} destination {where!r}, which featmon does not read"
@@ -219,8 +230,13 @@ def _comments(service: FeatureService, views: list[DeclaredView]) -> tuple[str, 
     lines += [
         f"Coverage: every feature present, non-null and no older than its view's TTL ({ttls}).",
         "Freshness: the p99 age of the served values, at most the smallest TTL.",
-        "These thresholds are starting points: tune them to the model.",
     ]
+    if any(view.materialized_every for view in views):
+        lines.append(
+            "Freshness risk: warns when a view's values are predicted to outgrow its TTL "
+            "between materializations (its materialized_every)."
+        )
+    lines.append("These thresholds are starting points: tune them to the model.")
     return tuple(lines)
 
 
