@@ -1,13 +1,17 @@
-"""`featmon init --from-feast REPO --out DIR`: a config.yaml and one check file per feature view,
-written from a Feast repository's feature_store.yaml and its file registry.
+"""`featmon init --from-feast REPO --out DIR`: a config.yaml, one check file per feature view and
+one per feature service with a serving log (a model), written from a Feast repository's
+feature_store.yaml and its file registry.
 
 - Stores come from feature_store.yaml: online `sqlite` -> feast-sqlite, `redis` -> redis with
   Feast's layout, `postgres` -> feast-sql; offline `file` -> parquet (rooted at the repository),
   `postgres` -> sql. Passwords are never copied: the URLs read `${FEAST_ONLINE_PASSWORD}` and
   `${FEAST_OFFLINE_PASSWORD}` from the environment.
-- Views come from the registry (`monitor.feast.repo.read_repo`): join keys and their types, features
-  and their types, the TTL, the batch source and the materialization history, which suggest the
-  default checks (see `freshness_bounds`).
+- Views come from the registry (`monitor.feast.repo.read_repo`): join keys and their types,
+  features and their types, the TTL, the batch source and the materialization history, which
+  suggest the default checks (see `freshness_bounds`) and `materialized_every`.
+- Feature services become models over the generated views (`monitor.feast.models`): live over
+  their serving log, or commented out in their first view's check file when featmon knows no
+  source of their requests.
 
 Reading feature_store.yaml reports every mistake at its file, line and key (`ConfigError`); an
 unreadable registry raises `RegistryError`; anything else that stops the generation raises
