@@ -343,7 +343,11 @@ def test_featmon_measures_the_truth_over_feasts_log(replay: Replay, tmp_path: Pa
     assert {q: oldest[q] for q in ("p50", "p90", "p99", "max")} == quantiles(found.request_ages)
     assert oldest["ages"] == len(found.request_ages)
     assert freshness["views"] == {
-        name: {"p50": quantiles(v.ages)["p50"], "p99": quantiles(v.ages)["p99"]}
+        name: {
+            "p50": quantiles(v.ages)["p50"],
+            "p99": quantiles(v.ages)["p99"],
+            "max_age": VIEWS[name][1].total_seconds(),
+        }
         for name, v in found.views.items()
     }
     for reference, counts in found.features.items():
