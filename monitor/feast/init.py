@@ -1,13 +1,17 @@
-"""`featmon init --from-feast REPO --out DIR`: a config.yaml and one check file per feature view,
-written from a Feast repository's feature_store.yaml and its file registry.
+"""`featmon init --from-feast REPO --out DIR`: a config.yaml, one check file per feature view and
+one per feature service with a serving log (a model), written from a Feast repository's
+feature_store.yaml and its file registry.
 
 - Stores come from feature_store.yaml: online `sqlite` -> feast-sqlite, `redis` -> redis with
   Feast's layout, `postgres` -> feast-sql; offline `file` -> parquet (rooted at the repository),
   `postgres` -> sql. Passwords are never copied: the URLs read `${FEAST_ONLINE_PASSWORD}` and
   `${FEAST_OFFLINE_PASSWORD}` from the environment.
-- Views come from the registry (`monitor.feast.registry.read_repo`): join keys and their types, features
-  and their types, the TTL, the batch source and the materialization history, which suggest the
-  default checks (see `freshness_bounds`).
+- Views come from the registry (`monitor.feast.repo.read_repo`): join keys and their types,
+  features and their types, the TTL, the batch source and the materialization history, which
+  suggest the default checks (see `freshness_bounds`) and `materialized_every`.
+- Feature services become models over the generated views (`monitor.feast.models`): live over
+  their serving log, or commented out in their first view's check file when featmon knows no
+  source of their requests.
 
 Reading feature_store.yaml reports every mistake at its file, line and key (`ConfigError`); an
 unreadable registry raises `RegistryError`; anything else that stops the generation raises
@@ -18,8 +22,7 @@ existing file is overwritten without `force`.
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,16 +34,20 @@ from checks.checkfile import CheckFile
 from checks.duration import format_duration
 from checks.errors import ConfigError, Problem
 from checks.plan import problems_of
+from checks.served import Model, resolve
 from checks.source import load_yaml, validate
 from monitor.config import Config
 from monitor.errors import MonitorError
+from monitor.feast.models import DeclaredView, GeneratedModel, LogStores, service_model
 from monitor.feast.registry import (
     COLLECTION_DTYPES,
     KEY_DTYPES,
     SCALAR_DTYPES,
     Entity,
-    FeastRepo,
     FeatureView,
+)
+from monitor.feast.repo import (
+    FeastRepo,
     FileStore,
     OtherStore,
     PostgresStore,
@@ -49,6 +56,7 @@ from monitor.feast.registry import (
     SqliteStore,
     beside,
     read_repo,
+    relative_to_out,
 )
 
 log = logging.getLogger(__name__)
@@ -69,15 +77,6 @@ class InitError(MonitorError):
 
 
 # --- stores ------------------------------------------------------------------------------------
-
-
-def relative_to_out(target: Path, out: Path) -> str:
-    """`target` as config.yaml (in `out`) should name it: relative when the two are near each
-    other (at most two levels up), so that they can move together; absolute otherwise."""
-    relative = Path(os.path.relpath(target.resolve(), out.resolve()))
-    if relative.parts[:3].count("..") <= 2:
-        return relative.as_posix()
-    return str(target.resolve())
 
 
 def _postgres_url(section: PostgresStore, password: str) -> str:
@@ -160,13 +159,14 @@ class Naming:
 @dataclass(frozen=True)
 class GeneratedView:
     """One view's entry of its check file (None when it cannot be monitored), the comment that
-    explains it, and notes for the user."""
+    explains it, notes for the user, and the view as declared (for the models over it)."""
 
     name: str
     document: dict[str, Any] | None
     comments: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     uses_offline: bool = False
+    declared: DeclaredView | None = None  # what a model of it may reference
 
 
 @dataclass(frozen=True)
@@ -291,6 +291,9 @@ def view_document(view: FeatureView, naming: Naming) -> GeneratedView:
         or "event_timestamp",
         "features": features,
     }
+    period = view.materialization_period
+    if period is not None:
+        document["materialized_every"] = format_duration(period)
     if view.online:
         document["online"] = _online_entry(view, naming, offline is not None)
     if offline is not None:
@@ -310,6 +313,7 @@ def view_document(view: FeatureView, naming: Naming) -> GeneratedView:
         tuple(comments),
         tuple(f"view {view.name!r}: {n}" for n in notes),
         offline is not None,
+        DeclaredView(view, features, bounds.ttl, period),
     )
 
 
@@ -415,14 +419,25 @@ def generate(repo: FeastRepo, out: Path, now: datetime) -> Generated:
         entities=repo.registry.entities_of(repo.project),
     )
     generated: list[GeneratedView] = [view_document(view, naming) for view in views]
-    files = {f"checks/{g.name}.yaml": _check_file(repo, g, now) for g in generated if g.document}
-    if not files:
+    if not any(g.document for g in generated):
         raise InitError(
             str(repo.registry_path),
             "no feature view could be monitored: "
             + "; ".join(n for g in generated for n in g.notes),
         )
+    models = _models(repo, generated, offline, out)
+    hints: dict[str, list[GeneratedModel]] = {}
+    for model in models:
+        if model.hint_file is not None:
+            hints.setdefault(model.hint_file, []).append(model)
+    files = {
+        f"checks/{g.name}.yaml": _check_file(repo, g, now, hints.get(f"checks/{g.name}.yaml", []))
+        for g in generated
+        if g.document
+    }
+    files.update({m.file: _model_file(repo, m, now) for m in models if m.document})
     notes = [note for g in generated for note in g.notes]
+    notes += [note for m in models for note in m.notes]
     if isinstance(repo.offline, OtherStore):
         notes.append(f"the {repo.offline.type} offline store is not read by featmon")
     notes.extend(
@@ -430,13 +445,40 @@ def generate(repo: FeastRepo, out: Path, now: datetime) -> Generated:
         for kind, count in repo.registry.skipped.items()
         if count
     )
-    stores: dict[str, Any] = {ONLINE_STORE: online_store(repo, out)}
-    if offline is not None and any(g.uses_offline for g in generated):
-        stores[OFFLINE_STORE] = offline
+    stores = _stores(repo, out, offline, generated, models)
     env = sorted({var for var in (ONLINE_PASSWORD, OFFLINE_PASSWORD) if var in _dump(stores)})
     files["config.yaml"] = _config_file(repo, stores, env, now)
-    _validate(files)
+    _validate(files, [m.hint for m in models if m.hint is not None])
     return Generated(files, tuple(notes), tuple(e.strip("${}") for e in env))
+
+
+def _models(
+    repo: FeastRepo, generated: list[GeneratedView], offline: dict[str, Any] | None, out: Path
+) -> list[GeneratedModel]:
+    """A model per feature service of the project (`monitor.feast.models`)."""
+    declared = {g.name: g.declared for g in generated if g.document and g.declared}
+    parquet = OFFLINE_STORE if offline is not None and offline["type"] == "parquet" else None
+    stores = LogStores(repo.root, parquet, out)
+    services = repo.registry.services_of(repo.project)
+    return [service_model(service, declared, stores, repo.project) for service in services]
+
+
+def _stores(
+    repo: FeastRepo,
+    out: Path,
+    offline: dict[str, Any] | None,
+    generated: list[GeneratedView],
+    models: list[GeneratedModel],
+) -> dict[str, Any]:
+    """The online store, the offline one when a view or a serving log reads it, and the
+    Parquet stores of serving logs outside the repository."""
+    stores: dict[str, Any] = {ONLINE_STORE: online_store(repo, out)}
+    logs = [m.document["serving_log"]["store"] for m in models if m.document]
+    if offline is not None and (any(g.uses_offline for g in generated) or OFFLINE_STORE in logs):
+        stores[OFFLINE_STORE] = offline
+    for model in models:
+        stores.update(model.stores)
+    return stores
 
 
 def _versioned(repo: FeastRepo) -> bool:
@@ -475,27 +517,56 @@ def _config_file(repo: FeastRepo, stores: dict[str, Any], env: list[str], now: d
     return _comment(lines) + "\n" + body
 
 
-def _check_file(repo: FeastRepo, generated: GeneratedView, now: datetime) -> str:
+def _check_file(
+    repo: FeastRepo, generated: GeneratedView, now: datetime, hints: list[GeneratedModel]
+) -> str:
+    """The view's check file; after it, commented out, the models over it that have no
+    source of requests yet."""
     lines = [*_header(repo, now), "", *generated.comments]
-    return _comment(lines) + "\n" + _dump({"feature_views": [generated.document]})
+    text = _comment(lines) + "\n" + _dump({"feature_views": [generated.document]})
+    if not hints:
+        return text
+    explained = [line for model in hints for line in ("", *model.comments)]
+    listed = _dump({"models": [model.hint for model in hints]}).splitlines()
+    return text + "\n" + _comment(explained[1:]) + _comment(listed)
 
 
-def _validate(files: Mapping[str, str]) -> None:
-    """What was generated must load: a failure here is featmon's bug, reported as InitError."""
+def _model_file(repo: FeastRepo, model: GeneratedModel, now: datetime) -> str:
+    lines = [*_header(repo, now), "", *model.comments]
+    return _comment(lines) + "\n" + _dump({"models": [model.document]})
+
+
+def _validate(files: Mapping[str, str], hints: list[dict[str, Any]]) -> None:
+    """What was generated must load: a failure here is featmon's bug, reported as InitError.
+    Models (and the hints, as they would be uncommented) must resolve against the generated
+    views, and their serving logs name generated stores."""
+    check_files: list[CheckFile] = []
+    stores: Collection[str] = ()
     for name, text in files.items():
         problems: list[Problem] = []
         try:
             doc = load_yaml(text, name)
             if name == "config.yaml":
-                validate(Config, doc)
+                stores = validate(Config, doc).stores.keys()
             else:
-                found = problems_of(validate(CheckFile, doc))
-                problems = [doc.problem(path, message) for path, message in found]
+                check_file = validate(CheckFile, doc)
+                check_files.append(check_file)
+                problems = [doc.problem(path, message) for path, message in problems_of(check_file)]
         except ConfigError as exc:
             problems = list(exc.problems)
         if problems:
             shown = "; ".join(str(problem) for problem in problems)
             raise InitError(name, f"the generated file does not validate: {shown}")
+    views = {view.name: view for f in check_files for view in f.feature_views}
+    models = [model for f in check_files for model in f.models]
+    models += [Model.model_validate(hint) for hint in hints]
+    for model in models:
+        found = [message for _, message in resolve(model, views)[1]]
+        log = model.serving_log
+        if log is not None and log.store not in stores:
+            found.append(f"expected a generated store, found {log.store!r}")
+        if found:
+            raise InitError(f"model {model.name}", f"the generated model does not resolve: {found}")
 
 
 # --- writing -----------------------------------------------------------------------------------

@@ -1,13 +1,10 @@
-"""A Feast repository, read without Feast or protobuf: its feature_store.yaml (`read_repo`) and
-its file registry (`registry.db`, `read_registry`).
+"""A Feast file registry (`registry.db`), read without Feast or protobuf (`read_registry`).
 
-feature_store.yaml is read for what featmon needs (project, registry, online and offline store);
-Feast's other keys are ignored, and a mistake in what is read is reported at its file, line and
-key (`ConfigError`). The registry file is one serialized `feast.core.Registry` message. Only what featmon needs is read; every
-other field is skipped by its wire type, so registries of newer Feast releases still read. Field
-numbers are those of Feast 0.67's protos (protos/feast/core/*.proto):
+The registry file is one serialized `feast.core.Registry` message. Only what featmon needs is
+read; every other field is skipped by its wire type, so registries of newer Feast releases still
+read. Field numbers are those of Feast 0.67's protos (protos/feast/core/*.proto):
 
-    Registry                 1 entities, 6 feature_views, 5 last_updated,
+    Registry                 1 entities, 6 feature_views, 7 feature_services, 5 last_updated,
                              8 on_demand_feature_views, 14 stream_feature_views (counted only)
     Entity                   1 spec: EntitySpecV2 (1 name, 2 value_type, 4 join_key, 9 project)
     FeatureView              1 spec, 2 meta
@@ -20,6 +17,14 @@ numbers are those of Feast 0.67's protos (protos/feast/core/*.proto):
                              5 created_timestamp_column, 11 file_options (2 uri),
                              16 custom_options (1 configuration: JSON for PostgreSQLSource),
                              17 data_source_class_type, 20 name
+    FeatureService           1 spec: FeatureServiceSpec (1 name, 2 project, 3 features,
+                             4 tags, 5 description, 6 owner, 7 logging_config)
+    FeatureViewProjection    1 feature_view_name, 2 feature_columns, 3 feature_view_name_alias,
+                             4 join_key_map, 10 version_tag (optional)
+    LoggingConfig            1 sample_rate (float); one destination of: 3 file (1 path,
+                             2 s3_endpoint_override, 3 partition_by), 4 bigquery (1 table_ref),
+                             5 redshift, 6 snowflake, 8 athena (1 table_name), 7 custom (1 kind,
+                             2 config), 9 couchbase_columnar (1 database, 2 scope, 3 collection)
     Duration, Timestamp      1 seconds, 2 nanos
 
 Parsing is pure (`parse_registry(data, source)`); `read_registry(path)` is the edge. Anything that
@@ -30,21 +35,16 @@ from __future__ import annotations
 
 import itertools
 import json
+import struct
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from checks.errors import ConfigError
-from checks.source import Document, load_yaml, validate
 from monitor.errors import MonitorError
 from monitor.feast.wire import I32, I64, LEN, VARINT, DecodeError, read_varint
-from monitor.loader import read_text
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -138,6 +138,15 @@ class _Message:
     def raw(self, number: int) -> bytes:
         found = self._places(number)
         return self.data[found[-1]] if found else b""
+
+    def oneof(self, numbers: tuple[int, ...]) -> tuple[int, _Message] | None:
+        """Of the message fields `numbers` (a oneof), the one written last, which protobuf
+        keeps, with its number; None when none is set."""
+        written = [(self._places(n)[-1], n) for n in numbers if self._places(n)]
+        if not written:
+            return None
+        place, number = max(written, key=lambda found: found[0].start)
+        return number, _parse(self.data, place)
 
     def count(self, number: int) -> int:
         return len(self.fields.get(number, ()))
@@ -266,6 +275,55 @@ class FeatureView:
 
 
 @dataclass(frozen=True)
+class Projection:
+    """One view of a feature service as Feast projects it: the features it takes, and how it
+    renames the view (`with_name`, `alias`), its join keys (`with_join_key_map`) or pins a
+    version (`@v2`, `version_tag`)."""
+
+    view: str
+    features: tuple[Feature, ...]
+    alias: str = ""
+    join_key_map: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    version_tag: int | None = None
+
+    @property
+    def log_name(self) -> str:
+        """What the service's serving-log columns call the view (Feast's `name_to_use`): the
+        alias or the view's name, `@v{tag}` after it when a version is pinned."""
+        base = self.alias or self.view
+        return base if self.version_tag is None else f"{base}@v{self.version_tag}"
+
+
+@dataclass(frozen=True)
+class LoggingDestination:
+    """Where a feature service's serving log is written: a file destination's directory of
+    Parquet files (`path`: relative paths are relative to the feature repository, remote ones a
+    URL), or a table of a warehouse (`table`), by `kind` (the LoggingConfig field without
+    `_destination`, or a custom destination's own kind)."""
+
+    kind: str
+    sample_rate: float
+    path: str | None = None
+    table: str | None = None
+    s3_endpoint_override: str = ""
+    partition_by: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FeatureService:
+    """A Feast feature service: what a model is served (featmon's model), and where Feast logs
+    its requests (None: no logging config)."""
+
+    name: str
+    project: str
+    projections: tuple[Projection, ...]
+    tags: Mapping[str, str]
+    owner: str = ""
+    description: str = ""
+    logging: LoggingDestination | None = None
+
+
+@dataclass(frozen=True)
 class Registry:
     """The parts of a Feast registry featmon uses, for every project it holds."""
 
@@ -273,6 +331,7 @@ class Registry:
     feature_views: tuple[FeatureView, ...]
     skipped: Mapping[str, int]  # kind of view featmon does not monitor -> how many
     last_updated: datetime | None
+    feature_services: tuple[FeatureService, ...] = ()
 
     def projects(self) -> set[str]:
         return {view.project for view in self.feature_views} | {p for p, _ in self.entities}
@@ -282,6 +341,9 @@ class Registry:
 
     def views_of(self, project: str) -> list[FeatureView]:
         return [view for view in self.feature_views if view.project == project]
+
+    def services_of(self, project: str) -> list[FeatureService]:
+        return [service for service in self.feature_services if service.project == project]
 
 
 def _entity(message: _Message) -> tuple[str, Entity]:
@@ -357,21 +419,86 @@ def _view(message: _Message) -> FeatureView:
     )
 
 
+def _projection(message: _Message) -> Projection:
+    tags = message.numbers(10)
+    return Projection(
+        view=message.text(1),
+        features=_features(message, 2),
+        alias=message.text(3),
+        join_key_map=_string_map(message, 4),
+        version_tag=_signed(tags[-1]) if tags else None,  # optional: present or not
+    )
+
+
+# LoggingConfig's destinations: field number -> kind, and the field of the table's name.
+_TABLE_DESTINATIONS = {
+    4: ("bigquery", 1),
+    5: ("redshift", 1),
+    6: ("snowflake", 1),
+    8: ("athena", 1),
+}
+_FILE_DESTINATION, _CUSTOM_DESTINATION, _COUCHBASE_DESTINATION = 3, 7, 9
+
+
+def _logging(config: _Message) -> LoggingDestination | None:
+    """The destination of a LoggingConfig; None when it has none."""
+    numbers = (_FILE_DESTINATION, _CUSTOM_DESTINATION, _COUCHBASE_DESTINATION, *_TABLE_DESTINATIONS)
+    found = config.oneof(numbers)
+    if found is None:
+        return None
+    number, destination = found
+    rate = struct.unpack("<f", config.number(1).to_bytes(4, "little"))[0]
+    if number == _FILE_DESTINATION:
+        return LoggingDestination(
+            "file",
+            rate,
+            path=destination.text(1),
+            s3_endpoint_override=destination.text(2),
+            partition_by=destination.texts(3),
+        )
+    if number == _CUSTOM_DESTINATION:
+        return LoggingDestination(destination.text(1) or "custom", rate)
+    if number == _COUCHBASE_DESTINATION:
+        table = ".".join(destination.text(n) for n in (1, 2, 3))
+        return LoggingDestination("couchbase_columnar", rate, table=table)
+    kind, name_field = _TABLE_DESTINATIONS[number]
+    return LoggingDestination(kind, rate, table=destination.text(name_field))
+
+
+def _service(message: _Message) -> FeatureService:
+    spec = message.message(1)
+    if spec is None:
+        raise DecodeError("a feature service without a spec", message.offset)
+    config = spec.message(7)
+    return FeatureService(
+        name=spec.text(1),
+        project=spec.text(2),
+        projections=tuple(_projection(p) for p in spec.messages(3)),
+        tags=_string_map(spec, 4),
+        owner=spec.text(6),
+        description=spec.text(5),
+        logging=_logging(config) if config is not None else None,
+    )
+
+
 def parse_registry(data: bytes, source: str) -> Registry:
     """The registry serialized in `data`; `source` names it in errors. Raises RegistryError."""
     try:
         root = _parse(data)
         entities = tuple(_entity(m) for m in root.messages(1))
         views = tuple(_view(m) for m in root.messages(6))
+        services = tuple(_service(m) for m in root.messages(7))
         updated = _timestamp(root.message(5))
         skipped = {"on-demand feature views": root.count(8), "stream feature views": root.count(14)}
     except (DecodeError, OverflowError) as exc:
         raise RegistryError(
             source, f"is not a Feast registry (a serialized feast.core.Registry): {exc}"
         ) from exc
-    if not data or (not views and not entities and updated is None):
-        raise RegistryError(source, "is empty: no entities, feature views or update time")
-    return Registry(entities, views, MappingProxyType(skipped), updated)
+    if not data or (not views and not entities and not services and updated is None):
+        raise RegistryError(
+            source, "is empty: no entities, feature views, feature services or update time"
+        )
+    return Registry(entities, views, MappingProxyType(skipped), updated, services)
 
 
 def read_registry(path: Path) -> Registry:
@@ -381,140 +508,3 @@ def read_registry(path: Path) -> Registry:
     except OSError as exc:
         raise RegistryError(str(path), f"cannot read the registry: {exc.strerror or exc}") from exc
     return parse_registry(data, str(path))
-
-
-# --- feature_store.yaml: only what featmon reads; Feast's other keys are ignored ---------------
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-
-class RegistrySection(_Section):
-    registry_type: str = "file"
-    path: str = Field(min_length=1)
-    enable_online_feature_view_versioning: bool = False
-
-
-class SqliteStore(_Section):
-    type: Literal["sqlite"]
-    path: str = "data/online.db"
-
-
-class RedisStore(_Section):
-    type: Literal["redis"]
-    redis_type: Literal["redis", "redis_cluster"] = "redis"
-    connection_string: str = "localhost:6379"
-
-
-class PostgresStore(_Section):
-    type: Literal["postgres"]
-    host: str
-    port: int | str = 5432
-    database: str
-    db_schema: str = "public"
-    user: str
-    password: str = ""
-    sslmode: str | None = "require"
-    sslkey_path: str | None = None
-    sslcert_path: str | None = None
-    sslrootcert_path: str | None = None
-
-
-class FileStore(_Section):
-    type: Literal["file", "dask", "duckdb"] = "file"
-
-
-class OtherStore(_Section):
-    """An offline store featmon does not read (BigQuery, Snowflake, Spark, ...)."""
-
-    type: str
-
-
-class _PostgresOffline(_Section):
-    offline_store: PostgresStore
-
-
-class FeatureStoreYaml(_Section):
-    project: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-    registry: str | RegistrySection = "data/registry.db"
-    online_store: SqliteStore | RedisStore | PostgresStore = Field(
-        default_factory=lambda: SqliteStore(type="sqlite"), discriminator="type"
-    )
-    offline_store: dict[str, Any] | None = None
-    entity_key_serialization_version: Literal[3] = 3
-
-
-@dataclass(frozen=True)
-class FeastRepo:
-    """A Feast repository: where it is, its feature_store.yaml, and its registry."""
-
-    root: Path
-    yaml_path: Path
-    settings: FeatureStoreYaml
-    offline: FileStore | PostgresStore | OtherStore
-    registry_path: Path
-    registry: Registry
-
-    @property
-    def project(self) -> str:
-        return self.settings.project
-
-
-def read_repo(path: Path) -> FeastRepo:
-    """Read feature_store.yaml (in the directory `path`, or `path` itself) and its registry."""
-    yaml_path = path / "feature_store.yaml" if path.is_dir() else path
-    doc = load_yaml(read_text(yaml_path), str(yaml_path))  # within the YAML input limits
-    settings = validate(FeatureStoreYaml, _with_store_types(doc))
-    root = yaml_path.resolve().parent
-    section = settings.registry
-    if isinstance(section, RegistrySection) and section.registry_type != "file":
-        raise ConfigError(
-            [
-                doc.problem(
-                    ("registry", "registry_type"),
-                    f"expected a file registry, found registry_type {section.registry_type!r} "
-                    "(featmon init reads registry.db files only)",
-                )
-            ]
-        )
-    location = section if isinstance(section, str) else section.path
-    if "://" in location:
-        raise ConfigError(
-            [doc.problem(("registry",), f"expected a local registry file, found {location!r}")]
-        )
-    registry_path = beside(root, location)
-    offline = _offline_store(settings, doc)
-    return FeastRepo(
-        root, yaml_path, settings, offline, registry_path, read_registry(registry_path)
-    )
-
-
-def _offline_store(
-    settings: FeatureStoreYaml, doc: Document
-) -> FileStore | PostgresStore | OtherStore:
-    """Feast's default (`file`, or dask and duckdb over the same files), PostgreSQL (checked
-    where it stands in the file), or another type, which featmon does not read."""
-    section = settings.offline_store or {}
-    kind = str(section.get("type", "file"))
-    if kind in ("file", "dask", "duckdb"):
-        return FileStore.model_validate({"type": kind})
-    if kind == "postgres":
-        return validate(_PostgresOffline, doc).offline_store
-    return OtherStore(type=kind)
-
-
-def _with_store_types(doc: Document) -> Document:
-    """Feast accepts `online_store: sqlite` for `{type: sqlite}`: read it as that mapping."""
-    if not isinstance(doc.data, dict):
-        return doc
-    data = dict(doc.data)
-    for key in ("online_store", "offline_store"):
-        if isinstance(data.get(key), str):
-            data[key] = {"type": data[key]}
-    return Document(doc.source, data, doc.lines)
-
-
-def beside(root: Path, location: str) -> Path:
-    path = Path(location).expanduser()
-    return path if path.is_absolute() else root / path

@@ -31,7 +31,6 @@ ROOT = Path(__file__).resolve().parents[2]
 FEAST_LOCK = ROOT / "requirements" / "feast.txt"
 """Feast 0.67 and everything it needs, pinned with hashes (`./dev lock` refreshes it)."""
 FEAST_VENV = Path(os.environ.get("FEATMON_FEAST_VENV", ROOT / ".cache" / "feast-venv"))
-BUILD_SCRIPT = Path(__file__).with_name("feast_build.py")
 INSTALL_TIMEOUT = 1200
 BUILD_TIMEOUT = 600
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
@@ -139,16 +138,39 @@ def _spec(pg_url: str, base: Path, now: datetime) -> dict[str, Any]:
                 "features": list(plan.MERCHANT_FEATURES),
             },
         },
+        "requests": [{"user_id": u, "merchant_id": m} for u, m in plan.fraud_requests()],
+        "log_time": plan.epoch(now) - len(plan.fraud_requests()),
         "out": str(base / "feast.json"),
     }
 
 
-def _flush_redis_db() -> None:
-    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB, socket_timeout=5)
+def flush_redis_db(db: int = REDIS_DB) -> None:
+    """Empty the Redis database `db`, one the real-Feast tests own."""
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db, socket_timeout=5)
     try:
         client.flushdb()
     finally:
         client.close()
+
+
+def run_feast(python: Path, command: list[str], what: str, timeout: float = BUILD_TIMEOUT) -> None:
+    """Run `command` with Feast's interpreter `python` from the repository root (so that
+    `-m tests.integration.<script>` imports); fail the test, saying `what` failed and how,
+    when it fails or outlasts `timeout` seconds."""
+    try:
+        done = subprocess.run(
+            [str(python), *command],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            cwd=ROOT,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{what} took over {timeout:.0f} s")
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).splitlines()[-40:])
+        pytest.fail(f"{what} failed ({done.returncode}):\n{tail}")
 
 
 @pytest.fixture(scope="session")
@@ -160,15 +182,10 @@ def world(
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     spec = base / "spec.json"
     spec.write_text(json.dumps(_spec(pg_url, base, now)), encoding="utf-8")
-    _flush_redis_db()
+    flush_redis_db()
     started = time.monotonic()
-    try:
-        done = _run([str(feast_python), str(BUILD_SCRIPT), str(spec)], BUILD_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"building the Feast repositories took over {BUILD_TIMEOUT} s")
-    if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).splitlines()[-40:])
-        pytest.fail(f"building the Feast repositories failed ({done.returncode}):\n{tail}")
+    command = ["-m", "tests.integration.feast_build", str(spec)]
+    run_feast(feast_python, command, "building the Feast repositories")
     result = json.loads((base / "feast.json").read_text(encoding="utf-8"))
     builds = {
         store: Built(
@@ -189,4 +206,4 @@ def world(
     try:
         yield World(now, builds, pg_url)
     finally:
-        _flush_redis_db()
+        flush_redis_db()

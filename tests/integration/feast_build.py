@@ -2,7 +2,7 @@
 
 Run by the interpreter of Feast's own virtualenv (never by featmon's), as
 
-    python feast_build.py SPEC.json
+    python -m tests.integration.feast_build SPEC.json   (from featmon's repository root)
 
 SPEC names the project, the rows of each feature view (written here as Parquet), the
 materialization window, the entities to look up, and one build per online store: its repository
@@ -15,7 +15,12 @@ what a Feast user does:
    materializes the window;
 3. rewrites features.py without `legacy_score` (its rows stay in the online store as orphans),
    applies again and materializes the window again;
-4. reads the lookups back with Feast's own `get_online_features`.
+4. reads the lookups back with Feast's own `get_online_features`;
+5. serves SPEC's `requests` through the feature service `fraud_v1` at SPEC's `log_time` and
+   writes them to its serving log with `write_logged_features` (`feast_logging`).
+
+features.py also declares the feature services `growth_v1` (all of user_stats, no logging) and
+`shop_v1` (merchant_stats renamed `shop_stats`, with_name).
 
 It writes Feast's version, the lookups and the timings of each build to SPEC's `out` as JSON.
 It imports only the standard library and Feast's dependencies.
@@ -32,11 +37,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tests.integration.feast_logging import log_table
+
 FEATURES_PY = '''"""featmon's integration test repository: {note}."""
 
 from datetime import timedelta
 
-from feast import Entity, FeatureView, Field, FileSource, ValueType
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+from feast.feature_logging import LoggingConfig
+from feast.infra.offline_stores.file_source import FileLoggingDestination
 from feast.types import Bool, Float32, Float64, Int64, String
 
 user = Entity(name="user", join_keys=["user_id"], value_type=ValueType.INT64)
@@ -79,6 +88,19 @@ merchant_stats = FeatureView(
     online=True,
     source=merchant_stats_source,
 )
+
+fraud_v1 = FeatureService(
+    name="fraud_v1",
+    features=[user_stats[["revenue", "orders"]], merchant_stats],
+    owner="risk@example.com",
+    description="Card fraud scoring",
+    tags={{"team": "risk"}},
+    logging_config=LoggingConfig(
+        destination=FileLoggingDestination(path="data/logs/fraud_v1"), sample_rate=0.5
+    ),
+)
+growth_v1 = FeatureService(name="growth_v1", features=[user_stats])
+shop_v1 = FeatureService(name="shop_v1", features=[merchant_stats.with_name("shop_stats")])
 '''
 LEGACY = '\n        Field(name="legacy_score", dtype=Float64),'
 
@@ -201,7 +223,18 @@ def build(spec: dict[str, Any], target: dict[str, Any], first: bool) -> dict[str
         materialize(repo, spec["window"])
         timings[f"{step} materialize"] = time.monotonic() - began
     online = lookups(repo, spec)
+    log_requests(repo, spec)
     return {"online": online, "timings": timings | {"total": time.monotonic() - started}}
+
+
+def log_requests(repo: Path, spec: dict[str, Any]) -> None:
+    """Serve SPEC's requests through fraud_v1 and write them to its serving log."""
+    from feast import FeatureStore  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415 - Feast's venv only
+
+    store = FeatureStore(repo_path=str(repo))
+    service = store.get_feature_service("fraud_v1")
+    table = log_table(store, service, spec["requests"], spec["log_time"])
+    store.write_logged_features(table, service)
 
 
 def main(spec_path: str) -> None:

@@ -10,6 +10,9 @@ Feast materializes a window of real time. Two feature views:
   lookback), revenue null for every 20th user, and `legacy_score`, removed from the view after the
   first materialization, left behind as orphan rows.
 - merchant_stats (merchant_id STRING; avg_ticket Float32, is_high_risk Bool; TTL 2 h): healthy.
+
+The feature service fraud_v1 (user_stats' revenue and orders, all of merchant_stats) is served
+`fraud_requests` just before `now`, and logs them: each of `FRAUD_USERS` with two merchants.
 """
 
 from __future__ import annotations
@@ -99,6 +102,16 @@ def user_values(uid: int) -> dict[str, object]:
 
 def merchant_values(index: int) -> dict[str, object]:
     return {"avg_ticket": index * 0.5, "is_high_risk": index % 7 == 0}
+
+
+FRAUD_USERS = (1, 2, 20, 40, 159, 161, 180, 181, 200, 999)
+FRAUD_MERCHANTS = (MERCHANTS[0], MERCHANTS[6])
+
+
+def fraud_requests() -> list[tuple[int, str]]:
+    """The requests fraud_v1 logs: fresh users (1, 2, 159), null revenue (20, 40), stale (161,
+    180), missing (181, 200) and unknown (999) users, each with two healthy merchants."""
+    return [(uid, merchant) for uid in FRAUD_USERS for merchant in FRAUD_MERCHANTS]
 
 
 def nearest_rank(values: list[float], q: float) -> float:

@@ -39,7 +39,7 @@ from monitor.config import (
 )
 from monitor.feast.init import init_from_feast
 from monitor.feast.redis_layout import feature_field, field_label
-from monitor.feast.registry import read_registry
+from monitor.feast.registry import LoggingDestination, read_registry
 from monitor.loader import Loaded, load
 from monitor.runs.probe import Stores, probe_view
 from monitor.stores.redis import RedisOnlineStore
@@ -259,7 +259,8 @@ def test_init_then_check_runs_at_once_on_the_real_repository(
 ) -> None:
     """`featmon init --from-feast` on each real repository, then `featmon validate` and
     `featmon check` (the password from the environment): exit 2, failing exactly the planted
-    faults; a second init refuses to overwrite."""
+    faults, the views' and those of the model fraud_v1 over the requests Feast logged (stale,
+    null and missing users; the merchants are healthy); a second init refuses to overwrite."""
     out = tmp_path / "featmon"
     repo = world.builds[store].repo
     env = {"FEAST_ONLINE_PASSWORD": password(world)}
@@ -278,7 +279,12 @@ def test_init_then_check_runs_at_once_on_the_real_repository(
         "user_stats.coverage@online",
         "user_stats.null_rate.revenue@online",
         "user_stats.schema_drift@online",
+        "fraud_v1.coverage",
+        "fraud_v1.freshness",
+        "fraud_v1.null_rate.user_stats.revenue",
+        "fraud_v1.null_rate.user_stats.orders",
     }
+    assert statuses["fraud_v1.null_rate.merchant_stats.avg_ticket"] == "pass"
     again = featmon("init", "--from-feast", str(repo), "--out", str(out))
     assert again.returncode == 3
     assert "refusing to overwrite" in again.stderr
@@ -323,13 +329,22 @@ def test_the_registry_reader_reads_what_feast_wrote(world: World) -> None:
     )
     window = (world.now - plan.WINDOW, world.now)
     assert users.materialized == (window, window)
+    services = {s.name: s for s in registry.services_of(PROJECT)}
+    assert services.keys() == {"fraud_v1", "growth_v1", "shop_v1"}
+    fraud = services["fraud_v1"]
+    assert [(p.view, [f.name for f in p.features]) for p in fraud.projections] == [
+        ("user_stats", ["revenue", "orders"]),
+        ("merchant_stats", ["avg_ticket", "is_high_risk"]),
+    ]
+    assert fraud.logging == LoggingDestination("file", 0.5, path="data/logs/fraud_v1")
+    assert [p.log_name for p in services["shop_v1"].projections] == ["shop_stats"]
 
 
 def test_the_committed_registry_fixture_matches_the_real_run(world: World) -> None:
     """tests/integration/data/registry.db, which the unit tests read, is the registry of this
     suite's Redis build (the SQLite build's holds its temporary paths), copied from
     `pytest tests/integration --basetemp=DIR` at DIR/feast0/redis/feature_repo/data/: it still
-    has the views, features, entities and sources Feast 0.67 writes today."""
+    has the views, features, entities, sources and feature services Feast 0.67 writes today."""
     fresh = read_registry(world.builds["redis"].repo / "data" / "registry.db")
     committed = read_registry(FIXTURE_REGISTRY)
 
@@ -342,6 +357,8 @@ def test_the_committed_registry_fixture_matches_the_real_run(world: World) -> No
 
     assert shape(committed) == shape(fresh)
     assert committed.entities_of(PROJECT) == fresh.entities_of(PROJECT)
+    by_name = {s.name: s for s in fresh.services_of(PROJECT)}  # Feast keeps no order
+    assert {s.name: s for s in committed.services_of(PROJECT)} == by_name
 
 
 def test_parquet_written_by_pandas_with_nanoseconds_can_be_sampled(
