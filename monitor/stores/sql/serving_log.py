@@ -75,16 +75,10 @@ AGREES = MappingProxyType(
 _MICROS = 1_000_000
 
 
-class _Literals(dict[int, sa.ColumnClause[int]]):
-    """Small integers as SQL literals (codes, view indexes), never parameters: constant in the
-    statement's text, so that engines fold them."""
-
-    def __missing__(self, number: int) -> sa.ColumnClause[int]:
-        self[number] = literal = sa.literal_column(str(int(number)), sa.Integer())
-        return literal
-
-
-_CODES = _Literals()
+def _number(value: int) -> sa.ColumnClause[int]:
+    """A small integer (a code, a view's index) as an SQL literal, never a parameter: constant
+    in the statement's text, so that engines fold it."""
+    return sa.literal_column(str(int(value)), sa.Integer())
 
 
 class quantiles(FunctionElement[Any]):  # noqa: N801 - an SQL aggregate, named in lower case as SQL spells it
@@ -275,15 +269,15 @@ def _judgment(
     future = sa.not_(within(requested_at, valued_at, max_future))
     stale = sa.not_(within(valued_at, requested_at, view.max_age))
     code = sa.case(
-        (absent, _CODES[ABSENT]),
-        (null, _CODES[NULL]),
-        (future, _CODES[FUTURE]),
-        (stale, _CODES[STALE]),
-        else_=_CODES[USABLE],
+        (absent, _number(ABSENT)),
+        (null, _number(NULL)),
+        (future, _number(FUTURE)),
+        (stale, _number(STALE)),
+        else_=_number(USABLE),
     )
     age = sa.case(
         (sa.or_(absent, future), sa.null()),
-        else_=sa.func.greatest(micros_between(valued_at, requested_at), _CODES[0]),
+        else_=sa.func.greatest(micros_between(valued_at, requested_at), _number(0)),
     )
     return code, age
 
@@ -294,26 +288,26 @@ def _counts(
     """Requests, covered, each view's misses, each feature's, the disagreeing statuses, and
     the quantiles of each request's oldest age: one row over the requests."""
     code = [judged.c[f"c{i}"] for i in range(len(values))]
-    usable = [c == _CODES[USABLE] for c in code]
+    usable = [c == _number(USABLE) for c in code]
     out: list[sa.Label[Any]] = [
         sa.func.count().label("requests"),
         count_where(sa.and_(*usable)).label("covered"),
     ]
     for k, _ in enumerate(served.views):
         mine = [i for i, v in enumerate(values) if v.view == k]
-        missed = sa.or_(*(code[i] != _CODES[USABLE] for i in mine))
+        missed = sa.or_(*(code[i] != _number(USABLE) for i in mine))
         others = [usable[i] for i, v in enumerate(values) if v.view != k]
         out += [
             count_where(missed).label(f"v{k}_uncovered"),
             count_where(sa.and_(missed, *others)).label(f"v{k}_only"),
         ]
         out += [
-            count_where(sa.or_(*(code[i] == _CODES[r] for i in mine))).label(f"v{k}_{reason}")
+            count_where(sa.or_(*(code[i] == _number(r) for i in mine))).label(f"v{k}_{reason}")
             for r, reason in enumerate(MISS_REASONS, start=ABSENT)
         ]
     for i in range(len(values)):
         out += [
-            count_where(code[i] == _CODES[r]).label(f"f{i}_{reason}")
+            count_where(code[i] == _number(r)).label(f"f{i}_{reason}")
             for r, reason in enumerate(MISS_REASONS, start=ABSENT)
         ]
     if statuses:
@@ -334,11 +328,11 @@ def _disagreements(judged: sa.CTE, count: int) -> sa.ColumnElement[int]:
         status, code = judged.c[f"s{i}"], judged.c[f"c{i}"]
         agrees = sa.or_(
             *(
-                sa.and_(status == _CODES[s], sa.or_(*(code == _CODES[c] for c in codes)))
+                sa.and_(status == _number(s), sa.or_(*(code == _number(c) for c in codes)))
                 for s, codes in AGREES.items()
             )
         )
-        one = sa.case((sa.or_(status.is_(None), agrees), _CODES[0]), else_=_CODES[1])
+        one = sa.case((sa.or_(status.is_(None), agrees), _number(0)), else_=_number(1))
         total = one if total is None else total + one
     assert total is not None  # noqa: S101  (a model serves at least one feature)
     return total
@@ -350,7 +344,7 @@ def _value_ages(
     """The quantiles of every value's age, and of each view's values: every request's ages
     unpivoted, each with its view's index."""
     ages = postgresql.array([judged.c[f"a{i}"] for i in range(len(values))])
-    views = postgresql.array([_CODES[v.view] for v in values])
+    views = postgresql.array([_number(v.view) for v in values])
     unpivoted = sa.select(
         sa.func.unnest(ages).label("age"), sa.func.unnest(views).label("view")
     ).subquery("unpivoted")
@@ -361,8 +355,8 @@ def _value_ages(
     ]
     for k, _ in enumerate(served.views):
         out += [
-            quantiles(age).filter(view == _CODES[k]).label(f"v{k}_ages"),
-            sa.func.count(age).filter(view == _CODES[k]).label(f"v{k}_ages_n"),
+            quantiles(age).filter(view == _number(k)).label(f"v{k}_ages"),
+            sa.func.count(age).filter(view == _number(k)).label(f"v{k}_ages_n"),
         ]
     return out
 
