@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from monitor.cli.main import main
+from monitor.demo import PLANTED
 from monitor.demo import store as planted
 from monitor.state import StateStore
 
@@ -212,7 +213,7 @@ def test_the_installed_script_checks_the_demo_from_the_repository_root(store_dir
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     results = json.loads(done.stdout)["results"]
-    assert len(results) == 16
+    assert len(results) == len(PLANTED)
     coverage = next(r for r in results if r["check"] == "user_stats.coverage@online")
     assert coverage["value"] == pytest.approx(0.91)
 
