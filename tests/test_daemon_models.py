@@ -167,12 +167,14 @@ def test_a_model_runs_on_its_schedule_is_recorded_shown_alerted_and_retired(
         with StateStore(f"sqlite:///{tmp_path}/state.db") as state:
             assert_recorded(state, [first, second, third])
         assert_api("http://{}:{}".format(*sidecar.address), third)
-        # The model's probe error pages the risk team, labelled by the model and its owner;
-        # nobody else.
+        # The model's failing coverage pages the risk team, labelled by the model and its
+        # owner; nobody else.
         wait_until(lambda: bool(alerts_of(risk, "firing")), "the model's alert")
         (alert,) = alerts_of(risk, "firing")
         assert alert["labels"] == {
-            "alertname": "featmon_probe_error",
+            "alertname": "featmon_check_failed",
+            "check": "fraud.coverage",
+            "kind": "coverage",
             "model": "fraud",
             "owner": "risk-team",
             "store": "logs",
@@ -199,13 +201,15 @@ def test_a_model_runs_on_its_schedule_is_recorded_shown_alerted_and_retired(
 
 def assert_model_results(run: RunResult) -> None:
     """The model's checks, judged from its serving log: each names the model and no view.
-    The store cannot read serving logs yet, which is an error, never a pass."""
+    Requests 3 (a null revenue) and 4 (nothing the store had) are not covered: 2 of 4; every
+    value with a time is two hours old at its request's time."""
     assert [(r.check, r.model, r.feature_view, r.subject) for r in run.results] == [
         ("fraud.coverage", "fraud", None, MODEL),
         ("fraud.freshness", "fraud", None, MODEL),
     ]
-    assert {r.status for r in run.results} == {Status.ERROR}
-    assert all("serving logs are not read yet" in str(r.details) for r in run.results)
+    coverage, freshness = run.results
+    assert (coverage.value, coverage.status, coverage.sample_size) == (0.5, Status.FAIL, 4)
+    assert (freshness.value, freshness.status) == (7200, Status.PASS)
     assert all(r.labels["owner"] == "risk-team" for r in run.results)
 
 
@@ -230,8 +234,8 @@ def assert_api(base: str, newest: RunResult) -> None:
     status = httpx.get(f"{base}/api/v1/status", timeout=10).json()
     (model,) = status["models"]
     assert model["model"] == "fraud"
-    assert (model["status"], model["checks"]) == ("error", 2)
-    assert model["counts"] == {"pass": 0, "warn": 0, "fail": 0, "error": 2}
+    assert (model["status"], model["checks"]) == ("fail", 2)
+    assert model["counts"] == {"pass": 1, "warn": 0, "fail": 1, "error": 0}
     assert [v["feature_view"] for v in status["feature_views"]] == ["user_stats"]
     results = httpx.get(f"{base}/api/v1/results", params={"model": "fraud"}, timeout=10).json()
     assert {r["model"] for r in results["results"]} == {"fraud"}

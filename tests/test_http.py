@@ -18,6 +18,7 @@ from alerts.report import render_report
 from monitor.config import HttpConfig
 from monitor.daemon.recorder import StateHealth
 from monitor.daemon.reloads import ReloadOutcome
+from monitor.demo import PLANTED
 from monitor.http import DaemonSidecar, ListenError, Services, Sidecar, create_app
 from monitor.http.app import Readiness
 from monitor.metrics import Exposition, Metrics, fixed_state
@@ -143,8 +144,9 @@ def test_status_gives_each_views_worst_status_and_last_run(client: httpx.Client)
 def test_results_without_filters_are_newest_first(client: httpx.Client) -> None:
     """Every result of the newest run comes before those of older runs."""
     found = results(client, limit="100")
-    assert len(found) == 3 * 16
-    assert [r["run_id"] for r in found[:16]] == ["20261126T060000Z-demo"] * 16
+    checks = len(PLANTED)
+    assert len(found) == 3 * checks
+    assert [r["run_id"] for r in found[:checks]] == ["20261126T060000Z-demo"] * checks
 
 
 def test_results_filter_by_view_check_and_status(client: httpx.Client) -> None:
@@ -157,6 +159,7 @@ def test_results_filter_by_view_check_and_status(client: httpx.Client) -> None:
     assert len(by_check) == 3
     failed = results(client, status="fail", run_id="20261126T060000Z-demo")
     assert sorted(str(r["check"]) for r in failed) == [
+        "checkout_model.coverage",
         "transaction_features.freshness@offline",
         "transaction_features.schema_drift@offline",
         "user_stats.coverage@online",
@@ -322,7 +325,7 @@ def test_a_run_page_links_back_to_the_index_and_charts_history(client: httpx.Cli
     """The newest run's page links to ./ (the index) and draws each check's last three values."""
     page = client.get("/reports/20261126T060000Z-demo").text
     assert '<a href="./" rel="index">All reports</a>' in page
-    assert page.count('<svg class="spark"') == 16
+    assert page.count('<svg class="spark"') == len(PLANTED)
     assert 'aria-label="last 3 runs: ' in page
 
 

@@ -27,6 +27,7 @@ AT = datetime(2026, 1, 1, tzinfo=UTC)
 NAMING_FILES = {
     "monitor/runs/analytics.py",  # the skew checks it fetches offline rows for
     "monitor/feast/init.py",  # the checks `featmon feast init` writes
+    "monitor/feast/models.py",  # the checks of the models it writes
     "monitor/stores/soda.py",  # the Soda checks whose contracts it verifies
 }
 

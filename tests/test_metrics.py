@@ -22,6 +22,7 @@ from checks.kinds import KINDS
 from checks.result import RunResult, Status
 from monitor.daemon.process import build_daemon
 from monitor.daemon.recorder import StateHealth
+from monitor.demo import PLANTED
 from monitor.demo import store as planted
 from monitor.metrics import Exposition, LiveState, Metrics, fixed_state, result_families
 from monitor.state import StateStore, StoredResult, stored_results
@@ -134,7 +135,7 @@ def test_check_status_is_the_rank_of_each_latest_result(scraped: Samples) -> Non
         labels["check"]: value(scraped, "featmon_check_status", **labels)
         for labels in names(scraped, "featmon_check_status")
     }
-    assert len(statuses) == 16
+    assert len(statuses) == len(PLANTED)
     assert statuses["user_stats.coverage@online"] == 2
     assert statuses["user_stats.schema_drift@online"] == 1
     assert statuses["merchant_stats.freshness@online"] == 0

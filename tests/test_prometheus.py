@@ -99,10 +99,11 @@ def test_prometheus_stores_the_demos_coverage_and_null_ratio(prometheus: str) ->
 
 
 def test_prometheus_can_alert_on_failing_checks(prometheus: str) -> None:
-    """`featmon_check_status >= 2` selects the five failing checks of the demo."""
+    """`featmon_check_status >= 2` selects the six failing checks of the demo."""
     found = query(prometheus, "featmon_check_status >= 2")
     checks = sorted(str(r["metric"]["check"]) for r in found)  # type: ignore[index]  # Prometheus' JSON answer, untyped
     assert checks == [
+        "checkout_model.coverage",
         "transaction_features.freshness@offline",
         "transaction_features.schema_drift@offline",
         "user_stats.coverage@online",
