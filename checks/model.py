@@ -95,6 +95,21 @@ class OnlineSource(Strict):
         return self
 
 
+class Partition(Strict):
+    """The Hive partition column of a Parquet dataset that holds each row's event date, so
+    that a run reads only the partitions overlapping the windows it measures."""
+
+    column: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Partition column (`event_date` of `.../event_date=2026-12-01/part-0.parquet`).",
+    )
+    by: Literal["day", "month"] = Field(
+        "day",
+        description="What a partition holds: `day` (values `YYYY-MM-DD`) or `month` (`YYYY-MM`), "
+        "the event time's date in the store's timezone.",
+    )
+
+
 class OfflineSource(Strict):
     """The offline table (SQL) or Parquet path of this view."""
 
@@ -106,6 +121,11 @@ class OfflineSource(Strict):
         None, description="File, directory or glob below the store's root (parquet stores)."
     )
     ingested_at: str | None = Field(None, description="Column holding the ingestion time.")
+    partition: Partition | None = Field(
+        None,
+        description="Parquet path: the Hive partition column holding the event date, so that "
+        "only the partitions overlapping the measured windows are read.",
+    )
 
     @model_validator(mode="after")
     def _one_location(self) -> OfflineSource:
@@ -113,6 +133,11 @@ class OfflineSource(Strict):
             found = "neither" if self.table is None else "both"
             raise ValueError(
                 f"expected exactly one of `table` (sql) or `path` (parquet), found {found}"
+            )
+        if self.partition is not None and self.path is None:
+            raise ValueError(
+                "expected `partition` only with `path` (a Hive-partitioned Parquet dataset), "
+                f"found it with table {self.table!r}"
             )
         return self
 

@@ -33,6 +33,7 @@ from checks.model import (
     FeatureView,
     OfflineSource,
     OnlineSource,
+    Partition,
     ReferenceWindow,
     RowCountChange,
 )
@@ -509,6 +510,7 @@ DOCUMENTED_MODELS = (
     FeatureView,
     OnlineSource,
     OfflineSource,
+    Partition,
     Schedule,
     RowCountChange,
     ReferenceWindow,

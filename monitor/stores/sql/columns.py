@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from checks.model import Partition
 from checks.observation import Column
 
 TIMESTAMP = "timestamp"
@@ -32,6 +33,11 @@ class Source:
     selectable: sa.FromClause
     columns: tuple[Column, ...]
     noun: str = "table"  # what the label names, in messages: "table", "Parquet path"
+    # The Hive partition column holding the event date, when the source declares one.
+    partition: Partition | None = None
+    # Columns that lead a b-tree index: the engine finds their newest value, or the rows after
+    # a bound, without a scan.
+    indexed: frozenset[str] = frozenset()
 
     @property
     def named(self) -> str:

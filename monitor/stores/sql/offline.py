@@ -61,6 +61,7 @@ from monitor.stores.sql.columns import (
 )
 from monitor.stores.sql.engine import open_engine, read_only, safe_url
 from monitor.stores.sql.metrics import aggregate, metric_order, unavailable
+from monitor.stores.sql.pruning import scan, seek, seeks
 from monitor.stores.sql.rows import BATCH, latest_rows_query, reference_query
 from monitor.stores.sql.serving_log import (
     ENGINES,
@@ -97,22 +98,38 @@ def aggregate_query(
 
     `timestamp` is the event-time column that windows are measured on: a window `w` is the
     half-open interval (scheduled_at - w, scheduled_at]. A metric whose column is missing, or
-    is not of the kind it needs (a timestamp, a number), is left out with its reason.
+    is not of the kind it needs (a timestamp, a number), is left out with its reason. The
+    WHERE clause says which rows the scanned metrics read, and newest times come from an index
+    where one answers them (`monitor.stores.sql.pruning`); neither changes a value.
     """
     require_aware(scheduled_at)
     labels: dict[OfflineMetric, str] = {}
     missing: dict[OfflineMetric, str] = {}
-    selected: list[sa.Label[Any]] = []
+    measured: list[OfflineMetric] = []
     for metric in sorted(metrics, key=metric_order):
         reason = unavailable(source, timestamp, metric)
         if reason is not None:
             missing[metric] = reason
-            continue
+        else:
+            measured.append(metric)
+    sought = seeks(source, timestamp, measured, scheduled_at)
+    selected: list[sa.Label[Any]] = []
+    for metric in measured:
         label = f"m{len(selected)}"
-        expression = aggregate(source, timestamp, metric, scheduled_at, zone)
+        expression = (
+            seek(source, metric, scheduled_at, zone)
+            if metric in sought
+            else aggregate(source, timestamp, metric, scheduled_at, zone)
+        )
         selected.append(expression.label(label))
         labels[metric] = label
-    statement = sa.select(*selected).select_from(source.selectable) if selected else None
+    statement = scan(
+        source, timestamp, [m for m in measured if m not in sought], scheduled_at, zone
+    )
+    if statement is not None:
+        statement = statement.add_columns(*selected)
+    elif selected:
+        statement = sa.select(*selected)
     return AggregateQuery(statement, MappingProxyType(labels), MappingProxyType(missing))
 
 
@@ -530,17 +547,19 @@ class SqlOfflineStore(AggregateStore):
     def _table(self, conn: sa.Connection, label: str) -> Source:
         """The table `label` (`name` or `schema.name`) with its columns, from the catalog."""
         schema, _, name = label.rpartition(".")
+        indexed: frozenset[str] = frozenset()
         if conn.dialect.name == "duckdb":
             found = _duckdb_columns(conn, schema or None, name)
         else:
             found = _reflected_columns(conn, schema or None, name)
+            indexed = _leading_indexed(conn, schema or None, name) if found else indexed
         if not found:
             raise SourceNotFound(self.name, f"table {label!r} does not exist")
         table = sa.table(
             name, *(sa.column(n, type_) for n, type_, _ in found), schema=schema or None
         )
         columns = tuple(column_of(n, type_, native) for n, type_, native in found)
-        return Source(label=label, selectable=table, columns=columns)
+        return Source(label=label, selectable=table, columns=columns, indexed=indexed)
 
 
 _Found = list[tuple[str, sa.types.TypeEngine[Any], str]]  # name, SQL type, native type name
@@ -552,6 +571,21 @@ def _reflected_columns(conn: sa.Connection, schema: str | None, name: str) -> _F
     except sa_exc.NoSuchTableError:
         return []
     return [(c["name"], c["type"], _native(c["type"], conn.dialect)) for c in reflected]
+
+
+def _leading_indexed(conn: sa.Connection, schema: str | None, name: str) -> frozenset[str]:
+    """The columns that lead a b-tree index of the whole table (not a partial, expression,
+    BRIN or hash index): the engine reads their newest value from the index. DuckDB's indexes
+    only find keys, so it is never asked."""
+    leading: set[str] = set()
+    for index in sa.inspect(conn).get_indexes(name, schema=schema):
+        options = index.get("dialect_options", {})
+        partial = any(key.endswith("_where") for key in options)
+        using = str(options.get("postgresql_using", "btree")).lower()
+        first = index["column_names"][0] if index["column_names"] else None
+        if first is not None and not partial and using == "btree":
+            leading.add(first)
+    return frozenset(leading)
 
 
 def _native(type_: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> str:
