@@ -254,9 +254,34 @@ def validate(model: type[M], doc: Document, vocabulary: Iterable[str] = ()) -> M
     try:
         return model.model_validate(doc.data)
     except ValidationError as exc:
-        known = sorted(set(vocabulary) | _field_names(model))
         errors = [error for error in exc.errors() if not _after_failed_items(error)]
-        raise ConfigError(_problems(doc, errors, known)) from exc
+        raise ConfigError(
+            _problems(doc, errors, _Vocabulary(model, frozenset(vocabulary)))
+        ) from exc
+
+
+@dataclass(frozen=True)
+class _Vocabulary:
+    """The keys a "did you mean" hint may suggest for an unknown key: those of the models that
+    can stand where it was found (and the caller's extra words), not every key of the file."""
+
+    model: type[BaseModel]
+    extra: frozenset[str]
+
+    def at(self, loc: tuple[int | str, ...]) -> list[str]:
+        """The keys of the models that `loc` (pydantic's, the unknown key's parent) can be."""
+        candidates = [self.model]
+        for part in loc:
+            fields = [
+                info
+                for model in candidates
+                for name, info in model.model_fields.items()
+                if part in (name, info.alias)
+            ]
+            if fields:  # a field: the models it can hold; else an item, a key or a union tag
+                candidates = [sub for info in fields for sub in _models_in(info.annotation)]
+        names = {info.alias or name for m in candidates for name, info in m.model_fields.items()}
+        return sorted((names or _field_names(self.model)) | self.extra)
 
 
 def _after_failed_items(error: ErrorDetails) -> bool:
@@ -273,7 +298,7 @@ def _after_failed_items(error: ErrorDetails) -> bool:
     )
 
 
-def _problems(doc: Document, errors: list[ErrorDetails], known: list[str]) -> list[Problem]:
+def _problems(doc: Document, errors: list[ErrorDetails], vocabulary: _Vocabulary) -> list[Problem]:
     """One problem per error, except for the branches of a plain union (`str | tuple[str, ...]`):
     a branch that accepted the value's type (and got further into it) hides the branches that
     refused the type, and branches that all refused the type become one "expected A or B"."""
@@ -286,12 +311,12 @@ def _problems(doc: Document, errors: list[ErrorDetails], known: list[str]) -> li
     branches: dict[Path, list[ErrorDetails]] = {}
     for error, path, branch in located:
         if not branch:
-            out.append(doc.problem(path, _message(error, path, known)))
+            out.append(doc.problem(path, _message(error, path, vocabulary)))
         elif not any(len(other) > len(path) and other[: len(path)] == path for other in paths):
             branches.setdefault(path, []).append(error)
     for path, refused in branches.items():
         closer = [error for error in refused if not error["type"].endswith("_type")]
-        messages = [_message(error, path, known) for error in closer or refused]
+        messages = [_message(error, path, vocabulary) for error in closer or refused]
         out.extend(doc.problem(path, message) for message in _either(messages))
     return out
 
@@ -408,7 +433,7 @@ _EXPECTED: dict[str, str] = {
 }
 
 
-def _message(error: ErrorDetails, path: Path, known: list[str]) -> str:
+def _message(error: ErrorDetails, path: Path, vocabulary: _Vocabulary) -> str:
     kind = error["type"]
     found = _found(error.get("input"))
     ctx = error.get("ctx") or {}
@@ -416,6 +441,7 @@ def _message(error: ErrorDetails, path: Path, known: list[str]) -> str:
         return "expected this required key, found it missing"
     if kind == "extra_forbidden":
         key = str(path[-1]) if path else "?"
+        known = vocabulary.at(tuple(error["loc"])[:-1])
         hint = difflib.get_close_matches(key, [k for k in known if k != key], n=1)
         return f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
     if kind == "literal_error":

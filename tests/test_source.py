@@ -679,3 +679,19 @@ def test_the_limits_leave_room_for_a_check_file_of_500_fat_views() -> None:
     checks = check_file(text)
     assert len(text.encode()) < DEFAULT_LIMITS.max_bytes
     assert len(checks.feature_views) == 500
+
+
+def test_a_hint_suggests_only_keys_that_may_stand_where_the_unknown_key_is() -> None:
+    """`column` is a key of an offline partition, not of a view: `colour` on a view gets no
+    hint, and a misspelled key inside the partition gets the partition's key."""
+    view = "feature_views:\n  - name: v\n    entity: id\n    ttl: 1d\n    features: {a: int}\n"
+    assert problems_in(view + "    colour: red\n") == [
+        "t.yaml:6: feature_views[0].colour: unknown key 'colour'"
+    ]
+    offline = "    offline: {store: lake, path: p, partition: {colum: d, by: day}}\n"
+    assert problems_in(view + offline) == [
+        "t.yaml:6: feature_views[0].offline.partition.colum: unknown key 'colum' "
+        "(did you mean 'column'?)",
+        "t.yaml:6: feature_views[0].offline.partition.column: expected this required key, "
+        "found it missing",
+    ]
