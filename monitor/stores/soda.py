@@ -56,8 +56,8 @@ from checks.soda_contract import with_dataset
 from checks.source import Path
 from monitor.abc import OfflineStore
 from monitor.errors import QueryFailed, StoreError
-from monitor.stores.sql.offline import SqlOfflineStore
 from monitor.stores.sql.parquet import ParquetOfflineStore
+from monitor.stores.sql.table import SqlOfflineStore
 
 log = logging.getLogger(__name__)
 
