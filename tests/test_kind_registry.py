@@ -26,7 +26,7 @@ AT = datetime(2026, 1, 1, tzinfo=UTC)
 # is a new place every kind has to be known in.
 NAMING_FILES = {
     "monitor/runs/analytics.py",  # the skew checks it fetches offline rows for
-    "monitor/feast/init.py",  # the checks `featmon feast init` writes
+    "monitor/feast/views.py",  # the checks `featmon init --from-feast` writes for a view
     "monitor/feast/models.py",  # the checks of the models it writes
     "monitor/stores/soda.py",  # the Soda checks whose contracts it verifies
 }
