@@ -52,8 +52,9 @@ from checks.model import FeatureView
 from checks.observation import Ages, ModelObservation
 from checks.served import Model, ServedModel, resolve
 from monitor.config import ParquetStoreConfig, SqlStoreConfig
-from monitor.stores.sql.offline import AggregateStore, SqlOfflineStore
+from monitor.stores.sql.offline import AggregateStore
 from monitor.stores.sql.parquet import ParquetOfflineStore
+from monitor.stores.sql.table import SqlOfflineStore
 
 ADMIN_URL = os.environ.get(
     "FEATMON_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

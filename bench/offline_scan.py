@@ -68,8 +68,9 @@ from checks.serde import to_json
 from monitor.config import ParquetStoreConfig, SqlStoreConfig
 from monitor.runs.probe import Stores, probe_view
 from monitor.stores import soda
-from monitor.stores.sql.offline import AggregateStore, SqlOfflineStore
+from monitor.stores.sql.offline import AggregateStore
 from monitor.stores.sql.parquet import ParquetOfflineStore
+from monitor.stores.sql.table import SqlOfflineStore
 
 ADMIN_URL = os.environ.get(
     "FEATMON_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -117,7 +117,7 @@ def _build_store(name: str, config: StoreConfig, loaded: Loaded) -> OnlineStore 
 
         return ParquetOfflineStore(name, config)
     if isinstance(config, SqlStoreConfig):
-        from monitor.stores.sql.offline import SqlOfflineStore  # noqa: PLC0415 - a store's driver is imported only when a config names that store
+        from monitor.stores.sql.table import SqlOfflineStore  # noqa: PLC0415 - a store's driver is imported only when a config names that store
 
         return SqlOfflineStore(name, config)
     raise TypeError(f"no store backend for {type(config).__name__}")  # pragma: no cover

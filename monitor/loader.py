@@ -20,7 +20,8 @@ from alerts.routing import receiver_problems
 from checks.checkfile import CheckFile
 from checks.compose import DEFAULT_LIMITS, Limits
 from checks.errors import ConfigError, Problem
-from checks.model import FeatureView, SodaCheck
+from checks.kinds import kind_of, soda
+from checks.model import FeatureView
 from checks.plan import PlannedCheck, plan_view, problems_of
 from checks.result import subject_key
 from checks.salvage import salvage
@@ -467,8 +468,11 @@ def _read_contracts(
     """A Soda check's `contract_file` is relative to the check file; its text is read here, at
     the edge, so that planning (pure) knows the contract's checks. Problems name the file."""
     checks = list(view.checks)
-    for position, check in enumerate(checks):
-        if not isinstance(check, SodaCheck) or check.contract_file is None:
+    for position, any_check in enumerate(checks):
+        if kind_of(any_check.kind).measured_by != "contract":
+            continue
+        check = soda.KIND.narrow(any_check)
+        if check.contract_file is None:
             continue
         path = _absolute(check.contract_file, base)
         where = (*view_path, "checks", position)

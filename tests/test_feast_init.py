@@ -20,13 +20,7 @@ from hypothesis import strategies as st
 
 from checks.errors import ConfigError
 from monitor.cli.main import main
-from monitor.feast.init import (
-    InitError,
-    Naming,
-    freshness_bounds,
-    init_from_feast,
-    view_document,
-)
+from monitor.feast.init import InitError, init_from_feast
 from monitor.feast.registry import (
     BatchSource,
     Entity,
@@ -36,6 +30,7 @@ from monitor.feast.registry import (
     parse_registry,
     read_registry,
 )
+from monitor.feast.views import Naming, freshness_bounds, view_document
 from monitor.loader import load
 
 FIXTURE = Path(__file__).parent / "integration" / "data" / "registry.db"

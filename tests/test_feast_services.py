@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor.feast.init import init_from_feast, view_document
+from monitor.feast.init import init_from_feast
 from monitor.feast.models import DeclaredView, LogStores, service_model
 from monitor.feast.registry import (
     Feature,
@@ -26,6 +26,7 @@ from monitor.feast.registry import (
     parse_registry,
     read_registry,
 )
+from monitor.feast.views import view_document
 from monitor.feast.wire import encode_varint
 from monitor.loader import load
 from tests.test_feast_init import FIXTURE, NAMING, NOW, repo, synthetic

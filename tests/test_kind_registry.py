@@ -26,19 +26,20 @@ AT = datetime(2026, 1, 1, tzinfo=UTC)
 # is a new place every kind has to be known in.
 NAMING_FILES = {
     "monitor/runs/analytics.py",  # the skew checks it fetches offline rows for
-    "monitor/feast/init.py",  # the checks `featmon feast init` writes
+    "monitor/feast/views.py",  # the checks `featmon init --from-feast` writes for a view
     "monitor/feast/models.py",  # the checks of the models it writes
     "monitor/stores/soda.py",  # the Soda checks whose contracts it verifies
 }
 
 # The files outside checks/kinds/ that test a check's model class (`isinstance(check,
 # NullRateCheck)`): each is a place that knows a kind apart from its module. Held like the set
-# above: a kind's behaviour belongs on its `Kind`, where planning and evaluation ask for it.
+# above: a kind's behaviour belongs on its `Kind`, where planning and evaluation ask for it
+# (`measured_by` says which checks wait for the run's results or verify a contract, and
+# `KIND.narrow` of the kind's module gives the typed check where its fields are read).
 ISINSTANCE_FILES = {
-    "monitor/runs/analytics.py",  # the drift, baseline and row-count checks it measures apart
-    "monitor/loader.py",  # the Soda checks whose contract files it reads
-    "monitor/runs/probe.py",  # the anomaly checks that wait for the run's other results
-    "monitor/stores/soda.py",  # the Soda checks whose contracts it verifies
+    # Measures what the drift, baseline and row-count checks compare from their own fields (the
+    # windows and sample size, `baseline`, `change.against`): it picks those checks out by model.
+    "monitor/runs/analytics.py",
 }
 
 # `isinstance(` followed, within its parentheses, by the name of a kind's model class.

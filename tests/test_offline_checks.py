@@ -59,8 +59,9 @@ from checks.result import (
 )
 from monitor.config import ParquetStoreConfig, SqlStoreConfig
 from monitor.runs.probe import Stores, probe_view
-from monitor.stores.sql.offline import AggregateStore, SqlOfflineStore
+from monitor.stores.sql.offline import AggregateStore
 from monitor.stores.sql.parquet import ParquetOfflineStore
+from monitor.stores.sql.table import SqlOfflineStore
 from tests.offline_fixtures import statements
 from tests.test_report import Page
 

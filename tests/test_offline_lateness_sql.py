@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from checks.model import FeatureView
 from checks.observation import LatenessCount, MaxLateness, OfflineMetric, RowCount
 from monitor.config import SqlStoreConfig
-from monitor.stores.sql.offline import SqlOfflineStore
+from monitor.stores.sql.table import SqlOfflineStore
 
 ZONE = "Europe/Berlin"
 SCHEDULED = datetime(2024, 3, 31, 12, 0, tzinfo=UTC)  # Berlin moved to summer time at 01:00 UTC

@@ -32,8 +32,9 @@ from checks.observation import (
 from checks.source import load_yaml, validate
 from monitor.config import ParquetStoreConfig, SqlStoreConfig
 from monitor.errors import QueryFailed
-from monitor.stores.sql.offline import AggregateStore, SqlOfflineStore
+from monitor.stores.sql.offline import AggregateStore
 from monitor.stores.sql.parquet import ParquetOfflineStore
+from monitor.stores.sql.table import SqlOfflineStore
 
 ZONE = "Europe/Berlin"
 DAYS = 10

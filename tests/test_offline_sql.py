@@ -17,7 +17,7 @@ from checks.model import FeatureView
 from checks.observation import Column
 from monitor.config import SqlStoreConfig
 from monitor.errors import SourceNotFound
-from monitor.stores.sql.offline import SqlOfflineStore
+from monitor.stores.sql.table import SqlOfflineStore
 from tests.offline_fixtures import (
     ALL_METRICS,
     ONE_HOUR,

@@ -24,8 +24,8 @@ from checks.model import FeatureView
 from checks.observation import MaxTimestamp, NullCount, RowCount
 from monitor.config import ParquetStoreConfig, SqlStoreConfig
 from monitor.errors import QueryFailed, SourceNotFound
-from monitor.stores.sql.offline import SqlOfflineStore
 from monitor.stores.sql.parquet import ParquetOfflineStore
+from monitor.stores.sql.table import SqlOfflineStore
 from tests.offline_fixtures import (
     ALL_METRICS,
     EXPECTED,
@@ -83,7 +83,7 @@ def sql(url: str, prefix: str, aware: bool = False) -> Engine:
         lambda t: f"{prefix}{t}",
         "table",
         aware,
-        "monitor.stores.sql.offline",
+        "monitor.stores.sql.table",
         "does not exist",
     )
 

@@ -26,9 +26,10 @@ from checks.stats import nearest_rank
 from monitor.cli.main import main
 from monitor.config import ParquetStoreConfig, SqlStoreConfig
 from monitor.errors import QueryFailed, SourceNotFound
-from monitor.stores.sql.offline import AggregateStore, SqlOfflineStore
+from monitor.stores.sql.offline import AggregateStore
 from monitor.stores.sql.parquet import ParquetOfflineStore
 from monitor.stores.sql.serving_log import quantiles
+from monitor.stores.sql.table import SqlOfflineStore
 from tests.offline_fixtures import statements
 from tests.serving_log_fixtures import (
     REQUESTS,

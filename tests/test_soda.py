@@ -29,8 +29,8 @@ from monitor.config import ParquetStoreConfig, SqlStoreConfig
 from monitor.loader import load
 from monitor.runs.probe import Stores, probe_view
 from monitor.stores import soda
-from monitor.stores.sql.offline import SqlOfflineStore
 from monitor.stores.sql.parquet import ParquetOfflineStore
+from monitor.stores.sql.table import SqlOfflineStore
 
 S = datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parent.parent
@@ -413,7 +413,7 @@ else:
     from checks.plan import plan_view
     from monitor.config import SqlStoreConfig
     from monitor.runs.probe import Stores, probe_view
-    from monitor.stores.sql.offline import SqlOfflineStore
+    from monitor.stores.sql.table import SqlOfflineStore
     view = FeatureView.model_validate({
         "name": "user_stats", "entity": "user_id", "ttl": "1d", "features": {"revenue": "float"},
         "offline": {"store": "warehouse", "table": "features.user_stats"},

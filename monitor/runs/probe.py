@@ -15,9 +15,9 @@ from datetime import datetime
 from typing import TypeVar
 
 from checks.evaluate import error_result, evaluate
-from checks.kinds import kind_of
+from checks.kinds import anomaly, kind_of
 from checks.kinds.base import MeasuredBy
-from checks.model import AnomalyCheck, FeatureView
+from checks.model import FeatureView
 from checks.observation import Observation, ProbeFailure, SodaObservation
 from checks.plan import PlannedCheck, offline_metrics
 from checks.result import CheckResult, worst
@@ -112,8 +112,8 @@ def _with_anomalies(
         if result is not None:
             out.append(result)
             continue
-        assert isinstance(p.check, AnomalyCheck)  # noqa: S101  (only anomalies wait)
-        observed = analytics.history(p, p.check.of, p.check.window, done, stores.state)
+        check = anomaly.KIND.narrow(p.check)  # the one kind measured by the run's results
+        observed = analytics.history(p, check.of, check.window, done, stores.state)
         out.append(_evaluate(p, observed, at, stores.secrets))
     return out
 

@@ -41,6 +41,8 @@ from datetime import timedelta
 from types import MappingProxyType, ModuleType
 from typing import Any, Protocol
 
+from checks.kinds import kind_of
+from checks.kinds import soda as soda_kind
 from checks.model import FeatureView, SodaCheck
 from checks.observation import (
     Diagnostic,
@@ -56,8 +58,8 @@ from checks.soda_contract import with_dataset
 from checks.source import Path
 from monitor.abc import OfflineStore
 from monitor.errors import QueryFailed, StoreError
-from monitor.stores.sql.offline import SqlOfflineStore
 from monitor.stores.sql.parquet import ParquetOfflineStore
+from monitor.stores.sql.table import SqlOfflineStore
 
 log = logging.getLogger(__name__)
 
@@ -160,10 +162,10 @@ def observe(
     """Verify each Soda check's contract once (its planned results share the check's path)."""
     out: dict[Path, SodaObservation | ProbeFailure] = {}
     for one in planned:
-        if one.kind != "soda" or one.path in out or not isinstance(one.check, SodaCheck):
+        if kind_of(one.kind).measured_by != "contract" or one.path in out:
             continue
         try:
-            out[one.path] = verify(view, one.check, store)
+            out[one.path] = verify(view, soda_kind.KIND.narrow(one.check), store)
         except StoreError as exc:
             log.warning("soda contract of %s on %s failed: %s", view.name, store.name, exc)
             out[one.path] = ProbeFailure(store.name, view.name, str(exc))
