@@ -309,6 +309,19 @@ class ValueStat:
     window: timedelta | None
 
 
+SampledMetric = RowCount | NullCount | ValueCount | ValueStat
+
+
+@dataclass(frozen=True)
+class Sampled:
+    """`metric` measured on a random sample of `percent` percent of the table's blocks (the
+    view's `offline.sample`), apart from the same metric measured exactly: a row count of a
+    sample is the sample's size, never the table's."""
+
+    metric: SampledMetric
+    percent: float
+
+
 OfflineMetric = (
     RowCount
     | NullCount
@@ -320,6 +333,7 @@ OfflineMetric = (
     | DistinctKeys
     | ValueCount
     | ValueStat
+    | Sampled
 )
 MetricValue = int | float | datetime | None
 

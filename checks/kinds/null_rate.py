@@ -25,7 +25,7 @@ from checks.observation import (
     OnlineObservation,
     RowCount,
 )
-from checks.planned import PlannedCheck, window_of
+from checks.planned import PlannedCheck, on_sample, sample_of, sampled_values, window_of
 from checks.result import CheckResult, NullRateDetails, Threshold
 from checks.stats import wilson
 
@@ -62,8 +62,10 @@ def online(planned: PlannedCheck, observation: OnlineObservation, at: datetime) 
 
 
 def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime) -> CheckResult:  # noqa: ARG001 - every kind's evaluate takes (planned, observation, at); this one needs no time
-    """Null count / row count over the rows whose event time is in the check's window."""
+    """Null count / row count over the rows whose event time is in the check's window (or over
+    the rows of the sample read, with a 95% Wilson interval, when the view samples)."""
     check = narrow(planned, NullRateCheck)
+    observation = sampled_values(planned, observation)
     feature = planned.feature or planned.view.name
     limit = threshold(check)
     window = planned.view.ttl if check.window is None else check.window
@@ -80,8 +82,9 @@ def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime
             limit,
             f"{observation.source} has no rows in the last {format_duration(window)} to measure",
         )
+    interval = wilson(nulls, rows) if sample_of(planned) is not None else None
     details = NullRateDetails(
-        nulls=nulls, rows=rows, interval=None, window_seconds=window.total_seconds()
+        nulls=nulls, rows=rows, interval=interval, window_seconds=window.total_seconds()
     )
     return build(planned, limit, nulls / rows, details, sample_size=rows)
 
@@ -91,7 +94,7 @@ def metrics(planned: PlannedCheck) -> frozenset[OfflineMetric]:
     if planned.feature is None:
         return frozenset()
     window = window_of(planned)
-    return frozenset({RowCount(window), NullCount(planned.feature, window)})
+    return on_sample(planned, (RowCount(window), NullCount(planned.feature, window)))
 
 
 def features(check: NullRateCheck, view: FeatureView) -> tuple[str | None, ...]:

@@ -34,20 +34,21 @@ from checks.observation import (
     OfflineObservation,
     OnlineObservation,
     RowCount,
+    SampledMetric,
     ValueCount,
     ValueStat,
 )
-from checks.planned import PlannedCheck, window_of
+from checks.planned import PlannedCheck, on_sample, sample_of, sampled_values, window_of
 from checks.result import CheckResult, RangeDetails, Threshold
 from checks.source import Path
 from checks.stats import wilson
 
 
-def range_metrics(check: RangeCheck, window: timedelta) -> tuple[OfflineMetric, ...]:
+def range_metrics(check: RangeCheck, window: timedelta) -> tuple[SampledMetric, ...]:
     """Non-null values (rows - nulls), each kind of invalid or out-of-range value the check
     looks for, and min, max and mean of the finite values."""
     column = check.feature
-    out: list[OfflineMetric] = [
+    out: list[SampledMetric] = [
         RowCount(window),
         NullCount(column, window),
         ValueCount(column, "nan", window),
@@ -64,7 +65,7 @@ def range_metrics(check: RangeCheck, window: timedelta) -> tuple[OfflineMetric, 
 
 
 def metrics(planned: PlannedCheck) -> frozenset[OfflineMetric]:
-    return frozenset(range_metrics(narrow(planned, RangeCheck), window_of(planned)))
+    return on_sample(planned, range_metrics(narrow(planned, RangeCheck), window_of(planned)))
 
 
 def threshold(check: RangeCheck) -> Threshold:
@@ -72,7 +73,10 @@ def threshold(check: RangeCheck) -> Threshold:
 
 
 def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime) -> CheckResult:  # noqa: ARG001 - every kind's evaluate takes (planned, observation, at); this one needs no time
+    """Out-of-range values / non-null values in the window (of the sample read, with a 95%
+    Wilson interval, when the view samples)."""
     check = narrow(planned, RangeCheck)
+    observation = sampled_values(planned, observation)
     limit = threshold(check)
     column, window = check.feature, window_of(planned)
     metrics = range_metrics(check, window)
@@ -115,6 +119,8 @@ def offline(planned: PlannedCheck, observation: OfflineObservation, at: datetime
         max_value=check.max_value,
         window_seconds=window.total_seconds(),
     )
+    if sample_of(planned) is not None:
+        details = replace(details, interval=wilson(details.out_of_range, rows))
     return build(planned, limit, details.out_of_range / rows, details, sample_size=rows)
 
 

@@ -65,6 +65,7 @@ from checks.observation import (
     MaxTimestamp,
     NullCount,
     OfflineMetric,
+    Sampled,
     ValueCount,
     ValueStat,
 )
@@ -327,6 +328,8 @@ def metric_order(metric: OfflineMetric) -> tuple[str, str]:
 
 def _needs(metric: OfflineMetric, timestamp: str) -> tuple[list[str], list[str], list[str]]:
     """The columns `metric` reads: (timestamps, numbers, any type)."""
+    if isinstance(metric, Sampled):
+        metric = metric.metric
     if isinstance(metric, MaxTimestamp | FutureCount):
         return [metric.column], [], []
     windowed = [timestamp] if metric.window is not None else []
@@ -368,7 +371,10 @@ def aggregate(
     scheduled_at: datetime,
     zone: tzinfo,
 ) -> sa.ColumnElement[Any]:
-    """The aggregate measuring `metric`; a window `w` is (scheduled_at - w, scheduled_at]."""
+    """The aggregate measuring `metric`; a window `w` is (scheduled_at - w, scheduled_at]. A
+    `Sampled` metric is its own metric, on `source` as given (the caller passes the sample)."""
+    if isinstance(metric, Sampled):
+        metric = metric.metric
     table = source.selectable
     if isinstance(metric, MaxTimestamp | FutureCount):
         return _timestamp_aggregate(table, metric, scheduled_at, zone)

@@ -45,6 +45,7 @@ from checks.observation import (
     OfflineObservation,
     OfflineRow,
     ReferenceSample,
+    Sampled,
     ValueStat,
 )
 from checks.served import ServedModel, ServingLog
@@ -53,7 +54,7 @@ from monitor.errors import QueryFailed, SourceNotFound, StoreError
 from monitor.stores.sql.columns import TIMESTAMP, Source, bound, require_aware
 from monitor.stores.sql.engine import read_only
 from monitor.stores.sql.metrics import aggregate, metric_order, unavailable
-from monitor.stores.sql.pruning import scan, seek, seeks
+from monitor.stores.sql.pruning import SAMPLING_ENGINES, sampled, scan, seek, seeks
 from monitor.stores.sql.rows import BATCH, latest_rows_query, reference_query
 from monitor.stores.sql.serving_log import (
     ENGINES,
@@ -104,10 +105,31 @@ def aggregate_query(
             missing[metric] = reason
         else:
             measured.append(metric)
-    sought = seeks(source, timestamp, measured, scheduled_at)
+    exact = [m for m in measured if not isinstance(m, Sampled)]
+    parts = [_part(source, timestamp, exact, scheduled_at, zone, labels)]
+    for percent in sorted({m.percent for m in measured if isinstance(m, Sampled)}):
+        on_sample = [m for m in measured if isinstance(m, Sampled) and m.percent == percent]
+        parts.append(
+            _part(sampled(source, percent), timestamp, on_sample, scheduled_at, zone, labels)
+        )
+    statement = _joined([part for part in parts if part is not None])
+    return AggregateQuery(statement, MappingProxyType(labels), MappingProxyType(missing))
+
+
+def _part(
+    source: Source,
+    timestamp: str,
+    metrics: Sequence[OfflineMetric],
+    scheduled_at: datetime,
+    zone: tzinfo,
+    labels: dict[OfflineMetric, str],
+) -> sa.Select[Any] | None:
+    """One SELECT of `metrics` on `source` (one row), each labelled `m<n>` after those already
+    in `labels`; None without metrics."""
+    sought = seeks(source, timestamp, metrics, scheduled_at)
     selected: list[sa.Label[Any]] = []
-    for metric in measured:
-        label = f"m{len(selected)}"
+    for metric in metrics:
+        label = f"m{len(labels)}"
         expression = (
             seek(source, metric, scheduled_at, zone)
             if metric in sought
@@ -115,14 +137,23 @@ def aggregate_query(
         )
         selected.append(expression.label(label))
         labels[metric] = label
-    statement = scan(
-        source, timestamp, [m for m in measured if m not in sought], scheduled_at, zone
-    )
+    statement = scan(source, timestamp, [m for m in metrics if m not in sought], scheduled_at, zone)
     if statement is not None:
-        statement = statement.add_columns(*selected)
-    elif selected:
-        statement = sa.select(*selected)
-    return AggregateQuery(statement, MappingProxyType(labels), MappingProxyType(missing))
+        return statement.add_columns(*selected)
+    return sa.select(*selected) if selected else None
+
+
+def _joined(parts: Sequence[sa.Select[Any]]) -> sa.Select[Any] | None:
+    """The one-row SELECTs as one statement: the only one as it is, several as subqueries
+    joined on true (each has one row, so the join has one: the exact and the sampled reads of
+    a table in one statement)."""
+    if len(parts) <= 1:
+        return parts[0] if parts else None
+    subqueries = [part.subquery(f"part{i}") for i, part in enumerate(parts)]
+    joined: sa.FromClause = subqueries[0]
+    for subquery in subqueries[1:]:
+        joined = joined.join(subquery, sa.true())
+    return sa.select(*(c for s in subqueries for c in s.c)).select_from(joined)
 
 
 def sample_query(
@@ -257,6 +288,7 @@ class AggregateStore(OfflineStore):
     ) -> OfflineObservation:
         require_aware(scheduled_at)
         with self._outcome("measuring", _location(view)) as started:
+            self._require_sampling(view, metrics)
             with read_only(self._engine, self.name, self._timeout) as conn:
                 source = self._source(conn, view)
                 query = aggregate_query(source, view.timestamp, metrics, scheduled_at, self._zone)
@@ -440,6 +472,18 @@ class AggregateStore(OfflineStore):
             )
             raise
 
+    def _require_sampling(self, view: FeatureView, metrics: Iterable[OfflineMetric]) -> None:
+        """Raise naming the store and its engine when `metrics` read a sample and the engine
+        has no sampling clause: reading every row instead would hide the cost asked to avoid."""
+        engine = self._engine.dialect.name
+        if engine not in SAMPLING_ENGINES and any(isinstance(m, Sampled) for m in metrics):
+            raise QueryFailed(
+                self.name,
+                f"cannot sample {_location(view)} of feature view {view.name!r} "
+                f"(offline.sample): {engine} has no TABLESAMPLE; sampling needs PostgreSQL or "
+                f"DuckDB (Parquet)",
+            )
+
     def _require_sampleable(self, source: Source, view: FeatureView) -> None:
         missing = source.missing((*view.join_keys, view.timestamp))
         if missing:
@@ -457,6 +501,8 @@ class AggregateStore(OfflineStore):
     def _value(self, metric: OfflineMetric, raw: object, source: Source) -> MetricValue:
         """A measured value as featmon keeps it: counts as int, lateness and value statistics
         as float (None without rows), timestamps as aware UTC."""
+        if isinstance(metric, Sampled):
+            metric = metric.metric
         if isinstance(metric, MaxTimestamp):
             return self._timestamp(metric, raw, source)
         if isinstance(metric, MaxLateness | ValueStat):

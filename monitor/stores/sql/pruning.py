@@ -17,18 +17,26 @@ its WHERE clause, which never changes a result: every metric keeps its own exact
   PostgreSQL answers from the index (a backward index scan with a limit) rather than a scan.
   `seeks` uses them only when the other metrics read a bounded part of the table: when one of
   them reads it all anyway, one scan answers everything, as cheaply.
+- `sampled`: the source read through a random sample of its blocks (`offline.sample`):
+  `t AS sampled TABLESAMPLE SYSTEM (p)` on PostgreSQL (pages), `SYSTEM (p%)` on DuckDB (vectors
+  of 2048 rows, row groups of a Parquet file). SQLite has no sampling clause: the store refuses
+  before compiling, and compiling one anyway is an error, never a full scan in disguise.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
-from checks.observation import FutureCount, MaxTimestamp, OfflineMetric
+from checks.observation import FutureCount, MaxTimestamp, OfflineMetric, Sampled
 from monitor.stores.sql.columns import Source, bound
 
 
@@ -48,6 +56,8 @@ class Reach:
 
 def reach(metric: OfflineMetric, timestamp: str, scheduled_at: datetime) -> Reach:
     """The event times (of column `timestamp`) whose rows `metric` reads."""
+    if isinstance(metric, Sampled):
+        metric = metric.metric
     if isinstance(metric, MaxTimestamp | FutureCount):
         if metric.column != timestamp or metric.ahead is None:
             return Reach(None, None)
@@ -161,3 +171,44 @@ def seek(
     if metric.ahead is not None:
         newest = newest.where(column <= bound(scheduled_at + metric.ahead, column.type, zone))
     return newest.scalar_subquery()
+
+
+# Engines with a block-sampling clause (TABLESAMPLE SYSTEM) the sampled scan compiles to.
+SAMPLING_ENGINES = frozenset({"postgresql", "duckdb"})
+
+
+class sample_percent(FunctionElement[Any]):  # noqa: N801 - an SQL construct, named in lower case as SQL spells it
+    """The argument of `TABLESAMPLE SYSTEM (...)`: a percentage, spelled per dialect."""
+
+    name = "sample_percent"
+    inherit_cache = True
+
+
+def _percent_literal(element: sample_percent) -> str:
+    (percent,) = element.clauses
+    value = percent.value if isinstance(percent, sa.BindParameter) else None
+    if not isinstance(value, float):
+        raise sa_exc.CompileError(f"expected a sampling percentage, found {value!r}")
+    return f"{value:.6g}"  # 0.01 to 100: never an exponent
+
+
+@compiles(sample_percent)
+def _percent_default(element: sample_percent, compiler: SQLCompiler, **kw: object) -> str:  # noqa: ARG001 - SQLAlchemy's compiler hook signature
+    if compiler.dialect.name not in SAMPLING_ENGINES:
+        raise sa_exc.CompileError(f"{compiler.dialect.name} has no TABLESAMPLE")
+    return _percent_literal(element)  # PostgreSQL: SYSTEM (1)
+
+
+@compiles(sample_percent, "duckdb")
+def _percent_duckdb(element: sample_percent, compiler: SQLCompiler, **kw: object) -> str:  # noqa: ARG001 - SQLAlchemy's compiler hook signature
+    return f"{_percent_literal(element)}%"  # DuckDB: SYSTEM (1%), not SYSTEM (1) rows
+
+
+def sampled(source: Source, percent: float) -> Source:
+    """`source` read through a random sample of `percent` percent of its blocks, under its own
+    alias (the same table may be read whole in the same statement)."""
+    selectable = source.selectable
+    base = selectable.element if isinstance(selectable, sa.Alias) else selectable
+    method = sa.func.system(sample_percent(sa.literal(float(percent))))
+    sample = sa.tablesample(base, method, name="sampled")
+    return replace(source, selectable=sample)
