@@ -22,8 +22,9 @@ from checks.plan import offline_metrics, plan_view
 from checks.result import CheckResult, NullRateDetails, RangeDetails
 from monitor.config import ParquetStoreConfig, SqlStoreConfig
 from monitor.errors import QueryFailed
-from monitor.stores.sql.offline import AggregateStore, SqlOfflineStore
+from monitor.stores.sql.offline import AggregateStore
 from monitor.stores.sql.parquet import ParquetOfflineStore
+from monitor.stores.sql.table import SqlOfflineStore
 
 ROWS = 200_000
 TRUE_NULL_RATE = 0.03
