@@ -25,6 +25,7 @@ from checks.model import FeatureView
 from checks.plan import PlannedCheck, plan_view, problems_of
 from checks.result import subject_key
 from checks.salvage import salvage
+from checks.schedule import Schedule
 from checks.served import Model, PlannedModelCheck, ServedModel, plan_model, resolve
 from checks.soda_contract import problems as soda_problems
 from checks.source import Document, interpolate, load_yaml, too_large, validate
@@ -178,19 +179,10 @@ def load(
                 view, doc.source, doc.line_of(view_path), tuple(plan_view(view, view_path))
             )
             problems.extend(_store_problems(view, view_path, doc, config))
-            problems.extend(
-                doc.problem((*view_path, "schedule", key), message)
-                for key, message in schedule_problems(view.schedule, now)
-            )
+            problems.extend(_schedule_problems(doc, view_path, view.schedule, now))
             first = seen_views.get(view.name)
             if first is not None:
-                problems.append(
-                    doc.problem(
-                        (*view_path, "name"),
-                        f"expected a unique view name, found {view.name!r} again "
-                        f"(first at {first.file}:{first.line})",
-                    )
-                )
+                problems.append(_declared_again(doc, view_path, "view", view.name, first))
                 continue
             seen_views[view.name] = loaded
             problems.extend(_unique_ids(doc, loaded.planned, seen_ids))
@@ -209,6 +201,30 @@ def load(
         len(seen_ids),
     )
     return Loaded(path, config, tuple(views), tuple(str(f) for f in files), tuple(models))
+
+
+def _schedule_problems(
+    doc: Document, path: tuple[str | int, ...], schedule: Schedule, now: datetime
+) -> list[Problem]:
+    """The schedule of the view or model at `path`, as the scheduler's own code checks it."""
+    return [
+        doc.problem((*path, "schedule", key), message)
+        for key, message in schedule_problems(schedule, now)
+    ]
+
+
+def _declared_again(
+    doc: Document,
+    path: tuple[str | int, ...],
+    what: str,
+    name: str,
+    first: LoadedView | LoadedModel,
+) -> Problem:
+    """A view or model named as one declared before, pointing at the first."""
+    return doc.problem(
+        (*path, "name"),
+        f"expected a unique {what} name, found {name!r} again (first at {first.file}:{first.line})",
+    )
 
 
 def _unique_ids(
@@ -248,19 +264,10 @@ def _load_models(
         served, found = resolve(model, views, path)
         problems.extend(doc.problem(p, m) for p, m in found)
         problems.extend(_model_store_problems(model, path, doc, config))
-        problems.extend(
-            doc.problem((*path, "schedule", key), message)
-            for key, message in schedule_problems(model.schedule, now)
-        )
+        problems.extend(_schedule_problems(doc, path, model.schedule, now))
         first = seen.get(model.name)
         if first is not None:
-            problems.append(
-                doc.problem(
-                    (*path, "name"),
-                    f"expected a unique model name, found {model.name!r} again "
-                    f"(first at {first.file}:{first.line})",
-                )
-            )
+            problems.append(_declared_again(doc, path, "model", model.name, first))
         if served is None or first is not None:
             continue
         declared_views = tuple(views[view.name] for view in served.views)
