@@ -48,8 +48,8 @@ def threshold(planned: PlannedModelCheck) -> Threshold:
 
 def judge(planned: PlannedModelCheck, observation: ModelObservation | ProbeFailure) -> CheckResult:
     """One model check's result; a probe failure, or a window without requests, is `error`."""
-    if isinstance(observation, ProbeFailure):
-        return error(planned, observation.reason)
+    if isinstance(observation, ProbeFailure):  # named by the store that failed
+        return error(planned, observation.reason, observation.store or None)
     if observation.requests == 0:
         return error(planned, _no_requests(observation))
     check = planned.check
@@ -62,8 +62,10 @@ def judge(planned: PlannedModelCheck, observation: ModelObservation | ProbeFailu
     return _null_rate(planned, observation)
 
 
-def error(planned: PlannedModelCheck, reason: str) -> CheckResult:
-    return _result(planned, None, ErrorDetails(reason), None, Status.ERROR)
+def error(planned: PlannedModelCheck, reason: str, store: str | None = None) -> CheckResult:
+    """An `error` result; `store`: the store that could not be read, when it is not the
+    model's own source's (a view's online store read for a request sample)."""
+    return _result(planned, None, ErrorDetails(reason), None, Status.ERROR, store)
 
 
 def _no_requests(observation: ModelObservation) -> str:
@@ -201,6 +203,7 @@ def _result(
     details: Details,
     sample_size: int | None,
     status: Status | None = None,
+    store: str | None = None,
 ) -> CheckResult:
     rule = threshold(planned)
     if status is None:
@@ -212,7 +215,7 @@ def _result(
         kind=planned.kind,
         feature_view=None,
         feature=planned.feature,
-        store=(source.store if source is not None else None) or "",
+        store=store or (source.store if source is not None else None) or "",
         target=model.source,
         status=status,
         severity=planned.check.severity,

@@ -41,6 +41,7 @@ from monitor.config import (
     template_fields,
 )
 from monitor.daemon.scheduler import problems as schedule_problems
+from monitor.stores.sql.serving_log import ENGINES as SERVING_LOG_ENGINES
 
 log = logging.getLogger(__name__)
 
@@ -330,7 +331,25 @@ def _model_store_problems(
                     f"expected `{wanted}` for the {store.type} store {source.store!r}, found none",
                 )
             ]
+        engine = _engine_of(store)
+        if engine not in SERVING_LOG_ENGINES:
+            return [
+                doc.problem(
+                    where,
+                    f"expected a PostgreSQL, DuckDB or Parquet store for a serving log (its "
+                    f"quantiles need a discrete percentile), found {source.store!r} on {engine}",
+                )
+            ]
     return []
+
+
+def _engine_of(store: StoreConfig) -> str:
+    """The SQLAlchemy backend an offline store runs on, from its URL's scheme (`sqlite` of
+    `sqlite:///x.db`, `postgresql` of `postgresql+psycopg://...`); `duckdb` for Parquet."""
+    if isinstance(store, SqlStoreConfig):
+        scheme, _, _ = store.url.get_secret_value().partition("://")
+        return scheme.partition("+")[0]
+    return "duckdb"
 
 
 def _read(path: Path, env: Mapping[str, str]) -> Document:

@@ -320,3 +320,51 @@ def test_freshness_risk_needs_a_view_with_a_materialization_interval(tmp_path: P
         "checks/m.yaml:12: models[0].checks[3]: expected a view of the model with "
         "`materialized_every` for freshness_risk, found none among ['users', 'merchants', 'pairs']"
     ]
+
+
+def test_a_serving_log_on_sqlite_is_refused_at_load(tmp_path: Path) -> None:
+    """SQLite has no discrete percentile: said when the configuration is read, not at each run."""
+    model = MODEL.replace("serving_log: {store: lake, path: logs/fraud, window: 2h}",
+                          "serving_log: {store: warehouse, table: fraud_log}")  # fmt: skip
+    found = problems(
+        tmp_path, {"config.yaml": CONFIG, "checks/v.yaml": VIEWS, "checks/m.yaml": model}
+    )
+    assert found == [
+        "checks/m.yaml:7: models[0].serving_log.store: expected a PostgreSQL, DuckDB or Parquet "
+        "store for a serving log (its quantiles need a discrete percentile), found 'warehouse' "
+        "on sqlite"
+    ]
+
+
+def test_a_failing_store_names_the_probe_alert_of_a_request_sample(tmp_path: Path) -> None:
+    """A request sample's view store failing: the error results name that store, so the probe
+    alert says which store cannot be read (an ids file has no store of its own)."""
+    sampled = MODEL.replace(
+        "serving_log: {store: lake, path: logs/fraud, window: 2h}", "requests: {ids_file: r.csv}"
+    )
+    files = {"config.yaml": CONFIG, "checks/views.yaml": VIEWS, "checks/models.yaml": sampled}
+    planned = load(write(tmp_path, files), {}).models[0].planned
+    failed = judge(planned[0], ProbeFailure("online", "model:fraud", "store 'online': down"))
+    assert (failed.status, failed.store) == (Status.ERROR, "online")
+    assert judge(planned[0], observation(source="requests", store="")).store == ""
+
+
+def test_a_model_whose_checks_are_all_off_is_not_a_subject_so_its_alerts_retire(
+    tmp_path: Path,
+) -> None:
+    """A reload retires the alerts of every subject that is not run: a model (or view) whose
+    every check is switched off never runs again, so its alerts would never resolve."""
+    from monitor.daemon.jobs import subjects  # noqa: PLC0415 - the daemon's jobs
+
+    off = (
+        MODEL.replace("severity: P1}", "severity: P1, enabled: false}")
+        .replace("max: 1h}", "max: 1h, enabled: false}")
+        .replace("max: 2h}", "max: 2h, enabled: false}")
+        .replace("max: 0.01}", "max: 0.01, enabled: false}")
+    )
+    files = {"config.yaml": CONFIG, "checks/views.yaml": VIEWS, "checks/models.yaml": off}
+    loaded = load(write(tmp_path, files), {})
+    assert loaded.models[0].planned == ()
+    assert "model:fraud" not in subjects(loaded)
+    on = {"config.yaml": CONFIG, "checks/views.yaml": VIEWS, "checks/models.yaml": MODEL}
+    assert "model:fraud" in subjects(load(write(tmp_path, on), {}))

@@ -77,8 +77,10 @@ def jobs_of(loaded: Loaded) -> dict[str, Job]:
 
 
 def subjects(loaded: Loaded) -> frozenset[str]:
-    """Every view and model the configuration declares: the alerts of any other are retired."""
-    return frozenset([*(v.view.name for v in loaded.views), *(m.key for m in loaded.models)])
+    """Every view and model with checks to run: the alerts of any other are retired (a view or
+    model whose every check is switched off is no longer evaluated, so its alerts would never
+    resolve by a run)."""
+    return frozenset(jobs_of(loaded))
 
 
 def schedules(jobs: Mapping[str, Job]) -> dict[str, Schedule]:
