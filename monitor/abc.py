@@ -125,7 +125,9 @@ class StateReader(Protocol):
     """What a probe reads from (and, for a first schema baseline, writes to) the state
     database: `monitor.state.StateStore` is one. Every method raises `StateError` on failure."""
 
-    def history(self, check: str, limit: int = 50) -> list[HistoryPoint]: ...
+    def history(
+        self, check: str, limit: int = 50, until: datetime | None = None
+    ) -> list[HistoryPoint]: ...
 
     def results(
         self,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from alerts.report import render_report
 from checks.evaluate import evaluate
 from checks.kinds.anomaly import Z_CAP, robust_z
 from checks.model import AnomalyCheck, FeatureView
@@ -65,8 +66,14 @@ def planned_anomaly(**options: object) -> PlannedCheck:
     return planned
 
 
-def history(current: float, past: list[float]) -> MetricHistory:
-    points = tuple(PastValue(NOW - timedelta(hours=i + 1), v) for i, v in enumerate(past))
+def history(
+    current: float, past: list[float], incidents: frozenset[int] = frozenset()
+) -> MetricHistory:
+    """`past` newest first, an hour apart; the values at the indexes in `incidents` from runs
+    in which the watched check failed."""
+    points = tuple(
+        PastValue(NOW - timedelta(hours=i + 1), v, i in incidents) for i, v in enumerate(past)
+    )
     return MetricHistory("v.null_rate.x@online", current, None, points)
 
 
@@ -100,6 +107,19 @@ def test_the_window_limits_the_past_values_used() -> None:
     assert (result.details.history, result.details.median) == (5, 10.0)
 
 
+def test_incidents_are_left_out_and_the_window_filled_with_the_values_before_them() -> None:
+    """The newest three values, 0.5, are from failing runs: the window of five takes the five
+    normal values after them (median 10), and the details count three incidents."""
+    past = [0.5, 0.5, 0.5, 10.0, 11.0, 9.0, 10.0, 12.0, 100.0]
+    result = evaluate(
+        planned_anomaly(window=5, min_history=3), history(0.5, past, frozenset({0, 1, 2})), NOW
+    )
+    assert isinstance(result.details, AnomalyDetails)
+    assert (result.details.history, result.details.median) == (5, 10.0)
+    assert result.details.incidents == 3
+    assert result.status is Status.FAIL
+
+
 def test_a_check_switched_off_is_not_planned() -> None:
     assert AnomalyCheck.model_validate({"kind": "anomaly", "of": "a", "enabled": False})
     view = FeatureView.model_validate(
@@ -115,7 +135,9 @@ def test_a_check_switched_off_is_not_planned() -> None:
     assert plan_view(view) == []
 
 
-def recorded(check: str, value: float, at: datetime, index: int) -> RunResult:
+def recorded(
+    check: str, value: float, at: datetime, index: int, status: Status = Status.PASS
+) -> RunResult:
     result = CheckResult(
         check=check,
         kind="null_rate",
@@ -123,7 +145,7 @@ def recorded(check: str, value: float, at: datetime, index: int) -> RunResult:
         feature="x",
         store="online",
         target="online",
-        status=Status.PASS,
+        status=status,
         severity="P3",
         value=value,
         threshold=Threshold("max", 0.9, None, "ratio"),
@@ -183,10 +205,58 @@ def test_runs_recorded_by_real_runs_build_the_history(tmp_path: Path) -> None:
     assert kept[-1].value is None  # the first runs passed unjudged (not enough history)
 
 
-def build_app_from(root: Path) -> App:
+def build_app_from(root: Path, window: int = 20) -> App:
     engine = sa.create_engine(f"sqlite:///{root / 'offline.db'}")
     write_offline(engine, [(1, NOW, 1.0, "red")])
     engine.dispose()
     store = f"{{type: sql, url: 'sqlite:///{root / 'offline.db'}'}}"
-    path = config(root, store, "table: user_stats", CHECKS, root / "state.db")
+    checks = CHECKS.replace("window: 20", f"window: {window}")
+    path = config(root, store, "table: user_stats", checks, root / "state.db")
     return build_app(load(path, {}))
+
+
+WATCHED = "user_stats.null_rate.x@online"
+
+
+def test_a_recorded_incident_is_not_learnt_and_the_next_one_is_detected(tmp_path: Path) -> None:
+    """Ten normal runs (null rate about 0.10), then six in which the null rate check failed at
+    0.5. Learnt, the window of ten would have median 0.5 and the next 0.5 would pass; left out,
+    this run's 0.5 is judged against the normal ten and fails."""
+    write_online(
+        tmp_path / "online.db",
+        [(u, NOW, None if u <= 50 else 1.0, "red") for u in range(1, 101)],
+    )
+    with build_app_from(tmp_path, window=10) as app:
+        assert app.state is not None
+        steps = [(v, Status.PASS) for v in HISTORY] + [(0.5, Status.FAIL)] * 6
+        for i, (value, status) in enumerate(steps):
+            at = NOW - timedelta(hours=len(steps) - i)
+            app.state.record_run(recorded(WATCHED, value, at, i, status))
+        run = run_once(app, NOW)
+    anomaly = run.results[1]
+    assert "10 values (at least 8); 6 of failing runs left out" in render_report(run)
+    assert isinstance(anomaly.details, AnomalyDetails)
+    assert (anomaly.details.history, anomaly.details.incidents) == (10, 6)
+    assert anomaly.details.median == pytest.approx(0.10)
+    assert anomaly.status is Status.FAIL
+
+
+def test_the_judged_run_is_never_in_its_own_baseline(tmp_path: Path) -> None:
+    """Values already recorded for this run's scheduled time, and one after it (a run judged
+    again, or a past time judged late), are not past values of this run."""
+    write_online(
+        tmp_path / "online.db",
+        [(u, NOW, None if u <= 50 else 1.0, "red") for u in range(1, 101)],
+    )
+    with build_app_from(tmp_path) as app:
+        assert app.state is not None
+        for i, value in enumerate(HISTORY):
+            at = NOW - timedelta(hours=len(HISTORY) - i)
+            app.state.record_run(recorded(WATCHED, value, at, i))
+        app.state.record_run(recorded(WATCHED, 0.5, NOW, 100))
+        app.state.record_run(recorded(WATCHED, 0.5, NOW + timedelta(hours=1), 101))
+        anomaly = run_once(app, NOW).results[1]
+    assert isinstance(anomaly.details, AnomalyDetails)
+    assert (anomaly.details.history, anomaly.details.incidents) == (10, 0)
+    assert anomaly.details.median == pytest.approx(0.10)
+    assert anomaly.status is Status.FAIL

@@ -1,8 +1,12 @@
 """Anomaly: one check's value against its own recent history (DESIGN.md section 3).
 
-Over the last `window` recorded values of the check named by `of` (runs without a value, errors
-say, are left out), with x the value judged (this run's, for a check of the same view; else the
-newest recorded one, judged against the values before it):
+Over the last `window` recorded values of the check named by `of`, with x the value judged (this
+run's, for a check of the same view; else the newest recorded one, judged against the values
+before it). Left out: runs without a value (errors, say), and incidents, the runs in which the
+watched check itself failed or erred: a baseline that learnt an outage would call the next one
+normal. The window is filled with the values before them instead, and the details count the
+incidents skipped. The past values are all scheduled before the judged run, never that run:
+
 
     median = the median of the past values
     MAD    = the median of |value - median| over the past values
@@ -28,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from checks.kinds.base import Judge, Kind, build, error, narrow
+from checks.kinds.base import Judge, Kind, baseline, build, error, narrow
 from checks.model import AnomalyCheck, FeatureView
 from checks.observation import MetricHistory
 from checks.planned import PlannedCheck
@@ -62,7 +66,9 @@ def evaluate(planned: PlannedCheck, history: MetricHistory, at: datetime) -> Che
     limit = threshold(check)
     if history.current is None:
         return error(planned, limit, f"{history.of} has no value to judge (none recorded yet)")
-    past = [p.value for p in history.past[: check.window] if math.isfinite(p.value)]
+    finite = (p for p in history.past if math.isfinite(p.value))
+    kept, incidents = baseline(finite, check.window)
+    past = [p.value for p in kept]
     details = AnomalyDetails(
         of=history.of,
         current=history.current,
@@ -74,6 +80,7 @@ def evaluate(planned: PlannedCheck, history: MetricHistory, at: datetime) -> Che
         z=None,
         scale=None,
         direction=check.direction,
+        incidents=incidents,
     )
     if len(past) < check.min_history:
         reason = f"not enough history: {len(past)} of {check.min_history} past values"

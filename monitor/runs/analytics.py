@@ -40,7 +40,7 @@ from checks.observation import (
     SkewObservation,
 )
 from checks.plan import PlannedCheck, current_bounds, reference_bounds
-from checks.result import CheckResult
+from checks.result import CheckResult, Status
 from monitor.abc import EntityKey, OfflineStore, StateReader
 from monitor.errors import QueryFailed, StoreError
 from monitor.state import StateError
@@ -85,9 +85,12 @@ def history(
     window: int,
     results: Iterable[CheckResult],
     state: StateReader | None,
+    at: datetime,
 ) -> Observation:
     """The values an anomaly check judges: this run's value of a check of the same view, or
-    else the newest recorded one, and up to `window` earlier values."""
+    else the newest one recorded at or before `at`, and the earlier values, each scheduled
+    before the judged one (so the judged run is never in its own baseline), with a margin
+    beyond `window` for the incidents and runs without a value the check leaves out."""
     if state is None:
         return ProbeFailure(planned.store, planned.view.name, "no state database: no history")
     same_view = {r.check: r for r in results}
@@ -95,16 +98,32 @@ def history(
     current = next((same_view[i] for i in ids if i in same_view), None)
     target = current.check if current is not None else of
     try:
-        points = state.history(target, window + (0 if current is not None else 1))
+        points = state.history(target, 2 * window + 10, until=at)
     except StateError as exc:
         log.warning("reading the history of %s failed: %s", target, exc)
         return ProbeFailure(planned.store, planned.view.name, str(exc))
-    past = [PastValue(p.scheduled_at, p.value) for p in points if p.value is not None]
+    past = [
+        PastValue(p.scheduled_at, p.value, incident(p.status))
+        for p in points
+        if p.value is not None
+    ]
     if current is not None:
-        return MetricHistory(target, current.value, None, tuple(past))
+        return MetricHistory(target, current.value, None, _before(past, at))
     if not past:
         return MetricHistory(target, None, None, ())
-    return MetricHistory(target, past[0].value, past[0].scheduled_at, tuple(past[1:]))
+    newest = past[0]
+    return MetricHistory(
+        target, newest.value, newest.scheduled_at, _before(past, newest.scheduled_at)
+    )
+
+
+def incident(status: Status) -> bool:
+    """Whether a past run of a check is an incident, left out of the check's baselines."""
+    return status in (Status.FAIL, Status.ERROR)
+
+
+def _before(past: Sequence[PastValue], at: datetime) -> tuple[PastValue, ...]:
+    return tuple(p for p in past if p.scheduled_at < at)
 
 
 def _skew(
@@ -197,8 +216,10 @@ def _counts(
     offline: Observation | None,
     at: datetime,
 ) -> Observation:
-    """This run's count and the check's earlier ones. Reads a margin beyond `against`, so that
-    a few runs that measured nothing or counted another window still leave enough."""
+    """This run's count and the check's earlier ones (`until` is exclusive: never this run's
+    own, were it recorded already), incidents marked. Reads a margin beyond `against`, so that
+    a few runs that measured nothing, counted another window or were incidents still leave
+    enough."""
     if not isinstance(offline, OfflineObservation):
         return offline or ProbeFailure(planned.store, view.name, "the offline store was not read")
     if state is None:
@@ -211,7 +232,9 @@ def _counts(
         log.warning("reading the earlier counts of %s failed: %s", planned.id, exc)
         return ProbeFailure(planned.store, view.name, str(exc))
     past = tuple(
-        PastCount(r.scheduled_at, r.value, _number(r.details.get("window_seconds")))
+        PastCount(
+            r.scheduled_at, r.value, _number(r.details.get("window_seconds")), incident(r.status)
+        )
         for r in found
         if r.value is not None
     )
