@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from checks.model import FeatureView
@@ -127,6 +127,10 @@ class StateReader(Protocol):
 
     def history(
         self, check: str, limit: int = 50, until: datetime | None = None
+    ) -> list[HistoryPoint]: ...
+
+    def history_near(
+        self, check: str, times: Sequence[datetime], tolerance: timedelta
     ) -> list[HistoryPoint]: ...
 
     def results(

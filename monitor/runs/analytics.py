@@ -23,8 +23,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 
+from checks.kinds.anomaly import seasons
 from checks.kinds.skew import compared_features
-from checks.model import DistributionDriftCheck, FeatureView, RowCountCheck, SchemaDriftCheck
+from checks.model import (
+    AnomalyCheck,
+    DistributionDriftCheck,
+    FeatureView,
+    RowCountCheck,
+    SchemaDriftCheck,
+)
 from checks.observation import (
     BaselineObservation,
     CountHistory,
@@ -44,7 +51,7 @@ from checks.result import CheckResult, Status
 from monitor.abc import EntityKey, OfflineStore, StateReader
 from monitor.errors import QueryFailed, StoreError
 from monitor.state import StateError
-from monitor.state.values import Baseline
+from monitor.state.values import Baseline, HistoryPoint
 
 log = logging.getLogger(__name__)
 
@@ -81,49 +88,60 @@ def measure(
 
 def history(
     planned: PlannedCheck,
-    of: str,
-    window: int,
+    check: AnomalyCheck,
     results: Iterable[CheckResult],
     state: StateReader | None,
     at: datetime,
 ) -> Observation:
     """The values an anomaly check judges: this run's value of a check of the same view, or
     else the newest one recorded at or before `at`, and the earlier values, each scheduled
-    before the judged one (so the judged run is never in its own baseline), with a margin
-    beyond `window` for the incidents and runs without a value the check leaves out."""
+    before the judged one (so the judged run is never in its own baseline): the last runs,
+    with a margin beyond `window` for the incidents and runs without a value the check leaves
+    out, or with `seasonality` the runs near the same time of its earlier seasons."""
     if state is None:
         return ProbeFailure(planned.store, planned.view.name, "no state database: no history")
     same_view = {r.check: r for r in results}
-    ids = (of, f"{planned.view.name}.{of}")
+    ids = (check.of, f"{planned.view.name}.{check.of}")
     current = next((same_view[i] for i in ids if i in same_view), None)
-    target = current.check if current is not None else of
+    target = current.check if current is not None else check.of
     try:
-        points = state.history(target, 2 * window + 10, until=at)
+        if current is not None:
+            return MetricHistory(target, current.value, None, _past(state, check, target, at))
+        newest = _values(state.history(target, 1, until=at))
+        if not newest:
+            return MetricHistory(target, None, None, ())
+        judged_at = newest[0].scheduled_at
+        past = _past(state, check, target, judged_at)
+        return MetricHistory(target, newest[0].value, judged_at, past)
     except StateError as exc:
         log.warning("reading the history of %s failed: %s", target, exc)
         return ProbeFailure(planned.store, planned.view.name, str(exc))
-    past = [
+
+
+def _past(
+    state: StateReader, check: AnomalyCheck, target: str, judged_at: datetime
+) -> tuple[PastValue, ...]:
+    """The recorded values of `target` an anomaly check may judge the value at `judged_at`
+    against, all scheduled before it, newest first. Raises `StateError`."""
+    if check.seasonality is not None:
+        points = state.history_near(target, seasons(check, judged_at), check.tolerance)
+    else:
+        points = state.history(target, 2 * check.window + 10, until=judged_at)
+    return tuple(p for p in _values(points) if p.scheduled_at < judged_at)
+
+
+def _values(points: Iterable[HistoryPoint]) -> list[PastValue]:
+    """The points that hold a value, incidents marked."""
+    return [
         PastValue(p.scheduled_at, p.value, incident(p.status))
         for p in points
         if p.value is not None
     ]
-    if current is not None:
-        return MetricHistory(target, current.value, None, _before(past, at))
-    if not past:
-        return MetricHistory(target, None, None, ())
-    newest = past[0]
-    return MetricHistory(
-        target, newest.value, newest.scheduled_at, _before(past, newest.scheduled_at)
-    )
 
 
 def incident(status: Status) -> bool:
     """Whether a past run of a check is an incident, left out of the check's baselines."""
     return status in (Status.FAIL, Status.ERROR)
-
-
-def _before(past: Sequence[PastValue], at: datetime) -> tuple[PastValue, ...]:
-    return tuple(p for p in past if p.scheduled_at < at)
 
 
 def _skew(
