@@ -7,7 +7,6 @@ watched check itself failed or erred: a baseline that learnt an outage would cal
 normal. The window is filled with the values before them instead, and the details count the
 incidents skipped. The past values are all scheduled before the judged run, never that run:
 
-
     median = the median of the past values
     MAD    = the median of |value - median| over the past values
     z      = 0.6745 (x - median) / MAD                   (Iglewicz and Hoaglin's robust z)
@@ -25,8 +24,10 @@ With `seasonality` (`daily` or `weekly`), the past values are instead one per ea
 week: the value recorded nearest the same time of day or week as x, within `tolerance`, over
 the last `window` such seasons (incidents left out as above). A metric with a weekly cycle
 (weekends quiet, a Monday batch) is then judged against the same hour of earlier weeks, not
-against the hours just before it. Switch a check off with
-`enabled: false` (or remove it); its history stays in the state database.
+against the hours just before it.
+
+Switch a check off with `enabled: false` (or remove it); its history stays in the state
+database.
 """
 
 from __future__ import annotations
