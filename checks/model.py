@@ -538,6 +538,15 @@ class AnomalyCheck(CheckBase):
     direction: Literal["both", "up", "down"] = Field(
         "both", description="Which deviations count: `up` only rises, `down` only falls."
     )
+    seasonality: Literal["daily", "weekly"] | None = Field(
+        None,
+        description="Compare with the values at the same time of day (`daily`) or of week "
+        "(`weekly`) on the `window` earlier days or weeks, instead of the last `window` runs.",
+    )
+    tolerance: Duration = Field(
+        timedelta(minutes=30),
+        description="With `seasonality`: how far from the same time an earlier value may lie.",
+    )
     warn: Annotated[float, Field(gt=0)] | None = None
     max: Annotated[float, Field(gt=0)] | None = Field(3.5, description="Largest |robust z|.")
 
@@ -550,7 +559,18 @@ class AnomalyCheck(CheckBase):
                 f"expected `min_history` at most `window`, found min_history "
                 f"{self.min_history} > window {self.window}"
             )
+        if self.seasonality is not None and not (
+            timedelta(0) < self.tolerance < SEASONS[self.seasonality] / 2
+        ):
+            raise ValueError(
+                f"expected `tolerance` above 0 and below half a {self.seasonality} season "
+                f"({format_duration(SEASONS[self.seasonality] / 2)}), found "
+                f"{format_duration(self.tolerance)}"
+            )
         return self
+
+
+SEASONS = {"daily": timedelta(days=1), "weekly": timedelta(weeks=1)}  # anomaly's seasonalities
 
 
 class SodaCheck(CheckBase):

@@ -422,17 +422,20 @@ class BaselineObservation:
 
 @dataclass(frozen=True)
 class PastValue:
-    """One recorded value of a check."""
+    """One recorded value of a check. `incident`: the check failed (or erred) in that run, so
+    the value is an incident, not part of the normal the baselines learn."""
 
     scheduled_at: datetime
     value: float
+    incident: bool = False
 
 
 @dataclass(frozen=True)
 class MetricHistory:
     """The value an anomaly check judges and the check's past values (newest first, before
-    the judged one; runs without a value left out). `current_at` is when the judged value was
-    measured: this run for a check of the same view, else the newest recorded run."""
+    the judged one; runs without a value left out; never the judged run itself). `current_at`
+    is when the judged value was measured: this run for a check of the same view, else the
+    newest recorded run."""
 
     of: str
     current: float | None
@@ -447,12 +450,14 @@ class PastCount:
     scheduled_at: datetime
     rows: float
     window_seconds: float | None  # None: not recorded with the result
+    incident: bool = False  # the check failed (or erred) in that run: see `PastValue`
 
 
 @dataclass(frozen=True)
 class CountHistory:
     """What a row_count check with `change` judges: this run's offline observation and the
-    check's recorded counts before this run (newest first; runs without a count left out)."""
+    check's recorded counts scheduled before this run (newest first; runs without a count left
+    out)."""
 
     offline: OfflineObservation
     past: tuple[PastCount, ...]

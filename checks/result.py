@@ -255,7 +255,9 @@ class LateArrivalDetails(Serde):
 class RowCountDetails(Serde):
     """The rows of the window; with `change`, the reference (the median of the last `history`
     earlier counts), the change (rows - reference) / reference (None when the reference is 0),
-    and `reason` when the change was not judged."""
+    `incidents` (earlier counts left out because the check failed or erred in their run; not
+    written when 0, as results of earlier versions have it) and `reason` when the change was
+    not judged."""
 
     rows: int
     window_seconds: float
@@ -263,6 +265,7 @@ class RowCountDetails(Serde):
     reference: float | None = field(default=None, metadata=omitted(lambda d: d.history is None))
     change: float | None = field(default=None, metadata=omitted(lambda d: d.history is None))
     reason: str | None = field(default=None, metadata=omitted(lambda d: d.reason is None))
+    incidents: int = field(default=0, metadata=omitted(lambda d: d.incidents == 0))
 
 
 @dataclass(frozen=True)
@@ -386,7 +389,9 @@ class AnomalyDetails(Serde):
     """The judged value against the median and MAD of its past values. `scale` says what
     divided the deviation: `mad` (0.6745 (x - median) / MAD), `mean_ad` (MAD = 0: (x - median)
     / (1.2533 mean absolute deviation)) or `constant` (every past value equal: z 0 when x
-    equals them, else +-`Z_CAP`). `reason` is set when the value was not judged."""
+    equals them, else +-`Z_CAP`). `incidents`: past values left out because the watched check
+    failed or erred in their run (not written when 0, as results of earlier versions have it).
+    `reason` is set when the value was not judged."""
 
     of: str
     current: float | None
@@ -399,6 +404,7 @@ class AnomalyDetails(Serde):
     scale: str | None
     direction: str
     reason: str | None = None
+    incidents: int = field(default=0, metadata=omitted(lambda d: d.incidents == 0))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from checks.model import FeatureView
@@ -125,7 +125,13 @@ class StateReader(Protocol):
     """What a probe reads from (and, for a first schema baseline, writes to) the state
     database: `monitor.state.StateStore` is one. Every method raises `StateError` on failure."""
 
-    def history(self, check: str, limit: int = 50) -> list[HistoryPoint]: ...
+    def history(
+        self, check: str, limit: int = 50, until: datetime | None = None
+    ) -> list[HistoryPoint]: ...
+
+    def history_near(
+        self, check: str, times: Sequence[datetime], tolerance: timedelta
+    ) -> list[HistoryPoint]: ...
 
     def results(
         self,

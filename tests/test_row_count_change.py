@@ -4,7 +4,7 @@ rules, and runs against a real SQLite offline table recorded in a real state dat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,13 +18,14 @@ from checks.evaluate import evaluate
 from checks.model import Check
 from checks.observation import CountHistory, PastCount, ProbeFailure, RowCount
 from checks.plan import PlannedCheck
-from checks.result import CheckResult, ErrorDetails, RowCountDetails, Status, Threshold
+from checks.result import CheckResult, ErrorDetails, RowCountDetails, RunResult, Status, Threshold
 from checks.serde import to_object
-from monitor.app import build_app
+from monitor.app import App, build_app
 from monitor.loader import load
 from monitor.runs import analytics
 from monitor.runs.run import run_once
-from tests.analytics_fixtures import config, write_offline, write_online
+from monitor.state import StateStore
+from tests.analytics_fixtures import OfflineRowSpec, config, write_offline, write_online
 from tests.builders import AT, offline, plan
 
 DAY = timedelta(days=1)
@@ -117,6 +118,24 @@ def test_counts_of_another_window_are_not_compared() -> None:
     assert result.status is Status.PASS
 
 
+def test_counts_of_runs_that_failed_are_not_the_reference() -> None:
+    """The newest count, 10, came from a run in which the check failed: the reference is the
+    median of the two counts before it, 100, not of 10 and 100, and 40 is a 60% drop."""
+    planned = plan({"kind": "row_count", "change": {"max_drop": 0.5, "against": 2}})
+    past = (
+        PastCount(AT - HOUR, 10.0, DAY.total_seconds(), incident=True),
+        PastCount(AT - 2 * HOUR, 100.0, DAY.total_seconds()),
+        PastCount(AT - 3 * HOUR, 100.0, DAY.total_seconds()),
+    )
+    result = evaluate(planned, CountHistory(offline({RowCount(DAY): 40}), past), AT)
+    assert (details(result).reference, details(result).history) == (100.0, 2)
+    assert details(result).incidents == 1
+    shown = to_object(result)["details"]
+    assert isinstance(shown, dict)
+    assert shown["incidents"] == 1
+    assert result.status is Status.FAIL
+
+
 def test_without_enough_history_only_the_absolute_bounds_are_judged() -> None:
     result = counted(5, [100, 100], {"max_drop": 0.5, "against": 5, "min_history": 3}, min=10)
     assert result.status is Status.FAIL  # min 10 still holds
@@ -139,7 +158,7 @@ def test_from_a_reference_of_zero_any_row_is_an_infinite_rise_and_no_drop_is_pos
 
 def test_change_details_in_json() -> None:
     shown = to_object(counted(40, [100], {"max_drop": 0.5}))
-    assert shown["details"] == {
+    assert shown["details"] == {  # `incidents` not written when 0
         "rows": 40,
         "window_seconds": 86400.0,
         "history": 1,
@@ -221,13 +240,7 @@ def test_runs_recorded_in_the_state_database_are_the_reference(tmp_path: Path) -
         for h in range(1, 6)
         for u in range(1, 101)
     ] + [(u, NOW - timedelta(minutes=10), 1.0, "red") for u in range(1, 41)]
-    write_online(tmp_path / "online.db", [(1, NOW, 1.0, "red")])
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'offline.db'}")
-    write_offline(engine, rows)
-    engine.dispose()
-    store = f"{{type: sql, url: 'sqlite:///{tmp_path / 'offline.db'}'}}"
-    path = config(tmp_path, store, "table: user_stats", CHECKS, tmp_path / "state.db")
-    with build_app(load(path, {})) as app:
+    with app_with(tmp_path, rows, CHECKS) as app:
         assert app.state is not None
         earlier = []
         for hours in (3, 2, 1):
@@ -254,7 +267,7 @@ def test_runs_recorded_in_the_state_database_are_the_reference(tmp_path: Path) -
     assert (now.value, now.status) == (40.0, Status.FAIL)
     assert now.threshold == Threshold("min", 50.0, 80.0, "count")
     assert details(now) == RowCountDetails(
-        rows=40, window_seconds=3600.0, history=3, reference=100.0, change=-0.6
+        rows=40, window_seconds=3600.0, history=3, reference=100.0, change=-0.6, incidents=0
     )
 
 
@@ -264,3 +277,70 @@ def test_a_change_given_no_earlier_counts_is_an_error_never_a_pass() -> None:
     assert result.status is Status.ERROR
     assert isinstance(result.details, ErrorDetails)
     assert result.details.reason == "no earlier counts were read: no change to judge"
+
+
+INCIDENT_CHECKS = """\
+      - {kind: row_count, window: 1h, change: {against: 2, max_drop: 0.5, warn_drop: 0.2}}"""
+
+
+def test_a_recorded_incident_is_not_the_reference_of_the_next_runs(tmp_path: Path) -> None:
+    """Hours of 100 rows, but the hour judged at NOW - 2h holds 10 (a 90% drop: it fails),
+    and the last 10 minutes 40. The run at NOW compares 40 with the 100s of NOW - 1h and
+    NOW - 3h, not with the incident's 10 (which would make the reference 55 and 40 a mere
+    warning): it fails, one incident passed over."""
+    rows = [
+        (u, NOW - timedelta(hours=h, minutes=30), 1.0, "red")
+        for h in range(1, 6)
+        for u in range(1, 11 if h == 2 else 101)
+    ] + [(u, NOW - timedelta(minutes=10), 1.0, "red") for u in range(1, 41)]
+    with app_with(tmp_path, rows, INCIDENT_CHECKS) as app:
+        earlier = []
+        for hours in (4, 3, 2, 1):
+            run = run_once(app, NOW - timedelta(hours=hours))
+            app.record(run)
+            earlier.append(run.results[0])
+        last = run_once(app, NOW)
+    (now,) = last.results
+    assert "median of 2 earlier counts; 1 of failing runs left out" in render_report(last)
+    assert [(r.value, r.status) for r in earlier] == [
+        (100.0, Status.PASS),
+        (100.0, Status.PASS),
+        (10.0, Status.FAIL),
+        (100.0, Status.PASS),
+    ]
+    assert details(earlier[3]).incidents == 1
+    assert (now.value, now.status) == (40.0, Status.FAIL)
+    assert details(now) == RowCountDetails(
+        rows=40, window_seconds=3600.0, history=2, reference=100.0, change=-0.6, incidents=1
+    )
+
+
+@pytest.mark.every_state_backend
+def test_a_count_recorded_for_this_run_is_never_its_own_reference(state: StateStore) -> None:
+    """A count already recorded at this run's scheduled time (the run judged again) and one
+    after it are not earlier counts: only the one before is read."""
+    planned = plan({"kind": "row_count", "change": {"max_drop": 0.5}})
+    for i, (hours, rows) in enumerate([(-1, 100), (0, 1000), (1, 1000)]):
+        at = AT + hours * HOUR
+        state.record_run(RunResult(f"run-{i}", at, at, at, (count_result(planned, rows),)))
+    observed = analytics.measure(
+        planned.view, [planned], None, state, {"offline": offline({RowCount(DAY): 90})}, AT
+    )
+    history = observed[planned.id]
+    assert isinstance(history, CountHistory)
+    assert [(p.scheduled_at, p.rows) for p in history.past] == [(AT - HOUR, 100.0)]
+
+
+def count_result(planned: PlannedCheck, rows: int) -> CheckResult:
+    """A passing result of `planned` that counted `rows` in a one-day window."""
+    return evaluate(planned, CountHistory(offline({RowCount(DAY): rows}), ()), AT)
+
+
+def app_with(root: Path, rows: Sequence[OfflineRowSpec], checks: str) -> App:
+    """An app over an offline SQLite table of `rows` and a SQLite state database."""
+    write_online(root / "online.db", [(1, NOW, 1.0, "red")])
+    engine = sa.create_engine(f"sqlite:///{root / 'offline.db'}")
+    write_offline(engine, rows)
+    engine.dispose()
+    store = f"{{type: sql, url: 'sqlite:///{root / 'offline.db'}'}}"
+    return build_app(load(config(root, store, "table: user_stats", checks, root / "state.db"), {}))

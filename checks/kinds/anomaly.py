@@ -1,8 +1,11 @@
 """Anomaly: one check's value against its own recent history (DESIGN.md section 3).
 
-Over the last `window` recorded values of the check named by `of` (runs without a value, errors
-say, are left out), with x the value judged (this run's, for a check of the same view; else the
-newest recorded one, judged against the values before it):
+Over the last `window` recorded values of the check named by `of`, with x the value judged (this
+run's, for a check of the same view; else the newest recorded one, judged against the values
+before it). Left out: runs without a value (errors, say), and incidents, the runs in which the
+watched check itself failed or erred: a baseline that learnt an outage would call the next one
+normal. The window is filled with the values before them instead, and the details count the
+incidents skipped. The past values are all scheduled before the judged run, never that run:
 
     median = the median of the past values
     MAD    = the median of |value - median| over the past values
@@ -15,9 +18,16 @@ same), z is 0 if x equals them and +-`Z_CAP` otherwise: any change of a constant
 
 The value held against the threshold is |z| (`direction: both`), z (`up`: only rises count)
 or -z (`down`). Fewer than `min_history` past values: the check passes, unjudged, with "not
-enough history" in its details and no value. No seasonality is modelled: a metric with a daily
-cycle wants a window of about one cycle, or no anomaly check. Switch a check off with
-`enabled: false` (or remove it); its history stays in the state database.
+enough history" in its details and no value.
+
+With `seasonality` (`daily` or `weekly`), the past values are instead one per earlier day or
+week: the value recorded nearest the same time of day or week as x, within `tolerance`, over
+the last `window` such seasons (incidents left out as above). A metric with a weekly cycle
+(weekends quiet, a Monday batch) is then judged against the same hour of earlier weeks, not
+against the hours just before it.
+
+Switch a check off with `enabled: false` (or remove it); its history stays in the state
+database.
 """
 
 from __future__ import annotations
@@ -28,13 +38,14 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from checks.kinds.base import Judge, Kind, build, error, narrow
-from checks.model import AnomalyCheck, FeatureView
-from checks.observation import MetricHistory
+from checks.kinds.base import Judge, Kind, baseline, build, error, narrow
+from checks.model import SEASONS, AnomalyCheck, FeatureView
+from checks.observation import MetricHistory, PastValue
 from checks.planned import PlannedCheck
 from checks.result import AnomalyDetails, CheckResult, Status, Threshold
 
 Z_CAP = 1000.0  # |z| of a change of a constant history
+SEASON_MARGIN = 10  # seasons read beyond `window`, for the incidents and seasons without a value
 _MAD_Z = 0.6745  # the 0.75 quantile of the standard normal: MAD / 0.6745 estimates sigma
 _MEAN_AD_Z = math.sqrt(math.pi / 2)  # E|X - mu| = sigma sqrt(2 / pi) for a normal X
 
@@ -57,12 +68,40 @@ def robust_z(value: float, past: Sequence[float]) -> tuple[float, float, float, 
     return z, median, mad, "constant"
 
 
-def evaluate(planned: PlannedCheck, history: MetricHistory, at: datetime) -> CheckResult:  # noqa: ARG001 - every kind's evaluate takes (planned, observation, at); this one needs no time
+def seasons(check: AnomalyCheck, judged_at: datetime) -> list[datetime]:
+    """The same time of day or week as `judged_at` on the days or weeks before it, newest
+    first, `SEASON_MARGIN` beyond `window` (none without `seasonality`): the times whose
+    values are read and judged against."""
+    if check.seasonality is None:
+        return []
+    period = SEASONS[check.seasonality]
+    return [judged_at - k * period for k in range(1, check.window + SEASON_MARGIN + 1)]
+
+
+def seasonal(
+    check: AnomalyCheck, past: Sequence[PastValue], judged_at: datetime
+) -> list[PastValue]:
+    """One value per earlier season, newest first: the one nearest the season's time within
+    `tolerance`, an incident only when every value that near is one. A season without a value
+    that near (the daemon was down, say) is skipped."""
+    picked = []
+    for centre in seasons(check, judged_at):
+        near = [p for p in past if abs(p.scheduled_at - centre) <= check.tolerance]
+        if near:
+            picked.append(min(near, key=lambda p: (p.incident, abs(p.scheduled_at - centre))))
+    return picked
+
+
+def evaluate(planned: PlannedCheck, history: MetricHistory, at: datetime) -> CheckResult:
     check = narrow(planned, AnomalyCheck)
     limit = threshold(check)
     if history.current is None:
         return error(planned, limit, f"{history.of} has no value to judge (none recorded yet)")
-    past = [p.value for p in history.past[: check.window] if math.isfinite(p.value)]
+    finite = [p for p in history.past if math.isfinite(p.value)]
+    if check.seasonality is not None:
+        finite = seasonal(check, finite, history.current_at or at)
+    kept, incidents = baseline(finite, check.window)
+    past = [p.value for p in kept]
     details = AnomalyDetails(
         of=history.of,
         current=history.current,
@@ -74,6 +113,7 @@ def evaluate(planned: PlannedCheck, history: MetricHistory, at: datetime) -> Che
         z=None,
         scale=None,
         direction=check.direction,
+        incidents=incidents,
     )
     if len(past) < check.min_history:
         reason = f"not enough history: {len(past)} of {check.min_history} past values"

@@ -4,11 +4,11 @@ from a planned check."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from checks.model import AnyCheck, FeatureView, Target
 from checks.observation import OfflineMetric, OnlineObservation, ProbeFailure, SodaObservation
@@ -18,6 +18,16 @@ from checks.source import Path
 
 C = TypeVar("C", bound=AnyCheck)
 Obs = TypeVar("Obs")
+
+
+class Recorded(Protocol):
+    """A past value of a check as a baseline sees it: an incident or not."""
+
+    @property
+    def incident(self) -> bool: ...
+
+
+R = TypeVar("R", bound=Recorded)
 
 
 @dataclass(frozen=True)
@@ -239,3 +249,19 @@ def narrow(planned: PlannedCheck, kind: type[C]) -> C:
     if not isinstance(planned.check, kind):
         raise TypeError(f"{planned.id} is a {planned.kind} check, not {kind.__name__}")
     return planned.check
+
+
+def baseline(points: Iterable[R], size: int) -> tuple[list[R], int]:
+    """The newest `size` of `points` (newest first) that are not incidents, and how many
+    incidents were passed over while filling them. A baseline that learnt the runs in which
+    the check failed would take the next outage for normal."""
+    kept: list[R] = []
+    incidents = 0
+    for point in points:
+        if len(kept) == size:
+            break
+        if point.incident:
+            incidents += 1
+        else:
+            kept.append(point)
+    return kept, incidents

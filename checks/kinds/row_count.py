@@ -6,8 +6,10 @@ more than `warn_max` warn. An empty window is a count of zero, not an error: it 
 `min` is there to catch.
 
 `change` turns the change against history into the same kind of bounds. With R the median of
-the check's last `against` recorded counts (the state database; runs that measured nothing are
-left out, and so are those of an earlier window length: the window lies in each result):
+the check's last `against` recorded counts scheduled before this run (the state database; runs
+that measured nothing are left out, and so are those of an earlier window length, the window
+lying in each result, and incidents, the runs in which this check failed or erred: the count of
+an outage is no reference for the next one; the details say how many were passed over):
 
     fail below  R (1 - max_drop)       warn below  R (1 - warn_drop)
     fail above  R (1 + max_rise)       warn above  R (1 + warn_rise)
@@ -28,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
-from checks.kinds.base import Judge, Kind, build, error, narrow
+from checks.kinds.base import Judge, Kind, baseline, build, error, narrow
 from checks.model import RowCountCheck
 from checks.observation import CountHistory, OfflineMetric, OfflineObservation, RowCount
 from checks.planned import PlannedCheck, window_of
@@ -88,8 +90,12 @@ def with_history(planned: PlannedCheck, observed: CountHistory, at: datetime) ->
     if change is None:  # nothing to compare: as without history
         return offline(planned, observed.offline, at)
     window = window_of(planned).total_seconds()
-    past = [p.rows for p in observed.past if p.window_seconds in (None, window)][: change.against]
-    details = RowCountDetails(rows=rows, window_seconds=window, history=len(past))
+    comparable = (p for p in observed.past if p.window_seconds in (None, window))
+    kept, incidents = baseline(comparable, change.against)
+    past = [p.rows for p in kept]
+    details = RowCountDetails(
+        rows=rows, window_seconds=window, history=len(past), incidents=incidents
+    )
     if len(past) < change.min_history:
         reason = f"not enough history: {len(past)} of {change.min_history} earlier counts"
         return build(planned, threshold(check), float(rows), replace(details, reason=reason))

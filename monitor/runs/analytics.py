@@ -23,8 +23,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 
+from checks.kinds.anomaly import seasons
 from checks.kinds.skew import compared_features
-from checks.model import DistributionDriftCheck, FeatureView, RowCountCheck, SchemaDriftCheck
+from checks.model import (
+    AnomalyCheck,
+    DistributionDriftCheck,
+    FeatureView,
+    RowCountCheck,
+    SchemaDriftCheck,
+)
 from checks.observation import (
     BaselineObservation,
     CountHistory,
@@ -40,11 +47,11 @@ from checks.observation import (
     SkewObservation,
 )
 from checks.plan import PlannedCheck, current_bounds, reference_bounds
-from checks.result import CheckResult
+from checks.result import CheckResult, Status
 from monitor.abc import EntityKey, OfflineStore, StateReader
 from monitor.errors import QueryFailed, StoreError
 from monitor.state import StateError
-from monitor.state.values import Baseline
+from monitor.state.values import Baseline, HistoryPoint
 
 log = logging.getLogger(__name__)
 
@@ -81,30 +88,60 @@ def measure(
 
 def history(
     planned: PlannedCheck,
-    of: str,
-    window: int,
+    check: AnomalyCheck,
     results: Iterable[CheckResult],
     state: StateReader | None,
+    at: datetime,
 ) -> Observation:
     """The values an anomaly check judges: this run's value of a check of the same view, or
-    else the newest recorded one, and up to `window` earlier values."""
+    else the newest one recorded at or before `at`, and the earlier values, each scheduled
+    before the judged one (so the judged run is never in its own baseline): the last runs,
+    with a margin beyond `window` for the incidents and runs without a value the check leaves
+    out, or with `seasonality` the runs near the same time of its earlier seasons."""
     if state is None:
         return ProbeFailure(planned.store, planned.view.name, "no state database: no history")
     same_view = {r.check: r for r in results}
-    ids = (of, f"{planned.view.name}.{of}")
+    ids = (check.of, f"{planned.view.name}.{check.of}")
     current = next((same_view[i] for i in ids if i in same_view), None)
-    target = current.check if current is not None else of
+    target = current.check if current is not None else check.of
     try:
-        points = state.history(target, window + (0 if current is not None else 1))
+        if current is not None:
+            return MetricHistory(target, current.value, None, _past(state, check, target, at))
+        newest = _values(state.history(target, 1, until=at))
+        if not newest:
+            return MetricHistory(target, None, None, ())
+        judged_at = newest[0].scheduled_at
+        past = _past(state, check, target, judged_at)
+        return MetricHistory(target, newest[0].value, judged_at, past)
     except StateError as exc:
         log.warning("reading the history of %s failed: %s", target, exc)
         return ProbeFailure(planned.store, planned.view.name, str(exc))
-    past = [PastValue(p.scheduled_at, p.value) for p in points if p.value is not None]
-    if current is not None:
-        return MetricHistory(target, current.value, None, tuple(past))
-    if not past:
-        return MetricHistory(target, None, None, ())
-    return MetricHistory(target, past[0].value, past[0].scheduled_at, tuple(past[1:]))
+
+
+def _past(
+    state: StateReader, check: AnomalyCheck, target: str, judged_at: datetime
+) -> tuple[PastValue, ...]:
+    """The recorded values of `target` an anomaly check may judge the value at `judged_at`
+    against, all scheduled before it, newest first. Raises `StateError`."""
+    if check.seasonality is not None:
+        points = state.history_near(target, seasons(check, judged_at), check.tolerance)
+    else:
+        points = state.history(target, 2 * check.window + 10, until=judged_at)
+    return tuple(p for p in _values(points) if p.scheduled_at < judged_at)
+
+
+def _values(points: Iterable[HistoryPoint]) -> list[PastValue]:
+    """The points that hold a value, incidents marked."""
+    return [
+        PastValue(p.scheduled_at, p.value, incident(p.status))
+        for p in points
+        if p.value is not None
+    ]
+
+
+def incident(status: Status) -> bool:
+    """Whether a past run of a check is an incident, left out of the check's baselines."""
+    return status in (Status.FAIL, Status.ERROR)
 
 
 def _skew(
@@ -197,8 +234,10 @@ def _counts(
     offline: Observation | None,
     at: datetime,
 ) -> Observation:
-    """This run's count and the check's earlier ones. Reads a margin beyond `against`, so that
-    a few runs that measured nothing or counted another window still leave enough."""
+    """This run's count and the check's earlier ones (`until` is exclusive: never this run's
+    own, were it recorded already), incidents marked. Reads a margin beyond `against`, so that
+    a few runs that measured nothing, counted another window or were incidents still leave
+    enough."""
     if not isinstance(offline, OfflineObservation):
         return offline or ProbeFailure(planned.store, view.name, "the offline store was not read")
     if state is None:
@@ -211,7 +250,9 @@ def _counts(
         log.warning("reading the earlier counts of %s failed: %s", planned.id, exc)
         return ProbeFailure(planned.store, view.name, str(exc))
     past = tuple(
-        PastCount(r.scheduled_at, r.value, _number(r.details.get("window_seconds")))
+        PastCount(
+            r.scheduled_at, r.value, _number(r.details.get("window_seconds")), incident(r.status)
+        )
         for r in found
         if r.value is not None
     )

@@ -113,7 +113,7 @@ def _with_anomalies(
             out.append(result)
             continue
         check = anomaly.KIND.narrow(p.check)  # the one kind measured by the run's results
-        observed = analytics.history(p, check.of, check.window, done, stores.state)
+        observed = analytics.history(p, check, done, stores.state, at)
         out.append(_evaluate(p, observed, at, stores.secrets))
     return out
 

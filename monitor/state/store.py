@@ -229,6 +229,29 @@ class StateStore:
             found = conn.execute(query).mappings().all()
         return [rows.to_point(row) for row in found]
 
+    def history_near(
+        self, check: str, times: Sequence[datetime], tolerance: timedelta
+    ) -> list[HistoryPoint]:
+        """The values of one check scheduled within `tolerance` of any of `times`, newest
+        first: an anomaly check's earlier seasons, read in one query however long the days
+        or weeks between them."""
+        if not times:
+            return []
+        near = [
+            results.c.scheduled_at.between(
+                rows.aware(t - tolerance, "time"), rows.aware(t + tolerance, "time")
+            )
+            for t in times
+        ]
+        query = (
+            sa.select(results.c.run_id, results.c.scheduled_at, results.c.value, results.c.status)
+            .where(results.c.check_id == check, sa.or_(*near))
+            .order_by(results.c.scheduled_at.desc(), results.c.run_id.desc(), results.c.seq)
+        )
+        with self._db.read(f"reading the seasons of {check}") as conn:
+            found = conn.execute(query).mappings().all()
+        return [rows.to_point(row) for row in found]
+
     def latest_by_check(self) -> list[StoredResult]:
         """The newest result of every check that has one, by check id: what Prometheus and the
         status API show. Reads one row per check, however long the history."""
