@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from checks.duration import Duration, format_duration
+from checks.rules import exactly_one
 from checks.schedule import DEFAULT_SCHEDULE, Schedule
 
 Severity = Literal["P1", "P2", "P3", "P4"]
@@ -166,11 +167,7 @@ class OfflineSource(Strict):
 
     @model_validator(mode="after")
     def _one_location(self) -> OfflineSource:
-        if (self.table is None) == (self.path is None):
-            found = "neither" if self.table is None else "both"
-            raise ValueError(
-                f"expected exactly one of `table` (sql) or `path` (parquet), found {found}"
-            )
+        exactly_one(self, "table", "path", (" (sql)", " (parquet)"))
         if self.partition is not None and self.path is None:
             raise ValueError(
                 "expected `partition` only with `path` (a Hive-partitioned Parquet dataset), "
@@ -593,11 +590,7 @@ class SodaCheck(CheckBase):
 
     @model_validator(mode="after")
     def _one_contract(self) -> SodaCheck:
-        if (self.contract is None) == (self.contract_file is None):
-            found = "neither" if self.contract is None else "both"
-            raise ValueError(
-                f"expected exactly one of `contract` or `contract_file`, found {found}"
-            )
+        exactly_one(self, "contract", "contract_file")
         return self
 
 

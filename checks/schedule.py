@@ -8,6 +8,7 @@ from datetime import timedelta
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from checks.duration import Duration
+from checks.rules import exactly_one
 
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?LW#]+$")
 
@@ -40,9 +41,7 @@ class Schedule(BaseModel):
 
     @model_validator(mode="after")
     def _one_trigger(self) -> Schedule:
-        if (self.every is None) == (self.cron is None):
-            found = "neither" if self.every is None else "both"
-            raise ValueError(f"expected exactly one of `every` or `cron`, found {found}")
+        exactly_one(self, "every", "cron")
         if self.every is not None and self.every < timedelta(seconds=1):
             raise ValueError(f"expected `every` of at least 1s, found {self.every}")
         return self

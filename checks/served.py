@@ -38,6 +38,7 @@ from checks.result import (
     ModelFreshnessRiskDetails,
     ModelNullRateDetails,
 )
+from checks.rules import exactly_one
 from checks.schedule import DEFAULT_SCHEDULE, Schedule
 from checks.source import Path
 
@@ -74,11 +75,7 @@ class ServingLog(Strict):
 
     @model_validator(mode="after")
     def _one_location(self) -> ServingLog:
-        if (self.table is None) == (self.path is None):
-            found = "neither" if self.table is None else "both"
-            raise ValueError(
-                f"expected exactly one of `table` (sql) or `path` (parquet), found {found}"
-            )
+        exactly_one(self, "table", "path", (" (sql)", " (parquet)"))
         return self
 
 
@@ -98,9 +95,7 @@ class RequestSample(Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> RequestSample:
-        if (self.query is None) == (self.ids_file is None):
-            found = "neither" if self.query is None else "both"
-            raise ValueError(f"expected exactly one of `query` or `ids_file`, found {found}")
+        exactly_one(self, "query", "ids_file")
         if self.query is not None and self.store is None:
             raise ValueError("expected a `store` for the `query` to run on, found none")
         return self
@@ -275,9 +270,7 @@ class Model(Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> Model:
-        if (self.serving_log is None) == (self.requests is None):
-            found = "neither" if self.serving_log is None else "both"
-            raise ValueError(f"expected exactly one of `serving_log` or `requests`, found {found}")
+        exactly_one(self, "serving_log", "requests")
         return self
 
     @property

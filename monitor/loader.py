@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import SecretStr
 
@@ -44,6 +45,8 @@ from monitor.daemon.scheduler import problems as schedule_problems
 from monitor.stores.sql.serving_log import ENGINES as SERVING_LOG_ENGINES
 
 log = logging.getLogger(__name__)
+
+Owner = TypeVar("Owner", FeatureView, Model)
 
 
 @dataclass(frozen=True)
@@ -174,7 +177,7 @@ def load(
         problems.extend(doc.problem(p, message) for p, message in problems_of(check_file))
         for index, declared in enumerate(check_file.feature_views):
             view_path = ("feature_views", index)
-            view = _resolve_view(declared, file.parent)
+            view = _with_ids_file(declared, "online", file.parent)
             view = _read_contracts(view, file.parent, doc, view_path, problems)
             loaded = LoadedView(
                 view, doc.source, doc.line_of(view_path), tuple(plan_view(view, view_path))
@@ -261,7 +264,7 @@ def _load_models(
     seen: dict[str, LoadedModel] = {}
     for doc, index, written in declared:
         path: tuple[str | int, ...] = ("models", index)
-        model = _resolve_model_files(written, Path(doc.source).parent)
+        model = _with_ids_file(written, "requests", Path(doc.source).parent)
         served, found = resolve(model, views, path)
         problems.extend(doc.problem(p, m) for p, m in found)
         problems.extend(_model_store_problems(model, path, doc, config))
@@ -279,15 +282,6 @@ def _load_models(
         problems.extend(_unique_ids(doc, planned, seen_ids))
         out.append(loaded)
     return out
-
-
-def _resolve_model_files(model: Model, base: Path) -> Model:
-    """A request sample's `ids_file` is relative to the check file that names it."""
-    requests = model.requests
-    if requests is None or requests.ids_file is None:
-        return model
-    ids_file = str(_absolute(requests.ids_file, base))
-    return model.model_copy(update={"requests": requests.model_copy(update={"ids_file": ids_file})})
 
 
 def _offline_only(
@@ -475,13 +469,14 @@ def _resolve_paths(config: Config, base: Path, data: Path) -> Config:
     return config.model_copy(update={"stores": stores, "reports": reports, "state": state})
 
 
-def _resolve_view(view: FeatureView, base: Path) -> FeatureView:
-    """An `ids_file` is relative to the check file that names it."""
-    online = view.online
-    if online is None or online.ids_file is None:
-        return view
-    ids_file = str(_absolute(online.ids_file, base))
-    return view.model_copy(update={"online": online.model_copy(update={"ids_file": ids_file})})
+def _with_ids_file(owner: Owner, part: str, base: Path) -> Owner:
+    """An `ids_file` (of a view's `online` source, or of a model's `requests`) is relative to
+    the check file that names it."""
+    source = getattr(owner, part)
+    if source is None or source.ids_file is None:
+        return owner
+    ids_file = str(_absolute(source.ids_file, base))
+    return owner.model_copy(update={part: source.model_copy(update={"ids_file": ids_file})})
 
 
 def _read_contracts(

@@ -20,7 +20,7 @@ from checks.served_judge import error as model_error
 from monitor.app import App
 from monitor.daemon.observer import RunObserver
 from monitor.loader import LoadedModel, LoadedView
-from monitor.runs.probe import probe_view
+from monitor.runs.probe import Stores, probe_view
 from monitor.runs.served import probe_model
 
 log = logging.getLogger(__name__)
@@ -118,15 +118,13 @@ def view_results(
     Returns the results, in the order the checks were declared, and the CPU seconds the probe
     took on this thread (the store queries, the decoding of their replies and the
     evaluation). `on_probe` replaces the stores' probe callback (the daemon's observer)."""
-    cpu = time.thread_time()
-    try:
-        stores = app.stores if on_probe is None else replace(app.stores, on_probe=on_probe)
-        results: list[CheckResult] = probe_view(view.view, view.planned, stores, scheduled_at)
-    except Exception as exc:  # the per-view boundary: the view's checks are recorded as errors
-        log.exception("probe of view %s failed", view.view.name)
-        reason = app.stores.secrets.scrub(f"internal error: {type(exc).__name__}: {exc}")
-        results = [error_result(planned, reason) for planned in view.planned]
-    return results, time.thread_time() - cpu
+    return _guarded(
+        app,
+        f"view {view.view.name}",
+        lambda stores: probe_view(view.view, view.planned, stores, scheduled_at),
+        lambda reason: [error_result(planned, reason) for planned in view.planned],
+        on_probe,
+    )
 
 
 def model_results(
@@ -137,12 +135,30 @@ def model_results(
 ) -> tuple[list[CheckResult], float]:
     """Probe one model and judge its checks (as `view_results` does for a view): the results
     in the order the checks were declared, and the CPU seconds it took on this thread."""
+    return _guarded(
+        app,
+        f"model {model.name}",
+        lambda stores: probe_model(model, stores, scheduled_at),
+        lambda reason: [model_error(planned, reason) for planned in model.planned],
+        on_probe,
+    )
+
+
+def _guarded(
+    app: App,
+    what: str,
+    probe: Callable[[Stores], list[CheckResult]],
+    errors: Callable[[str], list[CheckResult]],
+    on_probe: Callable[[str, str, float, bool], None] | None,
+) -> tuple[list[CheckResult], float]:
+    """`probe`'s results and the CPU seconds it took on this thread; a failure outside the
+    probe's own guards (the per-view or per-model boundary) becomes `errors` of its reason,
+    scrubbed of every secret."""
     cpu = time.thread_time()
     try:
         stores = app.stores if on_probe is None else replace(app.stores, on_probe=on_probe)
-        results = probe_model(model, stores, scheduled_at)
-    except Exception as exc:  # the per-model boundary: its checks are recorded as errors
-        log.exception("probe of model %s failed", model.name)
-        reason = app.stores.secrets.scrub(f"internal error: {type(exc).__name__}: {exc}")
-        results = [model_error(planned, reason) for planned in model.planned]
+        results = probe(stores)
+    except Exception as exc:  # the boundary: the checks are recorded as errors
+        log.exception("probe of %s failed", what)
+        results = errors(app.stores.secrets.scrub(f"internal error: {type(exc).__name__}: {exc}"))
     return results, time.thread_time() - cpu
